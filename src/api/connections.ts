@@ -1,0 +1,108 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CONTROL } from '../auth/fields.js';
+import type { IntegrationConfig } from '../config/types.js';
+import { CredproxyError } from '../errors.js';
+import { checkEntityId } from '../proxy/identify.js';
+import type { Runtime } from '../runtime.js';
+import type { Connection } from '../store/types.js';
+import { readJson, sendJson } from './http.js';
+import { connectionView } from './views.js';
+
+function integrationOf(rt: Runtime, name: string): IntegrationConfig {
+  const i = rt.current.config.integrations.get(name);
+  if (!i) throw new CredproxyError('not_found', `no integration named "${name}"`);
+  return i;
+}
+
+async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof CredproxyError) throw err;
+    throw new CredproxyError('store_unavailable', 'the store does not answer');
+  }
+}
+
+/** Declared params only; defaults filled; each value checked against its pattern. */
+export function acceptParams(integration: IntegrationConfig, input: unknown): Record<string, string> {
+  if (input !== undefined && (input === null || typeof input !== 'object' || Array.isArray(input))) {
+    throw new CredproxyError('bad_request', 'params must be an object');
+  }
+  const given = (input ?? {}) as Record<string, unknown>;
+  const declared = new Map(integration.params.map((p) => [p.name, p]));
+  const unknown = Object.keys(given).filter((k) => !declared.has(k));
+  if (unknown.length > 0) {
+    throw new CredproxyError('bad_request', `params: unknown ${unknown.join(', ')}; "${integration.name}" declares ${[...declared.keys()].join(', ') || 'none'}`);
+  }
+  const out: Record<string, string> = {};
+  for (const p of integration.params) {
+    const v = given[p.name] ?? p.default;
+    if (v === undefined) throw new CredproxyError('bad_request', `params.${p.name} is required`);
+    if (typeof v !== 'string' || v === '' || CONTROL.test(v)) {
+      throw new CredproxyError('bad_request', `params.${p.name} must be a non-empty string without control characters`);
+    }
+    if (p.pattern && !new RegExp(p.pattern).test(v)) {
+      throw new CredproxyError('bad_request', `params.${p.name} does not match the pattern ${p.pattern}`);
+    }
+    out[p.name] = v;
+  }
+  return out;
+}
+
+export async function putConnection(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
+  checkEntityId(entity, 'the entity in the path');
+  const integration = integrationOf(rt, name);
+  const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
+  const { scheme: schemeName, params, credentials, ...rest } = body;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw new CredproxyError('bad_request', `unknown key ${extra.join(', ')}; expected scheme, params, credentials`);
+  if (schemeName !== undefined && typeof schemeName !== 'string') throw new CredproxyError('bad_request', 'scheme must be a string');
+  const resolved = schemeName === undefined ? integration.schemes[0] : integration.schemes.find((s) => s.scheme.type === schemeName);
+  if (!resolved) {
+    throw new CredproxyError('bad_request', `integration "${name}" has no scheme "${schemeName}"; it offers ${integration.schemes.map((s) => s.scheme.type).join(', ')}`);
+  }
+  if (credentials === null || typeof credentials !== 'object' || Array.isArray(credentials)) {
+    throw new CredproxyError('bad_request', 'credentials must be an object');
+  }
+  const now = Date.now();
+  const accepted = resolved.scheme.accept(credentials as Record<string, unknown>, now);
+  const acceptedParams = acceptParams(integration, params);
+  const existing = await storeCall(() => rt.store.get(entity, name));
+  const connection: Connection = {
+    entity,
+    integration: name,
+    scheme: resolved.scheme.type,
+    params: acceptedParams,
+    status: 'active',
+    credentials: accepted.credentials,
+    expires_at: accepted.expires_at,
+    scopes: accepted.scopes,
+    created_at: existing?.created_at ?? now,
+    updated_at: now,
+  };
+  await storeCall(() => rt.store.put(connection));
+  rt.log.info({ entity, integration: name, scheme: connection.scheme }, 'connection stored');
+  sendJson(res, 200, connectionView(connection));
+}
+
+export async function getConnection(rt: Runtime, res: ServerResponse, entity: string, name: string) {
+  checkEntityId(entity, 'the entity in the path');
+  integrationOf(rt, name);
+  const c = await storeCall(() => rt.store.get(entity, name));
+  if (!c) throw new CredproxyError('not_found', `entity "${entity}" has no connection for "${name}"`);
+  sendJson(res, 200, connectionView(c));
+}
+
+export async function listConnections(rt: Runtime, res: ServerResponse, entity: string) {
+  checkEntityId(entity, 'the entity in the path');
+  const names = [...rt.current.config.integrations.keys()];
+  const list = await storeCall(() => rt.store.list(entity, names));
+  sendJson(res, 200, { entity, connections: list.map(connectionView) });
+}
+
+export async function deleteConnection(rt: Runtime, res: ServerResponse, entity: string, name: string) {
+  checkEntityId(entity, 'the entity in the path');
+  await storeCall(() => rt.store.delete(entity, name));
+  rt.log.info({ entity, integration: name }, 'connection deleted');
+  res.writeHead(204).end();
+}

@@ -1,0 +1,92 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
+import type { Runtime } from '../runtime.js';
+import { deleteConnection, getConnection, listConnections, putConnection } from './connections.js';
+import { requireAdmin, sendJson } from './http.js';
+import { integrationView } from './views.js';
+
+type Handler = (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void> | void;
+interface Route {
+  method: string;
+  pattern: RegExp;
+  admin: boolean;
+  handler: Handler;
+}
+
+const SEG = '([^/]+)';
+const routes: Route[] = [
+  { method: 'GET', pattern: /^\/healthz$/, admin: false, handler: (_rt, _q, res) => sendJson(res, 200, { status: 'ok' }) },
+  {
+    method: 'GET',
+    pattern: /^\/readyz$/,
+    admin: false,
+    handler: async (rt, _q, res) => {
+      try {
+        await rt.store.ping();
+      } catch {
+        throw new CredproxyError('store_unavailable', 'the store does not answer');
+      }
+      sendJson(res, 200, { status: 'ready', integrations: rt.current.config.integrations.size });
+    },
+  },
+  {
+    method: 'GET',
+    pattern: /^\/metrics$/,
+    admin: false,
+    handler: async (rt, _q, res) => {
+      const text = await rt.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': rt.metrics.registry.contentType }).end(text);
+    },
+  },
+  {
+    method: 'GET',
+    pattern: /^\/api\/integrations$/,
+    admin: true,
+    handler: (rt, _q, res) => sendJson(res, 200, { integrations: [...rt.current.config.integrations.values()].map(integrationView) }),
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/api/integrations/${SEG}$`),
+    admin: true,
+    handler: (rt, _q, res, [name]) => {
+      const i = rt.current.config.integrations.get(name!);
+      if (!i) throw new CredproxyError('not_found', `no integration named "${name}"`);
+      sendJson(res, 200, integrationView(i));
+    },
+  },
+  { method: 'GET', pattern: new RegExp(`^/api/entities/${SEG}/connections$`), admin: true, handler: (rt, _q, res, [e]) => listConnections(rt, res, e!) },
+  { method: 'GET', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, handler: (rt, _q, res, [e, i]) => getConnection(rt, res, e!, i!) },
+  { method: 'PUT', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, handler: (rt, req, res, [e, i]) => putConnection(rt, req, res, e!, i!) },
+  { method: 'DELETE', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, handler: (rt, _q, res, [e, i]) => deleteConnection(rt, res, e!, i!) },
+];
+
+/** credproxy's own API: origin-form requests (`GET /healthz`). */
+export function createApiHandler(rt: Runtime) {
+  return async function handleApiRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://credproxy.invalid');
+      let pathMatched = false;
+      for (const r of routes) {
+        const m = r.pattern.exec(url.pathname);
+        if (!m) continue;
+        pathMatched = true;
+        if (r.method !== req.method && !(r.method === 'GET' && req.method === 'HEAD')) continue;
+        if (r.admin) requireAdmin(req, rt.adminToken);
+        const params = m.slice(1).map((p) => {
+          try {
+            return decodeURIComponent(p);
+          } catch {
+            throw new CredproxyError('bad_request', 'the path has a malformed %-escape');
+          }
+        });
+        await r.handler(rt, req, res, params);
+        return;
+      }
+      if (pathMatched) throw new CredproxyError('method_not_allowed', `${req.method} is not allowed on ${url.pathname}`);
+      throw new CredproxyError('not_found', `no such endpoint: ${url.pathname}`);
+    } catch (err) {
+      if (!isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the API');
+      sendError(res, isCredproxyError(err) ? err : new CredproxyError('internal_error'));
+    }
+  };
+}

@@ -1,0 +1,42 @@
+import type { IntegrationConfig } from '../config/types.js';
+import type { Connection } from '../store/types.js';
+
+/** What the API shows of an integration: everything a connect form needs, no secret. */
+export function integrationView(i: IntegrationConfig) {
+  return {
+    name: i.name,
+    description: i.description ?? null,
+    hosts: i.hosts.map((h) => h.source),
+    paths: i.paths,
+    upstream: i.upstream,
+    params: i.params.map((p) => ({ name: p.name, pattern: p.pattern ?? null, default: p.default ?? null, description: p.description ?? null })),
+    schemes: i.schemes.map(({ scheme }) => ({
+      type: scheme.type,
+      needs_connection: scheme.needsConnection,
+      fields: scheme.fields.map((f) => ({
+        name: f.name,
+        secret: f.secret,
+        optional: f.optional,
+        pattern: f.pattern?.source ?? null,
+        description: f.description ?? null,
+      })),
+    })),
+  };
+}
+
+/** What the API shows of a connection: which fields are present, never their values. */
+export function connectionView(c: Connection) {
+  return {
+    entity: c.entity,
+    integration: c.integration,
+    scheme: c.scheme,
+    params: c.params,
+    status: c.status,
+    reason: c.reason ?? null,
+    fields: Object.keys(c.credentials).sort(),
+    expires_at: c.expires_at === undefined ? null : new Date(c.expires_at).toISOString(),
+    scopes: c.scopes ?? null,
+    created_at: new Date(c.created_at).toISOString(),
+    updated_at: new Date(c.updated_at).toISOString(),
+  };
+}

@@ -1,0 +1,104 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { Agent } from 'undici';
+import { loadConfig, type LoadOptions } from './config/load.js';
+import type { Config } from './config/types.js';
+import { createLogger } from './log.js';
+import { Metrics } from './metrics.js';
+import { snapshotOf, type Runtime } from './runtime.js';
+import { createServer } from './server.js';
+import { openStore } from './store/open.js';
+import { readOrCreateSecret } from './store/secret-file.js';
+
+export interface StartOptions extends LoadOptions {
+  configDir: string;
+  logger?: Logger;
+  /** collect process metrics too (off in tests that run several instances) */
+  processMetrics?: boolean;
+}
+
+export interface RunningCredproxy {
+  url: string;
+  port: number;
+  server: Server;
+  runtime: Runtime;
+  close(): Promise<void>;
+}
+
+function adminTokenFor(config: Config, env: NodeJS.ProcessEnv, dataDir: string | undefined, log: Logger): string {
+  const given = config.settings.admin_token ?? env.CREDPROXY_ADMIN_TOKEN;
+  if (given) return given;
+  if (!dataDir) {
+    const token = randomBytes(24).toString('base64url');
+    log.warn({ admin_token_printed: true }, 'CREDPROXY_ADMIN_TOKEN is not set: generated one for this run (memory store)');
+    process.stderr.write(`credproxy admin token (this run only): ${token}\n`);
+    return token;
+  }
+  const path = join(dataDir, 'admin.token');
+  const { value, created } = readOrCreateSecret(path, 24);
+  if (created) {
+    process.stderr.write(`credproxy admin token (saved in ${path}, shown once): ${value}\n`);
+  } else {
+    log.info({ path }, 'admin token read from the data folder');
+  }
+  return value;
+}
+
+function upstreamAgent(config: Config): Agent {
+  const extra = config.settings.tls.upstream_ca;
+  const ca = extra ? [...rootCertificates, readFileSync(extra, 'utf8')] : undefined;
+  return new Agent({
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 600_000,
+    connections: 256,
+    connect: { timeout: config.settings.limits.upstream_connect_timeout_ms, ...(ca ? { ca } : {}) },
+  });
+}
+
+/** Loads the config, opens the store and listens; what `credproxy start` and the tests run. */
+export async function startCredproxy(opts: StartOptions): Promise<RunningCredproxy> {
+  const env = opts.env ?? process.env;
+  const config = loadConfig(opts.configDir, opts);
+  const log = opts.logger ?? createLogger({ level: config.settings.log.level });
+  const { store, dataDir } = await openStore(config.settings, env, log);
+  const runtime: Runtime = {
+    current: snapshotOf(config),
+    store,
+    log,
+    agent: upstreamAgent(config),
+    adminToken: adminTokenFor(config, env, dataDir, log),
+    metrics: new Metrics(opts.processMetrics ?? false),
+  };
+  const server = createServer(runtime);
+  const { host, port } = config.settings.listen;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const actual = (server.address() as AddressInfo).port;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  const url = `http://${shown}:${actual}`;
+  log.info({ url, integrations: [...config.integrations.keys()], store: config.settings.store.replace(/\/\/[^@]*@/, '//…@') }, 'credproxy listening');
+  return {
+    url,
+    port: actual,
+    server,
+    runtime,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await runtime.agent.close();
+      await store.close();
+    },
+  };
+}

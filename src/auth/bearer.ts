@@ -1,0 +1,12 @@
+import type { AuthConfig } from '../config/types.js';
+import { StaticScheme } from './static-scheme.js';
+
+/** A token the user pasted, sent as `Authorization: Bearer`. */
+export class BearerScheme extends StaticScheme {
+  readonly type = 'bearer';
+  readonly defaultInject = { headers: { Authorization: 'Bearer {{token}}' } };
+
+  constructor(config: AuthConfig) {
+    super(config, [{ name: 'token', secret: true, optional: false }]);
+  }
+}

@@ -1,0 +1,53 @@
+import type { AuthConfig } from '../config/types.js';
+import { CredproxyError } from '../errors.js';
+import { checkValue } from './fields.js';
+import type { AcceptedCredentials, AuthScheme, CredentialRequest, FieldInfo } from './types.js';
+
+/**
+ * OAuth 2.0 authorization-code connections: the connection holds a token set, obtained by
+ * the connect flow or migrated in through the admin API.
+ */
+export class OAuth2Scheme implements AuthScheme {
+  readonly type = 'oauth2';
+  readonly needsConnection = true;
+  readonly computed: readonly string[] = [];
+  readonly defaultInject = { headers: { Authorization: 'Bearer {{access_token}}' } };
+  readonly fields: readonly FieldInfo[] = [
+    { name: 'access_token', secret: true, optional: false },
+    { name: 'refresh_token', secret: true, optional: true },
+  ];
+
+  constructor(readonly config: AuthConfig) {}
+
+  accept(input: Record<string, unknown>, now: number): AcceptedCredentials {
+    const { access_token, refresh_token, expires_at, expires_in, scope, token_type: _t, ...rest } = input;
+    const unknown = Object.keys(rest);
+    if (unknown.length > 0) {
+      throw new CredproxyError('bad_request', `credentials: unknown field ${unknown.join(', ')}; expected access_token, refresh_token, expires_at or expires_in, scope`);
+    }
+    const credentials: Record<string, string> = { access_token: checkValue('access_token', access_token) };
+    if (refresh_token !== undefined && refresh_token !== null) credentials.refresh_token = checkValue('refresh_token', refresh_token);
+    const accepted: AcceptedCredentials = { credentials };
+    if (expires_at !== undefined && expires_in !== undefined) {
+      throw new CredproxyError('bad_request', 'credentials: give expires_at or expires_in, not both');
+    }
+    if (expires_in !== undefined) {
+      if (typeof expires_in !== 'number' || !(expires_in > 0)) throw new CredproxyError('bad_request', 'credentials.expires_in must be a positive number of seconds');
+      accepted.expires_at = now + expires_in * 1000;
+    } else if (expires_at !== undefined) {
+      const t = typeof expires_at === 'number' ? expires_at * 1000 : typeof expires_at === 'string' ? Date.parse(expires_at) : NaN;
+      if (!Number.isFinite(t)) throw new CredproxyError('bad_request', 'credentials.expires_at must be an ISO 8601 time or unix seconds');
+      accepted.expires_at = t;
+    }
+    if (scope !== undefined) {
+      if (typeof scope === 'string') accepted.scopes = scope.split(/[\s,]+/).filter(Boolean);
+      else if (Array.isArray(scope) && scope.every((s) => typeof s === 'string')) accepted.scopes = scope as string[];
+      else throw new CredproxyError('bad_request', 'credentials.scope must be a string or a list of strings');
+    }
+    return accepted;
+  }
+
+  values(req: CredentialRequest): Record<string, string> {
+    return req.connection?.credentials ?? {};
+  }
+}

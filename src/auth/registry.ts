@@ -1,0 +1,18 @@
+import type { AuthConfig, AuthType } from '../config/types.js';
+import { ApiKeyScheme } from './api-key.js';
+import { BasicScheme } from './basic.js';
+import { BearerScheme } from './bearer.js';
+import { OAuth2Scheme } from './oauth2.js';
+import type { AuthScheme, SchemeFactory } from './types.js';
+
+/** The lookup table of schemes, keyed by `auth.type`. A new scheme is one file and one line here. */
+export const SCHEMES: Partial<Record<AuthType, SchemeFactory>> = {
+  api_key: (c) => new ApiKeyScheme(c),
+  bearer: (c) => new BearerScheme(c),
+  basic: (c) => new BasicScheme(c),
+  oauth2: (c) => new OAuth2Scheme(c),
+};
+
+export function createScheme(config: AuthConfig): AuthScheme | undefined {
+  return SCHEMES[config.type]?.(config);
+}

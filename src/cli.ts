@@ -1,0 +1,94 @@
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startCredproxy } from './app.js';
+import { ConfigError, loadConfig } from './config/load.js';
+import { createLogger, type LogFormat } from './log.js';
+
+const HELP = `credproxy: a forward HTTP proxy that injects credentials
+
+Usage:
+  credproxy start    [--config DIR] [--port N] [--host H] [--log-format json|pretty]
+  credproxy validate [--config DIR]
+  credproxy --help
+
+Options:
+  --config DIR      config folder (credproxy.yaml, integrations/); default $CREDPROXY_CONFIG or ./config
+  --port N          listen port (overrides listen: and $PORT)
+  --host H          listen address (overrides listen:)
+  --log-format F    json (default when not a terminal) or pretty
+
+Environment:
+  CREDPROXY_CONFIG, PORT, CREDPROXY_SECRET_KEY, CREDPROXY_ADMIN_TOKEN
+
+Exit codes: 0 ok, 1 invalid config or failed start, 2 bad usage.
+`;
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'log-format': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    fail(`${(err as Error).message}\n\n${HELP}`, 2);
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0];
+  if (values.help || !command) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const configDir = resolve(values.config ?? process.env.CREDPROXY_CONFIG ?? 'config');
+  let port: number | undefined;
+  if (values.port !== undefined) {
+    port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: "${values.port}" is not a port number`, 2);
+  }
+  const format = values['log-format'] ?? (process.stdout.isTTY ? 'pretty' : 'json');
+  if (format !== 'json' && format !== 'pretty') fail(`--log-format: expected json or pretty`, 2);
+
+  switch (command) {
+    case 'validate': {
+      try {
+        const config = loadConfig(configDir);
+        process.stdout.write(`${configDir}: ok (${config.integrations.size} integration${config.integrations.size === 1 ? '' : 's'})\n`);
+      } catch (err) {
+        if (err instanceof ConfigError) fail(err.message, 1);
+        throw err;
+      }
+      return;
+    }
+    case 'start': {
+      const logger = createLogger({ format: format as LogFormat, level: process.env.LOG_LEVEL });
+      try {
+        const running = await startCredproxy({ configDir, host: values.host, port, logger, processMetrics: true });
+        const stop = () => {
+          running.close().then(() => process.exit(0), () => process.exit(1));
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      } catch (err) {
+        if (err instanceof ConfigError) fail(`credproxy: the config does not validate:\n${err.message}`, 1);
+        fail(`credproxy: ${(err as Error).message}`, 1);
+      }
+      return;
+    }
+    default:
+      fail(`unknown command "${command}"\n\n${HELP}`, 2);
+  }
+}
+
+await main(process.argv.slice(2));

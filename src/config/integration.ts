@@ -1,0 +1,102 @@
+import type { Document, Node } from 'yaml';
+import { createScheme } from '../auth/registry.js';
+import { compileTemplate } from '../auth/template.js';
+import type { CompiledInject } from '../auth/types.js';
+import { parseHostPattern, type HostPattern } from './hosts.js';
+import { lineOf, type SpecContext } from './spec.js';
+import type { AuthConfig, InjectConfig, IntegrationConfig, ParamConfig, ResolvedScheme } from './types.js';
+
+/** Headers the proxy itself owns on the upstream hop; injecting them would break framing or routing. */
+const RESERVED_HEADERS = new Set([
+  'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection',
+  'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade',
+]);
+
+/**
+ * The checks on an integration that need more than its shape: host patterns, the scheme
+ * objects and their templates. Problems are reported at the line of the offending value.
+ */
+export function checkIntegration(
+  ctx: SpecContext,
+  doc: Document,
+  raw: Record<string, unknown>,
+  fallbackName: string,
+): IntegrationConfig | undefined {
+  const before = ctx.problems.length;
+  const problem = (path: (string | number)[], message: string) =>
+    ctx.problems.push({ file: ctx.file, line: lineOf(ctx, doc.getIn(path, true) as Node | undefined), message });
+
+  const name = (raw.name as string | undefined) ?? fallbackName;
+  if (!/^[a-z0-9_-]+$/.test(name)) {
+    problem([], `name: the file name "${fallbackName}" is not a valid integration name ([a-z0-9_-]+); rename the file or set name:`);
+  }
+  const upstream = (raw.upstream as 'https' | 'http' | undefined) ?? 'https';
+  const params = (raw.params as ParamConfig[] | undefined) ?? [];
+  const paramNames = new Set(params.map((p) => p.name));
+
+  const hosts: HostPattern[] = [];
+  (raw.hosts as string[]).forEach((h, i) => {
+    const parsed = parseHostPattern(h, upstream === 'https' ? 443 : 80);
+    if (typeof parsed === 'string') return problem(['hosts', i], `hosts[${i}]: ${parsed}`);
+    if (parsed.template) {
+      for (const [, n] of parsed.host.matchAll(/\{\{([a-z0-9_]+)\}\}/g)) {
+        if (!paramNames.has(n!)) problem(['hosts', i], `hosts[${i}]: {{${n}}} is not a declared param (declare it under params:)`);
+      }
+    }
+    hosts.push(parsed);
+  });
+
+  const paths = ((raw.paths as string[] | undefined) ?? ['/']).map((p) => (p.length > 1 ? p.replace(/\/+$/, '') : p));
+  const authList = Array.isArray(raw.auth) ? (raw.auth as AuthConfig[]) : [raw.auth as AuthConfig];
+  const authPath = (i: number) => (Array.isArray(raw.auth) ? ['auth', i] : ['auth']);
+
+  const schemes: ResolvedScheme[] = [];
+  authList.forEach((config, i) => {
+    const scheme = createScheme(config);
+    if (!scheme) return problem([...authPath(i), 'type'], `auth.type: "${config.type}" is not supported by this version of credproxy yet`);
+    const injectConfig: InjectConfig = config.inject ?? (raw.inject as InjectConfig | undefined) ?? scheme.defaultInject;
+    const known = new Set(['entity', ...paramNames, ...scheme.fields.map((f) => f.name), ...scheme.computed]);
+    const injectPath = config.inject ? [...authPath(i), 'inject'] : ['inject'];
+    const inject = compileInject(injectConfig, known, (key, msg) => problem([...injectPath, ...key], msg));
+    schemes.push({ scheme, inject });
+  });
+  const types = authList.map((a) => a.type);
+  const dup = types.find((t, i) => types.indexOf(t) !== i);
+  if (dup) problem(['auth'], `auth: the type "${dup}" is listed twice; a connection picks a scheme by its type`);
+
+  if (ctx.problems.length > before) return undefined;
+  return {
+    name,
+    file: ctx.file,
+    hosts,
+    upstream,
+    paths,
+    params,
+    auth: authList,
+    refresh_on: (raw.refresh_on as number[] | undefined) ?? [401],
+    inject: raw.inject as InjectConfig | undefined,
+    description: raw.description as string | undefined,
+    schemes,
+  };
+}
+
+function compileInject(
+  config: InjectConfig,
+  known: Set<string>,
+  problem: (key: string[], message: string) => void,
+): CompiledInject {
+  const check = (key: string[], source: string) => {
+    const t = compileTemplate(source);
+    for (const n of t.names) {
+      if (!known.has(n)) problem(key, `${key.join('.')}: {{${n}}} is not something this scheme supplies; known: ${[...known].join(', ')}`);
+    }
+    return t;
+  };
+  const headers = Object.entries(config.headers ?? {}).map(([name, value]) => {
+    if (RESERVED_HEADERS.has(name.toLowerCase())) problem(['headers', name], `headers.${name}: credproxy manages this header itself; it cannot be injected`);
+    return { name, lower: name.toLowerCase(), value: check(['headers', name], value) };
+  });
+  const query = Object.entries(config.query ?? {}).map(([name, value]) => ({ name, value: check(['query', name], value) }));
+  if (headers.length === 0 && query.length === 0) problem([], 'inject: needs at least one header or query parameter');
+  return { headers, query };
+}

@@ -1,0 +1,178 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { checkIntegration } from './integration.js';
+import { integrationSpec, settingsSpec } from './schema.js';
+import { validate, type Problem, type SpecContext } from './spec.js';
+import type { Config, IntegrationConfig, Settings } from './types.js';
+
+/** Every problem found in one load, each as `file:line: message`. */
+export class ConfigError extends Error {
+  readonly problems: readonly Problem[];
+  constructor(problems: Problem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export function formatProblem(p: Problem): string {
+  return `${p.file}:${p.line}: ${p.message}`;
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** command-line overrides, which win over the file and PORT */
+  host?: string;
+  port?: number;
+}
+
+/** Parses one YAML file into its document node, reporting syntax errors with their line. */
+function parseFile(file: string, problems: Problem[], env: NodeJS.ProcessEnv) {
+  const text = readFileSync(file, 'utf8');
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const ctx: SpecContext = { file, lines, env, problems };
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) {
+      const line = e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line;
+      problems.push({ file, line, message: e.message.split('\n')[0] ?? e.message });
+    }
+    return undefined;
+  }
+  return { doc, ctx };
+}
+
+function defaults(raw: Record<string, unknown>, opts: LoadOptions, env: NodeJS.ProcessEnv): Settings {
+  const r = raw as Partial<Settings> & { listen?: string; limits?: Partial<Settings['limits']> };
+  const listen = parseListen(r.listen ?? '127.0.0.1:8080');
+  if (env.PORT && /^\d+$/.test(env.PORT)) listen.port = Number(env.PORT);
+  if (opts.host) listen.host = opts.host;
+  if (opts.port !== undefined) listen.port = opts.port;
+  const shownHost = listen.host === '0.0.0.0' || listen.host === '::' ? 'localhost' : listen.host;
+  return {
+    listen,
+    public_url: (r.public_url ?? `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${listen.port}`).replace(/\/+$/, ''),
+    entity_header: r.entity_header ?? 'X-Entity-Id',
+    store: r.store ?? 'sqlite:./data/credproxy.db',
+    store_prefix: r.store_prefix ?? 'credproxy',
+    admin_token: r.admin_token,
+    clients: r.clients?.map((c) => ({ ...c, entities: c.entities ?? ['*'] })),
+    allow_unauthenticated: r.allow_unauthenticated ?? false,
+    passthrough: r.passthrough ?? 'allow',
+    egress: { allow_private: r.egress?.allow_private ?? [] },
+    tls: { intercept: r.tls?.intercept ?? true, ca_dir: r.tls?.ca_dir ?? './data/ca', upstream_ca: r.tls?.upstream_ca },
+    connect: { allowed_redirects: r.connect?.allowed_redirects ?? [] },
+    limits: {
+      replay_body_bytes: r.limits?.replay_body_bytes ?? 1024 * 1024,
+      admin_body_bytes: r.limits?.admin_body_bytes ?? 1024 * 1024,
+      upstream_connect_timeout_ms: r.limits?.upstream_connect_timeout_ms ?? 10_000,
+      upstream_response_timeout_ms: r.limits?.upstream_response_timeout_ms ?? 120_000,
+      requests_per_minute: r.limits?.requests_per_minute,
+    },
+    events: r.events,
+    log: { level: r.log?.level ?? 'info' },
+  };
+}
+
+function parseListen(v: string): { host: string; port: number } {
+  const i = v.lastIndexOf(':');
+  return { host: v.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(v.slice(i + 1)) };
+}
+
+/** Freezes plain data; scheme objects keep their own (private) state. */
+function deepFreeze<T>(value: T): T {
+  const plain = Array.isArray(value) || (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype);
+  if (value instanceof Map) for (const v of value.values()) deepFreeze(v);
+  if (plain && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value as object)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
+ * Loads and validates a config folder: credproxy.yaml (optional) and integrations/*.yaml.
+ * Throws ConfigError with every problem found; on success the result is frozen, so a
+ * request that started with it sees the same config to its end.
+ */
+export function loadConfig(dir: string, opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const problems: Problem[] = [];
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new ConfigError([{ file: dir, line: 1, message: 'config folder does not exist' }]);
+  }
+  if (!st.isDirectory()) throw new ConfigError([{ file: dir, line: 1, message: 'not a folder' }]);
+
+  let rawSettings: Record<string, unknown> = {};
+  const settingsFile = ['credproxy.yaml', 'credproxy.yml'].map((f) => join(dir, f)).find(exists);
+  if (settingsFile) {
+    const parsed = parseFile(settingsFile, problems, env);
+    if (parsed && parsed.doc.contents !== null) {
+      rawSettings = (validate(parsed.ctx, settingsSpec, parsed.doc.contents, '') as Record<string, unknown>) ?? {};
+    }
+  }
+  const settings = defaults(rawSettings, opts, env);
+  if (!(settings.listen.port >= 0 && settings.listen.port <= 65535)) {
+    problems.push({ file: settingsFile ?? dir, line: 1, message: `listen: port ${settings.listen.port} is out of range` });
+  }
+
+  const integrations = new Map<string, IntegrationConfig>();
+  const intDir = join(dir, 'integrations');
+  const files = exists(intDir)
+    ? readdirSync(intDir)
+        .filter((f) => /\.ya?ml$/.test(f))
+        .sort()
+    : [];
+  for (const f of files) {
+    const file = join(intDir, f);
+    const parsed = parseFile(file, problems, env);
+    if (!parsed) continue;
+    const raw = validate(parsed.ctx, integrationSpec, parsed.doc.contents, '') as Record<string, unknown> | undefined;
+    if (!raw) continue;
+    const fallbackName = basename(f, extname(f));
+    const integration = checkIntegration(parsed.ctx, parsed.doc, raw, fallbackName);
+    if (!integration) continue;
+    const clash = integrations.get(integration.name);
+    if (clash) {
+      problems.push({ file, line: 1, message: `name: "${integration.name}" is already used by ${clash.file}` });
+      continue;
+    }
+    integrations.set(integration.name, integration);
+  }
+  checkOverlaps([...integrations.values()], problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze({ dir, settings, integrations });
+}
+
+/** Two integrations owning the same host and path prefix would make the owner a coin toss. */
+function checkOverlaps(list: IntegrationConfig[], problems: Problem[]): void {
+  const owners = new Map<string, IntegrationConfig>();
+  for (const i of list) {
+    for (const h of i.hosts) {
+      for (const p of i.paths) {
+        const key = `${h.wildcard ? '*.' : ''}${h.host}:${h.port ?? ''}${p}`;
+        const other = owners.get(key);
+        if (other) {
+          problems.push({
+            file: i.file,
+            line: 1,
+            message: `hosts: "${h.source}" with path "${p}" is already owned by integration "${other.name}" (${other.file})`,
+          });
+        } else owners.set(key, i);
+      }
+    }
+  }
+}
+
+function exists(p: string): boolean {
+  try {
+    statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,103 @@
+import type { AuthScheme, CompiledInject } from '../auth/types.js';
+import type { HostPattern } from './hosts.js';
+
+/** The auth types DESIGN.md names; each has one file in src/auth/. */
+export const AUTH_TYPES = [
+  'oauth2',
+  'oauth2_client_credentials',
+  'api_key',
+  'bearer',
+  'basic',
+  'jwt',
+  'jwt_bearer',
+  'oauth1',
+  'aws_sigv4',
+] as const;
+export type AuthType = (typeof AUTH_TYPES)[number];
+
+export interface InjectConfig {
+  headers?: Record<string, string>;
+  query?: Record<string, string>;
+}
+
+export interface FieldConfig {
+  name: string;
+  pattern?: string;
+  description?: string;
+  /** false for non-secret fields (shown by the API); default true */
+  secret?: boolean;
+  optional?: boolean;
+}
+
+/** One `auth` entry as written in YAML (snake_case, as the user wrote it). */
+export interface AuthConfig {
+  type: AuthType;
+  inject?: InjectConfig;
+  fields?: FieldConfig[];
+  [key: string]: unknown;
+}
+
+export interface ParamConfig {
+  name: string;
+  pattern?: string;
+  default?: string;
+  description?: string;
+}
+
+export interface IntegrationConfig {
+  name: string;
+  /** the file it came from, for messages */
+  file: string;
+  hosts: HostPattern[];
+  upstream: 'https' | 'http';
+  paths: string[];
+  params: ParamConfig[];
+  auth: AuthConfig[];
+  refresh_on: number[];
+  inject?: InjectConfig;
+  description?: string;
+  /** one per `auth` entry, in order; the first is the default */
+  schemes: readonly ResolvedScheme[];
+}
+
+export interface ResolvedScheme {
+  scheme: AuthScheme;
+  inject: CompiledInject;
+}
+
+export interface ClientConfig {
+  name: string;
+  key: string;
+  entities: string[];
+}
+
+export interface Settings {
+  listen: { host: string; port: number };
+  public_url: string;
+  entity_header: string;
+  store: string;
+  store_prefix: string;
+  admin_token?: string;
+  clients?: ClientConfig[];
+  allow_unauthenticated: boolean;
+  passthrough: 'allow' | 'deny';
+  egress: { allow_private: string[] };
+  tls: { intercept: boolean; ca_dir: string; upstream_ca?: string };
+  connect: { allowed_redirects: string[] };
+  limits: {
+    replay_body_bytes: number;
+    admin_body_bytes: number;
+    upstream_connect_timeout_ms: number;
+    upstream_response_timeout_ms: number;
+    requests_per_minute?: number;
+  };
+  events?: { webhook_url: string; secret?: string };
+  log: { level: string };
+}
+
+/** A validated, frozen configuration: what one request sees from start to end. */
+export interface Config {
+  dir: string;
+  settings: Settings;
+  integrations: ReadonlyMap<string, IntegrationConfig>;
+}

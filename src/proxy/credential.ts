@@ -1,0 +1,70 @@
+import { MissingValueError } from '../auth/template.js';
+import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
+import { CredproxyError } from '../errors.js';
+import type { Connection, ConnectionStore } from '../store/types.js';
+
+/** The headers and query parameters to put on the upstream request. */
+export interface Injection {
+  headers: Array<[name: string, lower: string, value: string]>;
+  query: Array<[name: string, value: string]>;
+  connection: Connection | undefined;
+}
+
+/** Which of the integration's schemes a connection uses (the first when it has none). */
+export function schemeOf(integration: IntegrationConfig, connection: Connection | undefined): ResolvedScheme | undefined {
+  if (!connection) return integration.schemes[0];
+  return integration.schemes.find((s) => s.scheme.type === connection.scheme);
+}
+
+async function loadConnection(store: ConnectionStore, entity: string, integration: string): Promise<Connection | undefined> {
+  try {
+    return await store.get(entity, integration);
+  } catch {
+    throw new CredproxyError('store_unavailable', 'the store does not answer; the request was not forwarded');
+  }
+}
+
+/**
+ * Loads the entity's connection and renders what the scheme injects. Every way this can
+ * fail ends in a documented error, never in a request forwarded without its credential.
+ */
+export async function resolveCredential(
+  store: ConnectionStore,
+  integration: IntegrationConfig,
+  entity: string,
+): Promise<Injection> {
+  const first = integration.schemes[0]!;
+  let connection: Connection | undefined;
+  if (first.scheme.needsConnection || integration.schemes.length > 1) {
+    connection = await loadConnection(store, entity, integration.name);
+    if (!connection && first.scheme.needsConnection) {
+      throw new CredproxyError('connection_missing', `entity "${entity}" has no connection for integration "${integration.name}"`);
+    }
+  }
+  if (connection) {
+    if (connection.status === 'expired') {
+      throw new CredproxyError('connection_expired', `the connection of entity "${entity}" to "${integration.name}" expired; the user must connect again`);
+    }
+    if (connection.status !== 'active') {
+      const why = connection.status === 'initiated' ? 'the connect flow was started but not finished' : `the connect flow failed${connection.reason ? ` (${connection.reason})` : ''}`;
+      throw new CredproxyError('connection_missing', `entity "${entity}" has no usable connection for integration "${integration.name}": ${why}`);
+    }
+  }
+  const resolved = schemeOf(integration, connection);
+  if (!resolved) {
+    throw new CredproxyError('connection_missing', `the connection of entity "${entity}" uses scheme "${connection?.scheme}", which integration "${integration.name}" no longer offers`);
+  }
+  const values = { ...(await resolved.scheme.values({ entity, integration, connection })), ...connection?.params, entity };
+  try {
+    return {
+      headers: resolved.inject.headers.map((h) => [h.name, h.lower, h.value.render(values)]),
+      query: resolved.inject.query.map((q) => [q.name, q.value.render(values)]),
+      connection,
+    };
+  } catch (err) {
+    if (err instanceof MissingValueError) {
+      throw new CredproxyError('connection_missing', `the connection of entity "${entity}" to "${integration.name}" lacks ${err.missing}`);
+    }
+    throw err;
+  }
+}

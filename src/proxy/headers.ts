@@ -1,0 +1,86 @@
+/** RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy's own and `expect` (node answered the 100-continue already). */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate',
+  'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host',
+]);
+
+/** Names listed in `Connection` are hop-by-hop too; returns them lower-cased. */
+function connectionListed(raw: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === 'connection') {
+      for (const t of raw[i + 1]!.split(',')) {
+        const n = t.trim().toLowerCase();
+        if (n) out.add(n);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The request headers for the upstream hop, as undici's flat [name, value, …] list with the
+ * client's casing and order. Drops hop-by-hop headers, the entity header, and every client
+ * copy of a header credproxy injects, then appends the injected ones: `Connection:
+ * Authorization` can remove the client's copy but never the injected credential.
+ */
+export function upstreamRequestHeaders(
+  raw: readonly string[],
+  host: string,
+  entityHeader: string,
+  injected: ReadonlyArray<readonly [string, string, string]>,
+): string[] {
+  const listed = connectionListed(raw);
+  const entityLower = entityHeader.toLowerCase();
+  const out: string[] = ['host', host];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower === entityLower || listed.has(lower)) continue;
+    if (injected.length > 0 && injected.some((h) => h[1] === lower)) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  // `te: trailers` is the one TE value that is end-to-end in meaning (gRPC needs it).
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === 'te' && raw[i + 1]!.trim().toLowerCase() === 'trailers' && !listed.has('te')) out.push('te', 'trailers');
+  }
+  for (const [name, , value] of injected) out.push(name, value);
+  return out;
+}
+
+const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-authenticate']);
+
+/** The upstream's response headers minus hop-by-hop ones, for node's writeHead. */
+export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const listed = new Set<string>();
+  const conn = headers.connection;
+  if (conn) for (const t of (Array.isArray(conn) ? conn.join(',') : conn).split(',')) listed.add(t.trim().toLowerCase());
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || RESPONSE_DROP.has(name) || listed.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** Puts the injected query parameters on the path, after removing the client's own copies of them. */
+export function injectQuery(pathWithSearch: string, params: ReadonlyArray<readonly [string, string]>): string {
+  if (params.length === 0) return pathWithSearch;
+  const q = pathWithSearch.indexOf('?');
+  const path = q === -1 ? pathWithSearch : pathWithSearch.slice(0, q);
+  const names = new Set(params.map(([n]) => n));
+  const kept = q === -1 ? [] : pathWithSearch.slice(q + 1).split('&').filter((pair) => {
+    if (pair === '') return false;
+    const eq = pair.indexOf('=');
+    const rawName = eq === -1 ? pair : pair.slice(0, eq);
+    let name = rawName;
+    try {
+      name = decodeURIComponent(rawName.replace(/\+/g, ' '));
+    } catch {
+      /* a malformed escape is kept as written; it cannot equal an injected name */
+    }
+    return !names.has(name);
+  });
+  for (const [n, v] of params) kept.push(`${encodeURIComponent(n)}=${encodeURIComponent(v)}`);
+  return `${path}?${kept.join('&')}`;
+}

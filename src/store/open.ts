@@ -1,0 +1,64 @@
+import { join, resolve } from 'node:path';
+import Keyv from 'keyv';
+import type { Logger } from 'pino';
+import type { Settings } from '../config/types.js';
+import { parseKey } from './crypto.js';
+import { KeyvConnectionStore } from './keyv-store.js';
+import { readOrCreateSecret } from './secret-file.js';
+import { SqliteAdapter } from './sqlite.js';
+import type { ConnectionStore } from './types.js';
+
+export interface OpenedStore {
+  store: ConnectionStore;
+  /** where generated secrets live; undefined for the memory store (nothing persists) */
+  dataDir: string | undefined;
+}
+
+/** Where an embedded store keeps its file, and so its generated secrets. */
+export function dataDirOf(settings: Settings): string | undefined {
+  if (settings.store.startsWith('sqlite:')) return resolve(settings.store.slice('sqlite:'.length), '..');
+  if (settings.store.startsWith('memory')) return undefined;
+  return resolve('data');
+}
+
+/**
+ * The storage key: CREDPROXY_SECRET_KEY, else one generated once into the data folder.
+ * A key that does not parse is an error, never silently replaced: that would make every
+ * stored credential unreadable.
+ */
+export function storageKey(env: NodeJS.ProcessEnv, dataDir: string | undefined, log: Logger): Buffer {
+  const given = env.CREDPROXY_SECRET_KEY;
+  if (given !== undefined && given !== '') {
+    const key = parseKey(given);
+    if (!key) throw new Error('CREDPROXY_SECRET_KEY must be 32 bytes, as base64 or hex (openssl rand -base64 32)');
+    return key;
+  }
+  if (!dataDir) return parseKey(readOrCreateEphemeral())!;
+  const path = join(dataDir, 'secret.key');
+  const { value, created } = readOrCreateSecret(path);
+  if (created) log.warn({ path }, 'CREDPROXY_SECRET_KEY is not set: generated a storage key; back it up, stored credentials cannot be read without it');
+  const key = parseKey(value);
+  if (!key) throw new Error(`${path} does not hold a 32-byte key`);
+  return key;
+}
+
+function readOrCreateEphemeral(): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64');
+}
+
+export async function openStore(settings: Settings, env: NodeJS.ProcessEnv, log: Logger): Promise<OpenedStore> {
+  const dataDir = dataDirOf(settings);
+  const key = storageKey(env, dataDir, log);
+  const url = settings.store;
+  if (url.startsWith('sqlite:')) {
+    const adapter = new SqliteAdapter(resolve(url.slice('sqlite:'.length)));
+    const keyv = new Keyv<string>({ store: adapter, namespace: settings.store_prefix, throwOnErrors: true });
+    adapter.purgeExpired();
+    return { store: new KeyvConnectionStore(keyv, key, () => adapter.disconnect()), dataDir };
+  }
+  if (url.startsWith('memory')) {
+    const keyv = new Keyv<string>({ namespace: settings.store_prefix, throwOnErrors: true });
+    return { store: new KeyvConnectionStore(keyv, key), dataDir };
+  }
+  throw new Error(`store ${url.replace(/\/\/[^@]*@/, '//…@')}: the Redis store is not available in this version yet`);
+}

@@ -1,0 +1,48 @@
+/** Connection status (DESIGN.md, contract). */
+export type ConnectionStatus = 'initiated' | 'active' | 'expired' | 'failed';
+
+/** One entity's credentials for one integration, decrypted (it only ever lives in memory so). */
+export interface Connection {
+  entity: string;
+  integration: string;
+  /** the auth type chosen among the integration's schemes */
+  scheme: string;
+  /** non-secret connection parameters (host templates, …) */
+  params: Record<string, string>;
+  status: ConnectionStatus;
+  /** why the status is what it is (e.g. the provider's error), never a secret */
+  reason?: string;
+  /** secret fields: api_key, token, access_token, refresh_token, … */
+  credentials: Record<string, string>;
+  /** access token expiry, ms since epoch */
+  expires_at?: number;
+  scopes?: string[];
+  created_at: number;
+  updated_at: number;
+}
+
+/**
+ * Where connections live. One interface with embedded (SQLite), memory and (later) Redis
+ * behind it, all on keyv; encryption and the in-memory cache sit in one implementation
+ * (KeyvConnectionStore) so every backend gets them.
+ */
+export interface ConnectionStore {
+  get(entity: string, integration: string): Promise<Connection | undefined>;
+  put(connection: Connection): Promise<void>;
+  delete(entity: string, integration: string): Promise<boolean>;
+  /** the entity's connections among the given integrations */
+  list(entity: string, integrations: readonly string[]): Promise<Connection[]>;
+  /** resolves when the backend answers; rejects otherwise (readiness) */
+  ping(): Promise<void>;
+  /** short-lived, non-connection records (OAuth state, connect links, locks) */
+  readonly kv: KeyValue;
+  close(): Promise<void>;
+}
+
+export interface KeyValue {
+  get(key: string): Promise<string | undefined>;
+  set(key: string, value: string, ttlMs?: number): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  /** get and delete in one step: single-use records (OAuth state, link ids) */
+  take(key: string): Promise<string | undefined>;
+}
