@@ -41,17 +41,25 @@ export class RoutingTable {
 
   /** `port` is undefined when the request used its scheme's default port. */
   match(hostname: string, port: number | undefined, path: string): Route | undefined {
-    const list = this.exact.get(routeKey(hostname, port));
-    if (list) {
-      for (const r of list) if (pathMatches(r.path, path)) return r;
+    const found = this.lookup(hostname, port, path, () => true);
+    if (found || port === undefined) return found;
+    // `http://api.example.com:443/` names the default port of an `upstream: https`
+    // integration (and `:80` that of an http one): the same origin as no port at all.
+    return this.lookup(hostname, undefined, path, (r) => DEFAULT_PORT[r.integration.upstream] === port);
+  }
+
+  private lookup(hostname: string, port: number | undefined, path: string, fits: (r: Route) => boolean): Route | undefined {
+    for (const r of this.exact.get(routeKey(hostname, port)) ?? []) {
+      if (fits(r) && pathMatches(r.path, path)) return r;
     }
     for (const r of this.wildcards) {
-      if (r.pattern.port === port && hostname.endsWith(`.${r.pattern.host}`) && pathMatches(r.path, path)) return r;
+      if (r.pattern.port === port && fits(r) && hostname.endsWith(`.${r.pattern.host}`) && pathMatches(r.path, path)) return r;
     }
     return undefined;
   }
 }
 
+const DEFAULT_PORT = { http: 80, https: 443 } as const;
 const routeKey = (host: string, port: number | undefined) => (port === undefined ? host : `${host}:${port}`);
 const byPathLength = (a: Route, b: Route) => b.path.length - a.path.length;
 
