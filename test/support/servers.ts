@@ -1,5 +1,5 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,13 +87,15 @@ export interface TestProxy extends RunningCredproxy {
 /** Starts credproxy in this process on an ephemeral port, on the memory store unless the settings say otherwise. */
 export async function startProxy(dir: string, opts: Partial<StartOptions> = {}): Promise<TestProxy> {
   const logs = new LogCapture();
+  const { env, ...rest } = opts;
   const running = await startCredproxy({
     configDir: dir,
     port: 0,
     host: '127.0.0.1',
-    env: { CREDPROXY_ADMIN_TOKEN: ADMIN, CREDPROXY_SECRET_KEY: SECRET_KEY, ...opts.env },
     logger: pino({ level: 'debug' }, logs),
-    ...opts,
+    ...rest,
+    // merged, not replaced: a test that adds one variable keeps the admin token and key
+    env: { CREDPROXY_ADMIN_TOKEN: ADMIN, CREDPROXY_SECRET_KEY: SECRET_KEY, ...env },
   });
   const admin = (method: string, path: string, body?: unknown) =>
     fetch(`${running.url}${path}`, {
@@ -107,6 +109,53 @@ export async function startProxy(dir: string, opts: Partial<StartOptions> = {}):
     admin,
     connect: (entity, integration, body) => admin('PUT', `/api/entities/${entity}/connections/${integration}`, body),
   };
+}
+
+/** The one tap test object type, without importing tap's internals. */
+type TapTest = { teardown(fn: () => unknown): void };
+
+export interface Setup {
+  up: Upstream;
+  proxy: TestProxy;
+  /** the config folder, for tests that restart or edit it */
+  dir: string;
+}
+
+/**
+ * The usual arrangement: an echoing upstream, a config folder whose integration files may
+ * name the upstream's port, and credproxy on it; everything is closed when the test ends.
+ */
+export async function setup(
+  t: TapTest,
+  opts: {
+    settings?: string;
+    integrations?: (up: Upstream) => Record<string, string>;
+    handler?: Parameters<typeof startUpstream>[0];
+    proxy?: Partial<StartOptions>;
+  } = {},
+): Promise<Setup> {
+  const up = await startUpstream(opts.handler);
+  t.teardown(() => up.close());
+  const dir = configDir(opts.settings ?? 'store: memory\n', opts.integrations?.(up) ?? {});
+  const proxy = await startProxy(dir, opts.proxy);
+  t.teardown(() => proxy.close());
+  return { up, proxy, dir };
+}
+
+/** An integration file for a plain-http test upstream (hosts given as written). */
+export function integrationYaml(hosts: string[], auth: string, extra = ''): string {
+  return `hosts: ${JSON.stringify(hosts)}\nupstream: http\nauth: ${auth}\n${extra}`;
+}
+
+/** Asserts one of credproxy's own error answers: status, code in body and header; returns the message. */
+export function errorOf(r: ProxiedResponse | { status: number; headers: IncomingHttpHeaders; body: Buffer }): { status: number; code: string | undefined; header: string | string[] | undefined; message: string } {
+  let parsed: { error?: { code?: string; message?: string } } = {};
+  try {
+    parsed = JSON.parse(r.body.toString('utf8'));
+  } catch {
+    /* not JSON: code stays undefined and the assertion fails */
+  }
+  return { status: r.status, code: parsed.error?.code, header: r.headers['x-credproxy-error'], message: parsed.error?.message ?? '' };
 }
 
 export interface ProxiedResponse {
@@ -137,5 +186,16 @@ export function viaProxy(
     );
     req.on('error', reject);
     req.end(opts.body);
+  });
+}
+
+/** Writes raw bytes to the proxy and returns everything it answers until it closes the socket (requests the tests cannot form with http.request). */
+export function rawRequest(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(text));
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
   });
 }

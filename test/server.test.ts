@@ -1,0 +1,24 @@
+import t from 'tap';
+import { configDir, rawRequest, startProxy } from './support/servers.js';
+
+t.test('requests node cannot take get one of credproxy\'s own answers', async (t) => {
+  const proxy = await startProxy(configDir('store: memory\n'));
+  t.teardown(() => proxy.close());
+
+  const connect = await rawRequest(proxy.port, 'CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n');
+  t.match(connect, /^HTTP\/1\.1 400 /);
+  t.match(connect, /x-credproxy-error: bad_request/);
+  t.match(connect, /CONNECT/);
+
+  const garbage = await rawRequest(proxy.port, 'NOT HTTP AT ALL\r\n\r\n');
+  t.match(garbage, /^HTTP\/1\.1 400 /);
+  t.match(garbage, /"code":"bad_request"/);
+
+  const huge = await rawRequest(proxy.port, `GET http://x.example/ HTTP/1.1\r\nHost: x.example\r\nX-Big: ${'a'.repeat(40 * 1024)}\r\n\r\n`);
+  t.match(huge, /^HTTP\/1\.1 431 /);
+  t.match(huge, /x-credproxy-error: headers_too_large/);
+
+  const scheme = await rawRequest(proxy.port, 'GET ftp://x.example/ HTTP/1.1\r\nHost: x.example\r\nConnection: close\r\n\r\n');
+  t.match(scheme, /^HTTP\/1\.1 400 /);
+  t.match(scheme, /not proxied/);
+});
