@@ -149,7 +149,12 @@ export const integrationSpec: ObjectSpec = obj(
 );
 
 const listenSpec = str({
-  check: (v) => (/^(\[[0-9a-fA-F:]+\]|[^:[\]]+):\d{1,5}$/.test(v) ? undefined : `"${v}" is not host:port`),
+  check: (v) => {
+    const m = /^(\[[0-9a-fA-F:]+\]|[^:[\]]+):(\d{1,5})$/.exec(v);
+    if (!m) return `"${v}" is not host:port`;
+    // Checked here, at the value's line, so it is reported with every other problem.
+    return Number(m[2]) > 65535 ? `port ${m[2]} is out of range (0 to 65535)` : undefined;
+  },
 });
 
 export const settingsSpec: ObjectSpec = obj({
