@@ -1,0 +1,96 @@
+import t from 'tap';
+import { ApiKeyScheme } from '../../src/auth/api-key.js';
+import { BasicScheme } from '../../src/auth/basic.js';
+import { BearerScheme } from '../../src/auth/bearer.js';
+import { OAuth2Scheme } from '../../src/auth/oauth2.js';
+import { createScheme, SCHEMES } from '../../src/auth/registry.js';
+import { compileTemplate, MissingValueError } from '../../src/auth/template.js';
+import { CredproxyError } from '../../src/errors.js';
+
+const badRequest = (fn: () => unknown, message: RegExp) => {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof CredproxyError && err.code === 'bad_request' && message.test(err.message) ? true : `${err}`;
+  }
+  return 'did not throw';
+};
+
+t.test('the registry builds the static schemes and oauth2; others are not there yet', async (t) => {
+  t.same(Object.keys(SCHEMES).sort(), ['api_key', 'basic', 'bearer', 'oauth2']);
+  t.equal(createScheme({ type: 'bearer' })?.type, 'bearer');
+  t.equal(createScheme({ type: 'jwt' }), undefined);
+});
+
+t.test('api_key: declared fields, patterns, the default inject follows the field name', async (t) => {
+  const plain = new ApiKeyScheme({ type: 'api_key' });
+  t.same(plain.defaultInject, { headers: { Authorization: 'Bearer {{api_key}}' } });
+  t.same(plain.accept({ api_key: 'k' }).credentials, { api_key: 'k' });
+  const named = new ApiKeyScheme({ type: 'api_key', fields: [{ name: 'key', pattern: '^sk-', description: 'd' }, { name: 'org', secret: false, optional: true }] });
+  t.same(named.defaultInject, { headers: { Authorization: 'Bearer {{key}}' } });
+  t.same(named.fields.map((f) => [f.name, f.secret, f.optional]), [['key', true, false], ['org', false, true]]);
+  t.same(named.accept({ key: 'sk-1' }).credentials, { key: 'sk-1' }, 'an optional field may be absent');
+  t.same(named.accept({ key: 'sk-1', org: 'o' }).credentials, { key: 'sk-1', org: 'o' });
+  t.equal(badRequest(() => named.accept({ key: 'pk-1' }), /credentials\.key does not match the pattern \^sk-/), true);
+  t.equal(badRequest(() => named.accept({ key: 'sk-1\r\nX-Evil: 1' }), /control characters/), true, 'CR/LF refused');
+  t.equal(badRequest(() => named.accept({ key: 'sk-\u0000' }), /control characters/), true);
+  t.equal(badRequest(() => named.accept({}), /credentials\.key is required/), true);
+  t.equal(badRequest(() => named.accept({ key: 'sk-1', extra: 'x' }), /unknown field extra; expected key, org/), true);
+  t.equal(badRequest(() => named.accept({ key: 42 }), /must be a string/), true);
+  t.equal(badRequest(() => named.accept({ key: '' }), /must not be empty/), true);
+  const msg = (() => {
+    try {
+      named.accept({ key: 'pk-secret-value' });
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return '';
+  })();
+  t.notMatch(msg, /pk-secret-value/, 'an error never repeats the value');
+  t.same(new ApiKeyScheme({ type: 'api_key', fields: ['token'] }).fields, [{ name: 'token', secret: true, optional: false }]);
+});
+
+t.test('bearer and basic', async (t) => {
+  const bearer = new BearerScheme({ type: 'bearer' });
+  t.same(bearer.accept({ token: 't' }).credentials, { token: 't' });
+  t.same(bearer.values({ entity: 'e', integration: undefined as never, connection: undefined }), {});
+  const basic = new BasicScheme({ type: 'basic' });
+  t.same(basic.accept({ username: 'u', password: 'p:w' }).credentials, { username: 'u', password: 'p:w' });
+  t.equal(badRequest(() => basic.accept({ username: 'u:x', password: 'p' }), /must not contain ":"/), true);
+  t.equal(badRequest(() => basic.accept({ username: 'u', password: 'p\n' }), /control characters/), true);
+  t.same(basic.values({ entity: 'e', integration: undefined as never, connection: undefined }), { basic_auth: Buffer.from(':').toString('base64') });
+});
+
+t.test('oauth2 token sets', async (t) => {
+  const s = new OAuth2Scheme({ type: 'oauth2' });
+  const now = 1_700_000_000_000;
+  t.same(s.accept({ access_token: 'a' }, now), { credentials: { access_token: 'a' } });
+  t.same(s.accept({ access_token: 'a', refresh_token: 'r', expires_in: 60, scope: ['x', 'y'] }, now), {
+    credentials: { access_token: 'a', refresh_token: 'r' },
+    expires_at: now + 60_000,
+    scopes: ['x', 'y'],
+  });
+  t.equal(s.accept({ access_token: 'a', expires_at: 1_800_000_000 }, now).expires_at, 1_800_000_000_000, 'unix seconds');
+  t.equal(s.accept({ access_token: 'a', expires_at: '2030-01-01T00:00:00Z' }, now).expires_at, Date.parse('2030-01-01T00:00:00Z'));
+  t.same(s.accept({ access_token: 'a', scope: 'a,b c', refresh_token: null }, now).scopes, ['a', 'b', 'c']);
+  t.equal(badRequest(() => s.accept({}, now), /access_token must be a string/), true);
+  t.equal(badRequest(() => s.accept({ access_token: 'a', id_token: 'x' }, now), /unknown field id_token/), true);
+  t.equal(badRequest(() => s.accept({ access_token: 'a', expires_at: 1, expires_in: 1 }, now), /not both/), true);
+  t.equal(badRequest(() => s.accept({ access_token: 'a', expires_in: -1 }, now), /positive number/), true);
+  t.equal(badRequest(() => s.accept({ access_token: 'a', expires_at: 'soon' }, now), /ISO 8601/), true);
+  t.equal(badRequest(() => s.accept({ access_token: 'a', scope: [1] }, now), /scope must be/), true);
+  t.equal(badRequest(() => s.accept({ access_token: 'a\nb' }, now), /control characters/), true);
+  t.same(s.values({ entity: 'e', integration: undefined as never, connection: undefined }), {});
+});
+
+t.test('templates', async (t) => {
+  const tpl = compileTemplate('Bearer {{ token }} for {{entity}}!');
+  t.same(tpl.names, ['token', 'entity']);
+  t.equal(tpl.render({ token: 't', entity: 'e' }), 'Bearer t for e!');
+  t.throws(() => tpl.render({ token: 't' }), { missing: 'entity', message: 'no value for {{entity}}' });
+  t.type(MissingValueError, 'function');
+  const plain = compileTemplate('static');
+  t.same(plain.names, []);
+  t.equal(plain.render({}), 'static');
+  t.same(compileTemplate('{{1x}} {x}').names, [], 'not template names');
+});
