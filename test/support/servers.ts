@@ -172,8 +172,11 @@ export function viaProxy(
   opts: { method?: string; headers?: Record<string, string | string[]>; body?: string | Buffer } = {},
 ): Promise<ProxiedResponse> {
   return new Promise((resolve, reject) => {
+    // node's client frames a DELETE or OPTIONS body with neither length nor chunking; say it.
+    const framed = opts.body === undefined || Object.keys(opts.headers ?? {}).some((h) => /^(content-length|transfer-encoding)$/i.test(h));
+    const headers = framed ? opts.headers : { ...opts.headers, 'content-length': String(Buffer.byteLength(opts.body!)) };
     const req = http.request(
-      { host: '127.0.0.1', port: proxyPort, method: opts.method ?? 'GET', path: target, headers: opts.headers, agent: false },
+      { host: '127.0.0.1', port: proxyPort, method: opts.method ?? 'GET', path: target, headers, agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
