@@ -1,0 +1,44 @@
+import t from 'tap';
+import { createLogger } from '../src/log.js';
+import { integrationYaml, LogCapture, setup, viaProxy } from './support/servers.js';
+
+t.test('one line per proxied request with its fields, and no secret anywhere in the log', async (t) => {
+  const secrets = ['sk-log-secret-1', 'bearer-log-secret-2', 'basic-log-pass-3', 'client-own-secret-4', 'proxy-key-secret-5', 'query-secret-6'];
+  const { up, proxy } = await setup(t, {
+    integrations: (up) => ({
+      key: integrationYaml([`127.0.0.1:${up.port}`], '{ type: api_key }', 'paths: [/key]\n'),
+      tok: integrationYaml([`127.0.0.1:${up.port}`], '{ type: bearer }', 'paths: [/tok]\n'),
+      pw: integrationYaml([`127.0.0.1:${up.port}`], '{ type: basic }', 'paths: [/pw]\ninject: { query: { auth: "{{password}}" } }\n'),
+    }),
+  });
+  await proxy.connect('alice', 'key', { credentials: { api_key: secrets[0] } });
+  await proxy.connect('alice', 'tok', { credentials: { token: secrets[1] } });
+  await proxy.connect('alice', 'pw', { credentials: { username: 'alice', password: secrets[2] } });
+  await proxy.connect('alice', 'key', { credentials: { api_key: 'bad\nvalue' } });
+  const headers = { 'X-Entity-Id': 'alice', Authorization: `Bearer ${secrets[3]}`, 'Proxy-Authorization': `Basic ${Buffer.from(`alice:${secrets[4]}`).toString('base64')}` };
+  for (const path of ['/key/a', '/tok/b', `/pw/c?token=${secrets[5]}`, `/other?x=${secrets[5]}`]) {
+    t.equal((await viaProxy(proxy.port, `${up.origin}${path}`, { headers })).status, 200);
+  }
+  await viaProxy(proxy.port, `${up.origin}/tok/none`, { headers: { 'X-Entity-Id': 'bob' } });
+  const text = proxy.logs.text;
+  for (const s of secrets) t.notOk(text.includes(s), `${s} is not in the log`);
+  t.notOk(text.includes(Buffer.from(`alice:${secrets[2]}`).toString('base64')), 'nor the basic credential');
+
+  const lines = proxy.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'proxied');
+  t.equal(lines.length, 5, 'one line per request');
+  t.match(lines[2], { entity: 'alice', integration: 'pw', method: 'GET', host: `127.0.0.1:${up.port}`, path: '/pw/c', status: 200, ms: Number });
+  t.match(lines[3], { integration: 'passthrough', path: '/other' });
+  t.match(lines[4], { entity: 'bob', integration: 'tok', status: 424 });
+});
+
+t.test('createLogger redacts credential-shaped fields', async (t) => {
+  const out = new LogCapture();
+  const log = createLogger({ destination: out, level: 'info' });
+  log.info({ headers: { authorization: 'Bearer s1', 'proxy-authorization': 'Basic s2', cookie: 's3' }, credentials: { token: 's4' }, token: 's5', req: { api_key: 's6' } }, 'x');
+  log.debug('below the level');
+  t.equal(out.lines.length, 1);
+  t.notMatch(out.text, /s[1-6]\b/);
+  t.match(out.text, /\[redacted\]/);
+  t.equal(JSON.parse(out.lines[0]!).level, 30);
+  t.equal(createLogger({ level: 'warn' }).level, 'warn', 'the default destination takes the level too');
+});
