@@ -33,7 +33,8 @@ export interface FieldConfig {
 export interface AuthConfig {
   type: AuthType;
   inject?: InjectConfig;
-  fields?: FieldConfig[];
+  /** a bare string is a required secret field of that name (the YAML allows both) */
+  fields?: Array<FieldConfig | string>;
   [key: string]: unknown;
 }
 
