@@ -48,7 +48,11 @@ export function upstreamRequestHeaders(
   return out;
 }
 
-const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-authenticate']);
+/**
+ * Hop-by-hop response headers, plus `x-credproxy-error`: it marks credproxy's own answers
+ * (DESIGN.md, contract), so an upstream must not be able to send it through.
+ */
+const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-authenticate', 'x-credproxy-error']);
 
 /** The upstream's response headers minus hop-by-hop ones, for node's writeHead. */
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
