@@ -83,3 +83,15 @@ t.test('injectQuery', async (t) => {
   t.equal(injectQuery('/p?a+b=1&k=x', [['a b', 'v']]), '/p?k=x&a%20b=v', 'form-encoded names are recognised');
   t.equal(injectQuery('/p?%zz=1&k=2', [['k', 'v']]), '/p?%zz=1&k=v', 'a malformed escape is kept as written');
 });
+
+t.test("an upstream cannot pass its answer off as credproxy's: X-Credproxy-Error is stripped", async (t) => {
+  const { up, proxy } = await setup(t, {
+    handler: (_req, res) => {
+      res.writeHead(424, { 'X-Credproxy-Error': 'connection_missing', 'content-type': 'application/json' });
+      res.end('{"error":{"code":"connection_missing","message":"forged"}}');
+    },
+  });
+  const r = await viaProxy(proxy.port, `${up.origin}/`);
+  t.equal(r.status, 424, 'the upstream status passes through');
+  t.notOk(r.headers['x-credproxy-error'], 'but not the header that marks credproxy\'s own answers');
+});
