@@ -21,4 +21,20 @@ t.test('requests node cannot take get one of credproxy\'s own answers', async (t
   const scheme = await rawRequest(proxy.port, 'GET ftp://x.example/ HTTP/1.1\r\nHost: x.example\r\nConnection: close\r\n\r\n');
   t.match(scheme, /^HTTP\/1\.1 400 /);
   t.match(scheme, /not proxied/);
+
+  const badTarget = await rawRequest(proxy.port, 'GET http://[bad/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  t.match(badTarget, /^HTTP\/1\.1 400 /);
+  t.match(badTarget, /not a valid absolute URL/);
 });
+
+t.test('a request with both Content-Length and Transfer-Encoding is refused (no smuggling)', async (t) => {
+  const proxy = await startProxy(configDir('store: memory\n'));
+  t.teardown(() => proxy.close());
+  const both = await rawRequest(
+    proxy.port,
+    'POST http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n',
+  );
+  t.match(both, /^HTTP\/1\.1 400 /);
+  t.equal(both.match(/HTTP\/1\.1/g)?.length, 1, 'one answer: the smuggled request was not run');
+});
+

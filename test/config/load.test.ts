@@ -261,3 +261,42 @@ t.test('an empty integration file is reported, a non-YAML file is ignored', asyn
 t.test('PORT out of range is reported', async (t) => {
   t.match(problemsOf(configDir(''), { PORT: '70000' }), [/^credproxy\.yaml:1: listen: port 70000 is out of range/]);
 });
+
+t.test('a value of the wrong shape says what was expected', async (t) => {
+  const dir = configDir(
+    [
+      'passthrough: [allow]', // 1
+      'limits: 5', // 2
+      'egress: { allow_private: "10.0.0.0/8" }', // 3
+      'log: { level: { a: 1 } }', // 4
+      'public_url: [x]', // 5
+      'tls: { intercept: 1 }', // 6
+    ].join('\n'),
+    {
+      shapes: [
+        'hosts: { a: 1 }', // 1
+        'auth: 5', // 2
+        'inject: { headers: [x] }', // 3
+        'refresh_on: [4.5]', // 4
+        'params: [{ name: p, pattern: 1 }]', // 5
+      ].join('\n'),
+      claims: 'hosts: [c.example]\nauth: { type: bearer, inject: { headers: { X: { a: 1 } } } }\n',
+    },
+  );
+  const p = problemsOf(dir);
+  const want = [
+    /^credproxy\.yaml:1: passthrough: expected one of allow, deny$/,
+    /^credproxy\.yaml:2: limits: expected a mapping$/,
+    /^credproxy\.yaml:3: egress\.allow_private: expected a list$/,
+    /^credproxy\.yaml:4: log\.level: expected one of trace, /,
+    /^credproxy\.yaml:5: public_url: expected a string$/,
+    /^credproxy\.yaml:6: tls\.intercept: expected true or false$/,
+    /^integrations\/shapes\.yaml:1: hosts: expected a list$/,
+    /^integrations\/shapes\.yaml:2: auth: expected an auth mapping or a list of them$/,
+    /^integrations\/shapes\.yaml:3: inject\.headers: expected a mapping$/,
+    /^integrations\/shapes\.yaml:4: refresh_on\[0\]: expected a whole number$/,
+    /^integrations\/claims\.yaml:2: auth\.inject\.headers\.X: expected a string$/,
+  ];
+  for (const w of want) t.ok(p.some((line) => w.test(line)), `${w}`);
+  t.equal(p.length, want.length, `nothing else (a number where a string belongs is taken as its text: \`pattern: 1\`):\n${p.join('\n')}`);
+});

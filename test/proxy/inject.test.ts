@@ -143,3 +143,49 @@ t.test('several schemes: the connection picks one; a connection whose scheme is 
   t.equal(errorOf(gone).code, 'connection_missing');
   t.match(errorOf(gone).message, /uses scheme "basic", which integration "multi" no longer offers/);
 });
+
+t.test('connection status: initiated and failed are connection_missing (saying which), expired is connection_expired', async (t) => {
+  const { up, proxy } = await setup(t, { integrations: (up) => ({ svc: integrationYaml([host(up.port)], '{ type: bearer }') }) });
+  const base = { integration: 'svc', scheme: 'bearer', params: {}, credentials: { token: 'status-token' }, created_at: 1, updated_at: 1 };
+  // The connect flow that sets these statuses comes later; the store is where they live.
+  await proxy.runtime.store.put({ ...base, entity: 'ini', status: 'initiated' });
+  await proxy.runtime.store.put({ ...base, entity: 'fail', status: 'failed', reason: 'access_denied' });
+  await proxy.runtime.store.put({ ...base, entity: 'fail2', status: 'failed' });
+  await proxy.runtime.store.put({ ...base, entity: 'exp', status: 'expired' });
+  const as = async (entity: string) => errorOf(await viaProxy(proxy.port, `${up.origin}/`, { headers: { 'X-Entity-Id': entity } }));
+  t.match(await as('ini'), { status: 424, code: 'connection_missing', message: /"ini".*"svc".*started but not finished/ });
+  t.match(await as('fail'), { status: 424, code: 'connection_missing', message: /flow failed \(access_denied\)/ });
+  t.match(await as('fail2'), { status: 424, code: 'connection_missing', message: /flow failed$/ });
+  t.match(await as('exp'), { status: 424, code: 'connection_expired', header: 'connection_expired', message: /"exp".*"svc" expired/ });
+  t.equal(up.seen.length, 0, 'none of them was forwarded');
+});
+
+t.test('a template whose value the connection lacks is 424, never an empty credential', async (t) => {
+  const { up, proxy } = await setup(t, {
+    integrations: (up) => ({
+      svc: integrationYaml([host(up.port)], '{ type: api_key, fields: [api_key, { name: org, optional: true }] }', 'inject: { headers: { Authorization: "Bearer {{api_key}}", X-Org: "{{org}}" } }\n'),
+    }),
+  });
+  await proxy.connect('alice', 'svc', { credentials: { api_key: 'k' } });
+  const e = errorOf(await viaProxy(proxy.port, `${up.origin}/`, { headers: { 'X-Entity-Id': 'alice' } }));
+  t.match(e, { status: 424, code: 'connection_missing', message: /lacks org/ });
+  t.equal(up.seen.length, 0);
+  await proxy.connect('alice', 'svc', { credentials: { api_key: 'k', org: 'acme' } });
+  t.equal((await viaProxy(proxy.port, `${up.origin}/`, { headers: { 'X-Entity-Id': 'alice' } })).status, 200);
+  t.equal(up.seen.at(-1)!.headers['x-org'], 'acme');
+});
+
+t.test('entity_header names another header: it is read and removed, X-Entity-Id is then an ordinary header', async (t) => {
+  const { up, proxy } = await setup(t, {
+    settings: 'store: memory\nentity_header: X-User\n',
+    integrations: (up) => ({ svc: integrationYaml([host(up.port)], '{ type: bearer }') }),
+  });
+  await proxy.connect('alice', 'svc', { credentials: { token: 'tk' } });
+  const missing = errorOf(await viaProxy(proxy.port, `${up.origin}/`, { headers: { 'X-Entity-Id': 'alice' } }));
+  t.equal(missing.code, 'entity_required');
+  t.match(missing.message, /X-User/);
+  t.equal((await viaProxy(proxy.port, `${up.origin}/`, { headers: { 'x-user': 'alice', 'X-Entity-Id': 'other' } })).status, 200);
+  t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer tk');
+  t.notOk(up.seen.at(-1)!.headers['x-user']);
+  t.equal(up.seen.at(-1)!.headers['x-entity-id'], 'other');
+});

@@ -1,11 +1,17 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { startCredproxy, type RunningCredproxy, type StartOptions } from '../../src/app.js';
+
+/** A self-signed certificate for 127.0.0.1 and localhost (valid to 2126), for HTTPS upstreams; trust it with `tls.upstream_ca`. */
+export const TEST_CERT = fileURLToPath(new URL('../fixtures/localhost-cert.pem', import.meta.url));
+const TEST_KEY = fileURLToPath(new URL('../fixtures/localhost-key.pem', import.meta.url));
 
 /** What a test upstream saw of one request. */
 export interface Seen {
@@ -26,9 +32,10 @@ export interface Upstream {
 /** A real HTTP server on an ephemeral loopback port; by default it echoes what it received as JSON. */
 export async function startUpstream(
   handler?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void,
+  opts: { tls?: boolean } = {},
 ): Promise<Upstream> {
   const seen: Seen[] = [];
-  const server = http.createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -38,12 +45,13 @@ export async function startUpstream(
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));
     });
-  });
+  };
+  const server = opts.tls ? https.createServer({ cert: readFileSync(TEST_CERT), key: readFileSync(TEST_KEY) }, listener) : http.createServer(listener);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    origin: `http://127.0.0.1:${port}`,
+    origin: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     seen,
     close: () =>
       new Promise<void>((r) => {
@@ -131,10 +139,11 @@ export async function setup(
     settings?: string;
     integrations?: (up: Upstream) => Record<string, string>;
     handler?: Parameters<typeof startUpstream>[0];
+    tls?: boolean;
     proxy?: Partial<StartOptions>;
   } = {},
 ): Promise<Setup> {
-  const up = await startUpstream(opts.handler);
+  const up = await startUpstream(opts.handler, { tls: opts.tls });
   t.teardown(() => up.close());
   const dir = configDir(opts.settings ?? 'store: memory\n', opts.integrations?.(up) ?? {});
   const proxy = await startProxy(dir, opts.proxy);
