@@ -1,6 +1,6 @@
 import http from 'node:http';
 import t from 'tap';
-import { ADMIN, configDir, integrationYaml, startProxy, startUpstream, viaProxy, type TestProxy } from '../support/servers.js';
+import { ADMIN, configDir, LOOPBACK_EGRESS, integrationYaml, startProxy, startUpstream, viaProxy, type TestProxy } from '../support/servers.js';
 
 const ZENDESK = `hosts: ["{{subdomain}}.zendesk.example"]
 description: Zendesk, per customer
@@ -17,7 +17,7 @@ async function start(t: { teardown(fn: () => unknown): void }): Promise<TestProx
   const up = await startUpstream();
   t.teardown(() => up.close());
   const proxy = await startProxy(
-    configDir('store: memory\nlimits: { admin_body_bytes: 2048 }\n', {
+    configDir(`store: memory\nlimits: { admin_body_bytes: 2048 }\n${LOOPBACK_EGRESS}`, {
       svc: integrationYaml([`127.0.0.1:${up.port}`], '{ type: api_key, fields: [{ name: api_key, pattern: "^sk-" }, { name: org, secret: false, optional: true }] }'),
       zendesk: ZENDESK,
     }),

@@ -2,7 +2,7 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import t from 'tap';
 import { upstreamError } from '../../src/proxy/forward.js';
-import { configDir, errorOf, setup, startProxy, viaProxy } from '../support/servers.js';
+import { configDir, errorOf, LOOPBACK_EGRESS, setup, startProxy, viaProxy } from '../support/servers.js';
 
 t.test('every method and its body go through; redirects come back unfollowed', async (t) => {
   const { up, proxy } = await setup(t, {
@@ -67,7 +67,7 @@ t.test('upstream failures are credproxy answers: 502 unreachable or garbage, 504
     held.forEach((s) => s.destroy());
     silent.close();
   });
-  const proxy = await startProxy(configDir('store: memory\nlimits: { upstream_response_timeout_ms: 200 }\n'));
+  const proxy = await startProxy(configDir(`store: memory\nlimits: { upstream_response_timeout_ms: 200 }\n${LOOPBACK_EGRESS}`));
   t.teardown(() => proxy.close());
 
   const closed = net.createServer();

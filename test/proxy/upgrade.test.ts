@@ -1,11 +1,11 @@
 import t from 'tap';
-import { errorOf, setup, TEST_CERT, viaProxy } from '../support/servers.js';
+import { errorOf, LOOPBACK_EGRESS, setup, TEST_CERT, viaProxy } from '../support/servers.js';
 
 /** `upstream: https` (the default): a plain-http request leaves credproxy over TLS, so the credential never travels in clear text. */
 t.test('upstream: https upgrades plain-http requests; the upstream CA comes from tls.upstream_ca', async (t) => {
   const { up, proxy } = await setup(t, {
     tls: true,
-    settings: `store: memory\ntls: { upstream_ca: ${JSON.stringify(TEST_CERT)} }\n`,
+    settings: `store: memory\ntls: { upstream_ca: ${JSON.stringify(TEST_CERT)} }\n${LOOPBACK_EGRESS}`,
     integrations: (up) => ({ secure: `hosts: ["127.0.0.1:${up.port}"]\nauth: { type: bearer }\n` }),
   });
   await proxy.connect('alice', 'secure', { credentials: { token: 'tls-only-token' } });

@@ -119,6 +119,12 @@ export async function startProxy(dir: string, opts: Partial<StartOptions> = {}):
   };
 }
 
+/**
+ * Test upstreams listen on loopback, which passthrough must not reach by default once
+ * `egress` is enforced (DESIGN.md); tests that pass through to them say so explicitly.
+ */
+export const LOOPBACK_EGRESS = 'egress: { allow_private: ["127.0.0.0/8", "::1/128"] }\n';
+
 /** The one tap test object type, without importing tap's internals. */
 type TapTest = { teardown(fn: () => unknown): void };
 
@@ -145,7 +151,7 @@ export async function setup(
 ): Promise<Setup> {
   const up = await startUpstream(opts.handler, { tls: opts.tls });
   t.teardown(() => up.close());
-  const dir = configDir(opts.settings ?? 'store: memory\n', opts.integrations?.(up) ?? {});
+  const dir = configDir(opts.settings ?? `store: memory\n${LOOPBACK_EGRESS}`, opts.integrations?.(up) ?? {});
   const proxy = await startProxy(dir, opts.proxy);
   t.teardown(() => proxy.close());
   return { up, proxy, dir };
