@@ -54,6 +54,7 @@ t.test('look-alike names never match; exact, wildcard, default port, IDN and pat
     idn: 'hosts: ["Bücher.example"]\nupstream: http\nauth: { type: bearer }\n',
     paths: 'hosts: [paths.example]\nupstream: http\npaths: ["/v1/", "/admin/api"]\nauth: { type: bearer }\n',
     paths2: 'hosts: [paths.example]\nupstream: http\npaths: ["/admin"]\nauth: { type: bearer }\n',
+    v6: 'hosts: ["[::1]:8080", "[2001:DB8::1]"]\nupstream: http\nauth: { type: bearer }\n',
   });
   const proxy = await startProxy(dir);
   t.teardown(() => proxy.close());
@@ -99,6 +100,11 @@ t.test('look-alike names never match; exact, wildcard, default port, IDN and pat
     ['http://paths.example/admin/apix', 'paths2'],
     ['http://paths.example/administrator', undefined],
     ['http://paths.example/', undefined],
+    ['http://[::1]:8080/', 'v6'],
+    ['http://[0:0::1]:8080/', 'v6'],
+    ['http://[::1]:8081/', undefined],
+    ['http://[2001:db8::1]/', 'v6'],
+    ['http://[2001:db8::1]:80/', 'v6'],
   ];
   for (const [target, want] of cases) t.equal(await owner(target), want, `${target} → ${want ?? 'no integration'}`);
 });
@@ -115,6 +121,9 @@ t.test('passthrough allow: a look-alike is forwarded with no credential (and fai
   t.notMatch(r.body.toString(), /tok-api/);
   t.notMatch(proxy.logs.text, /tok-api/);
   t.match(proxy.logs.text, /"integration":"passthrough"/);
+
+  const v6 = errorOf(await viaProxy(proxy.port, 'http://[::1]:1/'));
+  t.same([v6.status, v6.code], [502, 'upstream_error'], 'an IPv6 literal target is forwarded to (and fails at) that address');
 });
 
 t.test('passthrough deny: 403 host_denied, with the header', async (t) => {
