@@ -92,8 +92,12 @@ function compileInject(
     }
     return t;
   };
+  const seen = new Set<string>();
   const headers = Object.entries(config.headers ?? {}).map(([name, value]) => {
     if (RESERVED_HEADERS.has(name.toLowerCase())) problem(['headers', name], `headers.${name}: credproxy manages this header itself; it cannot be injected`);
+    // Header names are case-insensitive: two spellings would send the credential twice.
+    if (seen.has(name.toLowerCase())) problem(['headers', name], `headers.${name}: the header is listed twice (names are case-insensitive)`);
+    seen.add(name.toLowerCase());
     return { name, lower: name.toLowerCase(), value: check(['headers', name], value) };
   });
   const query = Object.entries(config.query ?? {}).map(([name, value]) => ({ name, value: check(['query', name], value) }));
