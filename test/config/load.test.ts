@@ -210,6 +210,7 @@ t.test('integration errors: hosts, templates, names, types, CR/LF — all report
     q_overlap: 'hosts: [C1.example.]\nauth: { type: bearer }\n',
     r_oauth: 'hosts: [r.example]\nauth: { type: oauth2, client_id: x }\n',
     s_notmap: '- just\n- a list\n',
+    t_twice: 'hosts: [t.example]\nauth: { type: bearer }\ninject:\n  headers:\n    Authorization: "Bearer {{token}}"\n    authorization: "Token {{token}}"\n',
   });
   const p = problemsOf(dir, { WITH_NL: 'x\r\ny' });
   const want = [
@@ -245,6 +246,7 @@ t.test('integration errors: hosts, templates, names, types, CR/LF — all report
     /^integrations\/r_oauth\.yaml:2: auth\.authorize_url: is required$/,
     /^integrations\/r_oauth\.yaml:2: auth\.token_url: is required$/,
     /^integrations\/s_notmap\.yaml:1: file: expected a mapping$/,
+    /^integrations\/t_twice\.yaml:6: headers\.authorization: the header is listed twice \(names are case-insensitive\)$/,
   ];
   for (const w of want) t.ok(p.some((line) => w.test(line)), `${w}`);
   t.equal(p.length, want.length, `nothing else reported:\n${p.join('\n')}`);
