@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CONTROL } from '../auth/fields.js';
-import type { IntegrationConfig } from '../config/types.js';
+import type { CredentialRequest } from '../auth/types.js';
+import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import { checkEntityId } from '../proxy/identify.js';
 import type { Runtime } from '../runtime.js';
@@ -49,6 +50,28 @@ export function acceptParams(integration: IntegrationConfig, input: unknown): Re
   return out;
 }
 
+/** What an HTTP header can carry (RFC 9110 field-value: visible ASCII, space, tab, obs-text), as undici enforces it. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * Renders the headers this connection would inject and refuses values no HTTP header can
+ * carry: stored, they would make every request fail later with a misleading 502.
+ */
+async function checkHeaderValues(resolved: ResolvedScheme, req: CredentialRequest): Promise<void> {
+  const values = { ...(await resolved.scheme.values(req)), ...req.connection?.params, entity: req.entity };
+  for (const h of resolved.inject.headers) {
+    let value: string;
+    try {
+      value = h.value.render(values);
+    } catch {
+      continue; // an optional field left out: answered 424 at request time, saying which
+    }
+    if (!HEADER_VALUE.test(value)) {
+      throw new CredproxyError('bad_request', `credentials: the ${h.name} header built from them would hold characters an HTTP header cannot carry (only Latin-1 is allowed)`);
+    }
+  }
+}
+
 export async function putConnection(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
   checkEntityId(entity, 'the entity in the path');
   const integration = integrationOf(rt, name);
@@ -80,6 +103,7 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
     created_at: existing?.created_at ?? now,
     updated_at: now,
   };
+  await checkHeaderValues(resolved, { entity, integration, connection });
   await storeCall(() => rt.store.put(connection));
   rt.log.info({ entity, integration: name, scheme: connection.scheme }, 'connection stored');
   sendJson(res, 200, connectionView(connection));
