@@ -145,6 +145,7 @@ t.test('PUT validation: every bad input is a 400 (or 404/413) that says what is 
     ['alice', 'svc', { credentials: { api_key: 'pk-x' } }, 400, /does not match the pattern \^sk-/],
     ['alice', 'svc', { credentials: { api_key: 'sk-x\r\nX-Evil: 1' } }, 400, /control characters/],
     ['alice', 'svc', { credentials: { api_key: 'sk-x', org: 5 } }, 400, /credentials\.org must be a string/],
+    ['alice', 'svc', { credentials: { api_key: 'sk-t\u00f6k\u20acn' } }, 400, /the Authorization header built from them would hold characters an HTTP header cannot carry/],
     ['alice', 'svc', { credentials: { api_key: 'sk-x' }, params: { a: 'b' } }, 400, /params: unknown a; "svc" declares none/],
     ['alice', 'svc', { credentials: { api_key: 'sk-x' }, params: [] }, 400, /params must be an object/],
     ['alice', 'zendesk', { credentials: { username: 'u', password: 'p' } }, 400, /params\.subdomain is required/],

@@ -83,6 +83,10 @@ t.test('basic: Authorization: Basic base64(username:password); a colon in the pa
   t.equal(auth, `Basic ${Buffer.from('carol:p:ä ss', 'utf8').toString('base64')}`);
   t.equal(up.seen.at(-1)!.rawHeaders.filter((h) => h.toLowerCase() === 'authorization').length, 1);
 
+  t.equal((await proxy.connect('euro', 'jira', { credentials: { username: 'e', password: 'p\u20ac' } })).status, 200, 'any character in a basic password: it travels base64-encoded');
+  await viaProxy(proxy.port, `${up.origin}/rest`, { headers: { 'X-Entity-Id': 'euro' } });
+  t.equal(up.seen.at(-1)!.headers.authorization, `Basic ${Buffer.from('e:p\u20ac', 'utf8').toString('base64')}`);
+
   const colon = await proxy.connect('carol@example.com', 'jira', { credentials: { username: 'ca:rol', password: 'x' } });
   t.equal(colon.status, 400, 'RFC 7617: no colon in the user name');
 });
