@@ -207,10 +207,15 @@ export function viaProxy(
   });
 }
 
-/** Writes raw bytes to the proxy and returns everything it answers until it closes the socket (requests the tests cannot form with http.request). */
+/**
+ * Writes raw bytes to the proxy and returns everything it answers until it closes the socket
+ * (requests the tests cannot form with http.request). Send `Connection: close` unless the
+ * request is one credproxy refuses outright. The socket is not half-closed: node's server
+ * drops a request whose client half-closes before the answer (httpAllowHalfOpen is off).
+ */
 export function rawRequest(port: number, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.end(text));
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(text));
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', reject);
