@@ -104,3 +104,31 @@ t.test('upstreamError maps errors to codes', async (t) => {
   t.equal(upstreamError(new Error('boom')).message, 'the upstream could not be reached or answered garbage (boom)');
   t.equal(upstreamError(Object.assign(new Error('x'), { code: 'ENOTFOUND' })).code, 'upstream_error');
 });
+
+t.test('a client that goes away mid-download releases the upstream request', async (t) => {
+  let upstreamClosed!: () => void;
+  const closed = new Promise<void>((r) => (upstreamClosed = r));
+  const { up, proxy } = await setup(t, {
+    handler: (_req, res) => {
+      res.on('close', () => upstreamClosed());
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: proxy.port, path: `${up.origin}/endless`, agent: false }, (res) => {
+      res.once('data', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+  });
+  await closed;
+  t.pass('the upstream response was torn down when the client left');
+});

@@ -193,3 +193,18 @@ t.test('entity_header names another header: it is read and removed, X-Entity-Id 
   t.notOk(up.seen.at(-1)!.headers['x-user']);
   t.equal(up.seen.at(-1)!.headers['x-entity-id'], 'other');
 });
+
+t.test('concurrent requests for different entities never mix credentials', async (t) => {
+  const { up, proxy } = await setup(t, { integrations: (up) => ({ svc: integrationYaml([host(up.port)], '{ type: bearer }') }) });
+  const entities = ['alice', 'bob', 'carol', 'dave'];
+  for (const e of entities) await proxy.connect(e, 'svc', { credentials: { token: `token-of-${e}` } });
+  const results = await Promise.all(
+    Array.from({ length: 80 }, (_v, i) => {
+      const e = entities[i % entities.length]!;
+      return viaProxy(proxy.port, `${up.origin}/who?i=${i}&e=${e}`, { headers: { 'X-Entity-Id': e } }).then((r) => ({ e, r }));
+    }),
+  );
+  const wrong = results.filter(({ e, r }) => (r.json() as { headers: { authorization?: string } }).headers.authorization !== `Bearer token-of-${e}`);
+  t.equal(wrong.length, 0, 'every upstream request carried its own entity\'s token');
+  t.equal(up.seen.length, 80);
+});
