@@ -57,9 +57,9 @@ t.test('response hop-by-hop headers are dropped on the way back', async (t) => {
   t.equal(r.body.toString(), 'done');
   t.equal(r.headers['x-public'], 'ok');
   t.notOk(r.headers['x-private']);
-  t.notOk(r.headers['keep-alive'] === 'timeout=1');
+  t.notOk(r.headers['keep-alive'], "the upstream's keep-alive is not the client connection's");
   t.notOk(r.headers['proxy-authenticate']);
-  t.notOk(up.seen.length === 0);
+  t.equal(up.seen.length, 1);
 });
 
 t.test('upstreamRequestHeaders keeps casing and order and appends injected headers last', async (t) => {
