@@ -76,13 +76,20 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   };
   const server = createServer(runtime);
   const { host, port } = config.settings.listen;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    // A failed start (port in use, …) must not leave the store file open or the pool alive.
+    await runtime.agent.close();
+    await store.close();
+    throw err;
+  }
   const actual = (server.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;
   const url = `http://${shown}:${actual}`;
