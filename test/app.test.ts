@@ -85,8 +85,13 @@ t.test('a store that stops answering: 503 store_unavailable, nothing forwarded',
   }
 });
 
-t.test('a port in use fails the start', async (t) => {
+t.test('a port in use fails the start, and the store it opened is closed again', async (t) => {
   const first = await startProxy(configDir('store: memory\n'));
   t.teardown(() => first.close());
-  await t.rejects(startCredproxy({ configDir: configDir('store: memory\n'), host: '127.0.0.1', port: first.port, env: { CREDPROXY_ADMIN_TOKEN: 'x'.repeat(20) }, logger: first.runtime.log }), { code: 'EADDRINUSE' });
+  const dir = configDir('');
+  const data = join(dir, 'data');
+  writeFileSync(join(dir, 'credproxy.yaml'), `store: sqlite:${data}/credproxy.db\n`);
+  await t.rejects(startCredproxy({ configDir: dir, host: '127.0.0.1', port: first.port, env: { CREDPROXY_ADMIN_TOKEN: 'x'.repeat(20) }, logger: first.runtime.log }), { code: 'EADDRINUSE' });
+  // SQLite in WAL mode keeps -wal and -shm files exactly while a connection is open.
+  t.same(readdirSync(data).filter((f) => f.startsWith('credproxy.db')), ['credproxy.db'], 'the database was closed');
 });
