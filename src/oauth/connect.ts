@@ -100,6 +100,10 @@ export const finishFlow = browserFacing(async (rt, req, res) => {
     await fail(rt, flow, reason);
     return sendPage(res, 400, 'Connection not completed', `${integration!.name} did not grant access (${reason}). You can close this page and try again.`);
   }
+  if (!validated.get('code')) {
+    await fail(rt, flow, 'the callback carries no code');
+    return sendPage(res, 400, 'Connection not completed', `${integration!.name} sent no authorization code. You can close this page and try again.`);
+  }
   let set;
   try {
     set = await requestToken(

@@ -8,9 +8,12 @@ import { SingleFlight, type RefreshLock } from './single-flight.js';
 import { requestToken, TokenEndpointError } from './token-client.js';
 import { applyTokenSet } from './token-set.js';
 
-/** Refresh bookkeeping of one store (so one running credproxy): lock, backoff, tokens known stale. */
+/** Refresh bookkeeping of one store (so one running credproxy): locks, backoff, tokens known stale. */
 export interface RefreshState {
-  lock: RefreshLock;
+  /** one refresh at a time per connection within this process */
+  readonly local: SingleFlight;
+  /** across instances sharing the store (issue 6: a lock in Redis); taken by the one local caller only */
+  shared?: RefreshLock;
   readonly backoff: Backoff;
   /** access tokens an upstream refused while the request could not be replayed: the next use refreshes first */
   readonly stale: Set<string>;
@@ -22,15 +25,19 @@ const STALE_MAX = 10_000;
 export function refreshState(store: ConnectionStore): RefreshState {
   let s = states.get(store);
   if (!s) {
-    s = { lock: new SingleFlight(), backoff: new Backoff(), stale: new Set() };
+    s = { local: new SingleFlight(), backoff: new Backoff(), stale: new Set() };
     states.set(store, s);
   }
   return s;
 }
 
-/** Puts another lock (e.g. cross-instance, in Redis) in charge of this store's refreshes. */
-export function useRefreshLock(store: ConnectionStore, lock: RefreshLock): void {
-  refreshState(store).lock = lock;
+/**
+ * Adds a cross-instance lock behind the in-process one. refreshNow() re-reads the connection
+ * once it holds the lock, so a refresh another instance finished is reused, not repeated;
+ * with a shared store that read must bypass the store's in-memory cache.
+ */
+export function useSharedRefreshLock(store: ConnectionStore, lock: RefreshLock): void {
+  refreshState(store).shared = lock;
 }
 
 /** Remembers that the upstream refused `token`, so the next request refreshes before using it. */
@@ -74,7 +81,8 @@ export async function freshConnection(
     );
   }
   try {
-    return await state.lock.run(key, () => refreshNow(ctx, state, integration, config, conn.entity, token));
+    const refresh = () => refreshNow(ctx, state, integration, config, conn.entity, token);
+    return await state.local.run(key, () => (state.shared ? state.shared.run(key, refresh) : refresh()));
   } catch (err) {
     if (stillValid && err instanceof CredproxyError && err.code === 'refresh_failed') {
       ctx.log.warn({ entity: conn.entity, integration: conn.integration, err: err.message }, 'proactive refresh failed; the current token is still valid');

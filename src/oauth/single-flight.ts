@@ -1,8 +1,8 @@
 /**
  * Runs `fn` at most once at a time per key: whoever asks while a run is under way waits for
  * that run and gets its result. This is the in-process layer of refresh locking; a store
- * shared by several instances (issue 6, Redis) adds a cross-instance lock by implementing
- * the same interface and wrapping this one.
+ * shared by several instances (issue 6, Redis) adds a cross-instance lock implementing the
+ * same interface behind it (refresh.ts, useSharedRefreshLock).
  */
 export interface RefreshLock {
   run<T>(key: string, fn: () => Promise<T>): Promise<T>;

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
+import { CredproxyError } from '../errors.js';
 import type { Injection } from './credential.js';
 
 /** A request body as it will be sent: held whole (replayable) or streamed through. */
@@ -21,8 +22,15 @@ export async function prepareBody(req: IncomingMessage, limit: number): Promise<
   const it = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const chunks: Buffer[] = [];
   let size = 0;
+  const next = async () => {
+    try {
+      return await it.next();
+    } catch {
+      throw new CredproxyError('bad_request', 'the request body broke off before its end');
+    }
+  };
   for (;;) {
-    const { value, done } = await it.next();
+    const { value, done } = await next();
     if (done) return { body: Buffer.concat(chunks), replayable: true };
     chunks.push(value);
     size += value.length;

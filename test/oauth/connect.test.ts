@@ -1,5 +1,6 @@
 import t from 'tap';
 import type { Test } from 'tap';
+import { createLink } from '../../src/oauth/links.js';
 import { OAuthServer } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
 import { ADMIN, configDir, startProxy, startUpstream, viaProxy, type TestProxy } from '../support/servers.js';
@@ -232,4 +233,19 @@ t.test('an integration without an oauth2 scheme cannot be connected', async (t) 
   t.teardown(() => proxy.close());
   const r = await proxy.admin('POST', '/api/entities/alice/connections/tok/connect', {});
   t.equal(r.status, 400);
+});
+
+t.test('an expired connect link and a callback without a code', async (t) => {
+  const { proxy } = await setup(t);
+  const old = await createLink(proxy.runtime.store.kv, proxy.runtime.adminToken, { entity: 'alice', integration: 'demo', params: {} }, Date.now() - 11 * 60_000);
+  const r = await fetch(`${proxy.url}/connect/demo?token=${old.token}`, { redirect: 'manual', headers: { accept: 'text/html' } });
+  t.equal(r.status, 400);
+  t.match(await r.text(), /has expired/);
+
+  const cb = new URL(await callbackUrl(await connectLink(proxy)));
+  cb.searchParams.delete('code');
+  const noCode = await fetch(cb);
+  t.equal(noCode.status, 400);
+  t.match(await noCode.text(), /no authorization code/);
+  t.equal(await status(proxy), 'failed');
 });

@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { useSharedRefreshLock } from '../../src/oauth/refresh.js';
 import { OAuthServer, protectedHandler, type OAuthServerOptions } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
 import { configDir, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
@@ -104,6 +105,17 @@ t.test('100 concurrent requests with an expired token: exactly one token endpoin
   );
   t.equal(s.as.count('refresh_token'), 1);
   t.equal(new Set(all.map((r) => r.json<{ token: string }>().token)).size, 1, 'all used the refreshed token');
+  t.equal(s.as.count(), 1);
+});
+
+t.test('a shared (cross-instance) lock is taken once per refresh, behind the in-process one', async (t) => {
+  const s = await setup(t);
+  const keys: string[] = [];
+  useSharedRefreshLock(s.proxy.runtime.store, { run: (key, fn) => (keys.push(key), fn()) });
+  await s.proxy.connect('alice', 'demo', { credentials: { ...s.as.issue(), expires_at: nowSeconds() - 10 } });
+  const all = await Promise.all(Array.from({ length: 10 }, () => get(s)));
+  t.same(new Set(all.map((r) => r.status)), new Set([200]));
+  t.same(keys, ['alice\ndemo']);
   t.equal(s.as.count(), 1);
 });
 

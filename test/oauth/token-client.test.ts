@@ -1,5 +1,8 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { parseTokenResponse, TokenEndpointError } from '../../src/oauth/token-client.js';
+import { OAuthServer } from '../support/oauth-server.js';
+import { parseTokenResponse, requestToken, TokenEndpointError } from '../../src/oauth/token-client.js';
 import { applyTokenSet } from '../../src/oauth/token-set.js';
 import { escapeHtml } from '../../src/oauth/pages.js';
 import { Backoff } from '../../src/oauth/backoff.js';
@@ -94,4 +97,37 @@ t.test('helpers', async (t) => {
   t.equal(runs, 2, 'one per key');
   await t.rejects(sf.run('a', async () => Promise.reject(new Error('boom'))), /boom/);
   t.equal(await sf.run('a', async () => 7), 7, 'a failed run does not stick');
+});
+
+/** The kind of TokenEndpointError a call ends in ('ok' when it succeeds). */
+async function failure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    return err instanceof TokenEndpointError ? err.kind : String(err);
+  }
+}
+
+t.test('requestToken against a real token endpoint: down, 5xx, garbage, silent, and a good answer', async (t) => {
+  const as = await new OAuthServer().start();
+  const silent = http.createServer(() => {});
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(async () => {
+    await as.close();
+    silent.closeAllConnections();
+    await new Promise((r) => silent.close(r));
+  });
+  const client = { id: as.clientId, secret: as.clientSecret };
+  const cfg = { token_url: `${as.origin}/token`, scopes: ['s1', 's2'], scope_separator: ',' };
+  const ok = await requestToken(cfg, client, { type: 'client_credentials' }, { timeoutMs: 5000 });
+  t.match(ok, { access_token: /^at-/, expires_in: 3600, scope: 's1,s2' });
+  for (const mode of ['down', 'error500', 'garbage'] as const) {
+    as.tokenEndpoint = mode;
+    t.equal(await failure(requestToken(cfg, client, { type: 'client_credentials' }, { timeoutMs: 5000 })), 'transient', mode);
+  }
+  const port = (silent.address() as AddressInfo).port;
+  const silentCall = requestToken({ token_url: `http://127.0.0.1:${port}/token` }, client, { type: 'refresh_token', refreshToken: 'r' }, { timeoutMs: 200 });
+  await t.rejects(silentCall, /timed out/);
+  t.equal(await failure(silentCall), 'transient');
 });
