@@ -58,6 +58,8 @@ export const startFlow = browserFacing(async (rt, req, res, [name]) => {
   );
   const authorize = new URL(c.authorize_url!);
   const q = authorize.searchParams;
+  // Extra parameters first, so they can never replace the ones the flow's security rests on.
+  for (const [k, v] of Object.entries(c.authorization_params ?? {})) q.set(k, v);
   q.set('response_type', 'code');
   q.set('client_id', c.client_id ?? '');
   q.set('redirect_uri', callbackUrl(rt));
@@ -67,7 +69,6 @@ export const startFlow = browserFacing(async (rt, req, res, [name]) => {
     q.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
     q.set('code_challenge_method', 'S256');
   }
-  for (const [k, v] of Object.entries(c.authorization_params ?? {})) q.set(k, v);
   rt.log.info({ entity: link.entity, integration: name, pkce: verifier !== undefined }, 'connect flow started');
   res.writeHead(302, { location: authorize.href, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).end();
 });

@@ -87,6 +87,9 @@ export function createProxyHandler(rt: Runtime) {
         markStale: (token) => markStale(rt.store, token),
       });
       ({ status, refreshed, replayed } = outcome);
+      // A token other than the stored one was injected: it was refreshed before use.
+      const stored = injection?.connection?.credentials.access_token;
+      refreshed ||= stored !== undefined && injection?.token !== stored;
     } catch (err) {
       const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
       if (!isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');

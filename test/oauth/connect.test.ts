@@ -12,7 +12,7 @@ interface Setup {
   api: Awaited<ReturnType<typeof startUpstream>>;
 }
 
-async function setup(t: Test, extraAuth = '  scopes: [read, write]\n  authorization_params: { access_type: offline, prompt: consent }', asOpts = {}): Promise<Setup> {
+async function setup(t: Test, extraAuth = '  scopes: [read, write]\n  authorization_params: { access_type: offline, prompt: consent, state: hijack }', asOpts = {}): Promise<Setup> {
   const as = await new OAuthServer(asOpts).start();
   const app = await startUpstream();
   const api = await startUpstream();
@@ -71,6 +71,7 @@ t.test('full connect flow with a real client following the redirects, then the p
   t.equal(q.get('access_type'), 'offline');
   t.equal(q.get('prompt'), 'consent');
   t.ok(Buffer.from(q.get('state')!, 'base64url').length >= 16, 'state has at least 128 bits');
+  t.same(q.getAll('state').length, 1, 'authorization_params cannot replace the state');
   t.equal(as.count('authorization_code'), 1);
   t.equal(as.calls[0]!.auth, 'basic', 'client_secret_basic by default');
 

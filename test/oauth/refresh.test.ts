@@ -125,6 +125,7 @@ t.test('proactive refresh within refresh_before keeps the old refresh token when
   await s.proxy.connect('alice', 'demo', { credentials: { ...tokens, expires_in: 100 } });
   t.equal((await get(s)).status, 200);
   t.equal(s.as.count('refresh_token'), 1, 'expiring within 120 s: refreshed before use');
+  t.match(s.proxy.logs.text, /"refreshed":true,"replayed":false/);
   const stored = await s.proxy.runtime.store.get('alice', 'demo');
   t.equal(stored!.credentials.refresh_token, tokens.refresh_token, 'no refresh token in the answer: the old one is kept');
   t.not(stored!.credentials.access_token, tokens.access_token);
