@@ -32,9 +32,16 @@ async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Runs a browser-facing handler: its errors become a page for browsers, JSON for programs. */
+/**
+ * Runs a browser-facing handler: its errors become a page for browsers, JSON for programs.
+ * HEAD (link checkers, previews) answers without consuming the single-use link or state.
+ */
 function browserFacing(fn: (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>) {
   return async (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => {
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end();
+      return;
+    }
     try {
       await fn(rt, req, res, params);
     } catch (err) {
@@ -53,9 +60,7 @@ export const startFlow = browserFacing(async (rt, req, res, [name]) => {
   const link = await takeLink(rt.store.kv, rt.adminToken, token, name!);
   const c = withParams(config, link.params);
   const verifier = c.pkce === false ? undefined : oauth.generateRandomCodeVerifier();
-  const state = await storeCall(() =>
-    saveState(rt.store.kv, { entity: link.entity, integration: name!, params: link.params, verifier, redirect_to: link.redirect_to }),
-  );
+  const state = await saveState(rt.store.kv, { entity: link.entity, integration: name!, params: link.params, verifier, redirect_to: link.redirect_to });
   const authorize = new URL(c.authorize_url!);
   const q = authorize.searchParams;
   // Extra parameters first, so they can never replace the ones the flow's security rests on.

@@ -27,7 +27,7 @@ function linkKey(adminToken: string): Uint8Array {
 export async function createLink(kv: KeyValue, adminToken: string, record: LinkRecord, now = Date.now()): Promise<{ token: string; expiresAt: number }> {
   const id = randomBytes(18).toString('base64url');
   const expiresAt = now + FLOW_TTL_MS;
-  await kv.set(`link:${id}`, JSON.stringify(record), FLOW_TTL_MS);
+  await kvCall(() => kv.set(`link:${id}`, JSON.stringify(record), FLOW_TTL_MS));
   const token = await new SignJWT({ int: record.integration })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(record.entity)
@@ -54,7 +54,16 @@ export async function takeLink(kv: KeyValue, adminToken: string, token: string, 
     const why = err instanceof errors.JWTExpired ? 'has expired' : 'is not valid';
     throw new CredproxyError('bad_request', `this connect link ${why}; ask for a new one`);
   }
-  const raw = id === undefined ? undefined : await kv.take(`link:${id}`);
+  const raw = id === undefined ? undefined : await kvCall(() => kv.take(`link:${id}`));
   if (raw === undefined) throw new CredproxyError('bad_request', 'this connect link was already used or has expired; ask for a new one');
   return JSON.parse(raw) as LinkRecord;
+}
+
+/** Short-lived records live in the store too: its failure is a 503, never a 500. */
+export async function kvCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch {
+    throw new CredproxyError('store_unavailable', 'the store does not answer');
+  }
 }

@@ -1,7 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import { CredproxyError } from '../errors.js';
 import type { KeyValue } from '../store/types.js';
-import { FLOW_TTL_MS } from './links.js';
+import { FLOW_TTL_MS, kvCall } from './links.js';
 
 /** What an OAuth `state` is bound to, server-side: the browser carries only the random value. */
 export interface FlowState {
@@ -17,7 +17,7 @@ export interface FlowState {
 /** A fresh state (256 random bits) recorded for 10 minutes. */
 export async function saveState(kv: KeyValue, flow: Omit<FlowState, 'created_at'>, now = Date.now()): Promise<string> {
   const state = oauth.generateRandomState();
-  await kv.set(`state:${state}`, JSON.stringify({ ...flow, created_at: now }), FLOW_TTL_MS);
+  await kvCall(() => kv.set(`state:${state}`, JSON.stringify({ ...flow, created_at: now }), FLOW_TTL_MS));
   return state;
 }
 
@@ -28,7 +28,7 @@ export async function saveState(kv: KeyValue, flow: Omit<FlowState, 'created_at'
 export async function takeState(kv: KeyValue, state: string | null, now = Date.now()): Promise<FlowState> {
   if (!state) throw new CredproxyError('bad_request', 'the callback carries no state');
   if (!/^[A-Za-z0-9_-]{16,128}$/.test(state)) throw new CredproxyError('bad_request', 'the callback state is unknown, expired or already used');
-  const raw = await kv.take(`state:${state}`);
+  const raw = await kvCall(() => kv.take(`state:${state}`));
   const flow = raw === undefined ? undefined : (JSON.parse(raw) as FlowState);
   if (!flow || now - flow.created_at > FLOW_TTL_MS) throw new CredproxyError('bad_request', 'the callback state is unknown, expired or already used');
   return flow;

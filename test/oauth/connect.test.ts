@@ -208,6 +208,7 @@ t.test('connect link requests: redirect_to allow-list, bad bodies, wrong integra
   t.equal(noAdmin.status, 401);
 
   const link = new URL(await connectLink(proxy));
+  t.equal((await fetch(link, { method: 'HEAD' })).status, 200, 'HEAD (a link preview) does not use the link up');
   t.equal((await fetch(`${proxy.url}/connect/demo`, { redirect: 'manual' })).status, 400, 'no token');
   t.equal((await fetch(`${proxy.url}/connect/demo?token=abc.def.ghi`, { redirect: 'manual' })).status, 400, 'forged');
   const tampered = link.searchParams.get('token')!.slice(0, -2) + 'xx';
