@@ -1,5 +1,5 @@
 import { randomBytes, createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -154,6 +154,7 @@ t.test('a connection without a refresh token: the 401 goes back as is', async (t
 
 t.test('restart (sqlite store) between rotations keeps the rotated refresh token', async (t) => {
   const data = mkdtempSync(join(tmpdir(), 'credproxy-oauth-'));
+  t.teardown(() => rmSync(data, { recursive: true, force: true }));
   const s = await setup(t, { settings: `store: sqlite:${join(data, 'db.sqlite')}\n` });
   const tokens = s.as.issue();
   await s.proxy.connect('alice', 'demo', { credentials: { ...tokens, expires_at: nowSeconds() - 10 } });
