@@ -91,6 +91,11 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     throw err;
   }
   const actual = (server.address() as AddressInfo).port;
+  if (config.settings.public_url.endsWith(':0')) {
+    // Listening on port 0, the default public_url named port 0; OAuth redirect URIs need the real one.
+    const settings = Object.freeze({ ...config.settings, public_url: config.settings.public_url.replace(/:0$/, `:${actual}`) });
+    runtime.current = snapshotOf(Object.freeze({ ...config, settings }));
+  }
   const shown = host.includes(':') ? `[${host}]` : host;
   const url = `http://${shown}:${actual}`;
   log.info({ url, integrations: [...config.integrations.keys()], store: config.settings.store.replace(/\/\/[^@]*@/, '//…@') }, 'credproxy listening');

@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { deleteConnection, getConnection, listConnections, putConnection } from './connections.js';
+import { finishFlow, startFlow } from '../oauth/connect.js';
+import { createConnectLink } from './connect.js';
 import { requireAdmin, sendJson } from './http.js';
 import { integrationView } from './views.js';
 
@@ -58,6 +60,10 @@ const routes: Route[] = [
   { method: 'GET', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, handler: (rt, _q, res, [e, i]) => getConnection(rt, res, e!, i!) },
   { method: 'PUT', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, handler: (rt, req, res, [e, i]) => putConnection(rt, req, res, e!, i!) },
   { method: 'DELETE', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, handler: (rt, _q, res, [e, i]) => deleteConnection(rt, res, e!, i!) },
+  { method: 'POST', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}/connect$`), admin: true, handler: (rt, req, res, [e, i]) => createConnectLink(rt, req, res, e!, i!) },
+  // The callback before /connect/{integration}, which would otherwise take it.
+  { method: 'GET', pattern: /^\/connect\/callback$/, admin: false, handler: finishFlow },
+  { method: 'GET', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, handler: startFlow },
 ];
 
 /** credproxy's own API: origin-form requests (`GET /healthz`). */

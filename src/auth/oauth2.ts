@@ -1,11 +1,15 @@
 import type { AuthConfig } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import { checkValue } from './fields.js';
+import { freshConnection } from '../oauth/refresh.js';
+import type { OAuthAuthConfig } from '../oauth/client-config.js';
+import type { Connection } from '../store/types.js';
 import type { AcceptedCredentials, AuthScheme, CredentialRequest, FieldInfo } from './types.js';
 
 /**
  * OAuth 2.0 authorization-code connections: the connection holds a token set, obtained by
- * the connect flow or migrated in through the admin API.
+ * the connect flow or migrated in through the admin API. Tokens are refreshed before use
+ * when they are about to expire, and after the upstream refused them (src/oauth/refresh.ts).
  */
 export class OAuth2Scheme implements AuthScheme {
   readonly type = 'oauth2';
@@ -47,7 +51,13 @@ export class OAuth2Scheme implements AuthScheme {
     return accepted;
   }
 
-  values(req: CredentialRequest): Record<string, string> {
-    return req.connection?.credentials ?? {};
+  refreshable(connection: Connection | undefined): boolean {
+    return connection?.credentials.refresh_token !== undefined;
+  }
+
+  async values(req: CredentialRequest): Promise<Record<string, string>> {
+    if (!req.connection || !req.ctx) return req.connection?.credentials ?? {};
+    const conn = await freshConnection(req.ctx, req.integration, this.config as OAuthAuthConfig, req.connection, req.stale);
+    return conn.credentials;
   }
 }

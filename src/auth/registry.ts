@@ -3,6 +3,7 @@ import { ApiKeyScheme } from './api-key.js';
 import { BasicScheme } from './basic.js';
 import { BearerScheme } from './bearer.js';
 import { OAuth2Scheme } from './oauth2.js';
+import { OAuth2ClientCredentialsScheme } from './oauth2-client-credentials.js';
 import type { AuthScheme, SchemeFactory } from './types.js';
 
 /** The lookup table of schemes, keyed by `auth.type`. A new scheme is one file and one line here. */
@@ -11,6 +12,7 @@ export const SCHEMES: Partial<Record<AuthType, SchemeFactory>> = {
   bearer: (c) => new BearerScheme(c),
   basic: (c) => new BasicScheme(c),
   oauth2: (c) => new OAuth2Scheme(c),
+  oauth2_client_credentials: (c) => new OAuth2ClientCredentialsScheme(c),
 };
 
 export function createScheme(config: AuthConfig): AuthScheme | undefined {

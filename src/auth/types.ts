@@ -1,5 +1,7 @@
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
 import type { AuthConfig, AuthType, IntegrationConfig } from '../config/types.js';
-import type { Connection } from '../store/types.js';
+import type { Connection, ConnectionStore } from '../store/types.js';
 import type { Template } from './template.js';
 
 /** A credential field a connection supplies (shown by GET /api/integrations). */
@@ -28,6 +30,19 @@ export interface CredentialRequest {
   integration: IntegrationConfig;
   /** undefined for schemes that need none */
   connection: Connection | undefined;
+  /** what schemes that talk to a token endpoint need; absent where no request is under way */
+  ctx?: SchemeContext;
+  /** an access token the upstream just refused (a `refresh_on` status): get a newer one */
+  stale?: string;
+}
+
+/** The runtime parts a scheme may use to refresh or fetch a token. */
+export interface SchemeContext {
+  store: ConnectionStore;
+  dispatcher: Dispatcher;
+  log: Logger;
+  /** how long a token endpoint may take */
+  timeoutMs: number;
 }
 
 /**
@@ -45,6 +60,11 @@ export interface AuthScheme {
   readonly computed: readonly string[];
   /** the inject used when the config gives none */
   readonly defaultInject: { headers?: Record<string, string>; query?: Record<string, string> };
+  /**
+   * Whether a `refresh_on` status from the upstream can be cured by a new token (OAuth
+   * schemes with something to refresh with); absent means never.
+   */
+  refreshable?(connection: Connection | undefined): boolean;
   /** checks credentials handed to the admin API; throws CredproxyError(bad_request) */
   accept(input: Record<string, unknown>, now: number): AcceptedCredentials;
   /** the template values for one request: fields plus whatever the scheme computes */

@@ -1,4 +1,5 @@
 import { MissingValueError } from '../auth/template.js';
+import type { SchemeContext } from '../auth/types.js';
 import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
@@ -8,6 +9,10 @@ export interface Injection {
   headers: Array<[name: string, lower: string, value: string]>;
   query: Array<[name: string, value: string]>;
   connection: Connection | undefined;
+  /** the access token injected, for schemes that have one: what a refresh must replace */
+  token?: string;
+  /** whether a `refresh_on` status can be cured by refreshing (and so the request replayed) */
+  refreshable: boolean;
 }
 
 /** Which of the integration's schemes a connection uses (the first when it has none). */
@@ -32,6 +37,7 @@ export async function resolveCredential(
   store: ConnectionStore,
   integration: IntegrationConfig,
   entity: string,
+  opts: { ctx?: SchemeContext; stale?: string } = {},
 ): Promise<Injection> {
   const first = integration.schemes[0]!;
   let connection: Connection | undefined;
@@ -54,12 +60,15 @@ export async function resolveCredential(
   if (!resolved) {
     throw new CredproxyError('connection_missing', `the connection of entity "${entity}" uses scheme "${connection?.scheme}", which integration "${integration.name}" no longer offers`);
   }
-  const values = { ...(await resolved.scheme.values({ entity, integration, connection })), ...connection?.params, entity };
+  const schemeValues = await resolved.scheme.values({ entity, integration, connection, ctx: opts.ctx, stale: opts.stale });
+  const values = { ...schemeValues, ...connection?.params, entity };
   try {
     return {
       headers: resolved.inject.headers.map((h) => [h.name, h.lower, h.value.render(values)]),
       query: resolved.inject.query.map((q) => [q.name, q.value.render(values)]),
       connection,
+      token: schemeValues.access_token,
+      refreshable: resolved.scheme.refreshable?.(connection) ?? false,
     };
   } catch (err) {
     if (err instanceof MissingValueError) {

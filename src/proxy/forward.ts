@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { errors, type Dispatcher } from 'undici';
 import { CredproxyError } from '../errors.js';
 import { clientResponseHeaders } from './headers.js';
@@ -11,12 +11,17 @@ export interface UpstreamRequest {
   path: string;
   method: string;
   headers: string[];
-  body: Readable | null;
+  body: Readable | Buffer | null;
 }
 
 export interface ForwardOptions {
   headersTimeout: number;
   signal?: AbortSignal;
+  /**
+   * When it returns true for the upstream status, the answer is read and dropped instead of
+   * sent to the client (a 401 that a refresh and replay will answer instead).
+   */
+  holdBack?: (status: number) => boolean;
 }
 
 /**
@@ -42,12 +47,13 @@ export async function forward(agent: Dispatcher, up: UpstreamRequest, res: Serve
       },
       ({ statusCode, headers }) => {
         status = statusCode;
+        if (opts.holdBack?.(statusCode)) return discard();
         res.writeHead(statusCode, clientResponseHeaders(headers as Record<string, string | string[] | undefined>));
         return res;
       },
     );
   } catch (err) {
-    if (status !== 0 || res.headersSent) {
+    if (res.headersSent || (status !== 0 && !opts.holdBack?.(status))) {
       // The answer was under way: all that is left is to cut the client off, so it sees a
       // truncated body rather than a complete-looking wrong one.
       res.destroy();
@@ -56,6 +62,10 @@ export async function forward(agent: Dispatcher, up: UpstreamRequest, res: Serve
     throw upstreamError(err);
   }
   return status;
+}
+
+function discard(): Writable {
+  return new Writable({ write: (_chunk, _enc, cb) => cb() });
 }
 
 export function upstreamError(err: unknown): CredproxyError {

@@ -3,14 +3,20 @@ import { performance } from 'node:perf_hooks';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { resolveCredential, type Injection } from './credential.js';
+import { markStale } from '../oauth/refresh.js';
+import type { SchemeContext } from '../auth/types.js';
 import { forward } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
 import { identify } from './identify.js';
+import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
 import { parseTarget, type Target } from './target.js';
+
+/** A token endpoint gets less time than an upstream: a request waits on it before anything is sent. */
+const TOKEN_TIMEOUT_MS = 30_000;
 
 /**
  * The request pipeline for absolute-form proxy requests, one step per file:
- * target → identify → match → credential → headers → forward. Any step may throw a
+ * target → identify → match → credential → headers → forward (→ refresh → replay). Any step may throw a
  * CredproxyError; it becomes the documented answer and nothing is forwarded.
  */
 export function createProxyHandler(rt: Runtime) {
@@ -23,6 +29,8 @@ export function createProxyHandler(rt: Runtime) {
     let host = '';
     let path = '';
     let status = 0;
+    let refreshed = false;
+    let replayed = false;
     const abort = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abort.abort();
@@ -38,12 +46,13 @@ export function createProxyHandler(rt: Runtime) {
       let injection: Injection | undefined;
       let origin: string;
       let hostHeader: string;
+      const ctx: SchemeContext = { store: rt.store, dispatcher: rt.agent, log: rt.log, timeoutMs: Math.min(TOKEN_TIMEOUT_MS, settings.limits.upstream_response_timeout_ms) };
       if (route) {
         integration = route.integration.name;
         if (!entity) {
           throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${integration}": name the entity with the ${settings.entity_header} header`);
         }
-        injection = await resolveCredential(rt.store, route.integration, entity);
+        injection = await resolveCredential(rt.store, route.integration, entity, { ctx });
         ({ origin, hostHeader } = upstreamOrigin(target, route.integration.upstream));
       } else {
         if (settings.passthrough === 'deny') {
@@ -52,17 +61,35 @@ export function createProxyHandler(rt: Runtime) {
         ({ origin, hostHeader } = upstreamOrigin(target, target.secure ? 'https' : 'http'));
       }
 
-      const upstreamPath = injectQuery(target.url.pathname + target.url.search, injection?.query ?? []);
-      const headers = upstreamRequestHeaders(req.rawHeaders, hostHeader, settings.entity_header, injection?.headers ?? []);
-      const te = req.headers['transfer-encoding'];
-      const cl = req.headers['content-length'];
-      const body = te !== undefined || (cl !== undefined && cl !== '0') ? req : null;
-      status = await forward(
-        rt.agent,
-        { origin, path: upstreamPath, method: req.method ?? 'GET', headers, body },
-        res,
-        { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal },
-      );
+      // Only a request that a refresh could cure is held in memory; everything else streams.
+      const prepared: PreparedBody = injection?.refreshable
+        ? await prepareBody(req, settings.limits.replay_body_bytes)
+        : { body: hasBody(req) ? req : null, replayable: false };
+      const send = (inj: Injection | undefined, holdBack?: (status: number) => boolean) =>
+        forward(
+          rt.agent,
+          {
+            origin,
+            path: injectQuery(target.url.pathname + target.url.search, inj?.query ?? []),
+            method: req.method ?? 'GET',
+            headers: upstreamRequestHeaders(req.rawHeaders, hostHeader, settings.entity_header, inj?.headers ?? []),
+            body: prepared.body,
+          },
+          res,
+          { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack },
+        );
+      const outcome = await forwardWithReplay({
+        refreshOn: route?.integration.refresh_on ?? [],
+        injection,
+        replayable: prepared.replayable,
+        send,
+        refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale }),
+        markStale: (token) => markStale(rt.store, token),
+      });
+      ({ status, refreshed, replayed } = outcome);
+      // A token other than the stored one was injected: it was refreshed before use.
+      const stored = injection?.connection?.credentials.access_token;
+      refreshed ||= stored !== undefined && injection?.token !== stored;
     } catch (err) {
       const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
       if (!isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
@@ -74,8 +101,13 @@ export function createProxyHandler(rt: Runtime) {
     const ms = performance.now() - started;
     rt.metrics.requests.inc({ integration, method: req.method ?? '', status: `${Math.floor(status / 100)}xx` });
     rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
-    rt.log.info({ entity, integration, method: req.method, host, path, status, ms: Math.round(ms * 10) / 10 }, 'proxied');
+    rt.log.info({ entity, integration, method: req.method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
   };
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }
 
 /** Where the request goes: an integration's `upstream: https` upgrades plain http, so a credential never leaves in clear text. */

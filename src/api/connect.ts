@@ -1,0 +1,70 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CredproxyError } from '../errors.js';
+import { oauth2ConfigOf } from '../oauth/connect.js';
+import { createLink } from '../oauth/links.js';
+import { checkEntityId } from '../proxy/identify.js';
+import type { Runtime } from '../runtime.js';
+import { acceptParams } from './connections.js';
+import { readJson, sendJson } from './http.js';
+
+/** `redirect_to` must fall under an entry of `connect.allowed_redirects` (same origin, path below): no open redirect. */
+export function allowedRedirect(target: unknown, allowed: readonly string[]): string | undefined {
+  if (target === undefined || target === null) return undefined;
+  if (typeof target !== 'string') throw new CredproxyError('bad_request', 'redirect_to must be a string');
+  let u: URL;
+  try {
+    u = new URL(target);
+  } catch {
+    throw new CredproxyError('bad_request', 'redirect_to is not a URL');
+  }
+  const ok =
+    (u.protocol === 'https:' || u.protocol === 'http:') &&
+    u.username === '' &&
+    u.password === '' &&
+    allowed.some((a) => {
+      const base = new URL(a);
+      const prefix = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
+      return u.origin === base.origin && (u.pathname === base.pathname || u.pathname.startsWith(prefix));
+    });
+  if (!ok) throw new CredproxyError('bad_request', 'redirect_to is not on connect.allowed_redirects');
+  return u.href;
+}
+
+/**
+ * POST /api/entities/{entity}/connections/{integration}/connect: a single-use link (10
+ * minutes) that starts the OAuth flow. The connection becomes `initiated`, unless it is
+ * active: a re-connect keeps the working tokens until the new ones arrive.
+ */
+export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
+  checkEntityId(entity, 'the entity in the path');
+  const integration = rt.current.config.integrations.get(name);
+  oauth2ConfigOf(integration, name);
+  const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
+  const { redirect_to, params, ...rest } = body;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw new CredproxyError('bad_request', `unknown key ${extra.join(', ')}; expected redirect_to, params`);
+  const redirect = allowedRedirect(redirect_to, rt.current.config.settings.connect.allowed_redirects);
+  const accepted = acceptParams(integration!, params);
+  const now = Date.now();
+  try {
+    const existing = await rt.store.get(entity, name);
+    if (existing?.status !== 'active') {
+      await rt.store.put({
+        entity,
+        integration: name,
+        scheme: 'oauth2',
+        params: accepted,
+        status: 'initiated',
+        credentials: {},
+        created_at: existing?.created_at ?? now,
+        updated_at: now,
+      });
+    }
+  } catch {
+    throw new CredproxyError('store_unavailable', 'the store does not answer');
+  }
+  const { token, expiresAt } = await createLink(rt.store.kv, rt.adminToken, { entity, integration: name, params: accepted, redirect_to: redirect }, now);
+  const connect_url = `${rt.current.config.settings.public_url}/connect/${encodeURIComponent(name)}?token=${token}`;
+  rt.log.info({ entity, integration: name }, 'connect link created');
+  sendJson(res, 200, { connect_url, expires_at: new Date(expiresAt).toISOString() });
+}

@@ -1,0 +1,21 @@
+import { compileTemplate } from '../auth/template.js';
+import type { AuthConfig } from '../config/types.js';
+import type { OAuthClientConfig } from './token-client.js';
+
+/** An oauth2 or oauth2_client_credentials `auth` entry, as the YAML wrote it. */
+export type OAuthAuthConfig = AuthConfig &
+  OAuthClientConfig & {
+    authorize_url?: string;
+    pkce?: boolean;
+    authorization_params?: Record<string, string>;
+    refresh_before?: number;
+  };
+
+/** Seconds before expiry at which a token is refreshed before use (DESIGN: 60 s unless `refresh_before`). */
+export const refreshBeforeMs = (c: OAuthAuthConfig) => (c.refresh_before ?? 60) * 1000;
+
+/** The config with the connection's params filled into templated URLs (`https://{{subdomain}}.zendesk.com/…`). */
+export function withParams(c: OAuthAuthConfig, params: Record<string, string>): OAuthAuthConfig {
+  const fill = (s: string | undefined) => (s === undefined ? undefined : compileTemplate(s).render(params));
+  return { ...c, token_url: fill(c.token_url)!, authorize_url: fill(c.authorize_url) };
+}

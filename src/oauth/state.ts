@@ -1,0 +1,35 @@
+import * as oauth from 'oauth4webapi';
+import { CredproxyError } from '../errors.js';
+import type { KeyValue } from '../store/types.js';
+import { FLOW_TTL_MS, kvCall } from './links.js';
+
+/** What an OAuth `state` is bound to, server-side: the browser carries only the random value. */
+export interface FlowState {
+  entity: string;
+  integration: string;
+  params: Record<string, string>;
+  /** PKCE verifier; absent with `pkce: false` */
+  verifier?: string;
+  redirect_to?: string;
+  created_at: number;
+}
+
+/** A fresh state (256 random bits) recorded for 10 minutes. */
+export async function saveState(kv: KeyValue, flow: Omit<FlowState, 'created_at'>, now = Date.now()): Promise<string> {
+  const state = oauth.generateRandomState();
+  await kvCall(() => kv.set(`state:${state}`, JSON.stringify({ ...flow, created_at: now }), FLOW_TTL_MS));
+  return state;
+}
+
+/**
+ * Consumes a state: missing, unknown, reused and expired all end here as a 400. The age is
+ * checked too, not only the store's TTL, so a backend that expires lazily cannot stretch it.
+ */
+export async function takeState(kv: KeyValue, state: string | null, now = Date.now()): Promise<FlowState> {
+  if (!state) throw new CredproxyError('bad_request', 'the callback carries no state');
+  if (!/^[A-Za-z0-9_-]{16,128}$/.test(state)) throw new CredproxyError('bad_request', 'the callback state is unknown, expired or already used');
+  const raw = await kvCall(() => kv.take(`state:${state}`));
+  const flow = raw === undefined ? undefined : (JSON.parse(raw) as FlowState);
+  if (!flow || now - flow.created_at > FLOW_TTL_MS) throw new CredproxyError('bad_request', 'the callback state is unknown, expired or already used');
+  return flow;
+}
