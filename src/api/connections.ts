@@ -58,7 +58,10 @@ const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
  * carry: stored, they would make every request fail later with a misleading 502.
  */
 async function checkHeaderValues(resolved: ResolvedScheme, req: CredentialRequest): Promise<void> {
-  const values = { ...(await resolved.scheme.values(req)), ...req.connection?.params, entity: req.entity };
+  // Only the stored values themselves: asking the scheme for its values could call a token
+  // endpoint (client credentials, exchanges) from inside an admin PUT. Computed values such
+  // as basic_auth are left out (rendering skips them), and they are base64 anyway.
+  const values = { ...req.connection?.credentials, ...req.connection?.params, entity: req.entity };
   for (const h of resolved.inject.headers) {
     let value: string;
     try {
