@@ -36,6 +36,13 @@ export interface KeyvStoreOptions {
   onClose?: () => Promise<void>;
 }
 
+export class StoreClosedError extends Error {
+  constructor() {
+    super('the store is closed');
+    this.name = 'StoreClosedError';
+  }
+}
+
 interface Cached {
   conn: Connection;
   at: number;
@@ -54,6 +61,7 @@ export class KeyvConnectionStore implements ConnectionStore {
   private readonly cache = new Map<string, Cached>();
   /** bumped on every invalidation: a read that started before one must not fill the cache */
   private epoch = 0;
+  private closed = false;
 
   constructor(
     private readonly keyv: Keyv<string>,
@@ -68,18 +76,18 @@ export class KeyvConnectionStore implements ConnectionStore {
         this.cache.clear();
       },
     );
-    const call = <T>(p: Promise<T>) => this.call(p);
+    const call = <T>(op: () => Promise<T>) => this.call(op);
     this.kv = {
-      get: async (k) => (await call(keyv.get(`kv:${k}`))) ?? undefined,
+      get: async (k) => (await call(() => keyv.get(`kv:${k}`))) ?? undefined,
       set: async (k, value, ttl) => {
-        await call(keyv.set(`kv:${k}`, value, ttl));
+        await call(() => keyv.set(`kv:${k}`, value, ttl));
       },
-      delete: (k) => call(keyv.delete(`kv:${k}`)),
+      delete: (k) => call(() => keyv.delete(`kv:${k}`)),
       take: async (k) => {
-        const value = await call(keyv.get(`kv:${k}`));
+        const value = await call(() => keyv.get(`kv:${k}`));
         // delete() reports whether this caller removed it (Redis: UNLINK's count), so of
         // two racing takers, on any instances, only one wins.
-        return value !== undefined && (await call(keyv.delete(`kv:${k}`))) ? value : undefined;
+        return value !== undefined && (await call(() => keyv.delete(`kv:${k}`))) ? value : undefined;
       },
     };
   }
@@ -91,7 +99,7 @@ export class KeyvConnectionStore implements ConnectionStore {
       if (hit && this.trusted(hit)) return hit.conn;
     }
     const epoch = this.epoch;
-    const raw = await this.call(this.keyv.get(k));
+    const raw = await this.call(() => this.keyv.get(k));
     if (raw === undefined) {
       this.cache.delete(k);
       return undefined;
@@ -118,7 +126,7 @@ export class KeyvConnectionStore implements ConnectionStore {
     // Drop the cached copy first: if the write fails, the next read goes to the backend
     // rather than trusting a value the backend may not hold.
     this.cache.delete(k);
-    await this.call(this.keyv.set(k, JSON.stringify(stored)));
+    await this.call(() => this.keyv.set(k, JSON.stringify(stored)));
     this.cache.set(k, { conn: Object.freeze({ ...c }), at: Date.now() });
     await this.announce(k);
   }
@@ -126,7 +134,7 @@ export class KeyvConnectionStore implements ConnectionStore {
   async delete(entity: string, integration: string): Promise<boolean> {
     const k = connKey(entity, integration);
     this.cache.delete(k);
-    const deleted = await this.call(this.keyv.delete(k));
+    const deleted = await this.call(() => this.keyv.delete(k));
     await this.announce(k);
     return deleted;
   }
@@ -137,10 +145,12 @@ export class KeyvConnectionStore implements ConnectionStore {
   }
 
   async ping(): Promise<void> {
-    await this.call(this.keyv.get('ping'));
+    await this.call(() => this.keyv.get('ping'));
   }
 
   async close(): Promise<void> {
+    // Late calls (a retry timer, a request in flight) must fail, not reconnect a closed client.
+    this.closed = true;
     this.cache.clear();
     await this.opts.invalidation?.close();
     await this.opts.onClose?.();
@@ -162,7 +172,9 @@ export class KeyvConnectionStore implements ConnectionStore {
     await this.opts.invalidation?.publish(k).catch(() => undefined);
   }
 
-  private call<T>(op: Promise<T>): Promise<T> {
+  private call<T>(start: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    const op = start();
     const ms = this.opts.opTimeoutMs;
     if (ms === undefined) return op;
     let timer: NodeJS.Timeout | undefined;

@@ -61,8 +61,9 @@ export class Locks {
     const waitMs = opts.waitMs ?? ttlMs + 1_000;
     const deadline = Date.now() + waitMs;
     for (;;) {
+      const at = Date.now();
       const handle = await this.backend.tryAcquire(name, ttlMs);
-      if (handle) return this.wrap(handle);
+      if (handle) return this.wrap(handle, at + ttlMs);
       const left = deadline - Date.now();
       if (left <= 0) throw new LockTimeoutError(name, waitMs);
       // Jitter keeps waiters on several instances from polling in lockstep.
@@ -81,7 +82,7 @@ export class Locks {
     }
   }
 
-  private wrap(handle: LockHandle): LockHandle {
+  private wrap(handle: LockHandle, until: number): LockHandle {
     return {
       name: handle.name,
       token: handle.token,
@@ -89,11 +90,27 @@ export class Locks {
       release: async () => {
         try {
           return await handle.release();
+        } catch (err) {
+          // The store is unreachable: keep trying in the background, or everyone waits out
+          // the whole ttl once it is back.
+          this.releaseLater(handle, until);
+          throw err;
         } finally {
           this.wake(handle.name);
         }
       },
     };
+  }
+
+  private releaseLater(handle: LockHandle, until: number): void {
+    const retry = () => {
+      if (Date.now() >= until) return;
+      handle.release().then(
+        () => this.wake(handle.name),
+        () => setTimeout(retry, this.pollMs * 5).unref(),
+      );
+    };
+    setTimeout(retry, this.pollMs * 5).unref();
   }
 
   private waitForRelease(name: string, ms: number): Promise<void> {

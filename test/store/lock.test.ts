@@ -6,7 +6,8 @@ import { LocalLockBackend, Locks, LockTimeoutError } from '../../src/store/lock.
 import { openStore } from '../../src/store/open.js';
 import type { ConnectionStore } from '../../src/store/types.js';
 import { SECRET_KEY } from '../support/servers.js';
-import { cleanPrefix, REDIS_URL, uniquePrefix } from '../support/redis.js';
+import { createClient } from '@keyv/redis';
+import { cleanPrefix, REDIS_URL, RedisRelay, uniquePrefix } from '../support/redis.js';
 
 const log = pino({ level: 'silent' });
 const env = { CREDPROXY_SECRET_KEY: SECRET_KEY, CREDPROXY_ADMIN_TOKEN: 'admin-token-for-lock-tests' };
@@ -105,3 +106,31 @@ t.test('LockTimeoutError names the lock', async (t) => {
   t.match((err as Error).message, 'lock "refresh:carol:demo" still held by another holder after 30 ms');
   await held.release();
 });
+
+t.test('a release that fails while Redis is away is retried, so others need not wait out the ttl', async (t) => {
+  const prefix = uniquePrefix();
+  t.teardown(() => cleanPrefix(prefix));
+  const relay = await new RedisRelay().start();
+  t.teardown(() => relay.close());
+  const { store: viaRelay } = await openStore({ store: relay.url, store_prefix: prefix } as Settings, env, log);
+  t.teardown(() => viaRelay.close());
+  const { store: other } = await openStore({ store: REDIS_URL, store_prefix: prefix } as Settings, env, log);
+  t.teardown(() => other.close());
+  // The holder finishes while Redis is unreachable: its release cannot get through.
+  await viaRelay.locks.withLock('refresh:erin:demo', () => relay.cut(), { ttlMs: 30_000 });
+  t.equal(await redisExists(`${prefix}:lock:refresh:erin:demo`), 1, 'the lock is still in Redis');
+  await relay.restore();
+  const lock = await other.locks.acquire('refresh:erin:demo', { waitMs: 10_000 });
+  t.ok(await lock.held(), 'taken long before the 30 s ttl');
+  await lock.release();
+});
+
+async function redisExists(key: string): Promise<number> {
+  const c = createClient({ url: REDIS_URL });
+  await c.connect();
+  try {
+    return await c.exists(key);
+  } finally {
+    c.destroy();
+  }
+}
