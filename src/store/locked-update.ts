@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
+import { CredproxyError } from '../errors.js';
 import { StoreClosedError } from './keyv-store.js';
-import type { LockHandle, LockOptions } from './lock.js';
+import { LockTimeoutError, type LockHandle, type LockOptions } from './lock.js';
 import type { Connection, ConnectionStore } from './types.js';
 
 /**
@@ -32,6 +33,22 @@ export interface LockedUpdateResult {
 
 export const lockNameOf = (entity: string, integration: string) => `conn:${entity}:${integration}`;
 
+/** A store failure as the pipeline answers it; the work's own errors and LockTimeoutError pass unchanged. */
+async function storeStep<T>(step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    if (err instanceof LockTimeoutError || err instanceof CredproxyError) throw err;
+    throw new CredproxyError('store_unavailable', 'the store does not answer; the request was not forwarded');
+  }
+}
+
+/**
+ * Throws: whatever `work.update` throws, unchanged (nothing is stored then); LockTimeoutError
+ * when another holder kept the lock past `waitMs`; CredproxyError('store_unavailable') when
+ * the store fails before the work (no work is done then: a refresh never starts without the
+ * lock). A store failure after the work is not thrown: see `persisted`.
+ */
 export async function lockedUpdate(
   store: ConnectionStore,
   entity: string,
@@ -42,11 +59,11 @@ export async function lockedUpdate(
   const name = lockNameOf(entity, integration);
   // A result of ours still waiting to be written goes first: re-doing the work from the
   // stale stored copy would spend a refresh token the provider already rotated.
-  await writeBacks.get(store)?.flushOne(name);
-  const lock = await store.locks.acquire(name, opts);
+  await storeStep(async () => writeBacks.get(store)?.flushOne(name));
+  const lock = await storeStep(() => store.locks.acquire(name, opts));
   let keepLock = false;
   try {
-    const current = await store.get(entity, integration, { fresh: true });
+    const current = await storeStep(() => store.get(entity, integration, { fresh: true }));
     if (!current || !work.needed(current)) return { connection: current, updated: false, persisted: true };
     const next = await work.update(current);
     try {

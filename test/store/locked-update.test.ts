@@ -89,7 +89,7 @@ t.test('Redis lost after the token endpoint answered: the rotated token is kept 
   t.equal(r.connection?.credentials.access_token, 'at-new', 'the caller can use the new token at once');
   t.equal(pendingWrites(viaRelay), 1);
   t.equal((await direct.get('carol', 'demo', { fresh: true }))?.credentials.refresh_token, 'rt-old', 'not in Redis yet');
-  await t.rejects(lockedUpdate(viaRelay, 'carol', 'demo', work), 'no new work while the store is down');
+  await t.rejects(lockedUpdate(viaRelay, 'carol', 'demo', work), { code: 'store_unavailable' }, 'no new work while the store is down');
   await relay.restore();
   t.ok(await pollUntil(async () => (await direct.get('carol', 'demo', { fresh: true }))?.credentials.refresh_token === 'rt-new', 15_000), 'written once Redis is back');
   t.ok(await pollUntil(() => pendingWrites(viaRelay) === 0, 5_000), 'and no longer pending');
