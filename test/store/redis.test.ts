@@ -178,3 +178,10 @@ t.test('a shared store needs the storage key and admin token given, not generate
   t.doesNotThrow(() => requireSharedSecrets({ ...s, admin_token: 'a'.repeat(20) }, { CREDPROXY_SECRET_KEY: SECRET_KEY }));
   await t.rejects(openStore(s, {}, log), /CREDPROXY_SECRET_KEY/);
 });
+
+t.test('rediss:// speaks TLS: it cannot talk to the plain-text port that redis:// reaches', async (t) => {
+  const plain = await openRedis(REDIS_URL, uniquePrefix(), log, { connectTimeoutMs: 2_000 });
+  await plain.onClose?.();
+  await plain.invalidation?.close();
+  await t.rejects(openRedis('rediss://127.0.0.1:6379', uniquePrefix(), log, { connectTimeoutMs: 500 }), /store rediss:\/\/127\.0\.0\.1:6379: could not connect to Redis within 500 ms/);
+});
