@@ -13,6 +13,7 @@ import { Metrics } from './metrics.js';
 import { snapshotOf, type Runtime } from './runtime.js';
 import { createServer } from './server.js';
 import { openStore } from './store/open.js';
+import type { RedisTuning } from './store/redis.js';
 import { readOrCreateSecret } from './store/secret-file.js';
 
 export interface StartOptions extends LoadOptions {
@@ -20,6 +21,8 @@ export interface StartOptions extends LoadOptions {
   logger?: Logger;
   /** collect process metrics too (off in tests that run several instances) */
   processMetrics?: boolean;
+  /** Redis store timings (tests shorten them) */
+  redis?: Partial<RedisTuning>;
 }
 
 export interface RunningCredproxy {
@@ -65,7 +68,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   const env = opts.env ?? process.env;
   const config = loadConfig(opts.configDir, opts);
   const log = opts.logger ?? createLogger({ level: config.settings.log.level });
-  const { store, dataDir } = await openStore(config.settings, env, log);
+  const { store, dataDir } = await openStore(config.settings, env, log, opts.redis);
   const runtime: Runtime = {
     current: snapshotOf(config),
     store,

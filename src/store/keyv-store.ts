@@ -1,6 +1,8 @@
 import Keyv from 'keyv';
 import { decrypt, encrypt } from './crypto.js';
-import type { Connection, ConnectionStore, KeyValue } from './types.js';
+import type { Invalidation } from './invalidation.js';
+import { LocalLockBackend, Locks, type LockBackend } from './lock.js';
+import type { Connection, ConnectionStore, GetOptions, KeyValue } from './types.js';
 
 /** What is written to the store: metadata in clear, credentials sealed. */
 interface StoredConnection {
@@ -19,42 +21,91 @@ interface StoredConnection {
 const aad = (entity: string, integration: string) => `credproxy:connection:${entity}\n${integration}`;
 const connKey = (entity: string, integration: string) => `conn:${entity}:${integration}`;
 
+export interface KeyvStoreOptions {
+  /** locks shared by every process on this store; default: in-process (one process per store) */
+  locks?: LockBackend;
+  /** how other instances learn of writes; none for a store only this process uses */
+  invalidation?: Invalidation;
+  /**
+   * How long a cached connection may be served without asking the backend (shared stores,
+   * a fallback should an invalidation be missed); default: until this process changes it.
+   */
+  cacheTtlMs?: number;
+  /** a backend call that has not answered after this long fails (a paused or unreachable server) */
+  opTimeoutMs?: number;
+  onClose?: () => Promise<void>;
+}
+
+export class StoreClosedError extends Error {
+  constructor() {
+    super('the store is closed');
+    this.name = 'StoreClosedError';
+  }
+}
+
+interface Cached {
+  conn: Connection;
+  at: number;
+}
+
 /**
  * The connection store on any keyv backend. Reads are served from an in-memory cache of
  * decrypted connections so the hot path neither touches the backend nor decrypts per
- * request; every write through this store updates or drops the cached entry.
+ * request; every write through this store updates or drops the cached entry. On a shared
+ * backend (Redis) other instances' writes arrive as invalidations, and the cache is only
+ * trusted while those arrive.
  */
 export class KeyvConnectionStore implements ConnectionStore {
   readonly kv: KeyValue;
-  private readonly cache = new Map<string, Connection>();
+  readonly locks: Locks;
+  private readonly cache = new Map<string, Cached>();
+  /** bumped on every invalidation: a read that started before one must not fill the cache */
+  private epoch = 0;
+  private closed = false;
 
   constructor(
     private readonly keyv: Keyv<string>,
     private readonly key: Buffer,
-    private readonly onClose: () => Promise<void> = async () => {},
+    private readonly opts: KeyvStoreOptions = {},
   ) {
-    this.kv = {
-      get: async (k) => (await keyv.get(`kv:${k}`)) ?? undefined,
-      set: async (k, value, ttl) => {
-        await keyv.set(`kv:${k}`, value, ttl);
+    this.locks = new Locks(opts.locks ?? new LocalLockBackend());
+    opts.invalidation?.subscribe(
+      (k) => this.forget(k),
+      () => {
+        this.epoch++;
+        this.cache.clear();
       },
-      delete: (k) => keyv.delete(`kv:${k}`),
+    );
+    const call = <T>(op: () => Promise<T>) => this.call(op);
+    this.kv = {
+      get: async (k) => (await call(() => keyv.get(`kv:${k}`))) ?? undefined,
+      set: async (k, value, ttl) => {
+        await call(() => keyv.set(`kv:${k}`, value, ttl));
+      },
+      delete: (k) => call(() => keyv.delete(`kv:${k}`)),
       take: async (k) => {
-        const value = await keyv.get(`kv:${k}`);
-        // delete() reports whether this caller removed it, so of two racing takers only one wins.
-        return value !== undefined && (await keyv.delete(`kv:${k}`)) ? value : undefined;
+        const value = await call(() => keyv.get(`kv:${k}`));
+        // delete() reports whether this caller removed it (Redis: UNLINK's count), so of
+        // two racing takers, on any instances, only one wins.
+        return value !== undefined && (await call(() => keyv.delete(`kv:${k}`))) ? value : undefined;
       },
     };
   }
 
-  async get(entity: string, integration: string): Promise<Connection | undefined> {
+  async get(entity: string, integration: string, opts: GetOptions = {}): Promise<Connection | undefined> {
     const k = connKey(entity, integration);
-    const hit = this.cache.get(k);
-    if (hit) return hit;
-    const raw = await this.keyv.get(k);
-    if (raw === undefined) return undefined;
+    if (!opts.fresh) {
+      const hit = this.cache.get(k);
+      if (hit && this.trusted(hit)) return hit.conn;
+    }
+    const epoch = this.epoch;
+    const raw = await this.call(() => this.keyv.get(k));
+    if (raw === undefined) {
+      this.cache.delete(k);
+      return undefined;
+    }
     const conn = this.open(entity, integration, raw);
-    this.cache.set(k, conn);
+    if (epoch === this.epoch) this.cache.set(k, { conn, at: Date.now() });
     return conn;
   }
 
@@ -75,14 +126,17 @@ export class KeyvConnectionStore implements ConnectionStore {
     // Drop the cached copy first: if the write fails, the next read goes to the backend
     // rather than trusting a value the backend may not hold.
     this.cache.delete(k);
-    await this.keyv.set(k, JSON.stringify(stored));
-    this.cache.set(k, Object.freeze({ ...c }));
+    await this.call(() => this.keyv.set(k, JSON.stringify(stored)));
+    this.cache.set(k, { conn: Object.freeze({ ...c }), at: Date.now() });
+    await this.announce(k);
   }
 
   async delete(entity: string, integration: string): Promise<boolean> {
     const k = connKey(entity, integration);
     this.cache.delete(k);
-    return this.keyv.delete(k);
+    const deleted = await this.call(() => this.keyv.delete(k));
+    await this.announce(k);
+    return deleted;
   }
 
   async list(entity: string, integrations: readonly string[]): Promise<Connection[]> {
@@ -91,12 +145,43 @@ export class KeyvConnectionStore implements ConnectionStore {
   }
 
   async ping(): Promise<void> {
-    await this.keyv.get('ping');
+    await this.call(() => this.keyv.get('ping'));
   }
 
   async close(): Promise<void> {
+    // Late calls (a retry timer, a request in flight) must fail, not reconnect a closed client.
+    this.closed = true;
     this.cache.clear();
-    await this.onClose();
+    await this.opts.invalidation?.close();
+    await this.opts.onClose?.();
+  }
+
+  private trusted(hit: Cached): boolean {
+    const { invalidation, cacheTtlMs } = this.opts;
+    if (invalidation && !invalidation.live) return false;
+    return cacheTtlMs === undefined || Date.now() - hit.at < cacheTtlMs;
+  }
+
+  private forget(k: string): void {
+    this.epoch++;
+    this.cache.delete(k);
+  }
+
+  /** Tells the other instances; the write itself is done, so a lost message only costs the cache ttl. */
+  private async announce(k: string): Promise<void> {
+    await this.opts.invalidation?.publish(k).catch(() => undefined);
+  }
+
+  private call<T>(start: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    const op = start();
+    const ms = this.opts.opTimeoutMs;
+    if (ms === undefined) return op;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the store did not answer within ${ms} ms`)), ms);
+    });
+    return Promise.race([op, late]).finally(() => clearTimeout(timer));
   }
 
   private open(entity: string, integration: string, raw: string): Connection {

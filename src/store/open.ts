@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Settings } from '../config/types.js';
 import { parseKey } from './crypto.js';
 import { KeyvConnectionStore } from './keyv-store.js';
+import { openRedis, redactUrl, type RedisTuning } from './redis.js';
 import { readOrCreateSecret } from './secret-file.js';
 import { SqliteAdapter } from './sqlite.js';
 import type { ConnectionStore } from './types.js';
@@ -17,8 +18,24 @@ export interface OpenedStore {
 /** Where an embedded store keeps its file, and so its generated secrets. */
 export function dataDirOf(settings: Settings): string | undefined {
   if (settings.store.startsWith('sqlite:')) return resolve(settings.store.slice('sqlite:'.length), '..');
-  if (settings.store.startsWith('memory')) return undefined;
-  return resolve('data');
+  // memory keeps nothing; Redis is shared by instances that must not each invent secrets.
+  return undefined;
+}
+
+export const isShared = (settings: Settings) => /^rediss?:/.test(settings.store);
+
+/**
+ * Instances sharing a Redis must share the storage key (or none can read what another
+ * wrote) and the admin token (or the admin API answers 401 depending on which instance the
+ * load balancer picks): with Redis both must be given, never generated per instance.
+ */
+export function requireSharedSecrets(settings: Settings, env: NodeJS.ProcessEnv): void {
+  const missing = [];
+  if (!env.CREDPROXY_SECRET_KEY) missing.push('CREDPROXY_SECRET_KEY (the same 32-byte key on every instance: openssl rand -base64 32)');
+  if (!settings.admin_token && !env.CREDPROXY_ADMIN_TOKEN) missing.push('CREDPROXY_ADMIN_TOKEN (or admin_token in credproxy.yaml; the same on every instance)');
+  if (missing.length > 0) {
+    throw new Error(`store ${redactUrl(settings.store)} is shared by several instances, so these must be set rather than generated: ${missing.join('; ')}`);
+  }
 }
 
 /**
@@ -46,7 +63,8 @@ function readOrCreateEphemeral(): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64');
 }
 
-export async function openStore(settings: Settings, env: NodeJS.ProcessEnv, log: Logger): Promise<OpenedStore> {
+export async function openStore(settings: Settings, env: NodeJS.ProcessEnv, log: Logger, redis: Partial<RedisTuning> = {}): Promise<OpenedStore> {
+  if (isShared(settings)) requireSharedSecrets(settings, env);
   const dataDir = dataDirOf(settings);
   const key = storageKey(env, dataDir, log);
   const url = settings.store;
@@ -54,11 +72,12 @@ export async function openStore(settings: Settings, env: NodeJS.ProcessEnv, log:
     const adapter = new SqliteAdapter(resolve(url.slice('sqlite:'.length)));
     const keyv = new Keyv<string>({ store: adapter, namespace: settings.store_prefix, throwOnErrors: true });
     adapter.purgeExpired();
-    return { store: new KeyvConnectionStore(keyv, key, () => adapter.disconnect()), dataDir };
+    return { store: new KeyvConnectionStore(keyv, key, { onClose: () => adapter.disconnect() }), dataDir };
   }
   if (url.startsWith('memory')) {
     const keyv = new Keyv<string>({ namespace: settings.store_prefix, throwOnErrors: true });
     return { store: new KeyvConnectionStore(keyv, key), dataDir };
   }
-  throw new Error(`store ${url.replace(/\/\/[^@]*@/, '//…@')}: the Redis store is not available in this version yet`);
+  const { keyv, ...opts } = await openRedis(url, settings.store_prefix, log, redis);
+  return { store: new KeyvConnectionStore(keyv, key, opts), dataDir };
 }

@@ -1,3 +1,5 @@
+import type { Locks } from './lock.js';
+
 /** Connection status (DESIGN.md, contract). */
 export type ConnectionStatus = 'initiated' | 'active' | 'expired' | 'failed';
 
@@ -21,13 +23,18 @@ export interface Connection {
   updated_at: number;
 }
 
+export interface GetOptions {
+  /** skip the in-memory cache: read what the store holds now (e.g. under a refresh lock) */
+  fresh?: boolean;
+}
+
 /**
- * Where connections live. One interface with embedded (SQLite), memory and (later) Redis
- * behind it, all on keyv; encryption and the in-memory cache sit in one implementation
+ * Where connections live. One interface with embedded (SQLite), memory and Redis behind it,
+ * all on keyv; encryption and the in-memory cache sit in one implementation
  * (KeyvConnectionStore) so every backend gets them.
  */
 export interface ConnectionStore {
-  get(entity: string, integration: string): Promise<Connection | undefined>;
+  get(entity: string, integration: string, opts?: GetOptions): Promise<Connection | undefined>;
   put(connection: Connection): Promise<void>;
   delete(entity: string, integration: string): Promise<boolean>;
   /** the entity's connections among the given integrations */
@@ -36,6 +43,8 @@ export interface ConnectionStore {
   ping(): Promise<void>;
   /** short-lived, non-connection records (OAuth state, connect links, locks) */
   readonly kv: KeyValue;
+  /** named expiring locks, shared by every instance on this store (Redis) or in-process */
+  readonly locks: Locks;
   close(): Promise<void>;
 }
 

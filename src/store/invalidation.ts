@@ -1,0 +1,13 @@
+/**
+ * How instances sharing a store tell each other that a cached connection changed. The
+ * embedded store has one process and needs none; Redis uses pub/sub (redis-invalidation.ts).
+ */
+export interface Invalidation {
+  /** tells the other instances that `key` changed (this instance already dropped its copy) */
+  publish(key: string): Promise<void>;
+  /** `onKey` for each key another instance changed; `onReset` when messages may have been missed */
+  subscribe(onKey: (key: string) => void, onReset: () => void): void;
+  /** true while messages are being received: only then may a cached entry be trusted */
+  readonly live: boolean;
+  close(): Promise<void>;
+}
