@@ -2,6 +2,7 @@ import type { AuthConfig, AuthType } from '../config/types.js';
 import { ApiKeyScheme } from './api-key.js';
 import { BasicScheme } from './basic.js';
 import { BearerScheme } from './bearer.js';
+import { JwtScheme } from './jwt.js';
 import { OAuth2Scheme } from './oauth2.js';
 import type { AuthScheme, SchemeFactory } from './types.js';
 
@@ -11,6 +12,7 @@ export const SCHEMES: Partial<Record<AuthType, SchemeFactory>> = {
   bearer: (c) => new BearerScheme(c),
   basic: (c) => new BasicScheme(c),
   oauth2: (c) => new OAuth2Scheme(c),
+  jwt: (c) => new JwtScheme(c),
 };
 
 export function createScheme(config: AuthConfig): AuthScheme | undefined {

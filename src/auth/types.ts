@@ -1,3 +1,4 @@
+import type { Dispatcher } from 'undici';
 import type { AuthConfig, AuthType, IntegrationConfig } from '../config/types.js';
 import type { Connection } from '../store/types.js';
 import type { Template } from './template.js';
@@ -28,6 +29,40 @@ export interface CredentialRequest {
   integration: IntegrationConfig;
   /** undefined for schemes that need none */
   connection: Connection | undefined;
+  /** for schemes that call a token endpoint (the proxy's upstream agent, so `tls.upstream_ca` applies) */
+  dispatcher?: Dispatcher;
+}
+
+/** A problem with a scheme's own YAML that only code can find (a key that does not parse). */
+export interface SchemeProblem {
+  /** path below the `auth` entry, e.g. ['private_key'] or ['claims', 'sub']: the error names that line */
+  key: (string | number)[];
+  message: string;
+}
+
+/** What the config loader tells a scheme about its integration. */
+export interface SchemeCheckContext {
+  /** template names the integration supplies besides the scheme's own fields: entity and the params */
+  names: ReadonlySet<string>;
+}
+
+/** The upstream request as it will be sent, for schemes that sign each request. */
+export interface SignableRequest {
+  method: string;
+  /** absolute URL with the query exactly as it goes upstream */
+  url: URL;
+  /** flat [name, value, …] as undici sends them, `host` included */
+  headers: readonly string[];
+  /**
+   * The whole body, read on demand: null when there is none, undefined when it is larger
+   * than `limits.replay_body_bytes` (then it is streamed and cannot be part of a signature).
+   */
+  body(): Promise<Buffer | null | undefined>;
+}
+
+/** Headers a signing scheme sets; any copy of them in the request is replaced. */
+export interface SignedHeaders {
+  headers: ReadonlyArray<readonly [name: string, value: string]>;
 }
 
 /**
@@ -49,6 +84,21 @@ export interface AuthScheme {
   accept(input: Record<string, unknown>, now: number): AcceptedCredentials;
   /** the template values for one request: fields plus whatever the scheme computes */
   values(req: CredentialRequest): Promise<Record<string, string>> | Record<string, string>;
+  /**
+   * Config-time checks that need code (keys parse and fit the algorithm, templates name known
+   * values). Called once when the config loads; each problem is reported at its key's line.
+   */
+  check?(ctx: SchemeCheckContext): SchemeProblem[];
+  /**
+   * Per-request signing (OAuth 1.0a, SigV4): called with the final request after inject and
+   * header filtering; the proxy's sign step (src/proxy/sign.ts) applies what it returns.
+   */
+  sign?(request: SignableRequest, cred: CredentialRequest): Promise<SignedHeaders> | SignedHeaders;
+  /**
+   * Drops what the scheme cached for this entity (a minted token the upstream just refused
+   * with a `refresh_on` status), so the next request gets a fresh one.
+   */
+  forget?(cred: CredentialRequest): void;
 }
 
 export type SchemeFactory = (config: AuthConfig) => AuthScheme;

@@ -1,13 +1,19 @@
+import type { Dispatcher } from 'undici';
 import { MissingValueError } from '../auth/template.js';
 import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
+import { bindSigner, type Signer } from './sign.js';
 
 /** The headers and query parameters to put on the upstream request. */
 export interface Injection {
   headers: Array<[name: string, lower: string, value: string]>;
   query: Array<[name: string, value: string]>;
   connection: Connection | undefined;
+  /** set for schemes that sign each request (src/proxy/sign.ts) */
+  sign?: Signer;
+  /** drops a credential the scheme minted and cached, after the upstream refused it */
+  forget?: () => void;
 }
 
 /** Which of the integration's schemes a connection uses (the first when it has none). */
@@ -32,6 +38,7 @@ export async function resolveCredential(
   store: ConnectionStore,
   integration: IntegrationConfig,
   entity: string,
+  dispatcher?: Dispatcher,
 ): Promise<Injection> {
   const first = integration.schemes[0]!;
   let connection: Connection | undefined;
@@ -54,12 +61,15 @@ export async function resolveCredential(
   if (!resolved) {
     throw new CredproxyError('connection_missing', `the connection of entity "${entity}" uses scheme "${connection?.scheme}", which integration "${integration.name}" no longer offers`);
   }
-  const values = { ...(await resolved.scheme.values({ entity, integration, connection })), ...connection?.params, entity };
+  const cred = { entity, integration, connection, dispatcher };
+  const values = { ...(await resolved.scheme.values(cred)), ...connection?.params, entity };
   try {
     return {
       headers: resolved.inject.headers.map((h) => [h.name, h.lower, h.value.render(values)]),
       query: resolved.inject.query.map((q) => [q.name, q.value.render(values)]),
       connection,
+      sign: bindSigner(resolved.scheme, cred),
+      forget: resolved.scheme.forget ? () => resolved.scheme.forget!(cred) : undefined,
     };
   } catch (err) {
     if (err instanceof MissingValueError) {

@@ -11,7 +11,8 @@ export interface UpstreamRequest {
   path: string;
   method: string;
   headers: string[];
-  body: Readable | null;
+  /** a Buffer when a step had to read it whole (signing) */
+  body: Readable | Buffer | null;
 }
 
 export interface ForwardOptions {

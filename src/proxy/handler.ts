@@ -3,9 +3,10 @@ import { performance } from 'node:perf_hooks';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { resolveCredential, type Injection } from './credential.js';
-import { forward } from './forward.js';
+import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
 import { identify } from './identify.js';
+import { signUpstream } from './sign.js';
 import { parseTarget, type Target } from './target.js';
 
 /**
@@ -43,7 +44,7 @@ export function createProxyHandler(rt: Runtime) {
         if (!entity) {
           throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${integration}": name the entity with the ${settings.entity_header} header`);
         }
-        injection = await resolveCredential(rt.store, route.integration, entity);
+        injection = await resolveCredential(rt.store, route.integration, entity, rt.agent);
         ({ origin, hostHeader } = upstreamOrigin(target, route.integration.upstream));
       } else {
         if (settings.passthrough === 'deny') {
@@ -57,12 +58,11 @@ export function createProxyHandler(rt: Runtime) {
       const te = req.headers['transfer-encoding'];
       const cl = req.headers['content-length'];
       const body = te !== undefined || (cl !== undefined && cl !== '0') ? req : null;
-      status = await forward(
-        rt.agent,
-        { origin, path: upstreamPath, method: req.method ?? 'GET', headers, body },
-        res,
-        { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal },
-      );
+      let up: UpstreamRequest = { origin, path: upstreamPath, method: req.method ?? 'GET', headers, body };
+      if (injection?.sign) up = await signUpstream(up, origin, injection.sign, settings.limits.replay_body_bytes);
+      status = await forward(rt.agent, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal });
+      // A minted token (jwt, jwt_bearer) the upstream refused is not handed out again.
+      if (route?.integration.refresh_on.includes(status)) injection?.forget?.();
     } catch (err) {
       const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
       if (!isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
