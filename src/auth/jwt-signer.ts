@@ -32,6 +32,7 @@ export class JwtSigner {
   private readonly keyId: string | undefined;
   private readonly claims: ReadonlyArray<readonly [name: string, value: Template | Template[]]>;
   private readonly claimProblems: SchemeProblem[] = [];
+  private readonly written: ReadonlySet<string>;
 
   constructor(config: AuthConfig, defaults: { ttl: number; claims?: Record<string, string | string[]> }) {
     this.algorithm = config.algorithm as string;
@@ -56,7 +57,9 @@ export class JwtSigner {
             { name: 'key_id', secret: false, optional: true, description: 'the JWT header kid' },
           ]
         : declared;
-    const raw = { ...defaults.claims, ...(config.claims as Record<string, string | string[]> | undefined) };
+    const written = (config.claims as Record<string, string | string[]> | undefined) ?? {};
+    this.written = new Set(Object.keys(written));
+    const raw = { ...defaults.claims, ...written };
     this.claims = Object.entries(raw).map(([name, v]) => {
       if (AUTOMATIC.has(name)) this.claimProblems.push({ key: ['claims', name], message: `claims.${name}: credproxy sets ${name} itself (iat, exp from ttl, nbf, jti)` });
       return [name, Array.isArray(v) ? v.map(compileTemplate) : compileTemplate(v)] as const;
@@ -78,6 +81,8 @@ export class JwtSigner {
     if (this.keyProblem) problems.push({ key: ['private_key'], message: this.keyProblem });
     const known = new Set([...ctx.names, ...this.fields.map((f) => f.name)]);
     for (const [name, v] of this.claims) {
+      // Defaults derived from other keys (aud from token_url) are checked where they are written.
+      if (!this.written.has(name)) continue;
       for (const t of Array.isArray(v) ? v : [v]) {
         for (const n of t.names) {
           if (!known.has(n)) problems.push({ key: ['claims', name], message: `claims.${name}: {{${n}}} is neither entity, a param nor a connection field; known: ${[...known].join(', ')}` });

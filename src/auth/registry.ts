@@ -2,7 +2,9 @@ import type { AuthConfig, AuthType } from '../config/types.js';
 import { ApiKeyScheme } from './api-key.js';
 import { BasicScheme } from './basic.js';
 import { BearerScheme } from './bearer.js';
+import { JwtBearerScheme } from './jwt-bearer.js';
 import { JwtScheme } from './jwt.js';
+import { OAuth1Scheme } from './oauth1.js';
 import { OAuth2Scheme } from './oauth2.js';
 import type { AuthScheme, SchemeFactory } from './types.js';
 
@@ -13,6 +15,8 @@ export const SCHEMES: Partial<Record<AuthType, SchemeFactory>> = {
   basic: (c) => new BasicScheme(c),
   oauth2: (c) => new OAuth2Scheme(c),
   jwt: (c) => new JwtScheme(c),
+  jwt_bearer: (c) => new JwtBearerScheme(c),
+  oauth1: (c) => new OAuth1Scheme(c),
 };
 
 export function createScheme(config: AuthConfig): AuthScheme | undefined {
