@@ -1,5 +1,6 @@
 import type { AuthConfig, AuthType } from '../config/types.js';
 import { ApiKeyScheme } from './api-key.js';
+import { AwsSigV4Scheme } from './aws-sigv4.js';
 import { BasicScheme } from './basic.js';
 import { BearerScheme } from './bearer.js';
 import { JwtBearerScheme } from './jwt-bearer.js';
@@ -17,6 +18,7 @@ export const SCHEMES: Partial<Record<AuthType, SchemeFactory>> = {
   jwt: (c) => new JwtScheme(c),
   jwt_bearer: (c) => new JwtBearerScheme(c),
   oauth1: (c) => new OAuth1Scheme(c),
+  aws_sigv4: (c) => new AwsSigV4Scheme(c),
 };
 
 export function createScheme(config: AuthConfig): AuthScheme | undefined {
