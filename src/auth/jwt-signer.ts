@@ -24,6 +24,7 @@ export interface SignedJwt {
 export class JwtSigner {
   readonly algorithm: string;
   readonly ttl: number;
+  readonly clockSkew: number;
   readonly fields: readonly FieldInfo[];
   /** the key from the YAML; undefined when each connection brings its own */
   readonly key: SigningKey | undefined;
@@ -37,6 +38,7 @@ export class JwtSigner {
   constructor(config: AuthConfig, defaults: { ttl: number; claims?: Record<string, string | string[]> }) {
     this.algorithm = config.algorithm as string;
     this.ttl = (config.ttl as number | undefined) ?? defaults.ttl;
+    this.clockSkew = (config.clock_skew as number | undefined) ?? 0;
     this.keyId = config.key_id as string | undefined;
     const yamlKey = config.private_key as string | undefined;
     this.keyInYaml = yamlKey !== undefined;
@@ -78,6 +80,7 @@ export class JwtSigner {
 
   check(ctx: SchemeCheckContext): SchemeProblem[] {
     const problems = [...this.claimProblems];
+    if (this.clockSkew >= this.ttl) problems.push({ key: ['clock_skew'], message: `clock_skew: ${this.clockSkew} s would make every token expire before it is used (ttl is ${this.ttl} s)` });
     if (this.keyProblem) problems.push({ key: ['private_key'], message: this.keyProblem });
     const known = new Set([...ctx.names, ...this.fields.map((f) => f.name)]);
     for (const [name, v] of this.claims) {
@@ -117,8 +120,8 @@ export class JwtSigner {
   }
 
   /** Signs a fresh token with iat, nbf, exp = iat + ttl and a new jti. */
-  async sign(req: CredentialRequest, now: number, extra: Record<string, string> = {}): Promise<SignedJwt> {
-    const values = { ...this.templateValues(req), ...extra };
+  async sign(req: CredentialRequest, now: number): Promise<SignedJwt> {
+    const values = this.templateValues(req);
     let key = this.key;
     let kid = this.keyId ?? key?.kid;
     if (!key) {
@@ -141,7 +144,8 @@ export class JwtSigner {
       }
       throw err;
     }
-    const iat = Math.floor(now / 1000);
+    // clock_skew backdates iat and nbf for providers whose clock may lag (GitHub advises 60 s).
+    const iat = Math.floor(now / 1000) - this.clockSkew;
     const exp = iat + this.ttl;
     const jwt = await new SignJWT(payload)
       .setProtectedHeader({ alg: this.algorithm, typ: 'JWT', ...(kid ? { kid } : {}) })

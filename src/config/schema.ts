@@ -86,6 +86,7 @@ const jwtKeys = {
   private_key: privateKey(),
   key_id: str(),
   ttl: int(1, 86400),
+  clock_skew: int(0, 3600),
   claims: { kind: 'map', values: { kind: 'oneOf', hint: 'a string, number or list', options: [str(), list(str())] } } as Spec,
 };
 

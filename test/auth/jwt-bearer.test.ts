@@ -112,7 +112,8 @@ t.test('GitHub App installation tokens: a bearer-assertion exchange declared in 
       try {
         if (!m || req.method !== 'POST' || req.headers.accept !== 'application/vnd.github+json') throw new Error('route');
         const { payload } = await jwtVerify(auth.replace(/^Bearer /, ''), key.verifyKey, { algorithms: ['RS256'], issuer: '123456' });
-        if (payload.exp! - payload.iat! > 600) throw new Error('too long');
+        // GitHub: at most 10 minutes ahead of now (iat may be in the past).
+        if (payload.exp! - Date.now() / 1000 > 600) throw new Error('too long');
         seenJwts.push(payload);
       } catch {
         res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'A JSON web token could not be decoded' }));
@@ -134,7 +135,8 @@ t.test('GitHub App installation tokens: a bearer-assertion exchange declared in 
       '  type: jwt_bearer',
       '  algorithm: RS256',
       '  private_key: ${APP_KEY}',
-      '  ttl: 540',
+      '  ttl: 600',
+      '  clock_skew: 60',
       '  claims: { iss: "123456" }',
       `  token_url: ${github.origin}/app/installations/{{installation_id}}/access_tokens`,
       '  token_request:',
@@ -160,7 +162,9 @@ t.test('GitHub App installation tokens: a bearer-assertion exchange declared in 
   for (const e of ['acme', 'acme', 'globex']) t.equal((await viaProxy(proxy.port, `${api.origin}/repos/o/r`, { headers: { 'X-Entity-Id': e } })).status, 200);
   t.same(api.seen.map((s) => s.headers.authorization), ['token ghs_inst42_1', 'token ghs_inst42_1', 'token ghs_inst77_2']);
   t.equal(issued, 2);
-  t.equal(seenJwts[0]!.exp! - seenJwts[0]!.iat!, 540);
+  t.equal(seenJwts[0]!.exp! - seenJwts[0]!.iat!, 600, 'exp − iat = ttl');
+  t.ok(seenJwts[0]!.iat! <= Math.floor(Date.now() / 1000) - 60, 'iat backdated by clock_skew');
+  t.equal(seenJwts[0]!.nbf, seenJwts[0]!.iat);
   t.equal(seenJwts[0]!.aud, undefined, 'no audience claim in the bearer style');
   t.equal(github.seen[0]!.headers['x-github-api-version'], '2022-11-28');
 });
