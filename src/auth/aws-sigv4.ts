@@ -108,6 +108,7 @@ export class AwsSigV4Scheme extends StaticScheme {
       const v = signed.headers[name];
       if (v !== undefined) out.push([name, v]);
     }
-    return { headers: out };
+    // A client's own token or content hash must not travel unsigned next to the signature.
+    return { headers: out, remove: [...GENERATED] };
   }
 }

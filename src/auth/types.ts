@@ -63,6 +63,8 @@ export interface SignableRequest {
 /** Headers a signing scheme sets; any copy of them in the request is replaced. */
 export interface SignedHeaders {
   headers: ReadonlyArray<readonly [name: string, value: string]>;
+  /** further headers (lower-case) to drop: a client's copy of something the scheme owns but did not set this time */
+  remove?: readonly string[];
 }
 
 /**

@@ -72,7 +72,7 @@ export async function signUpstream(up: UpstreamRequest, origin: string, sign: Si
     return b.kind === 'whole' ? b.body : undefined;
   };
   const signed = await sign({ method: up.method, url: new URL(up.path, origin), headers: up.headers, body });
-  const replaced = new Set(signed.headers.map(([n]) => n.toLowerCase()));
+  const replaced = new Set([...signed.headers.map(([n]) => n.toLowerCase()), ...(signed.remove ?? [])]);
   const headers: string[] = [];
   for (let i = 0; i < up.headers.length; i += 2) {
     if (!replaced.has(up.headers[i]!.toLowerCase())) headers.push(up.headers[i]!, up.headers[i + 1]!);

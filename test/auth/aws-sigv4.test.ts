@@ -86,7 +86,9 @@ t.test('aws_sigv4 through the proxy: the upstream verifies every request indepen
   t.match(seen.headers.authorization, /SignedHeaders=content-type;host;x-amz-date;x-amz-invocation-type;x-amz-security-token,/);
   t.not(seen.headers['x-amz-date'], '19990101T000000Z', 'the client’s own date is replaced');
   t.equal(seen.body.toString(), json);
-  t.equal((await viaProxy(proxy.port, `${api.origin}/x`, { headers: { 'X-Entity-Id': 'bob' } })).status, 200);
+  t.equal((await viaProxy(proxy.port, `${api.origin}/x`, { headers: { 'X-Entity-Id': 'bob', 'X-Amz-Security-Token': 'client-own', 'X-Amz-Content-Sha256': 'UNSIGNED-PAYLOAD' } })).status, 200);
+  t.notOk('x-amz-security-token' in api.seen[1]!.headers, 'no session token: the client’s own is dropped, not forwarded unsigned');
+  t.notOk('x-amz-content-sha256' in api.seen[1]!.headers);
   t.match(api.seen[1]!.headers.authorization, /^AWS4-HMAC-SHA256 Credential=AKIABOB\/\d{8}\/eu-west-1\/lambda\/aws4_request, /);
 
   // A body too large to hash cannot be signed for a service without UNSIGNED-PAYLOAD.
