@@ -77,6 +77,9 @@ export class JwtBearerScheme implements AuthScheme {
       for (const n of t.names) if (!known.has(n)) problems.push({ key, message: `${key.join('.')}: {{${n}}} is neither entity, a param nor a connection field` });
     };
     unknown(['token_url'], this.tokenUrl);
+    if (this.request.method === 'GET' && this.request.assertion === 'form') {
+      problems.push({ key: ['token_request', 'method'], message: 'token_request.method: GET cannot carry the form body of assertion: form; use POST, or assertion: bearer' });
+    }
     for (const [k, t] of this.request.params) unknown(['token_request', 'params', k], t);
     const keys = Object.keys((this.config.token_response as object | undefined) ?? {});
     for (const k of keys) {

@@ -34,6 +34,7 @@ t.test('bad keys and templates in signing schemes are config errors at their fil
     jwk: 'hosts: [h.example]\nauth:\n  type: jwt\n  algorithm: ES256\n  private_key: \'{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpJW6nd8PGtWWYRn1mLhI"}\'\n',
     oauth1: 'hosts: [i.example]\nauth:\n  type: oauth1\n  consumer_key: ck\n  signature_method: RSA-SHA1\n  consumer_secret: not-a-key\n',
     oauth1b: 'hosts: [j.example]\nauth:\n  type: oauth1\n  consumer_key: ck\n',
+    get: 'hosts: [m.example]\nauth:\n  type: jwt_bearer\n  algorithm: EdDSA\n  private_key: ${ED}\n  token_url: https://t.example/token\n  token_request:\n    method: GET\n',
     skew: 'hosts: [l.example]\nauth:\n  type: jwt\n  algorithm: EdDSA\n  private_key: ${ED}\n  ttl: 60\n  clock_skew: 60\n',
     exchange: 'hosts: [k.example]\nauth:\n  type: jwt_bearer\n  algorithm: EdDSA\n  private_key: ${ED}\n  token_url: https://t.example/{{tenant}}/token\n  token_response: { access_token: token, lifetime: ttl }\n',
   });
@@ -53,7 +54,8 @@ t.test('bad keys and templates in signing schemes are config errors at their fil
   has(/^integrations\/exchange\.yaml:6: token_url: \{\{tenant\}\} is neither entity, a param nor a connection field$/);
   has(/^integrations\/exchange\.yaml:7: token_response\.lifetime: unknown; expected access_token, expires_in, expires_at$/);
   has(/^integrations\/skew\.yaml:7: clock_skew: 60 s would make every token expire before it is used \(ttl is 60 s\)$/);
-  t.equal(problems.length, 14, 'one problem each, nothing else');
+  has(/^integrations\/get\.yaml:8: token_request\.method: GET cannot carry the form body/);
+  t.equal(problems.length, 15, 'one problem each, nothing else');
   t.notMatch(problems.join('\n'), /BEGIN|MII/, 'no key material in the messages');
 });
 
