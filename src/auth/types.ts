@@ -34,6 +34,8 @@ export interface CredentialRequest {
   ctx?: SchemeContext;
   /** an access token the upstream just refused (a `refresh_on` status): get a newer one */
   stale?: string;
+  /** for schemes that call a token endpoint (the proxy's upstream agent, so `tls.upstream_ca` applies) */
+  dispatcher?: Dispatcher;
 }
 
 /** The runtime parts a scheme may use to refresh or fetch a token. */
@@ -43,6 +45,40 @@ export interface SchemeContext {
   log: Logger;
   /** how long a token endpoint may take */
   timeoutMs: number;
+}
+
+/** A problem with a scheme's own YAML that only code can find (a key that does not parse). */
+export interface SchemeProblem {
+  /** path below the `auth` entry, e.g. ['private_key'] or ['claims', 'sub']: the error names that line */
+  key: (string | number)[];
+  message: string;
+}
+
+/** What the config loader tells a scheme about its integration. */
+export interface SchemeCheckContext {
+  /** template names the integration supplies besides the scheme's own fields: entity and the params */
+  names: ReadonlySet<string>;
+}
+
+/** The upstream request as it will be sent, for schemes that sign each request. */
+export interface SignableRequest {
+  method: string;
+  /** absolute URL with the query exactly as it goes upstream */
+  url: URL;
+  /** flat [name, value, …] as undici sends them, `host` included */
+  headers: readonly string[];
+  /**
+   * The whole body, read on demand: null when there is none, undefined when it is larger
+   * than `limits.replay_body_bytes` (then it is streamed and cannot be part of a signature).
+   */
+  body(): Promise<Buffer | null | undefined>;
+}
+
+/** Headers a signing scheme sets; any copy of them in the request is replaced. */
+export interface SignedHeaders {
+  headers: ReadonlyArray<readonly [name: string, value: string]>;
+  /** further headers (lower-case) to drop: a client's copy of something the scheme owns but did not set this time */
+  remove?: readonly string[];
 }
 
 /**
@@ -69,6 +105,21 @@ export interface AuthScheme {
   accept(input: Record<string, unknown>, now: number): AcceptedCredentials;
   /** the template values for one request: fields plus whatever the scheme computes */
   values(req: CredentialRequest): Promise<Record<string, string>> | Record<string, string>;
+  /**
+   * Config-time checks that need code (keys parse and fit the algorithm, templates name known
+   * values). Called once when the config loads; each problem is reported at its key's line.
+   */
+  check?(ctx: SchemeCheckContext): SchemeProblem[];
+  /**
+   * Per-request signing (OAuth 1.0a, SigV4): called with the final request after inject and
+   * header filtering; the proxy's sign step (src/proxy/sign.ts) applies what it returns.
+   */
+  sign?(request: SignableRequest, cred: CredentialRequest): Promise<SignedHeaders> | SignedHeaders;
+  /**
+   * Drops what the scheme cached for this entity (a minted token the upstream just refused
+   * with a `refresh_on` status), so the next request gets a fresh one.
+   */
+  forget?(cred: CredentialRequest): void;
 }
 
 export type SchemeFactory = (config: AuthConfig) => AuthScheme;

@@ -54,10 +54,12 @@ export function checkIntegration(
   authList.forEach((config, i) => {
     const scheme = createScheme(config);
     if (!scheme) return problem([...authPath(i), 'type'], `auth.type: "${config.type}" is not supported by this version of credproxy yet`);
+    for (const p of scheme.check?.({ names: new Set(['entity', ...paramNames]) }) ?? []) problem([...authPath(i), ...p.key], p.message);
     const injectConfig: InjectConfig = config.inject ?? (raw.inject as InjectConfig | undefined) ?? scheme.defaultInject;
     const known = new Set(['entity', ...paramNames, ...scheme.fields.map((f) => f.name), ...scheme.computed]);
     const injectPath = config.inject ? [...authPath(i), 'inject'] : ['inject'];
-    const inject = compileInject(injectConfig, known, (key, msg) => problem([...injectPath, ...key], msg));
+    // A signing scheme puts its credential on the request itself; an inject is optional there.
+    const inject = compileInject(injectConfig, known, (key, msg) => problem([...injectPath, ...key], msg), scheme.sign !== undefined);
     schemes.push({ scheme, inject });
   });
   const types = authList.map((a) => a.type);
@@ -84,6 +86,7 @@ function compileInject(
   config: InjectConfig,
   known: Set<string>,
   problem: (key: string[], message: string) => void,
+  optional = false,
 ): CompiledInject {
   const check = (key: string[], source: string) => {
     const t = compileTemplate(source);
@@ -101,6 +104,6 @@ function compileInject(
     return { name, lower: name.toLowerCase(), value: check(['headers', name], value) };
   });
   const query = Object.entries(config.query ?? {}).map(([name, value]) => ({ name, value: check(['query', name], value) }));
-  if (headers.length === 0 && query.length === 0) problem([], 'inject: needs at least one header or query parameter');
+  if (headers.length === 0 && query.length === 0 && !optional) problem([], 'inject: needs at least one header or query parameter');
   return { headers, query };
 }

@@ -86,6 +86,7 @@ const jwtKeys = {
   private_key: privateKey(),
   key_id: str(),
   ttl: int(1, 86400),
+  clock_skew: int(0, 3600),
   claims: { kind: 'map', values: { kind: 'oneOf', hint: 'a string, number or list', options: [str(), list(str())] } } as Spec,
 };
 
@@ -108,13 +109,30 @@ const variants: Record<string, ObjectSpec> = {
   bearer: obj({ ...common, jwt_verify: stringMap }),
   basic: obj({ ...common }),
   jwt: obj({ ...common, ...jwtKeys }, ['algorithm']),
-  jwt_bearer: obj({ ...common, ...jwtKeys, token_url: templatedUrl(), scopes, token_response: stringMap }, ['algorithm', 'token_url']),
+  jwt_bearer: obj(
+    {
+      ...common,
+      ...jwtKeys,
+      token_url: templatedUrl(),
+      scopes,
+      token_response: stringMap,
+      token_request: obj({
+        assertion: str({ enum: ['form', 'bearer'] }),
+        method: str({ enum: ['POST', 'GET', 'PUT'] }),
+        headers: { kind: 'map', values: str(), keyPattern: HEADER_NAME, keyHint: 'a valid header name' },
+        params: stringMap,
+      }),
+      refresh_before: int(0, 86400),
+    },
+    ['algorithm', 'token_url'],
+  ),
   oauth1: obj(
     {
       ...common,
       consumer_key: str(),
       consumer_secret: privateKey(),
       signature_method: str({ enum: ['HMAC-SHA1', 'HMAC-SHA256', 'RSA-SHA1', 'PLAINTEXT'] }),
+      realm: str(),
     },
     ['consumer_key'],
   ),

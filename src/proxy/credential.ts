@@ -3,6 +3,7 @@ import type { SchemeContext } from '../auth/types.js';
 import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
+import { bindSigner, type Signer } from './sign.js';
 
 /** The headers and query parameters to put on the upstream request. */
 export interface Injection {
@@ -13,6 +14,10 @@ export interface Injection {
   token?: string;
   /** whether a `refresh_on` status can be cured by refreshing (and so the request replayed) */
   refreshable: boolean;
+  /** set for schemes that sign each request (src/proxy/sign.ts) */
+  sign?: Signer;
+  /** drops a credential the scheme minted and cached, after the upstream refused it */
+  forget?: () => void;
 }
 
 /** Which of the integration's schemes a connection uses (the first when it has none). */
@@ -60,15 +65,20 @@ export async function resolveCredential(
   if (!resolved) {
     throw new CredproxyError('connection_missing', `the connection of entity "${entity}" uses scheme "${connection?.scheme}", which integration "${integration.name}" no longer offers`);
   }
-  const schemeValues = await resolved.scheme.values({ entity, integration, connection, ctx: opts.ctx, stale: opts.stale });
+  const cred = { entity, integration, connection, ctx: opts.ctx, stale: opts.stale, dispatcher: opts.ctx?.dispatcher };
+  // A minted token (jwt, jwt_bearer) the upstream refused is dropped before asking again.
+  if (opts.stale !== undefined) resolved.scheme.forget?.(cred);
+  const schemeValues = await resolved.scheme.values(cred);
   const values = { ...schemeValues, ...connection?.params, entity };
   try {
     return {
       headers: resolved.inject.headers.map((h) => [h.name, h.lower, h.value.render(values)]),
       query: resolved.inject.query.map((q) => [q.name, q.value.render(values)]),
       connection,
-      token: schemeValues.access_token,
-      refreshable: resolved.scheme.refreshable?.(connection) ?? false,
+      token: schemeValues.access_token ?? schemeValues.jwt,
+      refreshable: resolved.scheme.refreshable?.(connection) ?? resolved.scheme.forget !== undefined,
+      sign: bindSigner(resolved.scheme, cred),
+      forget: resolved.scheme.forget ? () => resolved.scheme.forget!(cred) : undefined,
     };
   } catch (err) {
     if (err instanceof MissingValueError) {

@@ -11,6 +11,7 @@ export interface UpstreamRequest {
   path: string;
   method: string;
   headers: string[];
+  /** a Buffer when a step had to read it whole (replay, signing) */
   body: Readable | Buffer | null;
 }
 

@@ -5,10 +5,11 @@ import type { Runtime } from '../runtime.js';
 import { resolveCredential, type Injection } from './credential.js';
 import { markStale } from '../oauth/refresh.js';
 import type { SchemeContext } from '../auth/types.js';
-import { forward } from './forward.js';
+import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
 import { identify } from './identify.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
+import { signUpstream } from './sign.js';
 import { parseTarget, type Target } from './target.js';
 
 /** A token endpoint gets less time than an upstream: a request waits on it before anything is sent. */
@@ -61,30 +62,32 @@ export function createProxyHandler(rt: Runtime) {
         ({ origin, hostHeader } = upstreamOrigin(target, target.secure ? 'https' : 'http'));
       }
 
-      // Only a request that a refresh could cure is held in memory; everything else streams.
-      const prepared: PreparedBody = injection?.refreshable
+      // Only a request that a refresh could cure, or a signature must cover, is held in memory; everything else streams.
+      const prepared: PreparedBody = injection?.refreshable || injection?.sign
         ? await prepareBody(req, settings.limits.replay_body_bytes)
         : { body: hasBody(req) ? req : null, replayable: false };
-      const send = (inj: Injection | undefined, holdBack?: (status: number) => boolean) =>
-        forward(
-          rt.agent,
-          {
-            origin,
-            path: injectQuery(target.url.pathname + target.url.search, inj?.query ?? []),
-            method: req.method ?? 'GET',
-            headers: upstreamRequestHeaders(req.rawHeaders, hostHeader, settings.entity_header, inj?.headers ?? []),
-            body: prepared.body,
-          },
-          res,
-          { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack },
-        );
+      const send = async (inj: Injection | undefined, holdBack?: (status: number) => boolean) => {
+        let up: UpstreamRequest = {
+          origin,
+          path: injectQuery(target.url.pathname + target.url.search, inj?.query ?? []),
+          method: req.method ?? 'GET',
+          headers: upstreamRequestHeaders(req.rawHeaders, hostHeader, settings.entity_header, inj?.headers ?? []),
+          body: prepared.body,
+        };
+        // Signed per send, so a replay carries a fresh date and nonce.
+        if (inj?.sign) up = await signUpstream(up, origin, inj.sign, settings.limits.replay_body_bytes);
+        return forward(rt.agent, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack });
+      };
       const outcome = await forwardWithReplay({
         refreshOn: route?.integration.refresh_on ?? [],
         injection,
         replayable: prepared.replayable,
         send,
         refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale }),
-        markStale: (token) => markStale(rt.store, token),
+        markStale: (token) => {
+          injection?.forget?.();
+          markStale(rt.store, token);
+        },
       });
       ({ status, refreshed, replayed } = outcome);
       // A token other than the stored one was injected: it was refreshed before use.
