@@ -1,4 +1,5 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,12 +24,16 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-/** A real HTTP server on an ephemeral loopback port; by default it echoes what it received as JSON. */
+/**
+ * A real HTTP server on an ephemeral loopback port; by default it echoes what it received as
+ * JSON. With `tls` (see certs.ts) it is an HTTPS server.
+ */
 export async function startUpstream(
   handler?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void,
-): Promise<Upstream> {
+  opts: { tls?: { key: string; cert: string } } = {},
+): Promise<Upstream & { server: http.Server }> {
   const seen: Seen[] = [];
-  const server = http.createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -38,13 +43,15 @@ export async function startUpstream(
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));
     });
-  });
+  };
+  const server: http.Server = opts.tls ? https.createServer(opts.tls, listener) : http.createServer(listener);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    origin: `http://127.0.0.1:${port}`,
+    origin: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     seen,
+    server,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

@@ -1,0 +1,165 @@
+import { X509Certificate } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { ProxyAgent, request } from 'undici';
+import { makeTestCa } from '../support/certs.js';
+import { configDir, startProxy, startUpstream, type TestProxy } from '../support/servers.js';
+import { connectVia, rawExchange, tlsOver } from '../support/tunnel.js';
+
+// One internal CA for the test upstreams, as an operator would name in tls.upstream_ca.
+const upstreamCa = makeTestCa();
+const upstreamCert = upstreamCa.issue(['127.0.0.1', 'localhost']);
+
+async function setup(t: Test, opts: { tls?: string; top?: string; upstreamCa?: boolean } = {}) {
+  const up = await startUpstream(undefined, { tls: upstreamCert });
+  const other = await startUpstream(undefined, { tls: upstreamCert });
+  const dir = configDir('', {
+    demo: `hosts: ["127.0.0.1:${up.port}"]\nupstream: https\nauth: { type: bearer }\n`,
+  });
+  const caFile = upstreamCa.write(dir);
+  const upstreamLine = opts.upstreamCa === false ? '' : `  upstream_ca: ${caFile}\n`;
+  // Loopback upstreams stand in for the internet: allow them for passthrough explicitly.
+  writeFileSync(
+    join(dir, 'credproxy.yaml'),
+    `store: memory\negress: { allow_private: ["127.0.0.0/8"] }\n${opts.top ?? ''}tls:\n  ca_dir: ${join(dir, 'ca')}\n${upstreamLine}${opts.tls ?? ''}`,
+  );
+  const proxy = await startProxy(dir);
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+    await other.close();
+  });
+  const credproxyCa = proxy.runtime.tls.ca?.certPem ?? '';
+  return { up, other, dir, proxy, credproxyCa };
+}
+
+function agent(proxy: TestProxy, ca: string | undefined, user?: string): ProxyAgent {
+  const uri = user ? proxy.url.replace('http://', `http://${user}@`) : proxy.url;
+  return new ProxyAgent({ uri, ...(ca ? { requestTls: { ca } } : {}) });
+}
+
+t.test('https via CONNECT: credential injected, entity header and proxy credentials stripped, one leaf per host', async (t) => {
+  const { up, proxy, credproxyCa } = await setup(t);
+  t.equal((await proxy.connect('alice', 'demo', { credentials: { token: 'alice-secret-1' } })).status, 200);
+  for (let i = 0; i < 2; i++) {
+    // A new agent each time: a new tunnel and TLS handshake, yet no new certificate.
+    const dispatcher = agent(proxy, credproxyCa);
+    const r = await request(`https://127.0.0.1:${up.port}/v1/me?x=${i}`, { dispatcher, headers: { 'x-entity-id': 'alice', authorization: 'Bearer spoofed' } });
+    t.equal(r.statusCode, 200);
+    await r.body.text();
+    await dispatcher.close();
+  }
+  t.equal(up.seen.length, 2);
+  const seen = up.seen.at(-1)!;
+  t.equal(seen.url, '/v1/me?x=1');
+  t.equal(seen.headers.authorization, 'Bearer alice-secret-1');
+  t.equal(seen.rawHeaders.filter((h) => h.toLowerCase() === 'authorization').length, 1);
+  t.notOk('x-entity-id' in seen.headers);
+  t.notOk('proxy-authorization' in seen.headers);
+  t.equal(seen.headers.host, `127.0.0.1:${up.port}`);
+  t.equal(proxy.runtime.tls.leaves!.issued, 1, 'the leaf certificate is made once per host, not per connection');
+  t.notMatch(proxy.logs.text, /alice-secret-1/);
+  t.match(proxy.logs.text, /"entity":"alice","integration":"demo"/);
+});
+
+t.test('the entity comes from the proxy user name of the CONNECT when no header names it', async (t) => {
+  const { up, proxy, credproxyCa } = await setup(t);
+  await proxy.connect('bob', 'demo', { credentials: { token: 'bob-secret' } });
+  const dispatcher = agent(proxy, credproxyCa, 'bob:client-key');
+  t.teardown(() => dispatcher.close());
+  const r = await request(`https://127.0.0.1:${up.port}/`, { dispatcher });
+  t.equal(r.statusCode, 200);
+  await r.body.text();
+  t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer bob-secret');
+  t.notOk('proxy-authorization' in up.seen.at(-1)!.headers);
+
+  // An inner X-Entity-Id wins over the proxy user (and still never travels upstream).
+  await proxy.connect('carol', 'demo', { credentials: { token: 'carol-secret' } });
+  const r2 = await request(`https://127.0.0.1:${up.port}/`, { dispatcher, headers: { 'x-entity-id': 'carol' } });
+  await r2.body.text();
+  t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer carol-secret');
+});
+
+t.test('errors inside an intercepted tunnel are the documented JSON answers', async (t) => {
+  const { up, proxy, credproxyCa } = await setup(t);
+  const dispatcher = agent(proxy, credproxyCa);
+  t.teardown(() => dispatcher.close());
+  const r = await request(`https://127.0.0.1:${up.port}/`, { dispatcher });
+  t.equal(r.statusCode, 400);
+  t.equal(r.headers['x-credproxy-error'], 'entity_required');
+  t.equal(((await r.body.json()) as { error: { code: string } }).error.code, 'entity_required');
+  const r2 = await request(`https://127.0.0.1:${up.port}/`, { dispatcher, headers: { 'x-entity-id': 'nobody' } });
+  t.equal(r2.statusCode, 424);
+  t.equal(r2.headers['x-credproxy-error'], 'connection_missing');
+  await r2.body.text();
+  t.equal(up.seen.length, 0, 'nothing reached the upstream');
+});
+
+t.test('a client that does not trust credproxy\'s CA fails the handshake: no silent downgrade', async (t) => {
+  const { up, proxy } = await setup(t);
+  await proxy.connect('alice', 'demo', { credentials: { token: 'alice-secret-2' } });
+  const dispatcher = agent(proxy, undefined); // node's default trust store only
+  t.teardown(() => dispatcher.close());
+  const err = await request(`https://127.0.0.1:${up.port}/`, { dispatcher, headers: { 'x-entity-id': 'alice' } }).then(
+    () => undefined,
+    (e: Error & { code?: string }) => e,
+  );
+  t.ok(err, 'the request failed');
+  t.equal(err?.code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'a certificate error, not some other failure');
+  t.equal(up.seen.length, 0);
+});
+
+t.test('credproxy verifies the upstream: without tls.upstream_ca the internal upstream is refused', async (t) => {
+  const { up, proxy, credproxyCa } = await setup(t, { upstreamCa: false });
+  await proxy.connect('alice', 'demo', { credentials: { token: 'alice-secret-3' } });
+  const dispatcher = agent(proxy, credproxyCa);
+  t.teardown(() => dispatcher.close());
+  const r = await request(`https://127.0.0.1:${up.port}/`, { dispatcher, headers: { 'x-entity-id': 'alice' } });
+  t.equal(r.statusCode, 502);
+  t.equal(r.headers['x-credproxy-error'], 'upstream_error');
+  t.match(await r.body.text(), /SELF_SIGNED|UNABLE_TO|CERT/);
+  t.equal(up.seen.length, 0, 'the credential never went out over an unverified connection');
+});
+
+t.test('a host no integration owns is tunnelled untouched: the client sees the upstream\'s own certificate', async (t) => {
+  const { other, proxy, credproxyCa } = await setup(t);
+  const tunnel = await connectVia(proxy.port, `127.0.0.1:${other.port}`);
+  t.equal(tunnel.status, 200);
+  const secure = await tlsOver(tunnel.socket, { ca: upstreamCa.certPem });
+  t.equal(secure.getPeerX509Certificate()!.fingerprint256, new X509Certificate(upstreamCert.cert).fingerprint256);
+  const r = await rawExchange(secure, `GET /plain HTTP/1.1\r\nHost: 127.0.0.1:${other.port}\r\nX-Entity-Id: alice\r\nConnection: close\r\n\r\n`);
+  t.equal(r.status, 200);
+  t.equal(other.seen.at(-1)!.headers['x-entity-id'], 'alice', 'bytes pass as they are: credproxy does not even see the headers');
+  t.equal(proxy.runtime.tls.leaves!.issued, 0);
+
+  // And a client that trusts only credproxy's CA cannot be fooled into accepting it.
+  const t2 = await connectVia(proxy.port, `127.0.0.1:${other.port}`);
+  await t.rejects(tlsOver(t2.socket, { ca: credproxyCa }));
+});
+
+t.test('with tls.intercept off, integration hosts are tunnelled untouched too', async (t) => {
+  const { up, proxy } = await setup(t, { tls: '  intercept: false\n' });
+  t.equal(proxy.runtime.tls.leaves, undefined);
+  t.notOk(existsSync(join(proxy.runtime.current.config.dir, 'ca')), 'no CA is created when nothing is intercepted');
+  const tunnel = await connectVia(proxy.port, `127.0.0.1:${up.port}`);
+  t.equal(tunnel.status, 200);
+  const secure = await tlsOver(tunnel.socket, { ca: upstreamCa.certPem });
+  t.equal(secure.getPeerX509Certificate()!.fingerprint256, new X509Certificate(upstreamCert.cert).fingerprint256);
+  secure.destroy();
+});
+
+t.test('passthrough: deny answers CONNECT to other hosts with 403 host_denied; integration hosts still work', async (t) => {
+  const { up, other, proxy, credproxyCa } = await setup(t, { top: 'passthrough: deny\n' });
+  const denied = await connectVia(proxy.port, `127.0.0.1:${other.port}`);
+  t.equal(denied.status, 403);
+  t.equal(denied.headers['x-credproxy-error'], 'host_denied');
+  t.equal((JSON.parse(denied.body.toString()) as { error: { code: string } }).error.code, 'host_denied');
+  await proxy.connect('alice', 'demo', { credentials: { token: 'alice-secret-4' } });
+  const dispatcher = agent(proxy, credproxyCa);
+  t.teardown(() => dispatcher.close());
+  const r = await request(`https://127.0.0.1:${up.port}/`, { dispatcher, headers: { 'x-entity-id': 'alice' } });
+  t.equal(r.statusCode, 200);
+  await r.body.text();
+  t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer alice-secret-4');
+});
