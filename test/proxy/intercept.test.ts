@@ -163,3 +163,60 @@ t.test('passthrough: deny answers CONNECT to other hosts with 403 host_denied; i
   await r.body.text();
   t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer alice-secret-4');
 });
+
+t.test('plain HTTP inside a tunnel: undici ProxyAgent with its defaults against an http:// integration host', async (t) => {
+  const up = await startUpstream();
+  const dir = configDir('store: memory\n', { plain: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` });
+  writeFileSync(join(dir, 'credproxy.yaml'), `store: memory\ntls: { ca_dir: ${join(dir, 'ca')} }\n`);
+  const proxy = await startProxy(dir);
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+  });
+  await proxy.connect('alice', 'plain', { credentials: { token: 'plain-secret' } });
+  const dispatcher = new ProxyAgent(proxy.url); // tunnels http:// too (CONNECT), as EnvHttpProxyAgent does
+  t.teardown(() => dispatcher.close());
+  for (let i = 0; i < 2; i++) {
+    const r = await request(`http://127.0.0.1:${up.port}/items?n=${i}`, { dispatcher, method: 'POST', body: `{"n":${i}}`, headers: { 'x-entity-id': 'alice', 'content-type': 'application/json' } });
+    t.equal(r.statusCode, 200);
+    await r.body.text();
+  }
+  const seen = up.seen.at(-1)!;
+  t.equal(seen.url, '/items?n=1');
+  t.equal(seen.body.toString(), '{"n":1}');
+  t.equal(seen.headers.authorization, 'Bearer plain-secret');
+  t.notOk('x-entity-id' in seen.headers);
+  t.equal(proxy.runtime.tls.leaves!.issued, 0, 'no certificate for a plain-HTTP tunnel');
+  t.match(proxy.logs.text, /"integration":"plain","method":"POST"/);
+});
+
+t.test('inside a tunnel the CONNECT line decides the target: an absolute-form request for another host is refused', async (t) => {
+  const { up, other, proxy, credproxyCa } = await setup(t);
+  await proxy.connect('alice', 'demo', { credentials: { token: 'alice-secret-5' } });
+  const tunnel = await connectVia(proxy.port, `127.0.0.1:${up.port}`);
+  const secure = await tlsOver(tunnel.socket, { ca: credproxyCa });
+  const r = await rawExchange(secure, `GET https://127.0.0.1:${other.port}/steal HTTP/1.1\r\nHost: 127.0.0.1:${other.port}\r\nX-Entity-Id: alice\r\nConnection: close\r\n\r\n`);
+  t.equal(r.status, 400);
+  t.equal(r.headers['x-credproxy-error'], 'bad_request');
+  t.equal(other.seen.length + up.seen.length, 0);
+
+  // The same host in absolute form is fine, and a lying Host header changes nothing.
+  const t2 = await connectVia(proxy.port, `127.0.0.1:${up.port}`);
+  const s2 = await tlsOver(t2.socket, { ca: credproxyCa });
+  const ok = await rawExchange(s2, `GET https://127.0.0.1:${up.port}/mine HTTP/1.1\r\nHost: 127.0.0.1:${other.port}\r\nX-Entity-Id: alice\r\nConnection: close\r\n\r\n`);
+  t.equal(ok.status, 200);
+  t.equal(up.seen.at(-1)!.headers.host, `127.0.0.1:${up.port}`);
+  t.equal(up.seen.at(-1)!.url, '/mine');
+});
+
+t.test('the leaf presented names the CONNECT host and chains to credproxy\'s CA', async (t) => {
+  const { up, proxy, credproxyCa } = await setup(t);
+  const tunnel = await connectVia(proxy.port, `127.0.0.1:${up.port}`);
+  // SNI that names another host changes nothing: the CONNECT line decides.
+  const s2 = await tlsOver(tunnel.socket, { ca: credproxyCa, servername: 'api.other.example' });
+  const leaf = s2.getPeerX509Certificate()!;
+  t.equal(leaf.subjectAltName, 'IP Address:127.0.0.1');
+  t.ok(leaf.checkIssued(new X509Certificate(credproxyCa)));
+  t.equal(s2.alpnProtocol, 'http/1.1');
+  s2.destroy();
+});

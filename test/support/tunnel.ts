@@ -29,10 +29,23 @@ export function connectVia(proxyPort: number, target: string, headers: Record<st
   });
 }
 
-/** TLS over an open tunnel, verified against `ca` only; resolves once the handshake is done (or rejects as a strict client would). */
-export function tlsOver(socket: Socket, opts: { ca: string | string[]; servername?: string }): Promise<tls.TLSSocket> {
+/**
+ * TLS over an open tunnel, verified against `ca` only and for `host` (default 127.0.0.1, the
+ * test upstreams' address); resolves once the handshake is done, or rejects as a strict
+ * client would.
+ */
+export function tlsOver(socket: Socket, opts: { ca: string | string[]; host?: string; servername?: string }): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const secure = tls.connect({ socket, ca: opts.ca, servername: opts.servername, ALPNProtocols: ['http/1.1'] });
+    const host = opts.host ?? '127.0.0.1';
+    const secure = tls.connect({
+      socket,
+      host,
+      ca: opts.ca,
+      servername: opts.servername,
+      ALPNProtocols: ['http/1.1'],
+      // The certificate must name the target host, whatever SNI was sent.
+      checkServerIdentity: (_name, cert) => tls.checkServerIdentity(host, cert),
+    });
     secure.once('secureConnect', () => resolve(secure));
     secure.once('error', reject);
   });
