@@ -133,14 +133,15 @@ t.test('Upgrade: h2c gets a clean HTTP/1.1 exchange, in absolute form and inside
 
   // Inside a plain-HTTP tunnel (Java's HttpClient behind a proxy does this), keep-alive and all.
   const tunnel = await connectVia(proxy.port, `127.0.0.1:${up.port}`);
-  // Read exactly one response (headers, then content-length bytes), leaving the connection open.
+  // Read exactly one response (headers, then a content-length or chunked body), leaving the connection open.
   const first = await new Promise<string>((resolve) => {
     let buf = '';
     const onData = (c: Buffer) => {
       buf += c.toString('latin1');
       const end = buf.indexOf('\r\n\r\n');
-      const length = Number(/content-length: (\d+)/i.exec(buf)?.[1]);
-      if (end !== -1 && buf.length >= end + 4 + length) {
+      const length = /content-length: (\d+)/i.exec(buf)?.[1];
+      const complete = length === undefined ? buf.endsWith('\r\n0\r\n\r\n') : buf.length >= end + 4 + Number(length);
+      if (end !== -1 && complete) {
         tunnel.socket.off('data', onData);
         resolve(buf);
       }
