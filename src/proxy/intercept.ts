@@ -9,6 +9,9 @@ import { ESTABLISHED, type Interceptor } from './tunnel.js';
 /** Every TLS record starts with its content type; a handshake (ClientHello) is 22. No HTTP method starts with it. */
 const TLS_HANDSHAKE = 0x16;
 
+/** A client that opens a tunnel and then says nothing, or never finishes its handshake, is dropped (like headersTimeout). */
+export const FIRST_BYTES_TIMEOUT_MS = 30_000;
+
 /**
  * Terminates tunnels to integration hosts. After `200 Connection Established` the first
  * byte tells what the client speaks: a TLS handshake is answered with a leaf certificate for
@@ -20,7 +23,9 @@ const TLS_HANDSHAKE = 0x16;
 export function createInterceptor(rt: Runtime, inner: Server, tunnels: WeakMap<Duplex, TunnelContext>): Interceptor {
   return function intercept(socket: Socket, head: Buffer, tunnel: Omit<TunnelContext, 'secure'>): void {
     socket.write(ESTABLISHED);
+    socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
     const start = (first: Buffer) => {
+      socket.setTimeout(0);
       socket.pause();
       socket.unshift(first);
       if (first[0] === TLS_HANDSHAKE) terminateTls(rt, inner, tunnels, socket, tunnel);
@@ -53,7 +58,9 @@ function terminateTls(rt: Runtime, inner: Server, tunnels: WeakMap<Duplex, Tunne
     tls.destroy();
   };
   tls.once('error', onHandshakeError);
+  tls.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => tls.destroy());
   tls.once('secure', () => {
+    tls.setTimeout(0); // from here on the inner server's own timeouts apply
     tls.off('error', onHandshakeError);
     inner.emit('connection', tls);
   });

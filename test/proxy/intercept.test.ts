@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -219,4 +220,29 @@ t.test('the leaf presented names the CONNECT host and chains to credproxy\'s CA'
   t.ok(leaf.checkIssued(new X509Certificate(credproxyCa)));
   t.equal(s2.alpnProtocol, 'http/1.1');
   s2.destroy();
+});
+
+t.test('the README recipe: an unmodified Node client with NODE_EXTRA_CA_CERTS, HTTPS_PROXY and undici EnvHttpProxyAgent', async (t) => {
+  const { up, proxy } = await setup(t);
+  await proxy.connect('alice', 'demo', { credentials: { token: 'env-secret' } });
+  const script = `
+    import { EnvHttpProxyAgent, request } from 'undici';
+    const r = await request(process.argv[1], { dispatcher: new EnvHttpProxyAgent() });
+    process.stdout.write(String(r.statusCode));
+    await r.body.text();`;
+  const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, `https://127.0.0.1:${up.port}/env`], {
+      env: { PATH: process.env.PATH, HTTPS_PROXY: proxy.url.replace('http://', 'http://alice:client-key@'), NODE_EXTRA_CA_CERTS: proxy.runtime.tls.ca!.certPath },
+      cwd: process.cwd(),
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.once('close', (c) => resolve({ stdout: out, stderr: err, code: c }));
+  });
+  t.equal(code, 0, stderr);
+  t.equal(stdout, '200');
+  t.equal(up.seen.at(-1)!.url, '/env');
+  t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer env-secret');
 });
