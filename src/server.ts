@@ -25,12 +25,15 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   rawError(socket, 'bad_request', `malformed request (${err.code ?? 'parse error'})`);
 }
 
-/** Sockets handed over by CONNECT (node no longer tracks them), so that close() can end them. */
-const openTunnels = new WeakMap<http.Server, Set<Socket>>();
+/** Sockets handed over by CONNECT (node no longer tracks them) and the inner server, so that close() can end them. */
+const openTunnels = new WeakMap<http.Server, { sockets: Set<Socket>; inner: http.Server }>();
 
 /** Ends every CONNECT tunnel of the server: its close() would otherwise wait for clients to hang up. */
 export function closeTunnels(server: http.Server): void {
-  for (const socket of openTunnels.get(server) ?? []) socket.destroy();
+  const open = openTunnels.get(server);
+  if (!open) return;
+  for (const socket of open.sockets) socket.destroy();
+  open.inner.close(() => undefined); // stops its timeout checks; it never listened, so the callback gets ERR_SERVER_NOT_RUNNING
 }
 
 /**
@@ -49,6 +52,8 @@ export function createServer(rt: Runtime): http.Server {
   const inner = http.createServer(SERVER_OPTIONS, (req: IncomingMessage, res: ServerResponse) => {
     void proxy(req, res, tunnels.get(req.socket));
   });
+  // node checks headersTimeout (slowloris) only on servers that emitted 'listening'.
+  inner.emit('listening');
   const upgrade = createUpgradeHandler(rt, (socket) => tunnels.get(socket));
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(server, req, socket, head));
   inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(inner, req, socket, head));
@@ -56,7 +61,7 @@ export function createServer(rt: Runtime): http.Server {
   inner.on('clientError', onClientError);
 
   const open = new Set<Socket>();
-  openTunnels.set(server, open);
+  openTunnels.set(server, { sockets: open, inner });
   const track = (socket: Socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -245,4 +247,32 @@ t.test('the README recipe: an unmodified Node client with NODE_EXTRA_CA_CERTS, H
   t.equal(stdout, '200');
   t.equal(up.seen.at(-1)!.url, '/env');
   t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer env-secret');
+});
+
+t.test('IPv6: CONNECT [::1]:port is intercepted with an IP certificate for ::1', async (t) => {
+  const cert = upstreamCa.issue(['::1']);
+  const seen: string[] = [];
+  const v6 = https.createServer(cert, (req, res) => {
+    seen.push(`${req.headers.authorization ?? '-'} ${req.url}`);
+    res.end('v6');
+  });
+  await new Promise<void>((r) => v6.listen(0, '::1', r));
+  const port = (v6.address() as AddressInfo).port;
+  const dir = configDir('', { v6: `hosts: ["[::1]:${port}"]\nauth: { type: bearer }\n` });
+  writeFileSync(join(dir, 'credproxy.yaml'), `store: memory\negress: { allow_private: ["::1/128"] }\ntls: { ca_dir: ${join(dir, 'ca')}, upstream_ca: ${upstreamCa.write(dir)} }\n`);
+  const proxy = await startProxy(dir);
+  t.teardown(async () => {
+    await proxy.close();
+    v6.closeAllConnections();
+    await new Promise<void>((r) => v6.close(() => r()));
+  });
+  await proxy.connect('alice', 'v6', { credentials: { token: 'v6-secret' } });
+  const tunnel = await connectVia(proxy.port, `[::1]:${port}`);
+  t.equal(tunnel.status, 200);
+  const secure = await tlsOver(tunnel.socket, { ca: proxy.runtime.tls.ca!.certPem, host: '::1' });
+  t.equal(secure.getPeerX509Certificate()!.subjectAltName, 'IP Address:0:0:0:0:0:0:0:1');
+  const r = await rawExchange(secure, `GET /six HTTP/1.1\r\nHost: [::1]:${port}\r\nX-Entity-Id: alice\r\nConnection: close\r\n\r\n`);
+  t.equal(r.status, 200);
+  t.equal(r.body.toString(), 'v6');
+  t.same(seen, ['Bearer v6-secret /six']);
 });
