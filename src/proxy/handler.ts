@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { IntegrationConfig } from '../config/types.js';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { resolveCredential, type Injection } from './credential.js';
@@ -21,6 +22,9 @@ export interface PreparedRequest {
   origin: string;
   path: string;
   headers: string[];
+  /** the owning integration and what was injected; undefined for passthrough */
+  integration: IntegrationConfig | undefined;
+  injection: Injection | undefined;
 }
 
 /**
@@ -64,7 +68,7 @@ export async function prepareRequest(
 
   const path = injectQuery(target.url.pathname + target.url.search, injection?.query ?? []);
   const headers = upstreamRequestHeaders(req.rawHeaders, hostHeader, settings.entity_header, injection?.headers ?? []);
-  return { origin, path, headers };
+  return { origin, path, headers, integration: route?.integration, injection };
 }
 
 /**
@@ -90,7 +94,7 @@ export function createProxyHandler(rt: Runtime) {
       const body = te !== undefined || (cl !== undefined && cl !== '0') ? req : null;
       status = await forward(
         rt.agent,
-        { ...up, method: req.method ?? 'GET', body },
+        { origin: up.origin, path: up.path, headers: up.headers, method: req.method ?? 'GET', body },
         res,
         { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal },
       );
