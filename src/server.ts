@@ -25,10 +25,10 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   rawError(socket, 'bad_request', `malformed request (${err.code ?? 'parse error'})`);
 }
 
-/** Sockets handed over by CONNECT (node no longer tracks them) and the inner server, so that close() can end them. */
+/** Sockets handed over by CONNECT and upgrades (node no longer tracks them) and the inner server, so that close() can end them. */
 const openTunnels = new WeakMap<http.Server, { sockets: Set<Socket>; inner: http.Server }>();
 
-/** Ends every CONNECT tunnel of the server: its close() would otherwise wait for clients to hang up. */
+/** Ends every tunnel and WebSocket of the server: its close() would otherwise wait for clients to hang up. */
 export function closeTunnels(server: http.Server): void {
   const open = openTunnels.get(server);
   if (!open) return;
@@ -54,18 +54,22 @@ export function createServer(rt: Runtime): http.Server {
   });
   // node checks headersTimeout (slowloris) only on servers that emitted 'listening'.
   inner.emit('listening');
-  const upgrade = createUpgradeHandler(rt, (socket) => tunnels.get(socket));
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(server, req, socket, head));
-  inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(inner, req, socket, head));
-  server.on('clientError', onClientError);
-  inner.on('clientError', onClientError);
-
   const open = new Set<Socket>();
   openTunnels.set(server, { sockets: open, inner });
   const track = (socket: Socket) => {
     open.add(socket);
     socket.once('close', () => open.delete(socket));
   };
+
+  const upgrade = createUpgradeHandler(rt, (socket) => tunnels.get(socket));
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    track(socket); // a WebSocket relayed from here is no longer node's to close
+    upgrade(server, req, socket, head);
+  });
+  // Inside a tunnel the raw socket underneath is tracked already.
+  inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(inner, req, socket, head));
+  server.on('clientError', onClientError);
+  inner.on('clientError', onClientError);
   server.on('connect', createConnectHandler(rt, createInterceptor(rt, inner, tunnels), track));
   return server;
 }

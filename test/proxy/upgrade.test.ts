@@ -40,7 +40,6 @@ t.test('ws:// in absolute form: the credential is injected on the upgrade reques
   const echo = attachEcho(up);
   const proxy = await startProxy(configDir('store: memory\n', { chat: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` }));
   t.teardown(async () => {
-    await proxy.close();
     await echo.close();
     await up.close();
   });
@@ -51,7 +50,13 @@ t.test('ws:// in absolute form: the credential is injected on the upgrade reques
     t.equal(r.accept, r.expected, 'the upstream\'s handshake answer reaches the client intact');
     sendText(r.socket, `hello over ${scheme}`);
     t.equal(await readText(r.socket, r.head), `hello over ${scheme}`);
-    r.socket.destroy();
+    if (scheme === 'ws') r.socket.destroy();
+    else {
+      // Left open: closing the proxy must end it rather than wait for the client.
+      const gone = new Promise((resolve) => r.socket.once('close', resolve));
+      await proxy.close();
+      await gone;
+    }
   }
   const seen = echo.upgrades.at(-1)!;
   t.equal(seen.authorization, 'Bearer ws-secret');
