@@ -1,7 +1,9 @@
 import { randomBytes, createHash } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { configDir, startProxy } from '../support/servers.js';
+import { configDir, startProxy, startUpstream } from '../support/servers.js';
 import { connectVia } from '../support/tunnel.js';
 
 /** A TCP server that echoes every byte and half-closes when the client does. */
@@ -61,3 +63,47 @@ t.test('close() ends open tunnels instead of waiting for clients', async (t) => 
   await gone;
   t.pass('the client saw its tunnel closed');
 });
+
+t.test('bytes the client sends right behind its CONNECT (in the same packet) are not lost', async (t) => {
+  const port = await startEcho(t);
+  const up = await startUpstream();
+  const dir = configDir(settings, { plain: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` });
+  writeFileSync(join(dir, 'credproxy.yaml'), `${settings}tls: { ca_dir: ${join(dir, 'ca')} }\n`);
+  const proxy = await startProxy(dir);
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+  });
+  await proxy.connect('alice', 'plain', { credentials: { token: 'eager-secret' } });
+
+  // A plain TCP tunnel: the early bytes reach the echo server and come back after the 200.
+  const raw = net.connect(proxy.port, '127.0.0.1');
+  const echoed = await rawUntil(raw, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\nearly bytes`, 'early bytes');
+  t.match(echoed, /^HTTP\/1\.1 200 Connection Established\r\n\r\nearly bytes$/);
+  raw.destroy();
+
+  // An intercepted tunnel: the early bytes are the first inner request.
+  const inner = net.connect(proxy.port, '127.0.0.1');
+  const answer = await rawUntil(
+    inner,
+    `CONNECT 127.0.0.1:${up.port} HTTP/1.1\r\nHost: 127.0.0.1:${up.port}\r\n\r\nGET /eager HTTP/1.1\r\nHost: x\r\nX-Entity-Id: alice\r\nConnection: close\r\n\r\n`,
+    '0\r\n\r\n',
+  );
+  t.match(answer, /^HTTP\/1\.1 200 Connection Established\r\n\r\nHTTP\/1\.1 200 OK/);
+  t.equal(up.seen.at(-1)!.url, '/eager');
+  t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer eager-secret');
+  inner.destroy();
+});
+
+/** Writes `text` in one go and collects the answer until it ends with `until`. */
+function rawUntil(socket: net.Socket, text: string, until: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    socket.on('data', (c: Buffer) => {
+      got += c.toString('latin1');
+      if (got.endsWith(until)) resolve(got);
+    });
+    socket.once('error', reject);
+    socket.write(text);
+  });
+}
