@@ -1,5 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import forge from 'node-forge';
@@ -57,11 +57,23 @@ function issueCaCertificate(key: forge.pki.rsa.PrivateKey): forge.pki.Certificat
   return cert;
 }
 
-/** Writes through a temporary name so a crash never leaves a half-written file behind. */
-function writeAtomically(path: string, text: string, mode: number): void {
+/**
+ * Creates `path` with `text` unless it exists, all or nothing: written under a temporary name
+ * and then hard-linked into place, which fails when another process got there first (two
+ * instances starting at once on a shared ca_dir). Returns false when the file already existed.
+ */
+function createExclusively(path: string, text: string, mode: number): boolean {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   writeFileSync(tmp, text, { mode, flag: 'wx' });
-  renameSync(tmp, path);
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    unlinkSync(tmp);
+  }
 }
 
 /**
@@ -81,32 +93,21 @@ export function loadOrCreateCa(dir: string): CertificateAuthority {
     throw new Error(`${certPath} exists but its key ${keyPath} is missing: restore the key, or delete the certificate to create a new CA (clients must then trust the new one)`);
   }
   let created = false;
+  if (!hasKey) created = createExclusively(keyPath, newRsaKey().pem, 0o600);
   let key: forge.pki.rsa.PrivateKey;
-  if (hasKey) {
-    try {
-      key = forge.pki.privateKeyFromPem(readFileSync(keyPath, 'utf8')) as forge.pki.rsa.PrivateKey;
-    } catch (err) {
-      throw new Error(`${keyPath} is not a PEM RSA private key (${(err as Error).message})`);
-    }
-  } else {
-    const fresh = newRsaKey();
-    key = fresh.privateKey;
-    writeAtomically(keyPath, fresh.pem, 0o600);
-    created = true;
+  try {
+    key = forge.pki.privateKeyFromPem(readFileSync(keyPath, 'utf8')) as forge.pki.rsa.PrivateKey;
+  } catch (err) {
+    throw new Error(`${keyPath} is not a PEM RSA private key (${(err as Error).message})`);
   }
+  if (!hasCert && createExclusively(certPath, forge.pki.certificateToPem(issueCaCertificate(key)), 0o644)) created = true;
   let cert: forge.pki.Certificate;
-  if (hasCert) {
-    try {
-      cert = forge.pki.certificateFromPem(readFileSync(certPath, 'utf8'));
-    } catch (err) {
-      throw new Error(`${certPath} is not a PEM certificate (${(err as Error).message})`);
-    }
-    const pub = cert.publicKey as forge.pki.rsa.PublicKey;
-    if (pub.n.compareTo(key.n) !== 0) throw new Error(`${certPath} does not belong to the key in ${keyPath}`);
-  } else {
-    cert = issueCaCertificate(key);
-    writeAtomically(certPath, forge.pki.certificateToPem(cert), 0o644);
-    created = true;
+  try {
+    cert = forge.pki.certificateFromPem(readFileSync(certPath, 'utf8'));
+  } catch (err) {
+    throw new Error(`${certPath} is not a PEM certificate (${(err as Error).message})`);
   }
+  const pub = cert.publicKey as forge.pki.rsa.PublicKey;
+  if (pub.n.compareTo(key.n) !== 0) throw new Error(`${certPath} does not belong to the key in ${keyPath}`);
   return { certPath, keyPath, certPem: forge.pki.certificateToPem(cert), cert, key, created };
 }

@@ -15,6 +15,11 @@ export interface TlsRuntime {
 export function createTlsRuntime(settings: Settings): TlsRuntime {
   const upstreamCa = upstreamCaList(settings.tls.upstream_ca);
   if (!settings.tls.intercept) return { ca: undefined, leaves: undefined, upstreamCa };
-  const ca = loadOrCreateCa(settings.tls.ca_dir);
+  let ca: CertificateAuthority;
+  try {
+    ca = loadOrCreateCa(settings.tls.ca_dir);
+  } catch (err) {
+    throw new Error(`tls.ca_dir (${settings.tls.ca_dir}): ${(err as Error).message}`);
+  }
   return { ca, leaves: new LeafCertificates(ca), upstreamCa };
 }

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -83,4 +83,28 @@ t.test('`credproxy ca` prints the certificate path, resolving ca_dir against the
   const bad = spawnSync(process.execPath, [cli, 'ca', '--config', join(cwd, 'nope')], { cwd, encoding: 'utf8' });
   t.equal(bad.status, 1);
   t.match(bad.stderr, /config folder does not exist/);
+});
+
+t.test('instances starting at once on a shared ca_dir end up with one CA', async (t) => {
+  const dir = fresh();
+  const mod = resolve('dist/src/tls/ca.js');
+  const script = `const { loadOrCreateCa } = await import(${JSON.stringify(mod)}); process.stdout.write(loadOrCreateCa(${JSON.stringify(dir)}).certPem);`;
+  const runs = await Promise.all(
+    Array.from({ length: 4 }, () =>
+      new Promise<{ code: number | null; out: string; err: string }>((done) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script]);
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+        child.once('close', (code) => done({ code, out, err }));
+      }),
+    ),
+  );
+  const onDisk = readFileSync(join(dir, CA_CERT_FILE), 'utf8');
+  for (const r of runs) {
+    t.equal(r.code, 0, r.err);
+    t.equal(r.out, onDisk, 'every instance uses the certificate on disk');
+  }
+  t.equal(loadOrCreateCa(dir).certPem, onDisk, 'and it matches the key on disk');
 });
