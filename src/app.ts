@@ -2,8 +2,6 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { rootCertificates } from 'node:tls';
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Agent } from 'undici';
 import { loadConfig, type LoadOptions } from './config/load.js';
@@ -11,10 +9,11 @@ import type { Config } from './config/types.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { snapshotOf, type Runtime } from './runtime.js';
-import { createServer } from './server.js';
+import { closeTunnels, createServer } from './server.js';
 import { openStore } from './store/open.js';
 import type { RedisTuning } from './store/redis.js';
 import { readOrCreateSecret } from './store/secret-file.js';
+import { createTlsRuntime } from './tls/runtime.js';
 
 export interface StartOptions extends LoadOptions {
   configDir: string;
@@ -52,9 +51,8 @@ function adminTokenFor(config: Config, env: NodeJS.ProcessEnv, dataDir: string |
   return value;
 }
 
-function upstreamAgent(config: Config): Agent {
-  const extra = config.settings.tls.upstream_ca;
-  const ca = extra ? [...rootCertificates, readFileSync(extra, 'utf8')] : undefined;
+/** Upstream TLS is verified against `ca` (system roots plus tls.upstream_ca); nothing turns that off. */
+function upstreamAgent(config: Config, ca: string[] | undefined): Agent {
   return new Agent({
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 600_000,
@@ -68,12 +66,15 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   const env = opts.env ?? process.env;
   const config = loadConfig(opts.configDir, opts);
   const log = opts.logger ?? createLogger({ level: config.settings.log.level });
+  const tls = createTlsRuntime(config.settings);
+  if (tls.ca?.created) log.warn({ ca: tls.ca.certPath }, 'created the local CA for HTTPS interception: clients must trust this certificate');
   const { store, dataDir } = await openStore(config.settings, env, log, opts.redis);
   const runtime: Runtime = {
     current: snapshotOf(config),
     store,
     log,
-    agent: upstreamAgent(config),
+    agent: upstreamAgent(config, tls.upstreamCa),
+    tls,
     adminToken: adminTokenFor(config, env, dataDir, log),
     metrics: new Metrics(opts.processMetrics ?? false),
   };
@@ -111,6 +112,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        closeTunnels(server);
       });
       await runtime.agent.close();
       await store.close();

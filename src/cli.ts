@@ -3,12 +3,14 @@ import { parseArgs } from 'node:util';
 import { startCredproxy } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger, type LogFormat } from './log.js';
+import { loadOrCreateCa } from './tls/ca.js';
 
 const HELP = `credproxy: a forward HTTP proxy that injects credentials
 
 Usage:
   credproxy start    [--config DIR] [--port N] [--host H] [--log-format json|pretty]
   credproxy validate [--config DIR]
+  credproxy ca       [--config DIR]   print the local CA certificate's path (created if needed)
   credproxy --help
 
 Options:
@@ -68,6 +70,19 @@ export async function main(argv: string[]): Promise<void> {
       } catch (err) {
         if (err instanceof ConfigError) fail(err.message, 1);
         throw err;
+      }
+      return;
+    }
+    case 'ca': {
+      // The path alone on stdout, so that `curl --cacert "$(credproxy ca)"` works.
+      try {
+        const { settings } = loadConfig(configDir);
+        const ca = loadOrCreateCa(settings.tls.ca_dir);
+        if (ca.created) process.stderr.write(`credproxy: created a new local CA in ${settings.tls.ca_dir}\n`);
+        process.stdout.write(`${ca.certPath}\n`);
+      } catch (err) {
+        if (err instanceof ConfigError) fail(err.message, 1);
+        fail(`credproxy: ${(err as Error).message}`, 1);
       }
       return;
     }

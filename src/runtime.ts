@@ -4,6 +4,7 @@ import type { Config } from './config/types.js';
 import type { Metrics } from './metrics.js';
 import { RoutingTable } from './proxy/match.js';
 import type { ConnectionStore } from './store/types.js';
+import type { TlsRuntime } from './tls/runtime.js';
 
 /** A config and the routing table built from it: what one request uses from start to end. */
 export interface Snapshot {
@@ -23,4 +24,5 @@ export interface Runtime {
   readonly agent: Dispatcher;
   readonly adminToken: string;
   readonly metrics: Metrics;
+  readonly tls: TlsRuntime;
 }

@@ -1,48 +1,75 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { ERRORS, type ErrorCode } from './errors.js';
+import type { Duplex } from 'node:stream';
 import { createApiHandler } from './api/router.js';
 import { createProxyHandler } from './proxy/handler.js';
-import { isProxyRequest } from './proxy/target.js';
+import { createInterceptor } from './proxy/intercept.js';
+import { rawError } from './proxy/socket-answer.js';
+import { isProxyRequest, type TunnelContext } from './proxy/target.js';
+import { createConnectHandler } from './proxy/tunnel.js';
+import { createUpgradeHandler } from './proxy/upgrade.js';
 import type { Runtime } from './runtime.js';
 
-/** A bare error answer written to the socket, for requests node could not even parse. */
-function rawError(socket: Socket, code: ErrorCode, message: string): void {
-  const { status } = ERRORS[code];
-  const body = JSON.stringify({ error: { code, message } });
-  socket.end(
-    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-      `x-credproxy-error: ${code}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
+const SERVER_OPTIONS: http.ServerOptions = {
+  // Slow or endless header sections are cut off (slowloris); bodies may take their time.
+  headersTimeout: 30_000,
+  requestTimeout: 0,
+  keepAliveTimeout: 65_000,
+  maxHeaderSize: 32 * 1024,
+};
+
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) return void socket.destroy();
+  if (err.code === 'HPE_HEADER_OVERFLOW') return rawError(socket, 'headers_too_large', 'request headers too large');
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return rawError(socket, 'bad_request', 'the request headers did not arrive in time');
+  rawError(socket, 'bad_request', `malformed request (${err.code ?? 'parse error'})`);
+}
+
+/** Sockets handed over by CONNECT and upgrades (node no longer tracks them) and the inner server, so that close() can end them. */
+const openTunnels = new WeakMap<http.Server, { sockets: Set<Socket>; inner: http.Server }>();
+
+/** Ends every tunnel and WebSocket of the server: its close() would otherwise wait for clients to hang up. */
+export function closeTunnels(server: http.Server): void {
+  const open = openTunnels.get(server);
+  if (!open) return;
+  for (const socket of open.sockets) socket.destroy();
+  open.inner.close(() => undefined); // stops its timeout checks; it never listened, so the callback gets ERR_SERVER_NOT_RUNNING
 }
 
 /**
  * One node:http server for proxy traffic and credproxy's own API: absolute-form requests
- * go down the proxy pipeline, origin-form ones to the API.
+ * go down the proxy pipeline, origin-form ones to the API, CONNECT to tunnel.ts. Requests
+ * inside terminated tunnels reach the same pipeline through `inner`, a server that never
+ * listens and gets its connections from intercept.ts.
  */
 export function createServer(rt: Runtime): http.Server {
   const proxy = createProxyHandler(rt);
   const api = createApiHandler(rt);
-  const server = http.createServer(
-    {
-      // Slow or endless header sections are cut off (slowloris); bodies may take their time.
-      headersTimeout: 30_000,
-      requestTimeout: 0,
-      keepAliveTimeout: 65_000,
-      maxHeaderSize: 32 * 1024,
-    },
-    (req: IncomingMessage, res: ServerResponse) => {
-      void (isProxyRequest(req) ? proxy(req, res) : api(req, res));
-    },
-  );
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable) return socket.destroy();
-    if (err.code === 'HPE_HEADER_OVERFLOW') return rawError(socket, 'headers_too_large', 'request headers too large');
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return rawError(socket, 'bad_request', 'the request headers did not arrive in time');
-    rawError(socket, 'bad_request', `malformed request (${err.code ?? 'parse error'})`);
+  const tunnels = new WeakMap<Duplex, TunnelContext>();
+  const server = http.createServer(SERVER_OPTIONS, (req: IncomingMessage, res: ServerResponse) => {
+    void (isProxyRequest(req) ? proxy(req, res) : api(req, res));
   });
-  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
-    rawError(socket, 'bad_request', 'CONNECT tunnelling is not supported by this version of credproxy yet; use http:// targets');
+  const inner = http.createServer(SERVER_OPTIONS, (req: IncomingMessage, res: ServerResponse) => {
+    void proxy(req, res, tunnels.get(req.socket));
   });
+  // node checks headersTimeout (slowloris) only on servers that emitted 'listening'.
+  inner.emit('listening');
+  const open = new Set<Socket>();
+  openTunnels.set(server, { sockets: open, inner });
+  const track = (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  };
+
+  const upgrade = createUpgradeHandler(rt, (socket) => tunnels.get(socket));
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    track(socket); // a WebSocket relayed from here is no longer node's to close
+    upgrade(server, req, socket, head);
+  });
+  // Inside a tunnel the raw socket underneath is tracked already.
+  inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(inner, req, socket, head));
+  server.on('clientError', onClientError);
+  inner.on('clientError', onClientError);
+  server.on('connect', createConnectHandler(rt, createInterceptor(rt, inner, tunnels), track));
   return server;
 }

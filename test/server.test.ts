@@ -5,10 +5,9 @@ t.test('requests node cannot take get one of credproxy\'s own answers', async (t
   const proxy = await startProxy(configDir('store: memory\n'));
   t.teardown(() => proxy.close());
 
-  const connect = await rawRequest(proxy.port, 'CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n');
-  t.match(connect, /^HTTP\/1\.1 400 /);
+  const connect = await rawRequest(proxy.port, 'CONNECT api.example.com HTTP/1.1\r\nHost: api.example.com\r\n\r\n');
+  t.match(connect, /^HTTP\/1\.1 400 /, 'a CONNECT target without a port');
   t.match(connect, /x-credproxy-error: bad_request/);
-  t.match(connect, /CONNECT/);
 
   const garbage = await rawRequest(proxy.port, 'NOT HTTP AT ALL\r\n\r\n');
   t.match(garbage, /^HTTP\/1\.1 400 /);

@@ -1,98 +1,150 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { SchemeContext } from '../auth/types.js';
+import type { IntegrationConfig } from '../config/types.js';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
+import { markStale } from '../oauth/refresh.js';
 import type { Runtime } from '../runtime.js';
 import { resolveCredential, type Injection } from './credential.js';
-import { markStale } from '../oauth/refresh.js';
-import type { SchemeContext } from '../auth/types.js';
 import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
 import { identify } from './identify.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
 import { signUpstream } from './sign.js';
-import { parseTarget, type Target } from './target.js';
+import { parseTarget, tunnelTarget, type Target, type TunnelContext } from './target.js';
 
 /** A token endpoint gets less time than an upstream: a request waits on it before anything is sent. */
 const TOKEN_TIMEOUT_MS = 30_000;
 
+/** What one request's log line says; filled in step by step, so a failure still logs what was known. */
+export interface RequestInfo {
+  entity: string | undefined;
+  integration: string;
+  host: string;
+  path: string;
+  refreshed?: boolean;
+  replayed?: boolean;
+}
+
+/** The upstream request the pipeline decided on, before a body or an upgrade is attached. */
+export interface PreparedRequest {
+  origin: string;
+  path: string;
+  headers: string[];
+  /** the owning integration and what was injected; undefined for passthrough */
+  integration: IntegrationConfig | undefined;
+  injection: Injection | undefined;
+  /** path and headers again for another injection (a replay after a refresh) */
+  withInjection(injection: Injection | undefined): { path: string; headers: string[] };
+  /** a newer credential than `stale`: refreshes unless someone already did */
+  refresh(stale: string | undefined): Promise<Injection>;
+}
+
 /**
- * The request pipeline for absolute-form proxy requests, one step per file:
- * target → identify → match → credential → headers → forward (→ refresh → replay). Any step may throw a
- * CredproxyError; it becomes the documented answer and nothing is forwarded.
+ * Steps target → identify → match → credential → headers, shared by plain requests and
+ * WebSocket upgrades, whether they came in absolute form or inside a terminated CONNECT
+ * tunnel (then `tunnel` gives the target and the proxy credentials). Throws CredproxyError.
+ */
+export async function prepareRequest(
+  rt: Runtime,
+  req: IncomingMessage,
+  tunnel: TunnelContext | undefined,
+  info: RequestInfo,
+  opts: { websocket?: boolean } = {},
+): Promise<PreparedRequest> {
+  const { config, routes } = rt.current;
+  const settings = config.settings;
+  const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
+  info.host = target.url.host;
+  info.path = target.url.pathname;
+  const proxyAuthorization = tunnel ? tunnel.proxyAuthorization : req.headers['proxy-authorization'];
+  const entity = identify(req, settings.entity_header, proxyAuthorization).entity;
+  info.entity = entity;
+  const route = routes.match(target.hostname, target.port, target.url.pathname);
+
+  let injection: Injection | undefined;
+  let origin: string;
+  let hostHeader: string;
+  const ctx: SchemeContext = {
+    store: rt.store,
+    dispatcher: rt.agent,
+    log: rt.log,
+    timeoutMs: Math.min(TOKEN_TIMEOUT_MS, settings.limits.upstream_response_timeout_ms),
+  };
+  if (route) {
+    info.integration = route.integration.name;
+    if (!entity) {
+      throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${info.integration}": name the entity with the ${settings.entity_header} header`);
+    }
+    injection = await resolveCredential(rt.store, route.integration, entity, { ctx });
+    ({ origin, hostHeader } = upstreamOrigin(target, route.integration.upstream));
+  } else {
+    if (settings.passthrough === 'deny') {
+      throw new CredproxyError('host_denied', `${target.hostname} belongs to no integration and passthrough is denied`);
+    }
+    ({ origin, hostHeader } = upstreamOrigin(target, target.secure ? 'https' : 'http'));
+  }
+
+  const withInjection = (inj: Injection | undefined) => ({
+    path: injectQuery(target.url.pathname + target.url.search, inj?.query ?? []),
+    headers: upstreamRequestHeaders(req.rawHeaders, hostHeader, settings.entity_header, inj?.headers ?? []),
+  });
+  return {
+    origin,
+    ...withInjection(injection),
+    integration: route?.integration,
+    injection,
+    withInjection,
+    refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale }),
+  };
+}
+
+/**
+ * The request pipeline for proxied requests, one step per file:
+ * target → identify → match → credential → headers → forward (→ refresh → replay). Any step
+ * may throw a CredproxyError; it becomes the documented answer and nothing is forwarded.
  */
 export function createProxyHandler(rt: Runtime) {
-  return async function handleProxyRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  return async function handleProxyRequest(req: IncomingMessage, res: ServerResponse, tunnel?: TunnelContext): Promise<void> {
     const started = performance.now();
-    const { config, routes } = rt.current;
-    const settings = config.settings;
-    let entity: string | undefined;
-    let integration = 'passthrough';
-    let host = '';
-    let path = '';
+    const settings = rt.current.config.settings;
+    const info: RequestInfo = { entity: undefined, integration: 'passthrough', host: '', path: '' };
     let status = 0;
-    let refreshed = false;
-    let replayed = false;
     const abort = new AbortController();
     const onClose = () => {
       if (!res.writableFinished) abort.abort();
     };
     res.once('close', onClose);
     try {
-      const target = parseTarget(req.url ?? '');
-      host = target.url.host;
-      path = target.url.pathname;
-      entity = identify(req, settings.entity_header).entity;
-      const route = routes.match(target.hostname, target.port, target.url.pathname);
-
-      let injection: Injection | undefined;
-      let origin: string;
-      let hostHeader: string;
-      const ctx: SchemeContext = { store: rt.store, dispatcher: rt.agent, log: rt.log, timeoutMs: Math.min(TOKEN_TIMEOUT_MS, settings.limits.upstream_response_timeout_ms) };
-      if (route) {
-        integration = route.integration.name;
-        if (!entity) {
-          throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${integration}": name the entity with the ${settings.entity_header} header`);
-        }
-        injection = await resolveCredential(rt.store, route.integration, entity, { ctx });
-        ({ origin, hostHeader } = upstreamOrigin(target, route.integration.upstream));
-      } else {
-        if (settings.passthrough === 'deny') {
-          throw new CredproxyError('host_denied', `${target.hostname} belongs to no integration and passthrough is denied`);
-        }
-        ({ origin, hostHeader } = upstreamOrigin(target, target.secure ? 'https' : 'http'));
-      }
-
+      const prepared = await prepareRequest(rt, req, tunnel, info);
+      const { injection } = prepared;
       // Only a request that a refresh could cure, or a signature must cover, is held in memory; everything else streams.
-      const prepared: PreparedBody = injection?.refreshable || injection?.sign
-        ? await prepareBody(req, settings.limits.replay_body_bytes)
-        : { body: hasBody(req) ? req : null, replayable: false };
+      const body: PreparedBody =
+        injection?.refreshable || injection?.sign
+          ? await prepareBody(req, settings.limits.replay_body_bytes)
+          : { body: hasBody(req) ? req : null, replayable: false };
       const send = async (inj: Injection | undefined, holdBack?: (status: number) => boolean) => {
-        let up: UpstreamRequest = {
-          origin,
-          path: injectQuery(target.url.pathname + target.url.search, inj?.query ?? []),
-          method: req.method ?? 'GET',
-          headers: upstreamRequestHeaders(req.rawHeaders, hostHeader, settings.entity_header, inj?.headers ?? []),
-          body: prepared.body,
-        };
+        let up: UpstreamRequest = { origin: prepared.origin, ...prepared.withInjection(inj), method: req.method ?? 'GET', body: body.body };
         // Signed per send, so a replay carries a fresh date and nonce.
-        if (inj?.sign) up = await signUpstream(up, origin, inj.sign, settings.limits.replay_body_bytes);
+        if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, settings.limits.replay_body_bytes);
         return forward(rt.agent, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack });
       };
       const outcome = await forwardWithReplay({
-        refreshOn: route?.integration.refresh_on ?? [],
+        refreshOn: prepared.integration?.refresh_on ?? [],
         injection,
-        replayable: prepared.replayable,
+        replayable: body.replayable,
         send,
-        refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale }),
+        refresh: prepared.refresh,
         markStale: (token) => {
           injection?.forget?.();
           markStale(rt.store, token);
         },
       });
-      ({ status, refreshed, replayed } = outcome);
+      status = outcome.status;
+      info.replayed = outcome.replayed;
       // A token other than the stored one was injected: it was refreshed before use.
       const stored = injection?.connection?.credentials.access_token;
-      refreshed ||= stored !== undefined && injection?.token !== stored;
+      info.refreshed = outcome.refreshed || (stored !== undefined && injection?.token !== stored);
     } catch (err) {
       const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
       if (!isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
@@ -101,11 +153,17 @@ export function createProxyHandler(rt: Runtime) {
     } finally {
       res.off('close', onClose);
     }
-    const ms = performance.now() - started;
-    rt.metrics.requests.inc({ integration, method: req.method ?? '', status: `${Math.floor(status / 100)}xx` });
-    rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
-    rt.log.info({ entity, integration, method: req.method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
+    logRequest(rt, info, req.method, status, started);
   };
+}
+
+/** One log line and the metrics for a finished request (or upgrade). */
+export function logRequest(rt: Runtime, info: RequestInfo, method: string | undefined, status: number, started: number): void {
+  const ms = performance.now() - started;
+  const { entity, integration, host, path, refreshed = false, replayed = false } = info;
+  rt.metrics.requests.inc({ integration, method: method ?? '', status: `${Math.floor(status / 100)}xx` });
+  rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
+  rt.log.info({ entity, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
 }
 
 function hasBody(req: IncomingMessage): boolean {

@@ -23,9 +23,14 @@ export interface Identity {
 /**
  * Who the request acts for: the entity header, else the user name of a Basic
  * Proxy-Authorization (so `HTTP_PROXY=http://ENTITY:KEY@host:8080` works for clients that
- * cannot add headers). The header given twice is refused rather than guessed at.
+ * cannot add headers; inside a tunnel that is the CONNECT request's). The header given
+ * twice is refused rather than guessed at.
  */
-export function identify(req: IncomingMessage, entityHeader: string): Identity {
+export function identify(
+  req: IncomingMessage,
+  entityHeader: string,
+  proxyAuthorization: string | undefined = req.headers['proxy-authorization'],
+): Identity {
   const raw = req.rawHeaders;
   const wanted = entityHeader.toLowerCase();
   let entity: string | undefined;
@@ -40,7 +45,7 @@ export function identify(req: IncomingMessage, entityHeader: string): Identity {
     }
   }
   if (entity !== undefined) return { entity: checkEntityId(entity, `the ${entityHeader} header`), via: 'header' };
-  const user = proxyUser(req.headers['proxy-authorization']);
+  const user = proxyUser(proxyAuthorization);
   if (user) return { entity: checkEntityId(user, 'the proxy user name'), via: 'proxy-user' };
   return { entity: undefined, via: undefined };
 }

@@ -57,6 +57,12 @@ export class RoutingTable {
     }
     return undefined;
   }
+
+  /** Whether an integration owns the host on any path: decides whether a CONNECT tunnel is terminated. */
+  owns(hostname: string, port: number | undefined): boolean {
+    if (this.exact.has(routeKey(hostname, port))) return true;
+    return this.wildcards.some((r) => r.pattern.port === port && hostname.endsWith(`.${r.pattern.host}`));
+  }
 }
 
 const DEFAULT_PORT = { http: 80, https: 443 } as const;

@@ -11,13 +11,18 @@ export interface Target {
   secure: boolean;
 }
 
-export function parseTarget(rawUrl: string): Target {
+/** WebSocket upgrades may name their target as ws:// or wss://; they travel as http and https. */
+const WEBSOCKET_SCHEMES: Record<string, string> = { 'ws:': 'http:', 'wss:': 'https:' };
+
+export function parseTarget(rawUrl: string, opts: { websocket?: boolean } = {}): Target {
   let url: URL;
   try {
     url = new URL(rawUrl);
   } catch {
     throw new CredproxyError('bad_request', 'the request target is not a valid absolute URL');
   }
+  const asHttp = opts.websocket ? WEBSOCKET_SCHEMES[url.protocol] : undefined;
+  if (asHttp) url = new URL(`${asHttp}${rawUrl.slice(url.protocol.length)}`);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new CredproxyError('bad_request', `the scheme ${url.protocol.slice(0, -1)} is not proxied; use http or https`);
   }
@@ -36,4 +41,34 @@ export function parseTarget(rawUrl: string): Target {
 export function isProxyRequest(req: IncomingMessage): boolean {
   const u = req.url ?? '';
   return !u.startsWith('/') && u !== '*';
+}
+
+/** A CONNECT tunnel that credproxy terminates: its target comes from the CONNECT line, never from inner Host headers. */
+export interface TunnelContext {
+  /** as in Target: lower-case, IPv6 without brackets */
+  hostname: string;
+  port: number;
+  /** TLS was terminated (https), or the tunnel carries plain HTTP */
+  secure: boolean;
+  /** the CONNECT request's Proxy-Authorization: inner requests rarely repeat it */
+  proxyAuthorization: string | undefined;
+}
+
+/**
+ * The target of a request inside a tunnel: the tunnel's host and port with the inner
+ * origin-form path. An absolute-form inner request is accepted only for the tunnel's own
+ * host, so a tunnel to one host can never carry a request (and a credential) to another.
+ */
+export function tunnelTarget(tunnel: TunnelContext, rawUrl: string): Target {
+  let pathAndQuery = rawUrl;
+  if (!rawUrl.startsWith('/')) {
+    const abs = parseTarget(rawUrl);
+    const port = abs.port ?? (abs.secure ? 443 : 80);
+    if (abs.hostname !== tunnel.hostname || port !== tunnel.port) {
+      throw new CredproxyError('bad_request', `a request inside the tunnel to ${tunnel.hostname}:${tunnel.port} names another target`);
+    }
+    pathAndQuery = abs.url.pathname + abs.url.search;
+  }
+  const host = tunnel.hostname.includes(':') ? `[${tunnel.hostname}]` : tunnel.hostname;
+  return parseTarget(`${tunnel.secure ? 'https' : 'http'}://${host}:${tunnel.port}${pathAndQuery}`);
 }

@@ -29,11 +29,15 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-/** A real HTTP server on an ephemeral loopback port; by default it echoes what it received as JSON. */
+/**
+ * A real HTTP server on an ephemeral loopback port; by default it echoes what it received as
+ * JSON. With `tls` (see certs.ts) it is an HTTPS server.
+ */
 export async function startUpstream(
   handler?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void,
-  opts: { tls?: boolean } = {},
-): Promise<Upstream> {
+  /** true: the fixture certificate for 127.0.0.1/localhost (TEST_CERT); or a key and certificate of the test's own */
+  opts: { tls?: true | { key: string; cert: string } } = {},
+): Promise<Upstream & { server: http.Server }> {
   const seen: Seen[] = [];
   const listener = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -46,13 +50,15 @@ export async function startUpstream(
       res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers }));
     });
   };
-  const server = opts.tls ? https.createServer({ cert: readFileSync(TEST_CERT), key: readFileSync(TEST_KEY) }, listener) : http.createServer(listener);
+  const tls = opts.tls === true ? { cert: readFileSync(TEST_CERT), key: readFileSync(TEST_KEY) } : opts.tls;
+  const server: http.Server = tls ? https.createServer(tls, listener) : http.createServer(listener);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
     port,
     origin: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     seen,
+    server,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
@@ -149,7 +155,7 @@ export async function setup(
     proxy?: Partial<StartOptions>;
   } = {},
 ): Promise<Setup> {
-  const up = await startUpstream(opts.handler, { tls: opts.tls });
+  const up = await startUpstream(opts.handler, { tls: opts.tls ? true : undefined });
   t.teardown(() => up.close());
   const dir = configDir(opts.settings ?? `store: memory\n${LOOPBACK_EGRESS}`, opts.integrations?.(up) ?? {});
   const proxy = await startProxy(dir, opts.proxy);

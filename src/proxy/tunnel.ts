@@ -1,0 +1,93 @@
+import type { IncomingMessage } from 'node:http';
+import net, { type Socket } from 'node:net';
+import { CredproxyError, isCredproxyError } from '../errors.js';
+import type { Runtime } from '../runtime.js';
+import { parseConnectTarget, type ConnectTarget } from './connect-target.js';
+import { upstreamError } from './forward.js';
+import { relay } from './relay.js';
+import { rawCredproxyError } from './socket-answer.js';
+import type { TunnelContext } from './target.js';
+
+export const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+
+/** Terminates a tunnel to an integration host (see intercept.ts). */
+export type Interceptor = (socket: Socket, head: Buffer, tunnel: Omit<TunnelContext, 'secure'>) => void;
+
+/**
+ * Whether an integration owns the CONNECT target. Routes keep "the default port" as
+ * undefined, and a tunnel to :443 (https) or :80 (plain http, as undici's ProxyAgent sends
+ * for http:// URLs) reaches exactly that.
+ */
+export function ownedByIntegration(rt: Runtime, target: ConnectTarget): boolean {
+  const { routes } = rt.current;
+  if (routes.owns(target.hostname, target.port)) return true;
+  return (target.port === 443 || target.port === 80) && routes.owns(target.hostname, undefined);
+}
+
+/**
+ * `CONNECT host:port`: integration hosts are terminated and their requests run through the
+ * pipeline (when `tls.intercept` is on); every other host gets a byte-for-byte TCP tunnel,
+ * or 403 host_denied under `passthrough: deny`. Errors before the tunnel opens are the
+ * documented JSON answers.
+ */
+export function createConnectHandler(rt: Runtime, intercept: Interceptor, track: (socket: Socket) => void) {
+  return function handleConnect(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    // node removed its own error handler when it handed the socket over.
+    socket.on('error', (err) => rt.log.debug({ err }, 'CONNECT client socket error'));
+    track(socket);
+    let target: ConnectTarget;
+    try {
+      target = parseConnectTarget(req.url ?? '');
+    } catch (err) {
+      if (!isCredproxyError(err)) throw err;
+      rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: err.status }, 'CONNECT refused');
+      return rawCredproxyError(socket, err);
+    }
+    const proxyAuthorization = req.headers['proxy-authorization'];
+    const owned = ownedByIntegration(rt, target);
+    if (owned && rt.tls.leaves) {
+      intercept(socket, head, { ...target, proxyAuthorization });
+      return;
+    }
+    if (!owned && rt.current.config.settings.passthrough === 'deny') {
+      rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: 403 }, 'CONNECT refused');
+      return rawCredproxyError(socket, new CredproxyError('host_denied', `${target.hostname} belongs to no integration and passthrough is denied`));
+    }
+    openTunnel(rt, socket, head, target);
+  };
+}
+
+/** A plain TCP tunnel: credproxy sees only bytes, and adds nothing to them. */
+function openTunnel(rt: Runtime, socket: Socket, head: Buffer, target: ConnectTarget): void {
+  const started = Date.now();
+  const upstream = net.connect({ host: target.hostname, port: target.port, allowHalfOpen: true });
+  let connected = false;
+  const timer = setTimeout(() => {
+    upstream.destroy(new CredproxyError('upstream_timeout', `could not connect to ${target.hostname}:${target.port} in time`));
+  }, rt.current.config.settings.limits.upstream_connect_timeout_ms);
+  const abandon = () => {
+    if (connected) return;
+    clearTimeout(timer);
+    upstream.destroy();
+  };
+  socket.once('close', abandon);
+  upstream.once('error', (err) => {
+    clearTimeout(timer);
+    if (connected) return;
+    rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, err: (err as NodeJS.ErrnoException).code ?? err.message }, 'tunnel failed');
+    rawCredproxyError(socket, upstreamError(err));
+  });
+  upstream.once('connect', () => {
+    connected = true;
+    clearTimeout(timer);
+    socket.off('close', abandon);
+    socket.write(ESTABLISHED);
+    if (head.length > 0) upstream.write(head);
+    relay(socket, upstream, () => {
+      rt.log.info(
+        { method: 'CONNECT', host: target.hostname, port: target.port, mode: 'tunnel', sent: upstream.bytesWritten, received: upstream.bytesRead, ms: Date.now() - started },
+        'tunnel closed',
+      );
+    });
+  });
+}
