@@ -9,6 +9,8 @@ import { Agent } from 'undici';
 import { loadConfig, type LoadOptions } from './config/load.js';
 import type { Config } from './config/types.js';
 import { createLogger } from './log.js';
+import { checkListenPolicy } from './proxy/client-auth.js';
+import { egressConnector, parseCidrs } from './proxy/egress.js';
 import { Metrics } from './metrics.js';
 import { snapshotOf, type Runtime } from './runtime.js';
 import { createServer } from './server.js';
@@ -49,14 +51,41 @@ function adminTokenFor(config: Config, env: NodeJS.ProcessEnv, dataDir: string |
   return value;
 }
 
-function upstreamAgent(config: Config): Agent {
+function upstreamCa(config: Config): string[] | undefined {
   const extra = config.settings.tls.upstream_ca;
-  const ca = extra ? [...rootCertificates, readFileSync(extra, 'utf8')] : undefined;
+  return extra ? [...rootCertificates, readFileSync(extra, 'utf8')] : undefined;
+}
+
+const poolOptions = (config: Config) => ({
+  keepAliveTimeout: config.settings.limits.upstream_keep_alive_timeout_ms,
+  keepAliveMaxTimeout: 600_000,
+  connections: 256,
+});
+
+function upstreamAgent(config: Config): Agent {
+  const ca = upstreamCa(config);
   return new Agent({
-    keepAliveTimeout: 30_000,
-    keepAliveMaxTimeout: 600_000,
-    connections: 256,
+    ...poolOptions(config),
     connect: { timeout: config.settings.limits.upstream_connect_timeout_ms, ...(ca ? { ca } : {}) },
+  });
+}
+
+/** Passthrough gets its own pools, whose connector checks every address it dials. */
+function passthroughAgent(config: Config, runtime: () => Runtime): Agent {
+  let parsedFor: Config | undefined;
+  let allow: ReturnType<typeof parseCidrs> = [];
+  const allowPrivate = () => {
+    const current = runtime().current.config;
+    if (parsedFor !== current) {
+      allow = parseCidrs(current.settings.egress.allow_private);
+      parsedFor = current;
+    }
+    return allow;
+  };
+  const ca = upstreamCa(config);
+  return new Agent({
+    ...poolOptions(config),
+    connect: egressConnector({ timeout: config.settings.limits.upstream_connect_timeout_ms, allowPrivate, ...(ca ? { ca } : {}) }),
   });
 }
 
@@ -65,12 +94,14 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   const env = opts.env ?? process.env;
   const config = loadConfig(opts.configDir, opts);
   const log = opts.logger ?? createLogger({ level: config.settings.log.level });
+  checkListenPolicy(config.settings, log);
   const { store, dataDir } = await openStore(config.settings, env, log);
   const runtime: Runtime = {
     current: snapshotOf(config),
     store,
     log,
     agent: upstreamAgent(config),
+    passthrough: passthroughAgent(config, () => runtime),
     adminToken: adminTokenFor(config, env, dataDir, log),
     metrics: new Metrics(opts.processMetrics ?? false),
   };
@@ -98,6 +129,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
         server.closeIdleConnections();
       });
       await runtime.agent.close();
+      await runtime.passthrough.close();
       await store.close();
     },
   };

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { ERRORS, type ErrorCode } from './errors.js';
+import { ERRORS, isCredproxyError, sendError, type ErrorCode } from './errors.js';
+import { applyServerLimits, checkHeaderCount, serverOptions } from './limits.js';
 import { createApiHandler } from './api/router.js';
 import { createProxyHandler } from './proxy/handler.js';
 import { isProxyRequest } from './proxy/target.js';
@@ -23,18 +24,17 @@ function rawError(socket: Socket, code: ErrorCode, message: string): void {
 export function createServer(rt: Runtime): http.Server {
   const proxy = createProxyHandler(rt);
   const api = createApiHandler(rt);
-  const server = http.createServer(
-    {
-      // Slow or endless header sections are cut off (slowloris); bodies may take their time.
-      headersTimeout: 30_000,
-      requestTimeout: 0,
-      keepAliveTimeout: 65_000,
-      maxHeaderSize: 32 * 1024,
-    },
-    (req: IncomingMessage, res: ServerResponse) => {
-      void (isProxyRequest(req) ? proxy(req, res) : api(req, res));
-    },
-  );
+  const limits = rt.current.config.settings.limits;
+  const server = http.createServer(serverOptions(limits), (req: IncomingMessage, res: ServerResponse) => {
+    try {
+      checkHeaderCount(req, limits);
+    } catch (err) {
+      if (isCredproxyError(err)) return sendError(res, err);
+      throw err;
+    }
+    void (isProxyRequest(req) ? proxy(req, res) : api(req, res));
+  });
+  applyServerLimits(server, limits);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) return socket.destroy();
     if (err.code === 'HPE_HEADER_OVERFLOW') return rawError(socket, 'headers_too_large', 'request headers too large');

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
+import { authenticateClient, authorizeEntity } from './client-auth.js';
 import { resolveCredential, type Injection } from './credential.js';
 import { forward } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
@@ -29,10 +30,12 @@ export function createProxyHandler(rt: Runtime) {
     };
     res.once('close', onClose);
     try {
+      const client = authenticateClient(settings, req.headers['proxy-authorization']);
       const target = parseTarget(req.url ?? '');
       host = target.url.host;
       path = target.url.pathname;
       entity = identify(req, settings.entity_header).entity;
+      authorizeEntity(settings, client, entity);
       const route = routes.match(target.hostname, target.port, target.url.pathname);
 
       let injection: Injection | undefined;
@@ -58,7 +61,7 @@ export function createProxyHandler(rt: Runtime) {
       const cl = req.headers['content-length'];
       const body = te !== undefined || (cl !== undefined && cl !== '0') ? req : null;
       status = await forward(
-        rt.agent,
+        route ? rt.agent : rt.passthrough,
         { origin, path: upstreamPath, method: req.method ?? 'GET', headers, body },
         res,
         { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal },
