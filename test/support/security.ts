@@ -1,5 +1,5 @@
 import type { Test } from 'tap';
-import { configDir, startProxy, startUpstream, type TestProxy, type Upstream } from './servers.js';
+import { ADMIN, configDir, startProxy, startUpstream, type TestProxy, type Upstream } from './servers.js';
 
 /** The credential the fixture's integration injects; it must only ever reach `owned`. */
 export const TOKEN = 'sec-token-7f3a9c-do-not-leak';
@@ -17,14 +17,18 @@ export interface Fixture {
   seenCount(): number;
 }
 
-export async function securityFixture(t: Test, settings = '', extraIntegrations: Record<string, string> = {}): Promise<Fixture> {
+export async function securityFixture(
+  t: Test,
+  settings = '',
+  opts: { env?: Record<string, string>; integrations?: Record<string, string> } = {},
+): Promise<Fixture> {
   const owned = await startUpstream();
   const internal = await startUpstream();
   const dir = configDir(`store: memory\n${settings}`, {
     demo: `hosts: ["127.0.0.1:${owned.port}", "localhost:${owned.port}"]\nupstream: http\nauth: { type: bearer }\n`,
-    ...extraIntegrations,
+    ...opts.integrations,
   });
-  const proxy = await startProxy(dir);
+  const proxy = await startProxy(dir, opts.env ? { env: { CREDPROXY_ADMIN_TOKEN: ADMIN, ...opts.env } } : {});
   t.teardown(async () => {
     await proxy.close();
     await owned.close();
