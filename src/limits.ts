@@ -12,6 +12,10 @@ export function serverOptions(limits: Limits): ServerOptions {
     requestTimeout: 0,
     keepAliveTimeout: limits.keep_alive_timeout_ms,
     maxHeaderSize: limits.header_bytes,
+    // The target of a proxied request is its request line (absolute form), never Host; node
+    // would otherwise answer a Host-less HTTP/1.1 request with a bare 400 of its own that
+    // bypasses the documented error format.
+    requireHostHeader: false,
     // node checks the header timeout on this interval; a check far coarser than the timeout
     // itself would let a slow client hold its connection for up to 30 s longer.
     connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(limits.request_header_timeout_ms / 4))),

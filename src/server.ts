@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { ERRORS, isCredproxyError, sendError, type ErrorCode } from './errors.js';
+import { CredproxyError, ERRORS, isCredproxyError, sendError, type ErrorCode } from './errors.js';
 import { applyServerLimits, checkHeaderCount, serverOptions } from './limits.js';
 import { createApiHandler } from './api/router.js';
 import { createProxyHandler } from './proxy/handler.js';
@@ -35,6 +35,10 @@ export function createServer(rt: Runtime): http.Server {
     void (isProxyRequest(req) ? proxy(req, res) : api(req, res));
   });
   applyServerLimits(server, limits);
+  // node would answer an unknown Expect with a bare 417; keep every refusal in the documented format.
+  server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    sendError(res, new CredproxyError('bad_request', 'only Expect: 100-continue is supported'));
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) return socket.destroy();
     if (err.code === 'HPE_HEADER_OVERFLOW') return rawError(socket, 'headers_too_large', 'request headers too large');

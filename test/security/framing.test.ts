@@ -31,6 +31,7 @@ t.test('malformed framing is refused before anything is forwarded', async (t) =>
     ['NUL in a header value', head('X-A: a\u0000b\r\n'), 400, 'bad_request'],
     ['bare CR in a header value', head('X-A: a\rInjected: 1\r\n'), 400, 'bad_request'],
     ['chunked encoding not last', head('Transfer-Encoding: chunked, gzip\r\n') + '0\r\n\r\n', 400, 'bad_request'],
+    ['an Expect other than 100-continue', head('Expect: teapot\r\n'), 400, 'bad_request'],
     ['header section over header_bytes', head(`X-Big: ${'a'.repeat(40 * 1024)}\r\n`), 431, 'headers_too_large'],
     ['more header fields than header_count', head(Array.from({ length: 60 }, (_, i) => `X-H${i}: ${i}\r\n`).join('')), 431, 'headers_too_large'],
   ];
@@ -41,6 +42,12 @@ t.test('malformed framing is refused before anything is forwarded', async (t) =>
       assertRefused(t, fx, before, r, status, code);
     });
   }
+
+  await t.test('an absolute-form request without Host is served: the target is the request line', async (t) => {
+    const r = await rawRequest(fx.proxy.port, `GET ${target} HTTP/1.1\r\nX-Entity-Id: alice\r\nConnection: close\r\n\r\n`);
+    t.equal(r.status, 200);
+    t.equal(fx.owned.seen.at(-1)?.headers.host, host);
+  });
 
   await t.test('the same request, well formed, does go through (the cases above fail for their flaw alone)', async (t) => {
     const r = await rawRequest(fx.proxy.port, head('Connection: close\r\n'));
