@@ -1,0 +1,85 @@
+import t from 'tap';
+import { deniedRange, parseCidrs, resolveChecked } from '../../src/proxy/egress.js';
+import { CredproxyError } from '../../src/errors.js';
+import { configDir, startProxy, startUpstream, viaProxy } from '../support/servers.js';
+
+t.test('deniedRange classifies by address bytes', async (t) => {
+  const none = parseCidrs([]);
+  const denied: Array<[string, RegExp]> = [
+    ['127.0.0.1', /loopback/],
+    ['127.255.255.254', /loopback/],
+    ['10.1.2.3', /private/],
+    ['172.16.0.1', /private/],
+    ['172.31.255.255', /private/],
+    ['192.168.0.1', /private/],
+    ['169.254.169.254', /linkLocal/],
+    ['100.64.0.1', /carrierGradeNat/],
+    ['100.127.255.255', /carrierGradeNat/],
+    ['0.0.0.0', /unspecified/],
+    ['255.255.255.255', /broadcast/],
+    ['239.1.1.1', /multicast/],
+    ['240.0.0.1', /reserved/],
+    ['::1', /loopback/],
+    ['::', /unspecified/],
+    ['fe80::1', /linkLocal/],
+    ['fc00::1', /uniqueLocal/],
+    ['fd00:ec2::254', /uniqueLocal/],
+    ['ff02::1', /multicast/],
+    ['::ffff:127.0.0.1', /ipv4Mapped form of a loopback/],
+    ['::ffff:7f00:1', /ipv4Mapped form of a loopback/],
+    ['::ffff:169.254.169.254', /ipv4Mapped form of a linkLocal/],
+    // ipaddr.js reads `::a.b.c.d` as the mapped form; either way it is the loopback it carries.
+    ['::127.0.0.1', /form of a loopback/],
+    ['::7f00:1', /IPv4-compatible form of a loopback/],
+    ['::ffff:0:10.0.0.1', /rfc6145 form of a private/],
+    ['64:ff9b::a9fe:a9fe', /rfc6052 form of a linkLocal/],
+    ['2002:a00:1::', /6to4 form of a private/],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', /teredo/],
+    ['fec0::1', /deprecatedSiteLocal/],
+    ['not-an-ip', /not an IP/],
+  ];
+  for (const [a, why] of denied) t.match(deniedRange(a, none), why, a);
+  for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::']) {
+    t.equal(deniedRange(a, none), undefined, `${a} is public`);
+  }
+});
+
+t.test('allow_private opens exactly the listed ranges, in both spellings', async (t) => {
+  const allow = parseCidrs(['10.1.0.0/16', '127.0.0.1/32', 'fd00:1::/32']);
+  t.equal(deniedRange('10.1.200.3', allow), undefined);
+  t.match(deniedRange('10.2.0.1', allow), /private/);
+  t.equal(deniedRange('127.0.0.1', allow), undefined);
+  t.match(deniedRange('127.0.0.2', allow), /loopback/);
+  t.equal(deniedRange('::ffff:10.1.0.9', allow), undefined, 'the mapped form of a listed address');
+  t.equal(deniedRange('fd00:1::5', allow), undefined);
+  t.match(deniedRange('fd00:2::5', allow), /uniqueLocal/);
+});
+
+t.test('resolveChecked resolves names, checks every address and returns the one to dial', async (t) => {
+  await t.rejects(resolveChecked('localhost', []), CredproxyError);
+  await t.rejects(resolveChecked('localhost', []), { code: 'host_denied' });
+  t.equal(await resolveChecked('localhost', parseCidrs(['127.0.0.0/8', '::1/128'])), '127.0.0.1');
+  t.equal(await resolveChecked('[::ffff:8.8.8.8]', []), '::ffff:8.8.8.8', 'literals are checked without a lookup');
+  await t.rejects(resolveChecked('[::1]', []), { code: 'host_denied' });
+  await t.rejects(resolveChecked('does-not-exist.invalid', []), { code: 'ENOTFOUND' });
+});
+
+t.test('passthrough dials the checked address and still sends the name as Host', async (t) => {
+  const up = await startUpstream();
+  t.teardown(() => up.close());
+  const proxy = await startProxy(configDir('store: memory\negress: { allow_private: ["127.0.0.0/8"] }\n'));
+  t.teardown(() => proxy.close());
+  const r = await viaProxy(proxy.port, `http://localhost:${up.port}/by-name`);
+  t.equal(r.status, 200);
+  t.equal(up.seen.at(-1)?.headers.host, `localhost:${up.port}`);
+});
+
+t.test('integration hosts are trusted as configured: no egress check for them', async (t) => {
+  const up = await startUpstream();
+  t.teardown(() => up.close());
+  const proxy = await startProxy(configDir('store: memory\n', { demo: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` }));
+  t.teardown(() => proxy.close());
+  await proxy.connect('alice', 'demo', { credentials: { token: 'tok-0000000000' } });
+  const r = await viaProxy(proxy.port, `${up.origin}/x`, { headers: { 'X-Entity-Id': 'alice' } });
+  t.equal(r.status, 200);
+});
