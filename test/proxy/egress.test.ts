@@ -83,3 +83,30 @@ t.test('integration hosts are trusted as configured: no egress check for them', 
   const r = await viaProxy(proxy.port, `${up.origin}/x`, { headers: { 'X-Entity-Id': 'alice' } });
   t.equal(r.status, 200);
 });
+
+t.test('https passthrough dials the checked IP but verifies the certificate for the name', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const https = await import('node:https');
+  const dir = mkdtempSync(join(tmpdir(), 'credproxy-tls-'));
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+  const server = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+    res.end(`tls ${req.headers.host}`);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const proxy = await startProxy(configDir(`store: memory\negress: { allow_private: ["127.0.0.0/8"] }\ntls: { upstream_ca: "${cert}" }\n`));
+  t.teardown(() => proxy.close());
+  const ok = await viaProxy(proxy.port, `https://localhost:${port}/`);
+  t.equal(ok.status, 200);
+  t.equal(ok.body.toString(), `tls localhost:${port}`);
+  // The same server by IP: the certificate names localhost only, so verification must fail.
+  const byIp = await viaProxy(proxy.port, `https://127.0.0.1:${port}/`);
+  t.equal(byIp.status, 502);
+  t.equal(byIp.headers['x-credproxy-error'], 'upstream_error');
+});
