@@ -26,15 +26,15 @@ export function serverOptions(limits: Limits): ServerOptions {
 export function applyServerLimits(server: Server, limits: Limits): void {
   server.maxConnections = limits.max_connections;
   // node silently drops header fields beyond maxHeadersCount; one over the limit lets
-  // `checkHeaderCount` tell an overlong request from one exactly at the limit and refuse it,
+  // `headerCountError` tell an overlong request from one exactly at the limit and refuse it,
   // rather than forward it with headers missing.
   server.maxHeadersCount = limits.header_count + 1;
 }
 
-export function checkHeaderCount(req: IncomingMessage, limits: Limits): void {
-  if (req.rawHeaders.length / 2 > limits.header_count) {
-    throw new CredproxyError('headers_too_large', `more than ${limits.header_count} header fields`);
-  }
+/** The 431 for a request with more header fields than `header_count`, else undefined. */
+export function headerCountError(req: IncomingMessage, limits: Limits): CredproxyError | undefined {
+  if (req.rawHeaders.length / 2 <= limits.header_count) return undefined;
+  return new CredproxyError('headers_too_large', `more than ${limits.header_count} header fields`);
 }
 
 /**

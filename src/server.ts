@@ -1,7 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { CredproxyError, ERRORS, isCredproxyError, sendError, type ErrorCode } from './errors.js';
-import { applyServerLimits, checkHeaderCount, serverOptions } from './limits.js';
+import { CredproxyError, ERRORS, sendError, type ErrorCode } from './errors.js';
+import { applyServerLimits, headerCountError, serverOptions } from './limits.js';
 import { createApiHandler } from './api/router.js';
 import { createProxyHandler } from './proxy/handler.js';
 import { isProxyRequest } from './proxy/target.js';
@@ -26,12 +26,8 @@ export function createServer(rt: Runtime): http.Server {
   const api = createApiHandler(rt);
   const limits = rt.current.config.settings.limits;
   const server = http.createServer(serverOptions(limits), (req: IncomingMessage, res: ServerResponse) => {
-    try {
-      checkHeaderCount(req, limits);
-    } catch (err) {
-      if (isCredproxyError(err)) return sendError(res, err);
-      throw err;
-    }
+    const tooMany = headerCountError(req, limits);
+    if (tooMany) return sendError(res, tooMany);
     void (isProxyRequest(req) ? proxy(req, res) : api(req, res));
   });
   applyServerLimits(server, limits);

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { ClientConfig, Settings } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
@@ -81,9 +82,25 @@ export function authenticatorFor(settings: Settings): ClientAuthenticator | null
   return a;
 }
 
+/**
+ * The request's one `Proxy-Authorization`. node keeps only the first of repeated ones, so two
+ * could mean one thing to credproxy and another to whatever sits in front of it: refused.
+ */
+export function proxyAuthorizationOf(req: IncomingMessage): string | undefined {
+  let found: string | undefined;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() !== 'proxy-authorization') continue;
+    if (found !== undefined) throw new CredproxyError('bad_request', 'the Proxy-Authorization header is given more than once');
+    found = raw[i + 1]!;
+  }
+  return found;
+}
+
 /** Step one of a proxied request (CONNECT too): the client's name, 407 without a valid key, undefined when no clients are configured. */
-export function authenticateClient(settings: Settings, proxyAuthorization: string | undefined): string | undefined {
-  return authenticatorFor(settings)?.authenticate(proxyAuthorization);
+export function authenticateClient(settings: Settings, req: IncomingMessage): string | undefined {
+  const header = proxyAuthorizationOf(req);
+  return authenticatorFor(settings)?.authenticate(header);
 }
 
 /** Step two, once the entity is known: 403 entity_denied when the client may not act for it. */

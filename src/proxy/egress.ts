@@ -69,9 +69,9 @@ export function deniedRange(address: string, allow: readonly Cidr[]): string | u
  * returned, so no second lookup can swap in another address (DNS rebinding). One denied
  * address denies the name: a record set that mixes public and private addresses is a trick.
  */
-export async function resolveChecked(hostname: string, allow: readonly Cidr[]): Promise<string> {
+export async function resolveChecked(hostname: string, allow: readonly Cidr[], timeoutMs = 10_000): Promise<string> {
   const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
-  const addresses = isIP(host) ? [host] : (await lookup(host, { all: true, verbatim: true })).map((r) => r.address);
+  const addresses = isIP(host) ? [host] : (await withTimeout(lookup(host, { all: true, verbatim: true }), timeoutMs, host)).map((r) => r.address);
   for (const address of addresses) {
     const why = deniedRange(address, allow);
     if (why) {
@@ -84,6 +84,15 @@ export async function resolveChecked(hostname: string, allow: readonly Cidr[]): 
   const first = addresses[0];
   if (first === undefined) throw new CredproxyError('upstream_error', `${host} has no address`);
   return first;
+}
+
+/** The lookup counts against the connect timeout: undici's own clock starts only when it dials. */
+export function withTimeout<T>(p: Promise<T>, ms: number, host: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CredproxyError('upstream_timeout', `resolving ${host} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 export interface EgressConnectorOptions {
@@ -101,7 +110,7 @@ export interface EgressConnectorOptions {
 export function egressConnector(opts: EgressConnectorOptions): buildConnector.connector {
   const dial = buildConnector({ timeout: opts.timeout, ...(opts.ca ? { ca: opts.ca } : {}) });
   return (options, callback) => {
-    resolveChecked(options.hostname, opts.allowPrivate()).then(
+    resolveChecked(options.hostname, opts.allowPrivate(), opts.timeout).then(
       (address) => dial({ ...options, hostname: address }, callback),
       (err: Error) => callback(err, null),
     );

@@ -30,7 +30,7 @@ export function createProxyHandler(rt: Runtime) {
     };
     res.once('close', onClose);
     try {
-      const client = authenticateClient(settings, req.headers['proxy-authorization']);
+      const client = authenticateClient(settings, req);
       const target = parseTarget(req.url ?? '');
       host = target.url.host;
       path = target.url.pathname;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { deniedRange, parseCidrs, resolveChecked } from '../../src/proxy/egress.js';
+import { deniedRange, parseCidrs, resolveChecked, withTimeout } from '../../src/proxy/egress.js';
 import { CredproxyError } from '../../src/errors.js';
 import { configDir, startProxy, startUpstream, viaProxy } from '../support/servers.js';
 
@@ -62,6 +62,11 @@ t.test('resolveChecked resolves names, checks every address and returns the one 
   t.equal(await resolveChecked('[::ffff:8.8.8.8]', []), '::ffff:8.8.8.8', 'literals are checked without a lookup');
   await t.rejects(resolveChecked('[::1]', []), { code: 'host_denied' });
   await t.rejects(resolveChecked('does-not-exist.invalid', []), { code: 'ENOTFOUND' });
+});
+
+t.test('a lookup that never answers ends in upstream_timeout', async (t) => {
+  await t.rejects(withTimeout(new Promise<never>(() => {}), 20, 'slow.example'), { code: 'upstream_timeout', message: /resolving slow\.example/ });
+  t.equal(await withTimeout(Promise.resolve(7), 20, 'fast.example'), 7);
 });
 
 t.test('passthrough dials the checked address and still sends the name as Host', async (t) => {

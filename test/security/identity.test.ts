@@ -27,6 +27,7 @@ t.test('entity ids that are not ids are 400 bad_request and nothing is forwarded
     ['a non-ASCII id', 'X-Entity-Id: alicé\r\n'],
     ['a JSON-breaking id', 'X-Entity-Id: a"}\r\n'],
     ['an invalid proxy user name', `Proxy-Authorization: ${basic('al ice', 'x')}\r\n`],
+    ['Proxy-Authorization given twice', `Proxy-Authorization: ${basic('alice', 'x')}\r\nProxy-Authorization: ${basic('bob', 'y')}\r\n`],
   ];
   for (const [name, headers] of cases) {
     await t.test(name, async (t) => {
