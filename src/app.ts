@@ -14,6 +14,7 @@ import { egressConnector, parseCidrs } from './proxy/egress.js';
 import { Metrics } from './metrics.js';
 import { snapshotOf, type Runtime } from './runtime.js';
 import { createServer } from './server.js';
+import { drainOnClose } from './shutdown.js';
 import { openStore } from './store/open.js';
 import { readOrCreateSecret } from './store/secret-file.js';
 
@@ -106,6 +107,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     metrics: new Metrics(opts.processMetrics ?? false),
   };
   const server = createServer(runtime);
+  drainOnClose(server);
   const { host, port } = config.settings.listen;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,10 +1,26 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 
 export interface Stoppable {
   server: Server;
   /** stops accepting, waits for in-flight requests, closes the pools and the store */
   close(): Promise<void>;
+}
+
+/**
+ * Lets `server.close()` finish while clients hold keep-alive connections: node closes only
+ * the connections idle at the moment of close(), so one that finishes a response afterwards
+ * would otherwise stay open (and keep taking requests) until keep_alive_timeout_ms. Once the
+ * server stops listening, every response asks the client to close and every finished one
+ * closes the connections that have gone idle.
+ */
+export function drainOnClose(server: Server): void {
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (!server.listening) res.shouldKeepAlive = false;
+    res.once('finish', () => {
+      if (!server.listening) setImmediate(() => server.closeIdleConnections());
+    });
+  });
 }
 
 export interface ShutdownOptions {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -37,7 +38,18 @@ t.test('first signal: stop accepting, finish in-flight requests, exit 0', async 
   const proc = new FakeProcess();
   const logs = new LogCapture();
   installShutdown(proxy, { graceMs: 60_000, log: pino(logs), proc: proc as unknown as NodeJS.Process });
-  const inflight = viaProxy(proxy.port, `${held.up.origin}/slow`);
+  // A keep-alive client: its connection must not hold the shutdown open after its answer.
+  const agent = new http.Agent({ keepAlive: true });
+  t.teardown(() => agent.destroy());
+  const inflight = new Promise<{ status: number; body: string; connection: string | undefined }>((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: proxy.port, path: `${held.up.origin}/slow`, agent }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, connection: res.headers.connection }));
+      })
+      .on('error', reject);
+  });
   await held.first;
   proc.emit('SIGTERM', 'SIGTERM');
   // Once close() ran, the listener is gone: a new connection is refused.
@@ -57,8 +69,8 @@ t.test('first signal: stop accepting, finish in-flight requests, exit 0', async 
   held.release();
   const r = await inflight;
   t.equal(r.status, 200);
-  t.equal(r.body.toString(), 'finished', 'the in-flight request got its whole answer');
-  t.equal(await proc.exited, 0);
+  t.equal(r.body, 'finished', 'the in-flight request got its whole answer');
+  t.equal(await proc.exited, 0, 'exit 0, without waiting for the keep-alive connection to time out');
   t.match(logs.text, /shutting down/);
   t.match(logs.text, /shut down cleanly/);
 });
