@@ -164,3 +164,29 @@ t.test('passthrough never carries an integration credential, even when the clien
   const denied = await viaProxy(fx.proxy.port, 'http://[fd00::1]/', { headers: { 'X-Entity-Id': 'alice' } });
   assertRefused(t, fx, before, denied, 403, 'host_denied');
 });
+
+t.test('a request hidden in a body stays body; pipelined requests are answered one by one', async (t) => {
+  const fx = await securityFixture(t);
+  const hidden = `GET http://127.0.0.1:${fx.internal.port}/smuggled HTTP/1.1\r\nHost: x\r\nX-Entity-Id: alice\r\n\r\n`;
+  const socket = net.connect(fx.proxy.port, '127.0.0.1');
+  const text = await new Promise<string>((resolve) => {
+    let buf = '';
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString();
+      // Two complete answers: the POST's and the pipelined bad request's.
+      if ((buf.match(/HTTP\/1\.1 \d{3}/g) ?? []).length >= 2 && buf.includes('bad_request')) resolve(buf);
+    });
+    socket.on('close', () => resolve(buf));
+    socket.write(
+      `POST ${fx.owned.origin}/upload HTTP/1.1\r\nHost: x\r\nX-Entity-Id: alice\r\nContent-Length: ${Buffer.byteLength(hidden)}\r\n\r\n${hidden}` +
+        `GET ${fx.owned.origin}/second HTTP/1.1\r\nHost: x\r\nX-Entity-Id: bad,id\r\n\r\n`,
+    );
+  });
+  socket.destroy();
+  t.match(text, /^HTTP\/1\.1 200/, 'the POST is answered');
+  t.match(text, /HTTP\/1\.1 400[\s\S]*x-credproxy-error: bad_request/i, 'the pipelined bad request gets its own 400');
+  const upload = fx.owned.seen.find((s) => s.url === '/upload');
+  t.equal(upload?.body.toString(), hidden, 'the hidden request reached the owner as body bytes, verbatim');
+  t.equal(fx.internal.seen.length, 0, 'and was never sent anywhere as a request');
+  t.equal(fx.owned.seen.filter((s) => s.url === '/second').length, 0);
+});
