@@ -20,6 +20,7 @@ export function createProxyHandler(rt: Runtime) {
     const { config, routes } = rt.current;
     const settings = config.settings;
     let entity: string | undefined;
+    let client: string | undefined;
     let integration = 'passthrough';
     let host = '';
     let path = '';
@@ -30,7 +31,7 @@ export function createProxyHandler(rt: Runtime) {
     };
     res.once('close', onClose);
     try {
-      const client = authenticateClient(settings, req);
+      client = authenticateClient(settings, req);
       const target = parseTarget(req.url ?? '');
       host = target.url.host;
       path = target.url.pathname;
@@ -77,7 +78,7 @@ export function createProxyHandler(rt: Runtime) {
     const ms = performance.now() - started;
     rt.metrics.requests.inc({ integration, method: req.method ?? '', status: `${Math.floor(status / 100)}xx` });
     rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
-    rt.log.info({ entity, integration, method: req.method, host, path, status, ms: Math.round(ms * 10) / 10 }, 'proxied');
+    rt.log.info({ client, entity, integration, method: req.method, host, path, status, ms: Math.round(ms * 10) / 10 }, 'proxied');
   };
 }
 

@@ -94,6 +94,7 @@ t.test('clients: Proxy-Authorization is required, checked, and limited to entity
   await t.test('the admin API is not behind the proxy key', async (t) => {
     t.equal((await fx.proxy.admin('GET', '/api/integrations')).status, 200);
   });
+  t.ok(fx.proxy.logs.lines.some((l) => /"client":"team".*"entity":"team-7"/.test(l)), 'the request log names the client');
   t.notMatch(fx.proxy.logs.text, KEY_RUNNER, 'no proxy key in the logs');
   t.notMatch(fx.proxy.logs.text, KEY_TEAM, 'no proxy key in the logs');
 });
