@@ -65,11 +65,11 @@ export function deniedRange(address: string, allow: readonly Cidr[]): string | u
 }
 
 /**
- * Resolves a host name and checks every address it has; the caller connects to the one
- * returned, so no second lookup can swap in another address (DNS rebinding). One denied
+ * Resolves a host name and checks every address it has; the caller connects only to the
+ * addresses returned, so no second lookup can swap in another one (DNS rebinding). One denied
  * address denies the name: a record set that mixes public and private addresses is a trick.
  */
-export async function resolveChecked(hostname: string, allow: readonly Cidr[], timeoutMs = 10_000): Promise<string> {
+export async function resolveChecked(hostname: string, allow: readonly Cidr[], timeoutMs = 10_000): Promise<string[]> {
   const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
   const addresses = isIP(host) ? [host] : (await withTimeout(lookup(host, { all: true, verbatim: true }), timeoutMs, host)).map((r) => r.address);
   for (const address of addresses) {
@@ -81,9 +81,8 @@ export async function resolveChecked(hostname: string, allow: readonly Cidr[], t
       );
     }
   }
-  const first = addresses[0];
-  if (first === undefined) throw new CredproxyError('upstream_error', `${host} has no address`);
-  return first;
+  if (addresses.length === 0) throw new CredproxyError('upstream_error', `${host} has no address`);
+  return addresses;
 }
 
 /** The lookup counts against the connect timeout: undici's own clock starts only when it dials. */
@@ -103,7 +102,7 @@ export interface EgressConnectorOptions {
 }
 
 /**
- * An undici connector for passthrough: resolve, check, then dial the checked address. TLS
+ * An undici connector for passthrough: resolve, check, then dial a checked address. TLS
  * still uses the host name for SNI and certificate checks, because undici derives the
  * servername from `host`, which stays as the client gave it.
  */
@@ -111,8 +110,25 @@ export function egressConnector(opts: EgressConnectorOptions): buildConnector.co
   const dial = buildConnector({ timeout: opts.timeout, ...(opts.ca ? { ca: opts.ca } : {}) });
   return (options, callback) => {
     resolveChecked(options.hostname, opts.allowPrivate(), opts.timeout).then(
-      (address) => dial({ ...options, hostname: address }, callback),
+      (addresses) => dialInOrder(dial, options, addresses, callback),
       (err: Error) => callback(err, null),
     );
   };
+}
+
+/**
+ * Dials the checked addresses in resolver order; the next one is tried only when one fails
+ * to connect (a name with both ::1 and 127.0.0.1 where only one of them listens).
+ */
+export function dialInOrder(
+  dial: buildConnector.connector,
+  options: buildConnector.Options,
+  addresses: readonly string[],
+  callback: buildConnector.Callback,
+  i = 0,
+): void {
+  dial({ ...options, hostname: addresses[i]! }, (...result) => {
+    if (result[0] && i + 1 < addresses.length) return dialInOrder(dial, options, addresses, callback, i + 1);
+    callback(...result);
+  });
 }

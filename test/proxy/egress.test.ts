@@ -1,5 +1,6 @@
 import t from 'tap';
-import { deniedRange, parseCidrs, resolveChecked, withTimeout } from '../../src/proxy/egress.js';
+import { buildConnector } from 'undici';
+import { deniedRange, dialInOrder, parseCidrs, resolveChecked, withTimeout } from '../../src/proxy/egress.js';
 import { CredproxyError } from '../../src/errors.js';
 import { configDir, startProxy, startUpstream, viaProxy } from '../support/servers.js';
 
@@ -58,8 +59,10 @@ t.test('allow_private opens exactly the listed ranges, in both spellings', async
 t.test('resolveChecked resolves names, checks every address and returns the one to dial', async (t) => {
   await t.rejects(resolveChecked('localhost', []), CredproxyError);
   await t.rejects(resolveChecked('localhost', []), { code: 'host_denied' });
-  t.equal(await resolveChecked('localhost', parseCidrs(['127.0.0.0/8', '::1/128'])), '127.0.0.1');
-  t.equal(await resolveChecked('[::ffff:8.8.8.8]', []), '::ffff:8.8.8.8', 'literals are checked without a lookup');
+  // localhost may resolve to ::1, 127.0.0.1 or both, depending on the machine.
+  const local = await resolveChecked('localhost', parseCidrs(['127.0.0.0/8', '::1/128']));
+  t.ok(local.length > 0 && local.every((a) => a === '127.0.0.1' || a === '::1'), `localhost is ${local.join(', ')}`);
+  t.same(await resolveChecked('[::ffff:8.8.8.8]', []), ['::ffff:8.8.8.8'], 'literals are checked without a lookup');
   await t.rejects(resolveChecked('[::1]', []), { code: 'host_denied' });
   await t.rejects(resolveChecked('does-not-exist.invalid', []), { code: 'ENOTFOUND' });
 });
@@ -72,11 +75,55 @@ t.test('a lookup that never answers ends in upstream_timeout', async (t) => {
 t.test('passthrough dials the checked address and still sends the name as Host', async (t) => {
   const up = await startUpstream();
   t.teardown(() => up.close());
-  const proxy = await startProxy(configDir('store: memory\negress: { allow_private: ["127.0.0.0/8"] }\n'));
+  // ::1 too: where localhost also resolves to ::1 (and the upstream listens on 127.0.0.1
+  // only), the connector falls through to the next checked address.
+  const proxy = await startProxy(configDir('store: memory\negress: { allow_private: ["127.0.0.0/8", "::1/128"] }\n'));
   t.teardown(() => proxy.close());
   const r = await viaProxy(proxy.port, `http://localhost:${up.port}/by-name`);
   t.equal(r.status, 200);
   t.equal(up.seen.at(-1)?.headers.host, `localhost:${up.port}`);
+});
+
+t.test('an allowed IPv6 literal is dialed (brackets removed for the socket, kept for Host)', async (t) => {
+  const http = await import('node:http');
+  const server = http.createServer((req, res) => res.end(`v6 ${req.headers.host}`));
+  const listening = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(0, '::1', () => resolve(true));
+  });
+  if (!listening) {
+    t.comment('no IPv6 loopback on this machine: nothing to dial');
+    return;
+  }
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const proxy = await startProxy(configDir('store: memory\negress: { allow_private: ["::1/128"] }\n'));
+  t.teardown(() => proxy.close());
+  const r = await viaProxy(proxy.port, `http://[::1]:${port}/`);
+  t.equal(r.status, 200);
+  t.equal(r.body.toString(), `v6 [::1]:${port}`);
+  const mapped = await viaProxy(proxy.port, `http://[::ffff:127.0.0.1]:${port}/`);
+  t.equal(mapped.status, 403, '::1 listed does not open the IPv4 loopback');
+});
+
+t.test('dialInOrder falls through to the next checked address, and reports the last failure', async (t) => {
+  const up = await startUpstream();
+  t.teardown(() => up.close());
+  const dial = buildConnector({ timeout: 2000 });
+  const options = { hostname: 'ignored', host: `x:${up.port}`, protocol: 'http:', port: String(up.port) } as buildConnector.Options;
+  const connect = (addresses: string[]) =>
+    new Promise<{ err: Error | null; remote?: string }>((resolve) =>
+      dialInOrder(dial, options, addresses, (err, socket) => {
+        resolve({ err, remote: socket?.remoteAddress });
+        socket?.destroy();
+      }),
+    );
+  // 127.0.0.2 is loopback too, but nothing listens there on this port: refused, then the next.
+  const ok = await connect(['127.0.0.2', '127.0.0.1']);
+  t.equal(ok.err, null);
+  t.equal(ok.remote, '127.0.0.1');
+  const bad = await connect(['127.0.0.2', '127.0.0.3']);
+  t.match(bad.err, { code: 'ECONNREFUSED' });
 });
 
 t.test('integration hosts are trusted as configured: no egress check for them', async (t) => {
