@@ -78,3 +78,18 @@ t.test('TunnelGate', async (t) => {
   t.equal(gate.count, 3, 'the limit is read at every acquire');
   r2();
 });
+
+t.test('keep_alive_timeout_ms: an idle client connection is closed by the server', async (t) => {
+  const proxy = await startProxy(configDir('store: memory\nlimits: { keep_alive_timeout_ms: 100 }\n'));
+  t.teardown(() => proxy.close());
+  const net = await import('node:net');
+  const socket = net.connect(proxy.port, '127.0.0.1');
+  socket.on('error', () => {});
+  let text = '';
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.on('data', (d: Buffer) => (text += d.toString()));
+  socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  await closed;
+  t.match(text, /^HTTP\/1\.1 200/, 'the request was answered on the kept-alive connection');
+  t.match(text, /keep-alive: timeout=0/i, 'the server announced its idle timeout (rounded to seconds)');
+});
