@@ -26,6 +26,9 @@ const bad: Array<[name: string, settings: string, integration: string | undefine
   ['an integration host with userinfo', '', 'hosts: ["user@a.test"]\nauth: { type: bearer }\n', /demo\.yaml:1: .*not a host/],
   ['an integration host with a path', '', 'hosts: ["a.test/x"]\nauth: { type: bearer }\n', /demo\.yaml:1: /],
   ['an unsupported auth type', '', 'hosts: [a.test]\nauth: { type: magic }\n', /demo\.yaml:2: /],
+  ['public_url that is not a URL', 'public_url: "not a url"\n', undefined, /credproxy\.yaml:2: .*not a URL/],
+  ['a connect redirect that is not http(s)', 'connect: { allowed_redirects: ["javascript:alert(1)"] }\n', undefined, /credproxy\.yaml:2: .*must be a http or https URL/],
+  ['a field pattern that is not a regular expression', '', 'hosts: [a.test]\nauth: { type: api_key, fields: [{ name: k, pattern: "([" }] }\n', /demo\.yaml:2: .*not a valid regular expression/],
 ];
 
 for (const [name, settings, integration, message, env] of bad) {
