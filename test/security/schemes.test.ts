@@ -13,6 +13,7 @@ t.test('schemes: client copies are replaced, never duplicated; bad stored values
   const dir = configDir('store: memory\n', {
     basicauth: `hosts: ["127.0.0.1:${o}"]\npaths: ["/basic"]\nupstream: http\nauth: { type: basic }\n`,
     querykey: `hosts: ["127.0.0.1:${o}"]\npaths: ["/query"]\nupstream: http\nauth: { type: api_key }\ninject: { query: { key: "{{api_key}}" } }\n`,
+    twokeys: `hosts: ["127.0.0.1:${o}"]\npaths: ["/two"]\nupstream: http\nauth: { type: api_key, fields: [a, { name: b, optional: true }] }\ninject: { headers: { X-Key: "{{a}}:{{b}}" } }\n`,
     oauth: `hosts: ["127.0.0.1:${o}"]\npaths: ["/oauth"]\nupstream: http\nauth: { type: oauth2, authorize_url: "https://idp.test/authorize", token_url: "https://idp.test/token", client_id: cid }\n`,
   });
   const proxy = await startProxy(dir);
@@ -50,6 +51,25 @@ t.test('schemes: client copies are replaced, never duplicated; bad stored values
     t.equal(url.searchParams.get('a'), '1');
     t.equal(url.searchParams.get('b'), '2');
     t.notOk(url.searchParams.has('x'), 'the stored value could not add a parameter');
+  });
+
+  await t.test('a template value the connection lacks is 424, never an empty credential upstream', async (t) => {
+    t.equal((await put('twokeys', { credentials: { a: 'first-part' } })).status, 200);
+    const before = up.seen.length;
+    const r = await viaProxy(proxy.port, `${up.origin}/two/x`, { headers: { 'X-Entity-Id': 'alice' } });
+    t.equal(r.status, 424);
+    t.equal(r.headers['x-credproxy-error'], 'connection_missing');
+    t.match(r.body.toString(), /lacks b/);
+    t.equal(up.seen.length, before, 'nothing forwarded');
+  });
+
+  await t.test('a deleted connection is gone at once: 424, nothing forwarded', async (t) => {
+    t.equal((await proxy.admin('DELETE', '/api/entities/alice/connections/twokeys')).status, 204);
+    const before = up.seen.length;
+    const r = await viaProxy(proxy.port, `${up.origin}/two/x`, { headers: { 'X-Entity-Id': 'alice' } });
+    t.equal(r.status, 424);
+    t.equal(r.headers['x-credproxy-error'], 'connection_missing');
+    t.equal(up.seen.length, before);
   });
 
   await t.test('oauth2 token sets: bad shapes are refused', async (t) => {
