@@ -7,9 +7,12 @@ import { Agent } from 'undici';
 import { loadConfig, type LoadOptions } from './config/load.js';
 import type { Config } from './config/types.js';
 import { createLogger } from './log.js';
+import { checkListenPolicy } from './proxy/client-auth.js';
+import { egressConnector, parseCidrs } from './proxy/egress.js';
 import { Metrics } from './metrics.js';
 import { snapshotOf, type Runtime } from './runtime.js';
 import { closeTunnels, createServer } from './server.js';
+import { drainOnClose } from './shutdown.js';
 import { openStore } from './store/open.js';
 import type { RedisTuning } from './store/redis.js';
 import { readOrCreateSecret } from './store/secret-file.js';
@@ -51,13 +54,35 @@ function adminTokenFor(config: Config, env: NodeJS.ProcessEnv, dataDir: string |
   return value;
 }
 
+const poolOptions = (config: Config) => ({
+  keepAliveTimeout: config.settings.limits.upstream_keep_alive_timeout_ms,
+  keepAliveMaxTimeout: 600_000,
+  connections: 256,
+});
+
 /** Upstream TLS is verified against `ca` (system roots plus tls.upstream_ca); nothing turns that off. */
 function upstreamAgent(config: Config, ca: string[] | undefined): Agent {
   return new Agent({
-    keepAliveTimeout: 30_000,
-    keepAliveMaxTimeout: 600_000,
-    connections: 256,
+    ...poolOptions(config),
     connect: { timeout: config.settings.limits.upstream_connect_timeout_ms, ...(ca ? { ca } : {}) },
+  });
+}
+
+/** Passthrough gets its own pools, whose connector checks every address it dials. */
+function passthroughAgent(config: Config, ca: string[] | undefined, runtime: () => Runtime): Agent {
+  let parsedFor: Config | undefined;
+  let allow: ReturnType<typeof parseCidrs> = [];
+  const allowPrivate = () => {
+    const current = runtime().current.config;
+    if (parsedFor !== current) {
+      allow = parseCidrs(current.settings.egress.allow_private);
+      parsedFor = current;
+    }
+    return allow;
+  };
+  return new Agent({
+    ...poolOptions(config),
+    connect: egressConnector({ timeout: config.settings.limits.upstream_connect_timeout_ms, allowPrivate, ...(ca ? { ca } : {}) }),
   });
 }
 
@@ -66,6 +91,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   const env = opts.env ?? process.env;
   const config = loadConfig(opts.configDir, opts);
   const log = opts.logger ?? createLogger({ level: config.settings.log.level });
+  checkListenPolicy(config.settings, log);
   const tls = createTlsRuntime(config.settings);
   if (tls.ca?.created) log.warn({ ca: tls.ca.certPath }, 'created the local CA for HTTPS interception: clients must trust this certificate');
   const { store, dataDir } = await openStore(config.settings, env, log, opts.redis);
@@ -74,11 +100,13 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     store,
     log,
     agent: upstreamAgent(config, tls.upstreamCa),
+    passthrough: passthroughAgent(config, tls.upstreamCa, () => runtime),
     tls,
     adminToken: adminTokenFor(config, env, dataDir, log),
     metrics: new Metrics(opts.processMetrics ?? false),
   };
   const server = createServer(runtime);
+  drainOnClose(server);
   const { host, port } = config.settings.listen;
   try {
     await new Promise<void>((resolve, reject) => {
@@ -115,6 +143,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
         closeTunnels(server);
       });
       await runtime.agent.close();
+      await runtime.passthrough.close();
       await store.close();
     },
   };

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { startCredproxy } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger, type LogFormat } from './log.js';
+import { installShutdown } from './shutdown.js';
 import { loadOrCreateCa } from './tls/ca.js';
 
 const HELP = `credproxy: a forward HTTP proxy that injects credentials
@@ -90,11 +91,7 @@ export async function main(argv: string[]): Promise<void> {
       const logger = createLogger({ format: format as LogFormat, level: process.env.LOG_LEVEL });
       try {
         const running = await startCredproxy({ configDir, host: values.host, port, logger, processMetrics: true });
-        const stop = () => {
-          running.close().then(() => process.exit(0), () => process.exit(1));
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        installShutdown(running, { graceMs: running.runtime.current.config.settings.limits.shutdown_grace_ms, log: logger });
       } catch (err) {
         if (err instanceof ConfigError) fail(`credproxy: the config does not validate:\n${err.message}`, 1);
         fail(`credproxy: ${(err as Error).message}`, 1);

@@ -22,6 +22,8 @@ export interface Runtime {
   readonly store: ConnectionStore;
   readonly log: Logger;
   readonly agent: Dispatcher;
+  /** for passthrough only: dials only addresses the egress policy allows (src/proxy/egress.ts) */
+  readonly passthrough: Dispatcher;
   readonly adminToken: string;
   readonly metrics: Metrics;
   readonly tls: TlsRuntime;

@@ -1,6 +1,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { CredproxyError, sendError } from './errors.js';
+import { applyServerLimits, headerCountError, serverOptions } from './limits.js';
 import { createApiHandler } from './api/router.js';
 import { createProxyHandler } from './proxy/handler.js';
 import { createInterceptor } from './proxy/intercept.js';
@@ -9,14 +11,6 @@ import { isProxyRequest, type TunnelContext } from './proxy/target.js';
 import { createConnectHandler } from './proxy/tunnel.js';
 import { createUpgradeHandler } from './proxy/upgrade.js';
 import type { Runtime } from './runtime.js';
-
-const SERVER_OPTIONS: http.ServerOptions = {
-  // Slow or endless header sections are cut off (slowloris); bodies may take their time.
-  headersTimeout: 30_000,
-  requestTimeout: 0,
-  keepAliveTimeout: 65_000,
-  maxHeaderSize: 32 * 1024,
-};
 
 function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (!socket.writable) return void socket.destroy();
@@ -46,12 +40,24 @@ export function createServer(rt: Runtime): http.Server {
   const proxy = createProxyHandler(rt);
   const api = createApiHandler(rt);
   const tunnels = new WeakMap<Duplex, TunnelContext>();
-  const server = http.createServer(SERVER_OPTIONS, (req: IncomingMessage, res: ServerResponse) => {
+  const limits = rt.current.config.settings.limits;
+  const server = http.createServer(serverOptions(limits), (req: IncomingMessage, res: ServerResponse) => {
+    const tooMany = headerCountError(req, limits);
+    if (tooMany) return sendError(res, tooMany);
     void (isProxyRequest(req) ? proxy(req, res) : api(req, res));
   });
-  const inner = http.createServer(SERVER_OPTIONS, (req: IncomingMessage, res: ServerResponse) => {
+  const inner = http.createServer(serverOptions(limits), (req: IncomingMessage, res: ServerResponse) => {
+    const tooMany = headerCountError(req, limits);
+    if (tooMany) return sendError(res, tooMany);
     void proxy(req, res, tunnels.get(req.socket));
   });
+  applyServerLimits(server, limits);
+  inner.maxHeadersCount = server.maxHeadersCount;
+  // node would answer an unknown Expect with a bare 417; keep every refusal in the documented format.
+  const expectation = (_req: IncomingMessage, res: ServerResponse) =>
+    sendError(res, new CredproxyError('bad_request', 'only Expect: 100-continue is supported'));
+  server.on('checkExpectation', expectation);
+  inner.on('checkExpectation', expectation);
   // node checks headersTimeout (slowloris) only on servers that emitted 'listening'.
   inner.emit('listening');
   const open = new Set<Socket>();

@@ -1,3 +1,4 @@
+import ipaddr from 'ipaddr.js';
 import { bool, int, list, obj, str, type ObjectSpec, type Spec } from './spec.js';
 
 /**
@@ -199,7 +200,9 @@ export const settingsSpec: ObjectSpec = obj({
   ),
   allow_unauthenticated: bool(),
   passthrough: str({ enum: ['allow', 'deny'] }),
-  egress: obj({ allow_private: list(str({ pattern: /^[0-9a-fA-F:.]+\/\d{1,3}$/, hint: 'a CIDR such as 10.1.0.0/16' })) }),
+  egress: obj({
+    allow_private: list(str({ check: (v) => (ipaddr.isValidCIDR(v) ? undefined : `"${v}" is not a CIDR such as 10.1.0.0/16`) })),
+  }),
   tls: obj({ intercept: bool(), ca_dir: str({ minLength: 1 }), upstream_ca: str({ minLength: 1 }) }),
   connect: obj({ allowed_redirects: list(url()) }),
   limits: obj({
@@ -208,6 +211,14 @@ export const settingsSpec: ObjectSpec = obj({
     upstream_connect_timeout_ms: int(1, 600000),
     upstream_response_timeout_ms: int(1, 3600000),
     requests_per_minute: int(1, 10_000_000),
+    header_bytes: int(1024, 1 << 20),
+    header_count: int(8, 10_000),
+    request_header_timeout_ms: int(1, 600_000),
+    keep_alive_timeout_ms: int(1, 3_600_000),
+    upstream_keep_alive_timeout_ms: int(1, 3_600_000),
+    max_connections: int(1, 1_000_000),
+    max_tunnels: int(1, 1_000_000),
+    shutdown_grace_ms: int(0, 3_600_000),
   }),
   events: obj({ webhook_url: url(), secret: str({ minLength: 1 }) }, ['webhook_url']),
   log: obj({ level: str({ enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }) }),

@@ -91,6 +91,22 @@ export interface Settings {
     upstream_connect_timeout_ms: number;
     upstream_response_timeout_ms: number;
     requests_per_minute?: number;
+    /** request line plus headers, in bytes (431 beyond) */
+    header_bytes: number;
+    /** header fields per request (431 beyond) */
+    header_count: number;
+    /** the whole header section must arrive within this (slowloris) */
+    request_header_timeout_ms: number;
+    /** an idle client keep-alive connection is closed after this */
+    keep_alive_timeout_ms: number;
+    /** an idle pooled upstream connection is closed after this */
+    upstream_keep_alive_timeout_ms: number;
+    /** open client connections; more are refused */
+    max_connections: number;
+    /** open CONNECT tunnels; more are refused */
+    max_tunnels: number;
+    /** on SIGTERM/SIGINT, in-flight requests get this long before their connections are cut */
+    shutdown_grace_ms: number;
   };
   events?: { webhook_url: string; secret?: string };
   log: { level: string };

@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
 import { performance } from 'node:perf_hooks';
 import type { SchemeContext } from '../auth/types.js';
 import type { IntegrationConfig } from '../config/types.js';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import { markStale } from '../oauth/refresh.js';
 import type { Runtime } from '../runtime.js';
+import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
 import { resolveCredential, type Injection } from './credential.js';
 import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
@@ -18,6 +20,8 @@ const TOKEN_TIMEOUT_MS = 30_000;
 
 /** What one request's log line says; filled in step by step, so a failure still logs what was known. */
 export interface RequestInfo {
+  /** the authenticated client's name (never its key) */
+  client?: string;
   entity: string | undefined;
   integration: string;
   host: string;
@@ -33,6 +37,8 @@ export interface PreparedRequest {
   headers: string[];
   /** the owning integration and what was injected; undefined for passthrough */
   integration: IntegrationConfig | undefined;
+  /** integrations' own pool, or the egress-checked one for passthrough */
+  dispatcher: Dispatcher;
   injection: Injection | undefined;
   /** path and headers again for another injection (a replay after a refresh) */
   withInjection(injection: Injection | undefined): { path: string; headers: string[] };
@@ -54,12 +60,18 @@ export async function prepareRequest(
 ): Promise<PreparedRequest> {
   const { config, routes } = rt.current;
   const settings = config.settings;
+  // Client authentication comes first: an unauthenticated client learns nothing, not even
+  // whether its target parses. Inside a tunnel the CONNECT carried the proxy credentials.
+  const proxyAuthorization = tunnel ? tunnel.proxyAuthorization : proxyAuthorizationOf(req);
+  const clients = authenticatorFor(settings);
+  const client = clients?.authenticate(proxyAuthorization);
+  info.client = client;
   const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
   info.host = target.url.host;
   info.path = target.url.pathname;
-  const proxyAuthorization = tunnel ? tunnel.proxyAuthorization : req.headers['proxy-authorization'];
   const entity = identify(req, settings.entity_header, proxyAuthorization).entity;
   info.entity = entity;
+  if (client !== undefined) clients?.authorize(client, entity);
   const route = routes.match(target.hostname, target.port, target.url.pathname);
 
   let injection: Injection | undefined;
@@ -93,6 +105,7 @@ export async function prepareRequest(
     origin,
     ...withInjection(injection),
     integration: route?.integration,
+    dispatcher: route ? rt.agent : rt.passthrough,
     injection,
     withInjection,
     refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale }),
@@ -127,7 +140,7 @@ export function createProxyHandler(rt: Runtime) {
         let up: UpstreamRequest = { origin: prepared.origin, ...prepared.withInjection(inj), method: req.method ?? 'GET', body: body.body };
         // Signed per send, so a replay carries a fresh date and nonce.
         if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, settings.limits.replay_body_bytes);
-        return forward(rt.agent, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack });
+        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack });
       };
       const outcome = await forwardWithReplay({
         refreshOn: prepared.integration?.refresh_on ?? [],
@@ -160,10 +173,10 @@ export function createProxyHandler(rt: Runtime) {
 /** One log line and the metrics for a finished request (or upgrade). */
 export function logRequest(rt: Runtime, info: RequestInfo, method: string | undefined, status: number, started: number): void {
   const ms = performance.now() - started;
-  const { entity, integration, host, path, refreshed = false, replayed = false } = info;
+  const { client, entity, integration, host, path, refreshed = false, replayed = false } = info;
   rt.metrics.requests.inc({ integration, method: method ?? '', status: `${Math.floor(status / 100)}xx` });
   rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
-  rt.log.info({ entity, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
+  rt.log.info({ client, entity, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
 }
 
 function hasBody(req: IncomingMessage): boolean {

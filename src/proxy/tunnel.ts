@@ -1,9 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import net, { type Socket } from 'node:net';
 import { CredproxyError, isCredproxyError } from '../errors.js';
+import { TunnelGate } from '../limits.js';
 import type { Runtime } from '../runtime.js';
+import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
 import { parseConnectTarget, type ConnectTarget } from './connect-target.js';
+import { parseCidrs, resolveChecked } from './egress.js';
 import { upstreamError } from './forward.js';
+import { proxyUser } from './identify.js';
 import { relay } from './relay.js';
 import { rawCredproxyError } from './socket-answer.js';
 import type { TunnelContext } from './target.js';
@@ -36,14 +40,23 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     socket.on('error', (err) => rt.log.debug({ err }, 'CONNECT client socket error'));
     track(socket);
     let target: ConnectTarget;
+    let proxyAuthorization: string | undefined;
+    let release: () => void;
     try {
+      // The same order as for plain requests: who is asking, then where to.
+      const settings = rt.current.config.settings;
+      proxyAuthorization = proxyAuthorizationOf(req);
+      const clients = authenticatorFor(settings);
+      const client = clients?.authenticate(proxyAuthorization);
+      if (client !== undefined) clients?.authorize(client, proxyUser(proxyAuthorization));
       target = parseConnectTarget(req.url ?? '');
+      release = gateOf(rt).acquire();
     } catch (err) {
       if (!isCredproxyError(err)) throw err;
       rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: err.status }, 'CONNECT refused');
       return rawCredproxyError(socket, err);
     }
-    const proxyAuthorization = req.headers['proxy-authorization'];
+    socket.once('close', release);
     const owned = ownedByIntegration(rt, target);
     if (owned && rt.tls.leaves) {
       intercept(socket, head, { ...target, proxyAuthorization });
@@ -53,14 +66,40 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: 403 }, 'CONNECT refused');
       return rawCredproxyError(socket, new CredproxyError('host_denied', `${target.hostname} belongs to no integration and passthrough is denied`));
     }
-    openTunnel(rt, socket, head, target);
+    void openTunnel(rt, socket, head, target, owned);
   };
 }
 
-/** A plain TCP tunnel: credproxy sees only bytes, and adds nothing to them. */
-function openTunnel(rt: Runtime, socket: Socket, head: Buffer, target: ConnectTarget): void {
+/** One count of open tunnels per running instance, against `limits.max_tunnels` (read live, so a reload applies). */
+const gates = new WeakMap<Runtime, TunnelGate>();
+function gateOf(rt: Runtime): TunnelGate {
+  let gate = gates.get(rt);
+  if (!gate) {
+    gate = new TunnelGate(() => rt.current.config.settings.limits.max_tunnels);
+    gates.set(rt, gate);
+  }
+  return gate;
+}
+
+/**
+ * A plain TCP tunnel: credproxy sees only bytes, and adds nothing to them. A passthrough
+ * target goes through the egress policy first, and the tunnel dials exactly the address that
+ * was checked (no second lookup); an integration host (interception off) is trusted as configured.
+ */
+async function openTunnel(rt: Runtime, socket: Socket, head: Buffer, target: ConnectTarget, owned: boolean): Promise<void> {
   const started = Date.now();
-  const upstream = net.connect({ host: target.hostname, port: target.port, allowHalfOpen: true });
+  const settings = rt.current.config.settings;
+  let host = target.hostname;
+  if (!owned) {
+    try {
+      host = (await resolveChecked(target.hostname, parseCidrs(settings.egress.allow_private), settings.limits.upstream_connect_timeout_ms))[0]!;
+    } catch (err) {
+      const e = isCredproxyError(err) ? err : upstreamError(err);
+      rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: e.status }, 'CONNECT refused');
+      return rawCredproxyError(socket, e);
+    }
+  }
+  const upstream = net.connect({ host, port: target.port, allowHalfOpen: true });
   let connected = false;
   const timer = setTimeout(() => {
     upstream.destroy(new CredproxyError('upstream_timeout', `could not connect to ${target.hostname}:${target.port} in time`));

@@ -5,7 +5,7 @@ import net from 'node:net';
 import t from 'tap';
 import { createLogger } from '../../src/log.js';
 import { readOrCreateSecret } from '../../src/store/secret-file.js';
-import { configDir, startProxy, startUpstream, viaProxy } from '../support/servers.js';
+import { configDir, LOOPBACK_EGRESS, startProxy, startUpstream, viaProxy } from '../support/servers.js';
 
 t.test('health, readiness, metrics, integrations and connections endpoints', async (t) => {
   const up = await startUpstream();
@@ -77,7 +77,7 @@ t.test('passthrough deny, an unreachable upstream and a malformed request line',
 });
 
 t.test('passthrough to an upstream that is down answers 502 upstream_error', async (t) => {
-  const proxy = await startProxy(configDir('store: memory\n'));
+  const proxy = await startProxy(configDir(`store: memory\n${LOOPBACK_EGRESS}`));
   t.teardown(() => proxy.close());
   const r = await viaProxy(proxy.port, 'http://127.0.0.1:1/');
   t.equal(r.status, 502);

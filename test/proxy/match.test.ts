@@ -1,7 +1,7 @@
 import t from 'tap';
 import { loadConfig } from '../../src/config/load.js';
 import { pathMatches, RoutingTable } from '../../src/proxy/match.js';
-import { configDir, errorOf, integrationYaml, setup, startProxy, viaProxy } from '../support/servers.js';
+import { configDir, errorOf, integrationYaml, LOOPBACK_EGRESS, setup, startProxy, viaProxy } from '../support/servers.js';
 
 /**
  * Which requests get a credential. Real upstreams listen on 127.0.0.1; `localhost` names the
@@ -110,7 +110,7 @@ t.test('look-alike names never match; exact, wildcard, default port, IDN and pat
 });
 
 t.test('passthrough allow: a look-alike is forwarded with no credential (and fails to resolve here)', async (t) => {
-  const dir = configDir('store: memory\n', { api: 'hosts: [api.example.com]\nupstream: http\nauth: { type: bearer }\n' });
+  const dir = configDir(`store: memory\n${LOOPBACK_EGRESS}`, { api: 'hosts: [api.example.com]\nupstream: http\nauth: { type: bearer }\n' });
   const proxy = await startProxy(dir);
   t.teardown(() => proxy.close());
   await proxy.connect('alice', 'api', { credentials: { token: 'tok-api' } });

@@ -1,0 +1,68 @@
+import type { IncomingMessage, Server, ServerOptions } from 'node:http';
+import type { Settings } from './config/types.js';
+import { CredproxyError } from './errors.js';
+
+type Limits = Settings['limits'];
+
+/** node:http options that carry the `limits:` settings (documented in docs/security.md). */
+export function serverOptions(limits: Limits): ServerOptions {
+  return {
+    headersTimeout: limits.request_header_timeout_ms,
+    // Bodies may take their time (uploads); only the header section is on the clock.
+    requestTimeout: 0,
+    keepAliveTimeout: limits.keep_alive_timeout_ms,
+    maxHeaderSize: limits.header_bytes,
+    // The target of a proxied request is its request line (absolute form), never Host; node
+    // would otherwise answer a Host-less HTTP/1.1 request with a bare 400 of its own that
+    // bypasses the documented error format.
+    requireHostHeader: false,
+    // node checks the header timeout on this interval; a check far coarser than the timeout
+    // itself would let a slow client hold its connection for up to 30 s longer.
+    connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(limits.request_header_timeout_ms / 4))),
+  };
+}
+
+/** Applies the limits node:http takes as properties rather than options. */
+export function applyServerLimits(server: Server, limits: Limits): void {
+  server.maxConnections = limits.max_connections;
+  // node silently drops header fields beyond maxHeadersCount; one over the limit lets
+  // `headerCountError` tell an overlong request from one exactly at the limit and refuse it,
+  // rather than forward it with headers missing.
+  server.maxHeadersCount = limits.header_count + 1;
+}
+
+/** The 431 for a request with more header fields than `header_count`, else undefined. */
+export function headerCountError(req: IncomingMessage, limits: Limits): CredproxyError | undefined {
+  if (req.rawHeaders.length / 2 <= limits.header_count) return undefined;
+  return new CredproxyError('headers_too_large', `more than ${limits.header_count} header fields`);
+}
+
+/**
+ * Counts open CONNECT tunnels against `limits.max_tunnels`. The CONNECT handler takes a slot
+ * before it answers 200 and gives it back when the tunnel closes.
+ */
+export class TunnelGate {
+  private open = 0;
+  constructor(private readonly max: () => number) {}
+
+  get count(): number {
+    return this.open;
+  }
+
+  /**
+   * Returns the slot's release function (safe to call twice). Over the limit it throws 429
+   * `rate_limited` with Retry-After: the nearest documented answer to "too busy, come back".
+   */
+  acquire(): () => void {
+    if (this.open >= this.max()) {
+      throw new CredproxyError('rate_limited', `more than ${this.max()} tunnels are open; try again later`, { 'retry-after': '1' });
+    }
+    this.open++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.open--;
+    };
+  }
+}
