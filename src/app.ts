@@ -7,11 +7,14 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Agent } from 'undici';
 import { loadConfig, type LoadOptions } from './config/load.js';
+import { ConfigReloader, type ReloadOutcome } from './config/watch.js';
 import type { Config } from './config/types.js';
+import { Events, type EventOptions } from './events.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { snapshotOf, type Runtime } from './runtime.js';
 import { createServer } from './server.js';
+import { ObservedStore } from './store/observed.js';
 import { openStore } from './store/open.js';
 import { readOrCreateSecret } from './store/secret-file.js';
 
@@ -20,6 +23,16 @@ export interface StartOptions extends LoadOptions {
   logger?: Logger;
   /** collect process metrics too (off in tests that run several instances) */
   processMetrics?: boolean;
+  /** reload when files in the config folder change (credproxy start: on) */
+  watch?: boolean;
+  /** reload on SIGHUP (credproxy start: on) */
+  reloadOnSighup?: boolean;
+  /** called after every reload attempt, good or not */
+  onReload?: (outcome: ReloadOutcome) => void;
+  /** debounce of file events, ms */
+  reloadDebounceMs?: number;
+  /** retry and queue tuning of webhook delivery (tests shorten the backoff) */
+  events?: Partial<Pick<EventOptions, 'attempts' | 'baseDelayMs' | 'maxDelayMs' | 'maxQueue' | 'timeoutMs'>>;
 }
 
 export interface RunningCredproxy {
@@ -27,6 +40,8 @@ export interface RunningCredproxy {
   port: number;
   server: Server;
   runtime: Runtime;
+  /** reloads the config folder now, as SIGHUP does */
+  reload(): ReloadOutcome;
   close(): Promise<void>;
 }
 
@@ -65,15 +80,22 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   const env = opts.env ?? process.env;
   const config = loadConfig(opts.configDir, opts);
   const log = opts.logger ?? createLogger({ level: config.settings.log.level });
-  const { store, dataDir } = await openStore(config.settings, env, log);
+  const metrics = new Metrics(opts.processMetrics ?? false);
+  const opened = await openStore(config.settings, env, log);
+  const store = new ObservedStore(opened.store, metrics, log);
   const runtime: Runtime = {
     current: snapshotOf(config),
     store,
     log,
     agent: upstreamAgent(config),
-    adminToken: adminTokenFor(config, env, dataDir, log),
-    metrics: new Metrics(opts.processMetrics ?? false),
+    adminToken: adminTokenFor(config, env, opened.dataDir, log),
+    metrics,
+    events: new Events({ ...opts.events, settings: () => runtime.current.config.settings.events, log, metrics }),
   };
+  const reloader = new ConfigReloader(runtime, opts.configDir, { ...opts, env, debounceMs: opts.reloadDebounceMs });
+  if (opts.watch) reloader.watch();
+  const onHangup = () => void reloader.reload('SIGHUP');
+  if (opts.reloadOnSighup) process.on('SIGHUP', onHangup);
   const server = createServer(runtime);
   const { host, port } = config.settings.listen;
   await new Promise<void>((resolve, reject) => {
@@ -92,11 +114,15 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     port: actual,
     server,
     runtime,
+    reload: () => reloader.reload('api'),
     async close() {
+      reloader.close();
+      process.off('SIGHUP', onHangup);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await runtime.events.close();
       await runtime.agent.close();
       await store.close();
     },

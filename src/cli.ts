@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'start': {
       const logger = createLogger({ format: format as LogFormat, level: process.env.LOG_LEVEL });
       try {
-        const running = await startCredproxy({ configDir, host: values.host, port, logger, processMetrics: true });
+        const running = await startCredproxy({ configDir, host: values.host, port, logger, processMetrics: true, watch: true, reloadOnSighup: true });
         const stop = () => {
           running.close().then(() => process.exit(0), () => process.exit(1));
         };

@@ -82,6 +82,7 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
   };
   await storeCall(() => rt.store.put(connection));
   rt.log.info({ entity, integration: name, scheme: connection.scheme }, 'connection stored');
+  rt.events.emit({ type: 'connection.active', entity, integration: name, status: 'active' });
   sendJson(res, 200, connectionView(connection));
 }
 

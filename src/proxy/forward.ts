@@ -17,6 +17,8 @@ export interface UpstreamRequest {
 export interface ForwardOptions {
   headersTimeout: number;
   signal?: AbortSignal;
+  /** called when the upstream's response headers arrive (upstream latency metric) */
+  onResponse?: () => void;
 }
 
 /**
@@ -42,6 +44,7 @@ export async function forward(agent: Dispatcher, up: UpstreamRequest, res: Serve
       },
       ({ statusCode, headers }) => {
         status = statusCode;
+        opts.onResponse?.();
         res.writeHead(statusCode, clientResponseHeaders(headers as Record<string, string | string[] | undefined>));
         return res;
       },

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
+import { methodClass, statusClass } from '../metrics.js';
 import type { Runtime } from '../runtime.js';
 import { resolveCredential, type Injection } from './credential.js';
 import { forward } from './forward.js';
@@ -57,11 +58,13 @@ export function createProxyHandler(rt: Runtime) {
       const te = req.headers['transfer-encoding'];
       const cl = req.headers['content-length'];
       const body = te !== undefined || (cl !== undefined && cl !== '0') ? req : null;
+      const sent = performance.now();
+      const onResponse = () => rt.metrics.upstreamLatency.observe({ integration }, (performance.now() - sent) / 1000);
       status = await forward(
         rt.agent,
         { origin, path: upstreamPath, method: req.method ?? 'GET', headers, body },
         res,
-        { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal },
+        { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, onResponse },
       );
     } catch (err) {
       const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
@@ -72,7 +75,7 @@ export function createProxyHandler(rt: Runtime) {
       res.off('close', onClose);
     }
     const ms = performance.now() - started;
-    rt.metrics.requests.inc({ integration, method: req.method ?? '', status: `${Math.floor(status / 100)}xx` });
+    rt.metrics.requests.inc({ integration, method: methodClass(req.method), status: statusClass(status) });
     rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
     rt.log.info({ entity, integration, method: req.method, host, path, status, ms: Math.round(ms * 10) / 10 }, 'proxied');
   };

@@ -91,9 +91,10 @@ export async function startProxy(dir: string, opts: Partial<StartOptions> = {}):
     configDir: dir,
     port: 0,
     host: '127.0.0.1',
-    env: { CREDPROXY_ADMIN_TOKEN: ADMIN, CREDPROXY_SECRET_KEY: SECRET_KEY, ...opts.env },
     logger: pino({ level: 'debug' }, logs),
     ...opts,
+    // opts.env adds to the test defaults rather than replacing them
+    env: { CREDPROXY_ADMIN_TOKEN: ADMIN, CREDPROXY_SECRET_KEY: SECRET_KEY, ...opts.env },
   });
   const admin = (method: string, path: string, body?: unknown) =>
     fetch(`${running.url}${path}`, {
