@@ -3,25 +3,10 @@ import { parseArgs } from 'node:util';
 import { startCredproxy } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger, type LogFormat } from './log.js';
+import { isAdminCommand, runAdminCommand } from './cli/admin.js';
+import { COMMAND_HELP, MAIN_HELP } from './cli/help.js';
 
-const HELP = `credproxy: a forward HTTP proxy that injects credentials
-
-Usage:
-  credproxy start    [--config DIR] [--port N] [--host H] [--log-format json|pretty]
-  credproxy validate [--config DIR]
-  credproxy --help
-
-Options:
-  --config DIR      config folder (credproxy.yaml, integrations/); default $CREDPROXY_CONFIG or ./config
-  --port N          listen port (overrides listen: and $PORT)
-  --host H          listen address (overrides listen:)
-  --log-format F    json (default when not a terminal) or pretty
-
-Environment:
-  CREDPROXY_CONFIG, PORT, CREDPROXY_SECRET_KEY, CREDPROXY_ADMIN_TOKEN
-
-Exit codes: 0 ok, 1 invalid config or failed start, 2 bad usage.
-`;
+const HELP = MAIN_HELP;
 
 function fail(message: string, code: number): never {
   process.stderr.write(`${message}\n`);
@@ -29,6 +14,19 @@ function fail(message: string, code: number): never {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (isAdminCommand(argv)) {
+    process.exitCode = await runAdminCommand(argv, {
+      stdout: (t) => process.stdout.write(t),
+      stderr: (t) => process.stderr.write(t),
+      env: process.env,
+      readStdin: async () => {
+        const chunks: Buffer[] = [];
+        for await (const c of process.stdin) chunks.push(c as Buffer);
+        return Buffer.concat(chunks).toString('utf8');
+      },
+    });
+    return;
+  }
   let parsed;
   try {
     parsed = parseArgs({
@@ -48,7 +46,7 @@ export async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parsed;
   const command = positionals[0];
   if (values.help || !command) {
-    process.stdout.write(HELP);
+    process.stdout.write((command && COMMAND_HELP[command]) || HELP);
     return;
   }
   const configDir = resolve(values.config ?? process.env.CREDPROXY_CONFIG ?? 'config');
