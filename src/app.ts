@@ -14,7 +14,7 @@ import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { snapshotOf, type Runtime } from './runtime.js';
 import { createServer } from './server.js';
-import { ObservedStore } from './store/observed.js';
+import { observeStore } from './store/observed.js';
 import { openStore } from './store/open.js';
 import { readOrCreateSecret } from './store/secret-file.js';
 
@@ -82,7 +82,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   const log = opts.logger ?? createLogger({ level: config.settings.log.level });
   const metrics = new Metrics(opts.processMetrics ?? false);
   const opened = await openStore(config.settings, env, log);
-  const store = new ObservedStore(opened.store, metrics, log);
+  const store = observeStore(opened.store, metrics, log);
   const runtime: Runtime = {
     current: snapshotOf(config),
     store,

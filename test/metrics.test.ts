@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import pino from 'pino';
 import { Metrics, methodClass, statusClass } from '../src/metrics.js';
-import { ObservedStore } from '../src/store/observed.js';
+import { COUNTS_KEY, observeStore } from '../src/store/observed.js';
 import type { Connection, ConnectionStore } from '../src/store/types.js';
 import { configDir, LogCapture, startProxy, startUpstream, viaProxy } from './support/servers.js';
 
@@ -85,7 +85,7 @@ class DeadStore implements ConnectionStore {
 
 t.test('store errors are counted and a dead store does not break the scrape', async (t) => {
   const metrics = new Metrics();
-  const store = new ObservedStore(new DeadStore(), metrics, pino(new LogCapture()));
+  const store: ConnectionStore = observeStore(new DeadStore(), metrics, pino(new LogCapture()));
   await t.rejects(store.get('a', 'b'));
   await t.rejects(store.put({ entity: 'a', integration: 'b', scheme: 'bearer', params: {}, status: 'active', credentials: {}, created_at: 0, updated_at: 0 }));
   await t.rejects(store.ping());
@@ -102,4 +102,29 @@ t.test('label helpers are bounded', async (t) => {
   t.equal(methodClass('PROPFIND'), 'OTHER');
   t.equal(statusClass(503), '5xx');
   t.equal(statusClass(0), '0xx');
+});
+
+t.test('counting never fails a write, and a damaged count record starts over', async (t) => {
+  const up = await startUpstream();
+  const dir = configDir('store: memory\n', { demo: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` });
+  const proxy = await startProxy(dir);
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+  });
+  await proxy.runtime.store.kv.set(COUNTS_KEY, 'not json');
+  t.equal((await proxy.connect('alice', 'demo', { credentials: { token: 'tok-1' } })).status, 200);
+  const text = await (await fetch(`${proxy.url}/metrics`)).text();
+  t.equal(sample(text, 'credproxy_connections', 'status="active"'), 1);
+  // A store whose kv refuses writes: the connection is still stored, the miss is logged.
+  const kv = proxy.runtime.store.kv;
+  const set = kv.set;
+  kv.set = () => Promise.reject(new Error('kv down'));
+  t.teardown(() => {
+    kv.set = set;
+  });
+  t.equal((await proxy.connect('bob', 'demo', { credentials: { token: 'tok-2' } })).status, 200);
+  t.ok(await proxy.runtime.store.get('bob', 'demo'));
+  t.match(proxy.logs.text, /could not update the connection counts/);
+  t.equal(proxy.runtime.store.kv, kv, 'members the wrapper does not measure pass through');
 });

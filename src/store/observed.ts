@@ -51,73 +51,60 @@ export class ConnectionCounts {
 }
 
 /**
- * A ConnectionStore that measures every operation (latency, errors) and keeps the counts by
- * status, around any backend: whoever writes a connection (admin API, OAuth callback,
- * refresh) is counted without knowing about metrics.
+ * Wraps any ConnectionStore so every operation is measured (latency, errors) and the counts by
+ * status are kept: whoever writes a connection (admin API, OAuth callback, refresh) is counted
+ * without knowing about metrics. A Proxy rather than a class, so members the store gains later
+ * (locks, options on get) pass through untouched, arguments included.
  */
-export class ObservedStore implements ConnectionStore {
-  readonly counts: ConnectionCounts;
+export function observeStore<T extends ConnectionStore>(inner: T, metrics: Metrics, log: Logger): T {
+  const counts = new ConnectionCounts(inner.kv, log);
+  metrics.countConnections = () => counts.read();
 
-  constructor(
-    private readonly inner: ConnectionStore,
-    private readonly metrics: Metrics,
-    log: Logger,
-  ) {
-    this.counts = new ConnectionCounts(inner.kv, log);
-    metrics.countConnections = () => this.counts.read();
-  }
-
-  get kv(): KeyValue {
-    return this.inner.kv;
-  }
-
-  private async timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
+  async function timed<R>(op: string, fn: () => Promise<R>): Promise<R> {
     const started = performance.now();
     try {
       return await fn();
     } catch (err) {
-      this.metrics.storeErrors.inc({ op });
+      metrics.storeErrors.inc({ op });
       throw err;
     } finally {
-      this.metrics.storeSeconds.observe({ op }, (performance.now() - started) / 1000);
+      metrics.storeSeconds.observe({ op }, (performance.now() - started) / 1000);
     }
   }
 
-  get(entity: string, integration: string): Promise<Connection | undefined> {
-    return this.timed('get', () => this.inner.get(entity, integration));
-  }
-
-  async put(connection: Connection): Promise<void> {
-    const before = await this.previous(connection.entity, connection.integration);
-    await this.timed('put', () => this.inner.put(connection));
-    if (before !== null) await this.counts.move(before?.status, connection.status);
-  }
-
-  async delete(entity: string, integration: string): Promise<boolean> {
-    const before = await this.previous(entity, integration);
-    const deleted = await this.timed('delete', () => this.inner.delete(entity, integration));
-    if (deleted && before) await this.counts.move(before.status, undefined);
-    return deleted;
-  }
-
-  list(entity: string, integrations: readonly string[]): Promise<Connection[]> {
-    return this.timed('list', () => this.inner.list(entity, integrations));
-  }
-
-  ping(): Promise<void> {
-    return this.timed('ping', () => this.inner.ping());
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-
   /** The stored connection before a write; null when it cannot be read (the write is then not counted). */
-  private async previous(entity: string, integration: string): Promise<Connection | undefined | null> {
+  async function previous(entity: string, integration: string): Promise<Connection | undefined | null> {
     try {
-      return await this.inner.get(entity, integration);
+      return await inner.get(entity, integration);
     } catch {
       return null;
     }
   }
+
+  type Store = ConnectionStore;
+  const overrides: Partial<Store> = {
+    get: (...args: Parameters<Store['get']>) => timed('get', () => inner.get(...args)),
+    async put(...args: Parameters<Store['put']>) {
+      const [connection] = args;
+      const before = await previous(connection.entity, connection.integration);
+      await timed('put', () => inner.put(...args));
+      if (before !== null) await counts.move(before?.status, connection.status);
+    },
+    async delete(...args: Parameters<Store['delete']>) {
+      const before = await previous(args[0], args[1]);
+      const deleted = await timed('delete', () => inner.delete(...args));
+      if (deleted && before) await counts.move(before.status, undefined);
+      return deleted;
+    },
+    list: (...args: Parameters<Store['list']>) => timed('list', () => inner.list(...args)),
+    ping: (...args: Parameters<Store['ping']>) => timed('ping', () => inner.ping(...args)),
+  };
+  return new Proxy(inner, {
+    get(target, prop) {
+      if (Object.prototype.hasOwnProperty.call(overrides, prop)) return overrides[prop as keyof Store];
+      const value: unknown = Reflect.get(target, prop, target);
+      // Methods run on the store itself, so its private fields keep working.
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
