@@ -9,7 +9,7 @@ import { Agent } from 'undici';
 import { loadConfig, type LoadOptions } from './config/load.js';
 import { ConfigReloader, type ReloadOutcome } from './config/watch.js';
 import type { Config } from './config/types.js';
-import { Events, type EventOptions } from './events.js';
+import { Events, STATUS_EVENTS, type EventOptions } from './events.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { snapshotOf, type Runtime } from './runtime.js';
@@ -82,7 +82,11 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   const log = opts.logger ?? createLogger({ level: config.settings.log.level });
   const metrics = new Metrics(opts.processMetrics ?? false);
   const opened = await openStore(config.settings, env, log);
-  const store = observeStore(opened.store, metrics, log);
+  // Status changes become connection events, whoever writes them (see STATUS_EVENTS).
+  const store = observeStore(opened.store, metrics, log, (c) => {
+    const type = STATUS_EVENTS[c.status];
+    if (type) runtime.events.emit({ type, entity: c.entity, integration: c.integration, status: c.status, reason: c.reason });
+  });
   const runtime: Runtime = {
     current: snapshotOf(config),
     store,

@@ -15,6 +15,18 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
+/**
+ * The event a status change means: the store wrapper (store/observed.ts) emits these for
+ * every write that changes a status, whoever wrote it (admin API, OAuth callback, refresh).
+ * `connection.refresh_failed` and `connection.recovered` are not status changes: the refresh
+ * code emits them itself.
+ */
+export const STATUS_EVENTS: Partial<Record<ConnectionStatus, EventType>> = {
+  active: 'connection.active',
+  expired: 'connection.expired',
+  failed: 'connection.failed',
+};
+
 /** What a caller hands to emit(); id and time are added here. */
 export interface EventInput {
   type: EventType;

@@ -159,3 +159,33 @@ t.test('signature() is the documented HMAC over "<t>.<body>"', async (t) => {
   const expected = createHmac('sha256', 'k').update(`1700000000.${body}`).digest('hex');
   t.equal(signature('k', body, 1700000000), `t=1700000000,v1=${expected}`);
 });
+
+t.test('status changes become events whoever writes them; token refreshes and repeats do not', async (t) => {
+  const { proxy, deliveries } = await setup(t, () => 200);
+  const store = proxy.runtime.store;
+  await proxy.connect('alice', 'demo', { credentials: { token: 'tok-a' } });
+  await proxy.connect('alice', 'demo', { credentials: { token: 'tok-b' } });
+  const stored = (await store.get('alice', 'demo'))!;
+  // What the OAuth code does: a refresh keeps the status; invalid_grant expires the connection.
+  await store.put({ ...stored, credentials: { token: 'tok-c' }, updated_at: Date.now() });
+  await store.put({ ...stored, status: 'expired', reason: 'invalid_grant', updated_at: Date.now() });
+  // A connect flow that was started and denied.
+  const now = Date.now();
+  await store.put({ entity: 'bob', integration: 'demo', scheme: 'bearer', params: {}, status: 'initiated', credentials: {}, created_at: now, updated_at: now });
+  await store.put({ entity: 'bob', integration: 'demo', scheme: 'bearer', params: {}, status: 'failed', reason: 'access_denied', credentials: {}, created_at: now, updated_at: now });
+  // An expired connection stored again through the admin API is active again.
+  await proxy.connect('alice', 'demo', { credentials: { token: 'tok-d' } });
+  await proxy.runtime.events.settled();
+  const got: ConnectionEvent[] = [];
+  while (deliveries.length > 0) got.push(JSON.parse((await deliveries.next()).body.toString()) as ConnectionEvent);
+  t.same(
+    got.map((e) => [e.type, e.entity, e.status, e.reason ?? null]),
+    [
+      ['connection.active', 'alice', 'active', null],
+      ['connection.active', 'alice', 'active', null],
+      ['connection.expired', 'alice', 'expired', 'invalid_grant'],
+      ['connection.failed', 'bob', 'failed', 'access_denied'],
+      ['connection.active', 'alice', 'active', null],
+    ],
+  );
+});

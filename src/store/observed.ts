@@ -51,12 +51,19 @@ export class ConnectionCounts {
 }
 
 /**
- * Wraps any ConnectionStore so every operation is measured (latency, errors) and the counts by
- * status are kept: whoever writes a connection (admin API, OAuth callback, refresh) is counted
- * without knowing about metrics. A Proxy rather than a class, so members the store gains later
+ * Wraps any ConnectionStore so every operation is measured (latency, errors), the counts by
+ * status are kept, and status changes are reported (connection events): whoever writes a
+ * connection (admin API, OAuth callback, refresh) is counted and announced without knowing
+ * about metrics or webhooks. A Proxy rather than a class, so members the store gains later
  * (locks, options on get) pass through untouched, arguments included.
  */
-export function observeStore<T extends ConnectionStore>(inner: T, metrics: Metrics, log: Logger): T {
+export function observeStore<T extends ConnectionStore>(
+  inner: T,
+  metrics: Metrics,
+  log: Logger,
+  /** called after a write that changed a connection's status (not after token refreshes, which keep it) */
+  onStatusChange?: (connection: Connection, from: ConnectionStatus | undefined) => void,
+): T {
   const counts = new ConnectionCounts(inner.kv, log);
   metrics.countConnections = () => counts.read();
 
@@ -88,7 +95,9 @@ export function observeStore<T extends ConnectionStore>(inner: T, metrics: Metri
       const [connection] = args;
       const before = await previous(connection.entity, connection.integration);
       await timed('put', () => inner.put(...args));
-      if (before !== null) await counts.move(before?.status, connection.status);
+      if (before === null) return;
+      await counts.move(before?.status, connection.status);
+      if (before?.status !== connection.status) onStatusChange?.(connection, before?.status);
     },
     async delete(...args: Parameters<Store['delete']>) {
       const before = await previous(args[0], args[1]);
