@@ -105,6 +105,10 @@ export class ConfigReloader {
       next = keepRunningValues(next, old.settings);
       this.log.warn({ trigger, settings: restartNeeded }, `config changed ${restartNeeded.join(', ')}: restart credproxy to apply; the running values are kept until then`);
     }
+    if (next.settings.public_url.endsWith(':0') && old.settings.public_url !== next.settings.public_url) {
+      // A public_url derived from `listen` port 0: the running one names the port actually bound.
+      next = Object.freeze({ ...next, settings: Object.freeze({ ...next.settings, public_url: old.settings.public_url }) });
+    }
     if (next.settings.log.level !== old.settings.log.level) this.rt.log.level = next.settings.log.level;
 
     const added = [...next.integrations.keys()].filter((n) => !old.integrations.has(n));

@@ -96,12 +96,13 @@ t.test('a broken edit is logged with file:line and the last good config stays li
 
 t.test('changing listen or store says a restart is needed and keeps the running values', async (t) => {
   const { dir, reloads, proxy } = await setup(t);
-  writeFileSync(join(dir, 'credproxy.yaml'), 'store: sqlite:./nowhere/x.db\nlisten: 127.0.0.1:1\npassthrough: deny\n');
+  writeFileSync(join(dir, 'credproxy.yaml'), 'store: sqlite:./nowhere/x.db\nlisten: 127.0.0.1:1\npassthrough: deny\nlog: { level: trace }\n');
   const outcome = await reloads.until((o) => o.ok && (o.restartNeeded ?? []).length > 0);
   t.same(outcome.restartNeeded, ['store']);
   const settings = proxy.runtime.current.config.settings;
   t.equal(settings.store, 'memory');
   t.equal(settings.passthrough, 'deny', 'the other settings apply');
+  t.equal(proxy.runtime.log.level, 'trace', 'the log level too');
   t.match(proxy.logs.text, /restart credproxy to apply/);
   t.ok(Object.isFrozen(settings));
 });
@@ -143,6 +144,10 @@ t.test('SIGHUP reloads', async (t) => {
 
 t.test('reload() with nothing changed reports nothing changed', async (t) => {
   const { proxy } = await setup(t, { watch: false });
+  // As the OAuth code does once the port is bound: the public_url then names the real port.
+  const real = `http://127.0.0.1:${proxy.port}`;
+  proxy.runtime.current = { ...proxy.runtime.current, config: { ...proxy.runtime.current.config, settings: { ...proxy.runtime.current.config.settings, public_url: real } } };
   const outcome = proxy.reload();
+  t.equal(proxy.runtime.current.config.settings.public_url, real, 'a public_url derived from port 0 keeps the bound port');
   t.same(outcome, { ok: true, added: [], removed: [], changed: [], restartNeeded: [] });
 });
