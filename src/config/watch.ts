@@ -119,6 +119,11 @@ export class ConfigReloader {
         return before !== undefined && fingerprint(before) !== fingerprint(i);
       })
       .map((i) => i.name);
+    if (added.length + removed.length + changed.length === 0 && JSON.stringify(next.settings) === JSON.stringify(old.settings)) {
+      // Editors touch files without changing them (swap files, saves with no edit): say nothing at info.
+      this.log.debug({ trigger }, 'config unchanged');
+      return { ok: true, added, removed, changed, restartNeeded };
+    }
     // One assignment: requests that already read the old snapshot keep it to their end.
     this.rt.current = snapshotOf(next);
     this.log.info({ trigger, integrations: [...next.integrations.keys()], added, removed, changed }, 'config reloaded');
@@ -137,7 +142,10 @@ export class ConfigReloader {
   private watchFolder(path: string): void {
     if (this.watchers.has(path)) return;
     try {
-      const w = watch(path, { persistent: false }, () => this.schedule());
+      const w = watch(path, { persistent: false }, (_event, name) => {
+        if (name && !isConfigFileName(name)) return;
+        this.schedule();
+      });
       w.on('error', (err) => {
         // The folder went away (deleted, unmounted): stop watching it; a later event on the
         // parent may bring integrations/ back.
@@ -157,6 +165,11 @@ export class ConfigReloader {
     const path = join(this.dir, 'integrations');
     if (existsSync(path)) this.watchFolder(path);
   }
+}
+
+/** Only what loadConfig reads (*.yaml, *.yml) and integrations/ itself matter; editors' swap and backup files do not. */
+export function isConfigFileName(name: string): boolean {
+  return /\.ya?ml$/.test(name) || name === 'integrations';
 }
 
 /** The new config with the restart-only settings of the running one. */

@@ -1,7 +1,7 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import type { ReloadOutcome } from '../../src/config/watch.js';
+import { isConfigFileName, type ReloadOutcome } from '../../src/config/watch.js';
 import { configDir, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
 import { Waiter } from '../support/waiter.js';
 
@@ -132,6 +132,11 @@ t.test('a request in flight finishes with the config it started with', async (t)
   t.ok(line, 'the request was logged under the integration it started with');
 });
 
+t.test('only YAML files and integrations/ trigger a reload', async (t) => {
+  for (const name of ['credproxy.yaml', 'github.yaml', 'x.yml', 'integrations']) t.ok(isConfigFileName(name), name);
+  for (const name of ['.github.yaml.swp', 'github.yaml~', '4913', 'notes.txt', 'github.yaml.bak']) t.notOk(isConfigFileName(name), name);
+});
+
 t.test('SIGHUP reloads', async (t) => {
   const { other, dir, reloads, proxy } = await setup(t, { watch: false, sighup: true });
   writeFileSync(join(dir, 'integrations', 'second.yaml'), demo(other.port));
@@ -147,7 +152,10 @@ t.test('reload() with nothing changed reports nothing changed', async (t) => {
   // As the OAuth code does once the port is bound: the public_url then names the real port.
   const real = `http://127.0.0.1:${proxy.port}`;
   proxy.runtime.current = { ...proxy.runtime.current, config: { ...proxy.runtime.current.config, settings: { ...proxy.runtime.current.config.settings, public_url: real } } };
+  const before = proxy.runtime.current;
   const outcome = proxy.reload();
+  t.equal(proxy.runtime.current, before, 'nothing changed: the snapshot stays');
   t.equal(proxy.runtime.current.config.settings.public_url, real, 'a public_url derived from port 0 keeps the bound port');
+  t.match(proxy.logs.text, /config unchanged/);
   t.same(outcome, { ok: true, added: [], removed: [], changed: [], restartNeeded: [] });
 });
