@@ -120,8 +120,9 @@ export class ConfigReloader {
       })
       .map((i) => i.name);
     if (added.length + removed.length + changed.length === 0 && JSON.stringify(next.settings) === JSON.stringify(old.settings)) {
-      // Editors touch files without changing them (swap files, saves with no edit): say nothing at info.
-      this.log.debug({ trigger }, 'config unchanged');
+      // Editors touch files without changing them (saves with no edit): no news at info. An
+      // operator who asked (SIGHUP) gets an answer.
+      this.log[trigger === 'file change' ? 'debug' : 'info']({ trigger, integrations: [...next.integrations.keys()] }, 'config unchanged');
       return { ok: true, added, removed, changed, restartNeeded };
     }
     // One assignment: requests that already read the old snapshot keep it to their end.
@@ -160,9 +161,14 @@ export class ConfigReloader {
     }
   }
 
-  /** integrations/ may be created or replaced after start; (re)attach whenever it exists. */
+  /**
+   * integrations/ may be deleted, created or replaced after start, and a watch on a deleted
+   * folder stays silent forever: attach a fresh watch before every reload.
+   */
   private watchIntegrations(): void {
     const path = join(this.dir, 'integrations');
+    this.watchers.get(path)?.close();
+    this.watchers.delete(path);
     if (existsSync(path)) this.watchFolder(path);
   }
 }

@@ -49,7 +49,7 @@ t.test('credproxy start reloads on file changes and on SIGHUP', { skip: built ? 
   t.same(await integrationNames(url), ['demo', 'second']);
 
   child.kill('SIGHUP');
-  const hup = await lines.until((l) => l.msg === 'config reloaded' && l.trigger === 'SIGHUP');
+  const hup = await lines.until((l) => l.msg === 'config unchanged' && l.trigger === 'SIGHUP');
   t.same(hup.integrations, ['demo', 'second'], 'SIGHUP reloads and the process keeps running');
 
   writeFileSync(join(dir, 'integrations', 'second.yaml'), 'hosts: ["127.0.0.1:10"]\nauth: { type: nope }\n');

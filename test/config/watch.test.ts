@@ -1,4 +1,4 @@
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { isConfigFileName, type ReloadOutcome } from '../../src/config/watch.js';
@@ -130,6 +130,20 @@ t.test('a request in flight finishes with the config it started with', async (t)
   t.equal(slow.seen[0]!.headers.authorization, 'Bearer tok-slow');
   const line = proxy.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'proxied' && l.integration === 'slow');
   t.ok(line, 'the request was logged under the integration it started with');
+});
+
+t.test('integrations/ deleted and created again is still watched', async (t) => {
+  const { up, dir, reloads, proxy } = await setup(t);
+  rmSync(join(dir, 'integrations'), { recursive: true });
+  await reloads.until((o) => o.ok && (o.removed ?? []).includes('demo'));
+  mkdirSync(join(dir, 'integrations'));
+  writeFileSync(join(dir, 'integrations', 'demo.yaml'), demo(up.port));
+  await reloads.until((o) => o.ok && (o.added ?? []).includes('demo'));
+  // An edit inside the new folder: only a watch on the new folder sees it.
+  writeFileSync(join(dir, 'integrations', 'demo.yaml'), demo(up.port, 'X-New-Folder', ''));
+  await reloads.until((o) => o.ok && (o.changed ?? []).includes('demo'));
+  await get(proxy, up);
+  t.equal(up.seen.at(-1)!.headers['x-new-folder'], 'tok-demo-1');
 });
 
 t.test('only YAML files and integrations/ trigger a reload', async (t) => {
