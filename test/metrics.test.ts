@@ -128,3 +128,30 @@ t.test('counting never fails a write, and a damaged count record starts over', a
   t.match(proxy.logs.text, /could not update the connection counts/);
   t.equal(proxy.runtime.store.kv, kv, 'members the wrapper does not measure pass through');
 });
+
+t.test('credproxy\'s own failures and passthrough traffic are counted too', async (t) => {
+  const up = await startUpstream();
+  const net = await import('node:net');
+  // A port with nothing behind it: the upstream of "down" cannot be reached.
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const deadPort = (s.address() as import('node:net').AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  const dir = configDir('store: memory\n', { down: `hosts: ["127.0.0.1:${deadPort}"]\nupstream: http\nauth: { type: bearer }\n` });
+  const proxy = await startProxy(dir);
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+  });
+  await proxy.connect('alice', 'down', { credentials: { token: 'tok-1' } });
+  const failed = await viaProxy(proxy.port, `http://127.0.0.1:${deadPort}/x`, { headers: { 'X-Entity-Id': 'alice' } });
+  t.equal(failed.status, 502);
+  t.equal(failed.headers['x-credproxy-error'], 'upstream_error');
+  const passed = await viaProxy(proxy.port, `${up.origin}/y`, { method: 'DELETE' });
+  t.equal(passed.status, 200);
+  const text = await (await fetch(`${proxy.url}/metrics`)).text();
+  t.equal(sample(text, 'credproxy_requests_total', 'integration="down",method="GET",status="5xx"'), 1);
+  t.equal(sample(text, 'credproxy_upstream_latency_seconds_count', 'integration="down"'), undefined, 'no upstream answer, no upstream latency');
+  t.equal(sample(text, 'credproxy_requests_total', 'integration="passthrough",method="DELETE",status="2xx"'), 1);
+  t.equal(sample(text, 'credproxy_upstream_latency_seconds_count', 'integration="passthrough"'), 1);
+});
