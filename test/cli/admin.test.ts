@@ -57,6 +57,8 @@ let proxy: TestProxy;
 t.before(async () => {
   const dir = configDir('store: memory\n', {
     demo: 'description: a demo API\nhosts: ["127.0.0.1:9"]\nupstream: http\nauth: { type: bearer }\n',
+    tokens: 'hosts: ["tokens.test"]\nauth:\n  type: oauth2\n  authorize_url: https://auth.test/authorize\n  token_url: https://auth.test/token\n  client_id: cid\n',
+    userpass: 'hosts: ["userpass.test"]\nauth: { type: basic }\n',
     keyed: 'hosts: ["keyed.test"]\nparams:\n  - { name: region, pattern: "^[a-z]+$", default: eu }\nauth:\n  type: api_key\n  fields:\n    - { name: api_key, pattern: "^sk-", description: "the key" }\n    - { name: org, secret: false, optional: true }\n',
   });
   proxy = await startProxy(dir);
@@ -72,7 +74,7 @@ t.test('integrations list and show', async (t) => {
   t.match(list.stdout, /\ndemo\s+127\.0\.0\.1:9\s+bearer\s+-\n/);
   t.match(list.stdout, /\nkeyed\s+keyed\.test\s+api_key\s+region\n/);
   const json = await cli(['integrations', 'list', '--json', ...url()]);
-  t.same((JSON.parse(json.stdout) as { integrations: Array<{ name: string }> }).integrations.map((i) => i.name), ['demo', 'keyed']);
+  t.same((JSON.parse(json.stdout) as { integrations: Array<{ name: string }> }).integrations.map((i) => i.name), ['demo', 'keyed', 'tokens', 'userpass']);
 
   const show = await cli(['integrations', 'show', 'keyed', ...url()]);
   t.equal(show.code, 0);
@@ -122,6 +124,30 @@ t.test('connections set, get, list, delete', async (t) => {
   t.equal(none.stdout, 'entity "nobody" has no connections\n');
   const delJson = await cli(['connections', 'delete', 'alice', 'keyed', '--json', ...url()]);
   t.same(JSON.parse(delJson.stdout), { deleted: true, entity: 'alice', integration: 'keyed' });
+});
+
+t.test('connections set for an OAuth token set and for basic credentials', async (t) => {
+  const tokens = await cli(['connections', 'set', 'carol', 'tokens', '--stdin', ...url()], {
+    stdin: JSON.stringify({ access_token: 'at-1', refresh_token: 'rt-1', expires_in: 3600, scope: 'read write', token_type: 'Bearer' }),
+  });
+  t.equal(tokens.code, 0, tokens.stderr);
+  t.match(tokens.stdout, /fields:\s+access_token,refresh_token\n/);
+  t.match(tokens.stdout, /scopes:\s+read,write\n/);
+  t.match(tokens.stdout, /expires_at:\s+\d{4}-\d\d-\d\dT/);
+  t.notMatch(tokens.stdout, /at-1|rt-1/);
+  const both = await cli(['connections', 'set', 'carol', 'tokens', '--stdin', ...url()], { stdin: JSON.stringify({ access_token: 'a', expires_in: 1, expires_at: 2 }) });
+  t.equal(both.code, 1);
+  t.match(both.stderr, /give expires_at or expires_in, not both/);
+
+  const basic = await cli(['connections', 'set', 'carol', 'userpass', '--field', 'username=carol', '--field', 'password=pw:with:colons', ...url()]);
+  t.equal(basic.code, 0, basic.stderr);
+  t.match(basic.stdout, /fields:\s+password,username\n/);
+  const colon = await cli(['connections', 'set', 'carol', 'userpass', '--field', 'username=a:b', '--field', 'password=x', ...url()]);
+  t.equal(colon.code, 1);
+  t.match(colon.stderr, /username must not contain ":"/);
+  const list = await cli(['connections', 'list', 'carol', ...url()]);
+  t.match(list.stdout, /\ntokens\s+oauth2\s+active\s+access_token,refresh_token\s+\d{4}-/);
+  t.match(list.stdout, /\nuserpass\s+basic\s+active\s+password,username\s+-/);
 });
 
 t.test('connections connect-link reports clearly when the proxy has no connect endpoint', async (t) => {
@@ -208,7 +234,7 @@ t.test('the binary: exit codes as a shell sees them', { skip: built ? false : 'd
   t.equal(unknown.code, 2);
   const listed = await binary(['integrations', 'list', '--json', '--url', proxy.url], { CREDPROXY_ADMIN_TOKEN: ADMIN });
   t.equal(listed.code, 0, listed.stderr);
-  t.equal((JSON.parse(listed.stdout) as { integrations: unknown[] }).integrations.length, 2);
+  t.equal((JSON.parse(listed.stdout) as { integrations: unknown[] }).integrations.length, 4);
   const missing = await binary(['connections', 'get', 'zed', 'demo', '--url', proxy.url], { CREDPROXY_ADMIN_TOKEN: ADMIN });
   t.equal(missing.code, 1);
   const down = await binary(['integrations', 'list', '--url', `http://127.0.0.1:${await deadPort()}`], { CREDPROXY_ADMIN_TOKEN: ADMIN });

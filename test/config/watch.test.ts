@@ -173,3 +173,33 @@ t.test('reload() with nothing changed reports nothing changed', async (t) => {
   t.match(proxy.logs.text, /config unchanged/);
   t.same(outcome, { ok: true, added: [], removed: [], changed: [], restartNeeded: [] });
 });
+
+t.test('every kind of broken edit is reported with its file:line and changes nothing', async (t) => {
+  const { up, dir, proxy } = await setup(t, { watch: false });
+  const before = proxy.runtime.current;
+  const file = join(dir, 'integrations', 'demo.yaml');
+  const settingsFile = join(dir, 'credproxy.yaml');
+  const cases: Array<[string, string, string, RegExp]> = [
+    ['a list where a mapping goes', file, `hosts: ["127.0.0.1:${up.port}"]\nauth: [1, 2]\n`, /demo\.yaml:2: auth\[0\]: expected a mapping/],
+    ['a number out of range', file, `hosts: ["127.0.0.1:${up.port}"]\nauth: { type: bearer }\nrefresh_on: [200]\n`, /demo\.yaml:3: refresh_on\[0\]: 200 is out of range/],
+    ['a string where a list goes', file, `hosts: "127.0.0.1:${up.port}"\nauth: { type: bearer }\n`, /demo\.yaml:1: hosts: expected a list/],
+    ['a missing environment variable', file, `hosts: ["127.0.0.1:${up.port}"]\nauth:\n  type: api_key\ninject:\n  headers:\n    X-Key: "\${NOT_SET_ANYWHERE}"\n`, /demo\.yaml:6: inject\.headers\.X-Key: environment variable NOT_SET_ANYWHERE is not set/],
+    ['an unknown template name', file, `hosts: ["127.0.0.1:${up.port}"]\nauth: { type: bearer }\ninject:\n  headers:\n    X-Key: "{{nope}}"\n`, /\{\{nope\}\} is not something this scheme supplies/],
+    ['a bad host', file, 'hosts: ["https://api.example.com/x"]\nauth: { type: bearer }\n', /demo\.yaml:1: hosts\[0\]: .* is not a host name/],
+    ['a scheme listed twice', file, `hosts: ["127.0.0.1:${up.port}"]\nauth: [{ type: bearer }, { type: bearer }]\n`, /the type "bearer" is listed twice/],
+    ['a bad regular expression', file, `hosts: ["127.0.0.1:${up.port}"]\nauth:\n  type: bearer\n  fields: [{ name: token, pattern: "([" }]\n`, /demo\.yaml:4: .*not a valid regular expression/],
+    ['a bad enum in credproxy.yaml', settingsFile, 'store: memory\npassthrough: sometimes\n', /credproxy\.yaml:2: passthrough: "sometimes" is not allowed/],
+    ['true where a number goes', settingsFile, 'store: memory\nlimits: { replay_body_bytes: true }\n', /credproxy\.yaml:2: limits\.replay_body_bytes: expected a whole number/],
+    ['a YAML syntax error', settingsFile, 'store: memory\nlimits: { replay_body_bytes: 1\n', /credproxy\.yaml:\d+: /],
+  ];
+  const good = { [file]: demo(up.port), [settingsFile]: 'store: memory\n' };
+  for (const [why, path, text, problem] of cases) {
+    writeFileSync(path, text);
+    const outcome = proxy.reload();
+    t.notOk(outcome.ok, why);
+    t.match(outcome.problems?.join('\n'), problem, why);
+    t.equal(proxy.runtime.current, before, `${why}: the running config stays`);
+    writeFileSync(path, good[path]!);
+  }
+  t.ok(proxy.reload().ok, 'the good files load again');
+});
