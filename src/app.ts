@@ -5,7 +5,9 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Agent } from 'undici';
 import { loadConfig, type LoadOptions } from './config/load.js';
+import { ConfigReloader, type ReloadOutcome } from './config/watch.js';
 import type { Config } from './config/types.js';
+import { Events, STATUS_EVENTS, type EventOptions } from './events.js';
 import { createLogger } from './log.js';
 import { checkListenPolicy } from './proxy/client-auth.js';
 import { egressConnector, parseCidrs } from './proxy/egress.js';
@@ -13,6 +15,7 @@ import { Metrics } from './metrics.js';
 import { snapshotOf, type Runtime } from './runtime.js';
 import { closeTunnels, createServer } from './server.js';
 import { drainOnClose } from './shutdown.js';
+import { observeStore } from './store/observed.js';
 import { openStore } from './store/open.js';
 import type { RedisTuning } from './store/redis.js';
 import { readOrCreateSecret } from './store/secret-file.js';
@@ -25,6 +28,16 @@ export interface StartOptions extends LoadOptions {
   processMetrics?: boolean;
   /** Redis store timings (tests shorten them) */
   redis?: Partial<RedisTuning>;
+  /** reload when files in the config folder change (credproxy start: on) */
+  watch?: boolean;
+  /** reload on SIGHUP (credproxy start: on) */
+  reloadOnSighup?: boolean;
+  /** called after every reload attempt, good or not */
+  onReload?: (outcome: ReloadOutcome) => void;
+  /** debounce of file events, ms */
+  reloadDebounceMs?: number;
+  /** retry and queue tuning of webhook delivery (tests shorten the backoff) */
+  events?: Partial<Pick<EventOptions, 'attempts' | 'baseDelayMs' | 'maxDelayMs' | 'maxQueue' | 'timeoutMs'>>;
 }
 
 export interface RunningCredproxy {
@@ -32,6 +45,8 @@ export interface RunningCredproxy {
   port: number;
   server: Server;
   runtime: Runtime;
+  /** reloads the config folder now, as SIGHUP does */
+  reload(): ReloadOutcome;
   close(): Promise<void>;
 }
 
@@ -94,7 +109,14 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   checkListenPolicy(config.settings, log);
   const tls = createTlsRuntime(config.settings);
   if (tls.ca?.created) log.warn({ ca: tls.ca.certPath }, 'created the local CA for HTTPS interception: clients must trust this certificate');
-  const { store, dataDir } = await openStore(config.settings, env, log, opts.redis);
+  const metrics = new Metrics(opts.processMetrics ?? false);
+  const opened = await openStore(config.settings, env, log, opts.redis);
+  const dataDir = opened.dataDir;
+  // Status changes become connection events, whoever writes them (see STATUS_EVENTS).
+  const store = observeStore(opened.store, metrics, log, (c) => {
+    const type = STATUS_EVENTS[c.status];
+    if (type) runtime.events.emit({ type, entity: c.entity, integration: c.integration, status: c.status, reason: c.reason });
+  });
   const runtime: Runtime = {
     current: snapshotOf(config),
     store,
@@ -103,8 +125,13 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     passthrough: passthroughAgent(config, tls.upstreamCa, () => runtime),
     tls,
     adminToken: adminTokenFor(config, env, dataDir, log),
-    metrics: new Metrics(opts.processMetrics ?? false),
+    metrics,
+    events: new Events({ ...opts.events, settings: () => runtime.current.config.settings.events, log, metrics }),
   };
+  const reloader = new ConfigReloader(runtime, opts.configDir, { ...opts, env, debounceMs: opts.reloadDebounceMs });
+  if (opts.watch) reloader.watch();
+  const onHangup = () => void reloader.reload('SIGHUP');
+  if (opts.reloadOnSighup) process.on('SIGHUP', onHangup);
   const server = createServer(runtime);
   drainOnClose(server);
   const { host, port } = config.settings.listen;
@@ -118,6 +145,9 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     });
   } catch (err) {
     // A failed start (port in use, …) must not leave the store file open or the pool alive.
+    reloader.close();
+    process.off('SIGHUP', onHangup);
+    await runtime.events.close();
     await runtime.agent.close();
     await store.close();
     throw err;
@@ -136,12 +166,16 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     port: actual,
     server,
     runtime,
+    reload: () => reloader.reload('api'),
     async close() {
+      reloader.close();
+      process.off('SIGHUP', onHangup);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
         closeTunnels(server);
       });
+      await runtime.events.close();
       await runtime.agent.close();
       await runtime.passthrough.close();
       await store.close();

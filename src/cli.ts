@@ -5,26 +5,10 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger, type LogFormat } from './log.js';
 import { installShutdown } from './shutdown.js';
 import { loadOrCreateCa } from './tls/ca.js';
+import { isAdminCommand, runAdminCommand } from './cli/admin.js';
+import { COMMAND_HELP, MAIN_HELP } from './cli/help.js';
 
-const HELP = `credproxy: a forward HTTP proxy that injects credentials
-
-Usage:
-  credproxy start    [--config DIR] [--port N] [--host H] [--log-format json|pretty]
-  credproxy validate [--config DIR]
-  credproxy ca       [--config DIR]   print the local CA certificate's path (created if needed)
-  credproxy --help
-
-Options:
-  --config DIR      config folder (credproxy.yaml, integrations/); default $CREDPROXY_CONFIG or ./config
-  --port N          listen port (overrides listen: and $PORT)
-  --host H          listen address (overrides listen:)
-  --log-format F    json (default when not a terminal) or pretty
-
-Environment:
-  CREDPROXY_CONFIG, PORT, CREDPROXY_SECRET_KEY, CREDPROXY_ADMIN_TOKEN
-
-Exit codes: 0 ok, 1 invalid config or failed start, 2 bad usage.
-`;
+const HELP = MAIN_HELP;
 
 function fail(message: string, code: number): never {
   process.stderr.write(`${message}\n`);
@@ -32,6 +16,19 @@ function fail(message: string, code: number): never {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (isAdminCommand(argv)) {
+    process.exitCode = await runAdminCommand(argv, {
+      stdout: (t) => process.stdout.write(t),
+      stderr: (t) => process.stderr.write(t),
+      env: process.env,
+      readStdin: async () => {
+        const chunks: Buffer[] = [];
+        for await (const c of process.stdin) chunks.push(c as Buffer);
+        return Buffer.concat(chunks).toString('utf8');
+      },
+    });
+    return;
+  }
   let parsed;
   try {
     parsed = parseArgs({
@@ -51,7 +48,7 @@ export async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parsed;
   const command = positionals[0];
   if (values.help || !command) {
-    process.stdout.write(HELP);
+    process.stdout.write((command && COMMAND_HELP[command]) || HELP);
     return;
   }
   const configDir = resolve(values.config ?? process.env.CREDPROXY_CONFIG ?? 'config');
@@ -90,7 +87,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'start': {
       const logger = createLogger({ format: format as LogFormat, level: process.env.LOG_LEVEL });
       try {
-        const running = await startCredproxy({ configDir, host: values.host, port, logger, processMetrics: true });
+        const running = await startCredproxy({ configDir, host: values.host, port, logger, processMetrics: true, watch: true, reloadOnSighup: true });
         installShutdown(running, { graceMs: running.runtime.current.config.settings.limits.shutdown_grace_ms, log: logger });
       } catch (err) {
         if (err instanceof ConfigError) fail(`credproxy: the config does not validate:\n${err.message}`, 1);

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { Config } from './config/types.js';
+import type { Events } from './events.js';
 import type { Metrics } from './metrics.js';
 import { RoutingTable } from './proxy/match.js';
 import type { ConnectionStore } from './store/types.js';
@@ -27,4 +28,6 @@ export interface Runtime {
   readonly adminToken: string;
   readonly metrics: Metrics;
   readonly tls: TlsRuntime;
+  /** connection events for the webhook: `rt.events.emit({ type, entity, integration, status })` */
+  readonly events: Events;
 }

@@ -109,6 +109,10 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
   await checkHeaderValues(resolved, { entity, integration, connection });
   await storeCall(() => rt.store.put(connection));
   rt.log.info({ entity, integration: name, scheme: connection.scheme }, 'connection stored');
+  // A connection that was not active becomes so: the store announces that (connection.active).
+  // Credentials replaced on an active connection change no status; say it here, so every PUT
+  // is one connection.active event.
+  if (existing?.status === 'active') rt.events.emit({ type: 'connection.active', entity, integration: name, status: 'active' });
   sendJson(res, 200, connectionView(connection));
 }
 

@@ -23,6 +23,8 @@ export interface ForwardOptions {
    * sent to the client (a 401 that a refresh and replay will answer instead).
    */
   holdBack?: (status: number) => boolean;
+  /** called when the upstream's response headers arrive (upstream latency metric) */
+  onResponse?: () => void;
 }
 
 /**
@@ -48,6 +50,7 @@ export async function forward(agent: Dispatcher, up: UpstreamRequest, res: Serve
       },
       ({ statusCode, headers }) => {
         status = statusCode;
+        opts.onResponse?.();
         if (opts.holdBack?.(statusCode)) return discard();
         res.writeHead(statusCode, clientResponseHeaders(headers as Record<string, string | string[] | undefined>));
         return res;

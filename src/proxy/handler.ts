@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { SchemeContext } from '../auth/types.js';
 import type { IntegrationConfig } from '../config/types.js';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
+import { methodClass, statusClass } from '../metrics.js';
 import { markStale } from '../oauth/refresh.js';
 import type { Runtime } from '../runtime.js';
 import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
@@ -140,7 +141,9 @@ export function createProxyHandler(rt: Runtime) {
         let up: UpstreamRequest = { origin: prepared.origin, ...prepared.withInjection(inj), method: req.method ?? 'GET', body: body.body };
         // Signed per send, so a replay carries a fresh date and nonce.
         if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, settings.limits.replay_body_bytes);
-        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack });
+        const sent = performance.now();
+        const onResponse = () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000);
+        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack, onResponse });
       };
       const outcome = await forwardWithReplay({
         refreshOn: prepared.integration?.refresh_on ?? [],
@@ -155,6 +158,7 @@ export function createProxyHandler(rt: Runtime) {
       });
       status = outcome.status;
       info.replayed = outcome.replayed;
+      if (outcome.replayed) rt.metrics.replays.inc({ integration: info.integration });
       // A token other than the stored one was injected: it was refreshed before use.
       const stored = injection?.connection?.credentials.access_token;
       info.refreshed = outcome.refreshed || (stored !== undefined && injection?.token !== stored);
@@ -174,7 +178,7 @@ export function createProxyHandler(rt: Runtime) {
 export function logRequest(rt: Runtime, info: RequestInfo, method: string | undefined, status: number, started: number): void {
   const ms = performance.now() - started;
   const { client, entity, integration, host, path, refreshed = false, replayed = false } = info;
-  rt.metrics.requests.inc({ integration, method: method ?? '', status: `${Math.floor(status / 100)}xx` });
+  rt.metrics.requests.inc({ integration, method: methodClass(method), status: statusClass(status) });
   rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
   rt.log.info({ client, entity, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
 }

@@ -56,7 +56,11 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: err.status }, 'CONNECT refused');
       return rawCredproxyError(socket, err);
     }
-    socket.once('close', release);
+    rt.metrics.openTunnels.inc();
+    socket.once('close', () => {
+      release();
+      rt.metrics.openTunnels.dec();
+    });
     const owned = ownedByIntegration(rt, target);
     if (owned && rt.tls.leaves) {
       intercept(socket, head, { ...target, proxyAuthorization });

@@ -1,0 +1,94 @@
+/** Help texts: `credproxy --help`, `credproxy help CMD`, `credproxy CMD [SUB] --help`. */
+
+export const EXIT_CODES = `Exit codes:
+  0  ok
+  1  the API answered with an error (or, for start/validate, the config does not validate)
+  2  bad usage (unknown command or option, missing argument)
+  3  cannot reach the proxy at --url`;
+
+const CLIENT_OPTIONS = `Options for commands that talk to a running proxy:
+  --url URL           the proxy's base URL; default $CREDPROXY_URL or http://127.0.0.1:8080
+  --token-file PATH   file holding the admin token; default ./data/admin.token
+                      ($CREDPROXY_ADMIN_TOKEN is used when set and no --token-file is given)
+  --json              print the API's JSON answer (for scripts) instead of a table`;
+
+export const MAIN_HELP = `credproxy: a forward HTTP proxy that injects credentials
+
+Usage:
+  credproxy start    [--config DIR] [--port N] [--host H] [--log-format json|pretty]
+  credproxy validate [--config DIR]
+  credproxy ca       [--config DIR]   print the local CA certificate's path (created if needed)
+  credproxy connections list|get|set|delete|connect-link ...
+  credproxy integrations list|show ...
+  credproxy help [COMMAND]          (or: credproxy COMMAND --help)
+
+Options of start, validate and ca:
+  --config DIR      config folder (credproxy.yaml, integrations/); default $CREDPROXY_CONFIG or ./config
+  --port N          listen port (overrides listen: and $PORT)
+  --host H          listen address (overrides listen:)
+  --log-format F    json (default when not a terminal) or pretty
+
+${CLIENT_OPTIONS}
+
+Environment:
+  CREDPROXY_CONFIG, PORT, CREDPROXY_SECRET_KEY, CREDPROXY_ADMIN_TOKEN, CREDPROXY_URL
+
+A running proxy reloads its config folder when a file changes, and on SIGHUP.
+
+${EXIT_CODES}
+`;
+
+export const COMMAND_HELP: Record<string, string> = {
+  start: `Usage: credproxy start [--config DIR] [--port N] [--host H] [--log-format json|pretty]
+
+Runs the proxy. It reloads the config folder when a file in it changes (and on SIGHUP);
+a change that does not validate is logged with file:line and the running config stays.
+Changing listen or store needs a restart (the log says so).
+
+${EXIT_CODES}
+`,
+  ca: `Usage: credproxy ca [--config DIR]
+
+Prints the path of the local CA certificate that credproxy signs intercepted HTTPS with
+(tls.ca_dir), creating the CA first if it does not exist. Clients trust this file:
+curl --cacert, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, SSL_CERT_FILE, git http.sslCAInfo.
+
+${EXIT_CODES}
+`,
+  validate: `Usage: credproxy validate [--config DIR]
+
+Checks credproxy.yaml and integrations/*.yaml and prints every problem as file:line: message.
+
+${EXIT_CODES}
+`,
+  connections: `Usage:
+  credproxy connections list ENTITY
+  credproxy connections get ENTITY INTEGRATION
+  credproxy connections set ENTITY INTEGRATION [--scheme TYPE] [--param NAME=VALUE]...
+                            [--field NAME=VALUE | --field NAME=@FILE]... [--stdin]
+  credproxy connections delete ENTITY INTEGRATION
+  credproxy connections connect-link ENTITY INTEGRATION [--redirect-to URL] [--param NAME=VALUE]...
+
+  list          the entity's connections: integration, scheme, status, expiry
+  get           one connection (which fields are stored, never their values)
+  set           stores credentials: --field token=@token.txt reads a file, --stdin reads a JSON
+                object of fields ({"api_key": "..."}); prefer these to secrets on the command line
+  delete        removes the connection
+  connect-link  a single-use link (10 minutes) that starts the OAuth flow for the entity
+
+${CLIENT_OPTIONS}
+
+${EXIT_CODES}
+`,
+  integrations: `Usage:
+  credproxy integrations list
+  credproxy integrations show NAME
+
+  list   every integration: hosts, schemes, params
+  show   one integration and, per scheme, the fields a connection supplies
+
+${CLIENT_OPTIONS}
+
+${EXIT_CODES}
+`,
+};
