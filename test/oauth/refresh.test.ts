@@ -158,6 +158,25 @@ t.test('the refresh lock held elsewhere for too long: 502 refresh_failed, or the
   t.equal(s.up.seen.length, 1, 'nothing was forwarded for the request that got no token');
 });
 
+t.test('a reconnect during a refresh wins: the refresh result is not written over it (fencing on the refresh token)', async (t) => {
+  const s = await setup(t);
+  const old = s.as.issue();
+  await s.proxy.connect('alice', 'demo', { credentials: { ...old, expires_at: nowSeconds() - 10 } });
+  const user = s.as.issue();
+  // The user stores a new token set while the provider is still answering the refresh.
+  s.as.beforeTokenReply = async () => {
+    s.as.beforeTokenReply = undefined;
+    t.equal((await s.proxy.connect('alice', 'demo', { credentials: { ...user, expires_in: 3600 } })).status, 200);
+  };
+  const r = await get(s);
+  t.equal(r.status, 200);
+  t.equal(r.json<{ token: string }>().token, user.access_token, 'the request uses what the user stored');
+  t.equal(s.as.count('refresh_token'), 1);
+  const stored = await s.proxy.runtime.store.get('alice', 'demo', { fresh: true });
+  t.same(stored?.credentials, { access_token: user.access_token, refresh_token: user.refresh_token }, 'the reconnect is kept');
+  t.match(s.proxy.logs.text, /the connection changed during the update/);
+});
+
 t.test('proactive refresh within refresh_before keeps the old refresh token when none is returned', async (t) => {
   const s = await setup(t, { as: { rotate: false }, auth: '  refresh_before: 120' });
   const tokens = s.as.issue();
