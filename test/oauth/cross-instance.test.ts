@@ -152,3 +152,20 @@ t.test('Redis lost after the provider rotated the refresh token: kept with the l
   t.equal(c.as.count('refresh_token'), 2);
   t.equal(c.as.calls[1]?.params.refresh_token, stored!.credentials.refresh_token);
 });
+
+t.test('invalid_grant on one instance expires the connection for both: one provider call, every request 424', async (t) => {
+  const c = await cluster(t, { delayMs: 300 });
+  const dir = c.dirFor(REDIS_URL);
+  const a = await c.start(dir);
+  const b = await c.start(dir);
+  await a.connect('alice', 'demo', { credentials: { access_token: 'at-old', refresh_token: 'rt-revoked', expires_at: Math.floor(Date.now() / 1000) - 10 } });
+  t.equal((await b.runtime.store.get('alice', 'demo'))?.status, 'active', 'B holds the connection as active');
+  const all = await Promise.all(Array.from({ length: 20 }, (_, i) => get(i % 2 === 0 ? a : b, c)));
+  t.same(new Set(all.map((r) => `${r.status} ${String(r.headers['x-credproxy-error'])}`)), new Set(['424 connection_expired']));
+  t.equal(c.as.count(), 1, 'the provider was asked once');
+  t.equal(c.up.seen.length, 0, 'nothing was forwarded');
+  t.equal((await b.runtime.store.get('alice', 'demo', { fresh: true }))?.status, 'expired');
+  const again = await get(b, c);
+  t.equal(again.headers['x-credproxy-error'], 'connection_expired');
+  t.equal(c.as.count(), 1);
+});
