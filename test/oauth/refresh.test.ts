@@ -177,6 +177,21 @@ t.test('a reconnect during a refresh wins: the refresh result is not written ove
   t.match(s.proxy.logs.text, /the connection changed during the update/);
 });
 
+t.test('a delete during a refresh wins: the connection is not brought back, the request answers 424', async (t) => {
+  const s = await setup(t);
+  await s.proxy.connect('alice', 'demo', { credentials: { ...s.as.issue(), expires_at: nowSeconds() - 10 } });
+  s.as.beforeTokenReply = async () => {
+    s.as.beforeTokenReply = undefined;
+    t.equal((await s.proxy.admin('DELETE', '/api/entities/alice/connections/demo')).status, 204);
+  };
+  const r = await get(s);
+  t.equal(r.status, 424);
+  t.equal(r.headers['x-credproxy-error'], 'connection_missing');
+  t.equal(s.as.count('refresh_token'), 1);
+  t.equal(await s.proxy.runtime.store.get('alice', 'demo', { fresh: true }), undefined, 'still deleted');
+  t.equal(s.up.seen.length, 0);
+});
+
 t.test('proactive refresh within refresh_before keeps the old refresh token when none is returned', async (t) => {
   const s = await setup(t, { as: { rotate: false }, auth: '  refresh_before: 120' });
   const tokens = s.as.issue();
