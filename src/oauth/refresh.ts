@@ -1,19 +1,19 @@
 import type { SchemeContext } from '../auth/types.js';
 import type { IntegrationConfig } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
+import { LockTimeoutError } from '../store/lock.js';
+import { lockedUpdate } from '../store/locked-update.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
 import { Backoff } from './backoff.js';
 import { refreshBeforeMs, withParams, type OAuthAuthConfig } from './client-config.js';
-import { SingleFlight, type RefreshLock } from './single-flight.js';
-import { requestToken, TokenEndpointError } from './token-client.js';
+import { SingleFlight } from './single-flight.js';
+import { requestToken, TokenEndpointError, type TokenSet } from './token-client.js';
 import { applyTokenSet } from './token-set.js';
 
 /** Refresh bookkeeping of one store (so one running credproxy): locks, backoff, tokens known stale. */
 export interface RefreshState {
-  /** one refresh at a time per connection within this process */
+  /** one refresh at a time per connection within this process: one lock attempt per instance */
   readonly local: SingleFlight;
-  /** across instances sharing the store (issue 6: a lock in Redis); taken by the one local caller only */
-  shared?: RefreshLock;
   readonly backoff: Backoff;
   /** access tokens an upstream refused while the request could not be replayed: the next use refreshes first */
   readonly stale: Set<string>;
@@ -32,13 +32,11 @@ export function refreshState(store: ConnectionStore): RefreshState {
 }
 
 /**
- * Adds a cross-instance lock behind the in-process one. refreshNow() re-reads the connection
- * once it holds the lock, so a refresh another instance finished is reused, not repeated;
- * with a shared store that read must bypass the store's in-memory cache.
+ * How long the store lock of a refresh lives: the token endpoint call (bounded by its
+ * timeout) plus the store reads and the write around it. A crashed holder delays the other
+ * instances by at most this long.
  */
-export function useSharedRefreshLock(store: ConnectionStore, lock: RefreshLock): void {
-  refreshState(store).shared = lock;
-}
+export const refreshLockTtlMs = (tokenTimeoutMs: number) => tokenTimeoutMs + 10_000;
 
 /** Remembers that the upstream refused `token`, so the next request refreshes before using it. */
 export function markStale(store: ConnectionStore, token: string | undefined): void {
@@ -81,8 +79,7 @@ export async function freshConnection(
     );
   }
   try {
-    const refresh = () => refreshNow(ctx, state, integration, config, conn.entity, token);
-    return await state.local.run(key, () => (state.shared ? state.shared.run(key, refresh) : refresh()));
+    return await state.local.run(key, () => refreshNow(ctx, state, integration, config, conn.entity, token));
   } catch (err) {
     if (stillValid && err instanceof CredproxyError && err.code === 'refresh_failed') {
       ctx.log.warn({ entity: conn.entity, integration: conn.integration, err: err.message }, 'proactive refresh failed; the current token is still valid');
@@ -92,6 +89,14 @@ export async function freshConnection(
   }
 }
 
+/**
+ * One refresh across every instance on the store (store/locked-update.ts): the store lock
+ * for the connection (Redis, or in-process for the embedded and memory stores), then a
+ * re-read past the cache. If the token the caller saw was already replaced (another
+ * instance or request refreshed), that connection is used and the provider is not called.
+ * Otherwise the stored refresh token is spent, and the result is written only if the
+ * store still holds that refresh token (fencing).
+ */
 async function refreshNow(
   ctx: SchemeContext,
   state: RefreshState,
@@ -101,51 +106,66 @@ async function refreshNow(
   usedToken: string | undefined,
 ): Promise<Connection> {
   const name = integration.name;
-  const cur = await storeCall(() => ctx.store.get(entity, name));
-  if (!cur) throw new CredproxyError('connection_missing', `entity "${entity}" has no connection for integration "${name}"`);
-  if (cur.status === 'expired') throw expiredError(entity, name);
-  const refreshToken = cur.credentials.refresh_token;
-  // Someone (another request, another instance) refreshed since this caller read the token.
-  if (cur.credentials.access_token !== usedToken || !refreshToken) return cur;
-  const key = connectionKey(cur);
-  const now = Date.now();
-  let set;
+  const key = connectionKey({ entity, integration: name });
+  let spent: string | undefined;
+  let set: TokenSet | undefined;
+  let result;
   try {
-    set = await requestToken(
-      withParams(config, cur.params),
-      { id: config.client_id ?? '', secret: config.client_secret },
-      { type: 'refresh_token', refreshToken },
-      { dispatcher: ctx.dispatcher, timeoutMs: ctx.timeoutMs },
+    result = await lockedUpdate(
+      ctx.store,
+      entity,
+      name,
+      {
+        // Expired: nothing to do but answer so. A changed access token: someone refreshed.
+        needed: (cur) => cur.status !== 'expired' && cur.credentials.access_token === usedToken && cur.credentials.refresh_token !== undefined,
+        update: async (cur) => {
+          spent = cur.credentials.refresh_token;
+          const now = Date.now();
+          try {
+            set = await requestToken(
+              withParams(config, cur.params),
+              { id: config.client_id ?? '', secret: config.client_secret },
+              { type: 'refresh_token', refreshToken: spent ?? '' },
+              { dispatcher: ctx.dispatcher, timeoutMs: ctx.timeoutMs },
+            );
+          } catch (err) {
+            if (err instanceof TokenEndpointError && err.kind === 'rejected') {
+              // The refresh token is dead: keep it stored (it is evidence, and never usable
+              // again anyway) but mark the connection so that no request, on any instance,
+              // calls the provider for it again.
+              ctx.log.warn({ entity, integration: name, error: err.oauthError }, 'refresh refused; connection expired');
+              return { ...cur, status: 'expired', reason: `refresh refused: ${err.oauthError}`, updated_at: now };
+            }
+            throw err;
+          }
+          return { ...cur, ...applyTokenSet(cur, set, now), status: 'active', reason: undefined, updated_at: now };
+        },
+        unchanged: (stored, base) => stored.credentials.refresh_token === base.credentials.refresh_token,
+      },
+      { ttlMs: refreshLockTtlMs(ctx.timeoutMs), log: ctx.log },
     );
   } catch (err) {
-    if (err instanceof TokenEndpointError && err.kind === 'rejected') {
-      // The refresh token is dead: keep it stored (it is evidence, and never usable again
-      // anyway) but mark the connection so that no request calls the provider for it again.
-      await storeCall(() => ctx.store.put({ ...cur, status: 'expired', reason: `refresh refused: ${err.oauthError}`, updated_at: now }));
-      ctx.log.warn({ entity, integration: name, error: err.oauthError }, 'refresh refused; connection expired');
-      throw expiredError(entity, name);
-    }
-    state.backoff.failed(key);
-    const msg = err instanceof Error ? err.message : String(err);
+    if (err instanceof CredproxyError) throw err;
+    // The provider was not called when the lock could not be had: nothing to back off from.
+    if (!(err instanceof LockTimeoutError)) state.backoff.failed(key);
+    const msg = err instanceof LockTimeoutError ? 'another instance held the refresh lock for too long' : err instanceof Error ? err.message : String(err);
     ctx.log.warn({ entity, integration: name, err: msg }, 'refresh failed');
     throw new CredproxyError('refresh_failed', `refreshing the token of entity "${entity}" for "${name}" failed: ${msg}`);
   }
-  const next: Connection = { ...cur, ...applyTokenSet(cur, set, now), status: 'active', reason: undefined, updated_at: now };
-  // Persisted before use: a rotated refresh token must never exist only in memory.
-  await storeCall(() => ctx.store.put(next));
-  state.backoff.succeeded(key);
-  if (usedToken !== undefined) state.stale.delete(usedToken);
-  ctx.log.info({ entity, integration: name, rotated: set.refresh_token !== undefined && set.refresh_token !== refreshToken }, 'token refreshed');
-  return next;
+  const cur = result.connection;
+  if (!cur) throw new CredproxyError('connection_missing', `entity "${entity}" has no connection for integration "${name}"`);
+  if (cur.status === 'expired') throw expiredError(entity, name);
+  if (result.updated) {
+    state.backoff.succeeded(key);
+    if (usedToken !== undefined) state.stale.delete(usedToken);
+    const rotated = set?.refresh_token !== undefined && set.refresh_token !== spent;
+    // Not persisted: the store failed after the provider answered. The result (perhaps a
+    // rotated refresh token, the only valid one now) waits in memory with the lock and is
+    // written when the store is back; this request may use the new access token meanwhile.
+    ctx.log.info({ entity, integration: name, rotated, persisted: result.persisted }, 'token refreshed');
+  }
+  return cur;
 }
 
 const expiredError = (entity: string, name: string) =>
   new CredproxyError('connection_expired', `the connection of entity "${entity}" to "${name}" expired; the user must connect again`);
-
-async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch {
-    throw new CredproxyError('store_unavailable', 'the store does not answer');
-  }
-}

@@ -1,14 +1,10 @@
 /**
  * Runs `fn` at most once at a time per key: whoever asks while a run is under way waits for
- * that run and gets its result. This is the in-process layer of refresh locking; a store
- * shared by several instances (issue 6, Redis) adds a cross-instance lock implementing the
- * same interface behind it (refresh.ts, useSharedRefreshLock).
+ * that run and gets its result. This is the in-process layer of refresh locking: behind it,
+ * the one caller per instance takes the store's lock (refresh.ts, store/locked-update.ts),
+ * so an instance makes one lock attempt per connection, not one per waiting request.
  */
-export interface RefreshLock {
-  run<T>(key: string, fn: () => Promise<T>): Promise<T>;
-}
-
-export class SingleFlight implements RefreshLock {
+export class SingleFlight {
   private readonly inflight = new Map<string, Promise<unknown>>();
 
   run<T>(key: string, fn: () => Promise<T>): Promise<T> {

@@ -20,7 +20,15 @@ export interface LockedUpdateWork {
   needed(current: Connection): boolean;
   /** the work itself (e.g. the token endpoint call); returns the connection to store */
   update(current: Connection): Promise<Connection>;
+  /**
+   * Fencing: whether `stored` (read again just before the write) is still the connection the
+   * work started from, so writing the result replaces nothing newer. Default: same
+   * updated_at. A refresh compares the refresh token it spent.
+   */
+  unchanged?(stored: Connection, base: Connection): boolean;
 }
+
+const sameUpdate = (stored: Connection, base: Connection) => stored.updated_at === base.updated_at;
 
 export interface LockedUpdateResult {
   /** the connection to use now: the stored one, or the one just made */
@@ -66,15 +74,16 @@ export async function lockedUpdate(
     const current = await storeStep(() => store.get(entity, integration, { fresh: true }));
     if (!current || !work.needed(current)) return { connection: current, updated: false, persisted: true };
     const next = await work.update(current);
+    const unchanged = work.unchanged ?? sameUpdate;
     try {
-      // The lock outlives the work by design (its ttl exceeds the token endpoint timeout);
-      // if it did not, another holder may have written since: keep theirs.
-      if (!(await lock.held())) {
-        const now = await store.get(entity, integration, { fresh: true });
-        if (now?.updated_at !== current.updated_at) {
-          opts.log?.warn({ entity, integration }, 'store: the update lock expired during the update and another instance wrote first; its result is kept');
-          return { connection: now, updated: false, persisted: true };
-        }
+      // Fencing. Under the lock nobody else refreshes, but the lock may have expired during
+      // the work (its ttl exceeds the token endpoint timeout, so only on a stalled process)
+      // and the admin API writes without it (a user reconnecting): their write wins.
+      const stored = await store.get(entity, integration, { fresh: true });
+      if (!stored || !unchanged(stored, current)) {
+        const held = await lock.held().catch(() => false);
+        opts.log?.warn({ entity, integration, lockHeld: held }, 'store: the connection changed during the update; the newer stored value is kept');
+        return { connection: stored, updated: false, persisted: true };
       }
       await store.put(next);
       return { connection: next, updated: true, persisted: true };
@@ -83,7 +92,7 @@ export async function lockedUpdate(
       // The provider may already have rotated the refresh token: dropping `next` would
       // lose the only valid one. Keep it, and the lock (until its ttl), and write it once
       // the store answers again; waiters elsewhere then find it when the lock is released.
-      writeBackOf(store, opts.log).add(current, next, lock);
+      writeBackOf(store, opts.log).add(current, next, lock, unchanged);
       keepLock = true;
       return { connection: next, updated: true, persisted: false };
     }
@@ -107,12 +116,13 @@ export function pendingWrites(store: ConnectionStore): number {
 
 /**
  * Results that could not be stored, retried until the store answers. A pending result is
- * written only if the stored connection is still the one it was made from (same
- * updated_at): if the user reconnected or deleted it meanwhile, that wins. Lost if the
- * process ends first (logged when added, so an operator can tell).
+ * written only if the stored connection is still the one it was made from (the work's
+ * `unchanged`, by default the same updated_at): if the user reconnected or deleted it
+ * meanwhile, that wins. Lost if the process ends first (logged when added, so an operator
+ * can tell).
  */
 class WriteBack {
-  private readonly pending = new Map<string, { base: Connection; next: Connection; lock: LockHandle }>();
+  private readonly pending = new Map<string, { base: Connection; next: Connection; lock: LockHandle; unchanged: (stored: Connection, base: Connection) => boolean }>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly store: ConnectionStore, private readonly log: Logger | undefined, private readonly retryMs = 250) {}
@@ -121,9 +131,9 @@ class WriteBack {
     return this.pending.size;
   }
 
-  add(base: Connection, next: Connection, lock: LockHandle): void {
+  add(base: Connection, next: Connection, lock: LockHandle, unchanged: (stored: Connection, base: Connection) => boolean): void {
     this.log?.error({ entity: next.entity, integration: next.integration }, 'store: could not write an updated connection; kept in memory and retried until the store answers');
-    this.pending.set(lockNameOf(next.entity, next.integration), { base, next, lock });
+    this.pending.set(lockNameOf(next.entity, next.integration), { base, next, lock, unchanged });
     this.schedule();
   }
 
@@ -140,10 +150,10 @@ class WriteBack {
   async flushOne(k: string): Promise<void> {
     const p = this.pending.get(k);
     if (!p) return;
-    const { base, next } = p;
+    const { base, next, unchanged } = p;
     const now = await this.store.get(next.entity, next.integration, { fresh: true });
     if (this.pending.get(k) !== p) return; // handled meanwhile by the other path
-    if (now?.updated_at === base.updated_at) {
+    if (now && unchanged(now, base)) {
       await this.store.put(next);
       this.log?.info({ entity: next.entity, integration: next.integration }, 'store: pending connection update written');
     } else {

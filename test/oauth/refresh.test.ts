@@ -3,10 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { useSharedRefreshLock } from '../../src/oauth/refresh.js';
+import pino from 'pino';
+import type { Settings } from '../../src/config/types.js';
+import { lockNameOf } from '../../src/store/locked-update.js';
+import { openStore } from '../../src/store/open.js';
 import { OAuthServer, protectedHandler, type OAuthServerOptions } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
-import { configDir, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
+import { configDir, SECRET_KEY, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
 
 interface Setup {
   as: OAuthServer;
@@ -108,15 +111,85 @@ t.test('100 concurrent requests with an expired token: exactly one token endpoin
   t.equal(s.as.count(), 1);
 });
 
-t.test('a shared (cross-instance) lock is taken once per refresh, behind the in-process one', async (t) => {
-  const s = await setup(t);
-  const keys: string[] = [];
-  useSharedRefreshLock(s.proxy.runtime.store, { run: (key, fn) => (keys.push(key), fn()) });
-  await s.proxy.connect('alice', 'demo', { credentials: { ...s.as.issue(), expires_at: nowSeconds() - 10 } });
-  const all = await Promise.all(Array.from({ length: 10 }, () => get(s)));
+t.test('a refresh takes the store lock, then re-reads past the cache: a refresh another process stored is used, not repeated', async (t) => {
+  // Two stores on one SQLite file stand in for two instances without invalidation: the
+  // proxy's cache keeps the expired token, so every request goes for a refresh.
+  const data = mkdtempSync(join(tmpdir(), 'credproxy-oauth-'));
+  t.teardown(() => rmSync(data, { recursive: true, force: true }));
+  const settings = `store: sqlite:${join(data, 'db.sqlite')}\n`;
+  const s = await setup(t, { settings });
+  const { store: other } = await openStore({ store: `sqlite:${join(data, 'db.sqlite')}`, store_prefix: 'credproxy' } as Settings, { CREDPROXY_SECRET_KEY: SECRET_KEY }, pino({ level: 'silent' }));
+  t.teardown(() => other.close());
+  const old = s.as.issue();
+  await s.proxy.connect('alice', 'demo', { credentials: { ...old, expires_at: nowSeconds() - 10 } });
+  t.equal((await s.proxy.runtime.store.get('alice', 'demo'))?.credentials.access_token, old.access_token, 'the proxy caches the expired token');
+
+  const lock = await s.proxy.runtime.store.locks.acquire(lockNameOf('alice', 'demo'));
+  const pending = Array.from({ length: 10 }, () => get(s));
+  // While the lock is held, "another instance" refreshes and stores the result.
+  const fresh = s.as.issue();
+  const base = (await other.get('alice', 'demo'))!;
+  await other.put({ ...base, credentials: fresh, expires_at: Date.now() + 3_600_000, updated_at: Date.now() });
+  await lock.release();
+  const all = await Promise.all(pending);
   t.same(new Set(all.map((r) => r.status)), new Set([200]));
-  t.same(keys, ['alice\ndemo']);
-  t.equal(s.as.count(), 1);
+  t.same(new Set(all.map((r) => r.json<{ token: string }>().token)), new Set([fresh.access_token]), 'every request got the stored new token');
+  t.equal(s.as.count(), 0, 'the provider was not called');
+  t.ok(s.as.validRefresh.has(fresh.refresh_token), 'the refresh token stays unspent');
+});
+
+t.test('the refresh lock held elsewhere for too long: 502 refresh_failed, or the current token while it is still valid', async (t) => {
+  // A token endpoint timeout of 2 s makes the lock wait about 13 s (its lifetime plus 1 s).
+  const s = await setup(t, { settings: 'store: memory\nlimits: { upstream_response_timeout_ms: 2000 }\n' });
+  const expired = s.as.issue();
+  const valid = s.as.issue();
+  await s.proxy.connect('alice', 'demo', { credentials: { ...expired, expires_at: nowSeconds() - 10 } });
+  await s.proxy.connect('bob', 'demo', { credentials: { ...valid, expires_in: 30 } });
+  const locks = s.proxy.runtime.store.locks;
+  const held = await Promise.all(['alice', 'bob'].map((e) => locks.acquire(lockNameOf(e, 'demo'), { ttlMs: 120_000 })));
+  t.teardown(() => Promise.all(held.map((l) => l.release())));
+  const [a, b] = await Promise.all([get(s, 'alice'), get(s, 'bob')]);
+  t.equal(a.status, 502);
+  t.equal(a.headers['x-credproxy-error'], 'refresh_failed');
+  t.match(a.json<{ error: { message: string } }>().error.message, /held the refresh lock/);
+  t.equal(b.status, 200, 'a proactive refresh that cannot get the lock uses the still valid token');
+  t.equal(b.json<{ token: string }>().token, valid.access_token);
+  t.equal(s.as.count(), 0);
+  t.equal(s.up.seen.length, 1, 'nothing was forwarded for the request that got no token');
+});
+
+t.test('a reconnect during a refresh wins: the refresh result is not written over it (fencing on the refresh token)', async (t) => {
+  const s = await setup(t);
+  const old = s.as.issue();
+  await s.proxy.connect('alice', 'demo', { credentials: { ...old, expires_at: nowSeconds() - 10 } });
+  const user = s.as.issue();
+  // The user stores a new token set while the provider is still answering the refresh.
+  s.as.beforeTokenReply = async () => {
+    s.as.beforeTokenReply = undefined;
+    t.equal((await s.proxy.connect('alice', 'demo', { credentials: { ...user, expires_in: 3600 } })).status, 200);
+  };
+  const r = await get(s);
+  t.equal(r.status, 200);
+  t.equal(r.json<{ token: string }>().token, user.access_token, 'the request uses what the user stored');
+  t.equal(s.as.count('refresh_token'), 1);
+  const stored = await s.proxy.runtime.store.get('alice', 'demo', { fresh: true });
+  t.same(stored?.credentials, { access_token: user.access_token, refresh_token: user.refresh_token }, 'the reconnect is kept');
+  t.match(s.proxy.logs.text, /the connection changed during the update/);
+});
+
+t.test('a delete during a refresh wins: the connection is not brought back, the request answers 424', async (t) => {
+  const s = await setup(t);
+  await s.proxy.connect('alice', 'demo', { credentials: { ...s.as.issue(), expires_at: nowSeconds() - 10 } });
+  s.as.beforeTokenReply = async () => {
+    s.as.beforeTokenReply = undefined;
+    t.equal((await s.proxy.admin('DELETE', '/api/entities/alice/connections/demo')).status, 204);
+  };
+  const r = await get(s);
+  t.equal(r.status, 424);
+  t.equal(r.headers['x-credproxy-error'], 'connection_missing');
+  t.equal(s.as.count('refresh_token'), 1);
+  t.equal(await s.proxy.runtime.store.get('alice', 'demo', { fresh: true }), undefined, 'still deleted');
+  t.equal(s.up.seen.length, 0);
 });
 
 t.test('proactive refresh within refresh_before keeps the old refresh token when none is returned', async (t) => {

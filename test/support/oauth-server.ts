@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * A small OAuth 2.0 authorization server for the tests, on a real loopback port:
@@ -19,6 +20,8 @@ export interface OAuthServerOptions {
   form?: boolean;
   /** add `iss` to the authorization response (RFC 9207) */
   iss?: string;
+  /** ms the token endpoint takes before it answers (a slow provider) */
+  delayMs?: number;
 }
 
 export interface TokenCall {
@@ -37,6 +40,8 @@ export class OAuthServer {
   /** 'down': reset every token request; 'error500': answer 500; 'garbage': 200 with HTML */
   tokenEndpoint: 'up' | 'down' | 'error500' | 'garbage' = 'up';
   expiresIn: number | null;
+  /** awaited before each token request is answered (e.g. to cut the store while a refresh is in flight) */
+  beforeTokenReply: ((call: TokenCall) => Promise<void> | void) | undefined;
   readonly validAccess = new Set<string>();
   readonly validRefresh = new Set<string>();
   private readonly codes = new Map<string, { challenge?: string; redirectUri: string; scope: string }>();
@@ -101,7 +106,7 @@ export class OAuthServer {
   private handle(req: IncomingMessage, res: ServerResponse, body: string) {
     const url = new URL(req.url ?? '/', this.origin);
     if (url.pathname === '/authorize') return this.authorize(url.searchParams, res);
-    if (url.pathname === '/token' && req.method === 'POST') return this.token(req, res, new URLSearchParams(body));
+    if (url.pathname === '/token' && req.method === 'POST') return void this.slowToken(req, res, new URLSearchParams(body));
     res.writeHead(404).end();
   }
 
@@ -129,6 +134,11 @@ export class OAuthServer {
     res.writeHead(302, { location: back.href }).end();
   }
 
+  private async slowToken(req: IncomingMessage, res: ServerResponse, p: URLSearchParams) {
+    if (this.opts.delayMs) await sleep(this.opts.delayMs);
+    this.token(req, res, p);
+  }
+
   private token(req: IncomingMessage, res: ServerResponse, p: URLSearchParams) {
     const params = Object.fromEntries(p);
     const basic = /^basic (.+)$/i.exec(req.headers.authorization ?? '');
@@ -145,7 +155,13 @@ export class OAuthServer {
       secret = p.get('client_secret') ?? undefined;
       auth = 'post';
     }
-    this.calls.push({ grant: p.get('grant_type') ?? '', auth, params });
+    const call: TokenCall = { grant: p.get('grant_type') ?? '', auth, params };
+    this.calls.push(call);
+    if (this.beforeTokenReply) return void Promise.resolve(this.beforeTokenReply(call)).then(() => this.answerToken(req, res, p, id, secret));
+    this.answerToken(req, res, p, id, secret);
+  }
+
+  private answerToken(req: IncomingMessage, res: ServerResponse, p: URLSearchParams, id: string | undefined, secret: string | undefined) {
     if (this.tokenEndpoint === 'down') return req.socket.destroy();
     if (this.tokenEndpoint === 'error500') return this.reply(res, 500, { error: 'server_error' });
     if (this.tokenEndpoint === 'garbage') return res.writeHead(200, { 'content-type': 'text/html' }).end('<html>oops</html>');
