@@ -88,10 +88,26 @@ function load(opts: BenchOptions, p: Processes, c: CaseDef, duration: number) {
   });
 }
 
+/**
+ * Waits until the upstream's request count stops moving: requests still in flight through a
+ * proxy when autocannon stops must be counted with the case that sent them, not the next.
+ */
+async function settle(upstream: Child): Promise<void> {
+  let last = -1;
+  for (let i = 0; i < 40; i++) {
+    const { counts } = await upstream.stats();
+    if (counts!.requests === last) return;
+    last = counts!.requests;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function runCase(opts: BenchOptions, p: Processes, c: CaseDef): Promise<{ sample: Sample; problems: string[] }> {
   const measured = c.via === 'direct' ? undefined : p[c.via];
+  await settle(p.upstream);
   const before = await Promise.all([measured?.stats(), p.upstream.stats()]);
   const result = await load(opts, p, c, opts.duration);
+  await settle(p.upstream);
   const after = await Promise.all([measured?.stats(), p.upstream.stats()]);
 
   const problems: string[] = [];
