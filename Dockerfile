@@ -19,8 +19,12 @@ RUN npm ci --ignore-scripts \
  && npm rebuild better-sqlite3 --build-from-source
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# Then drop dev dependencies and better-sqlite3's build leftovers (objects, SQLite sources):
+# only build/Release/better_sqlite3.node is loaded at run time.
 RUN npx tsc -p tsconfig.build.json \
- && npm prune --omit=dev --ignore-scripts
+ && npm prune --omit=dev --ignore-scripts \
+ && rm -rf node_modules/better-sqlite3/build/Release/obj* node_modules/better-sqlite3/build/Release/*.a \
+           node_modules/better-sqlite3/build/Release/test_extension.node node_modules/better-sqlite3/deps
 
 # ---- runtime: only what `credproxy start` needs, as a non-root user ---------------------------
 FROM node:22-bookworm-slim
