@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { cpus, platform, release } from 'node:os';
+import { cpus, loadavg, platform, release } from 'node:os';
 import autocannon from 'autocannon';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { BENCH_ENTITY, type ChildMessage } from './protocol.js';
@@ -140,9 +140,10 @@ function diff(a: UpstreamCounts, b: UpstreamCounts): UpstreamCounts {
   return { requests: b.requests - a.requests, withCredential: b.withCredential - a.withCredential, withAuthorization: b.withAuthorization - a.withAuthorization };
 }
 
-function machine() {
+function machine(loadBefore: number) {
   const list = cpus();
-  return { cores: list.length, cpu: list[0]?.model.trim() ?? 'unknown', node: process.version, os: `${platform()} ${release()}` };
+  // The 1-minute load average says how much else ran on the machine meanwhile.
+  return { cores: list.length, cpu: list[0]?.model.trim() ?? 'unknown', node: process.version, os: `${platform()} ${release()}`, loadBefore, loadAfter: loadavg()[0]! };
 }
 
 async function main(): Promise<number> {
@@ -153,6 +154,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
     return 2;
   }
+  const loadBefore = loadavg()[0]!;
   const upstream = await startChild('upstream');
   const children: Child[] = [upstream];
   try {
@@ -176,13 +178,14 @@ async function main(): Promise<number> {
       }
     }
     const rows = summarize(CASES.map((c) => ({ info: c, samples: samples.get(c.name)! })));
-    const m = machine();
+    const m = machine(loadBefore);
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({ machine: m, options: opts, results: rows, problems }, null, 2)}\n`);
     } else {
       process.stdout.write(
         `\n${formatTable(rows)}\n\n${m.cores} cores (${m.cpu}), Node ${m.node}, ${m.os}; ` +
-          `${opts.connections} connections, ${opts.duration} s per case, ${opts.rounds} round(s); autocannon in the same machine.\n`,
+          `load average ${m.loadBefore.toFixed(1)} before, ${m.loadAfter.toFixed(1)} after; ${opts.connections} connections, ${opts.duration} s per case, ${opts.rounds} round(s); ` +
+          `autocannon on the same machine.\n`,
       );
     }
     for (const problem of problems) process.stderr.write(`problem: ${problem}\n`);
