@@ -1,0 +1,204 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { cpus, loadavg, platform, release } from 'node:os';
+import autocannon from 'autocannon';
+import { parseOptions, USAGE, type BenchOptions } from './options.js';
+import { BENCH_ENTITY, type ChildMessage } from './protocol.js';
+import { formatTable, summarize, type CaseInfo, type Sample } from './report.js';
+import type { UpstreamCounts } from './upstream.js';
+
+/**
+ * `npm run bench`: the upstream, credproxy and a minimal reference proxy each run in a child
+ * process (so each one's CPU time is its own); autocannon drives the load from this process.
+ * Every round runs every case once, in turn, so that drift on a shared machine hits all
+ * cases alike. Each case checks that it measured what it claims (the credential arrived
+ * upstream, or did not), so a broken proxy cannot produce a fast-looking figure.
+ */
+
+interface Child {
+  proc: ChildProcess;
+  ports: Record<string, number>;
+  stats(): Promise<Extract<ChildMessage, { type: 'stats' }>>;
+  close(): Promise<void>;
+}
+
+async function startChild(role: string, args: string[] = []): Promise<Child> {
+  // stdout is ignored: credproxy's per-request JSON log is written (and paid for) but not shown.
+  const proc = fork(new URL('./child.js', import.meta.url), [role, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const ports = await new Promise<Record<string, number>>((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`bench child ${role} exited with code ${code} before it was ready`)));
+    proc.once('message', (m: ChildMessage) => (m.type === 'ready' ? resolve(m.ports) : reject(new Error(`bench child ${role}: unexpected ${m.type}`))));
+  });
+  proc.removeAllListeners('exit');
+  return {
+    proc,
+    ports,
+    stats: () =>
+      new Promise((resolve) => {
+        proc.once('message', (m: ChildMessage) => {
+          if (m.type === 'stats') resolve(m);
+        });
+        proc.send({ type: 'stats' });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.send({ type: 'close' });
+      }),
+  };
+}
+
+interface CaseDef extends CaseInfo {
+  /** which upstream listener: the one the bench integration owns, or the other one */
+  port: 'owned' | 'other';
+  path: string;
+  entity: boolean;
+  /** what the upstream must have seen for the case to count */
+  expect: 'credential' | 'no-authorization';
+}
+
+/** The cases, in the order each round runs them. */
+const CASES: CaseDef[] = [
+  { name: 'direct', label: 'direct to upstream', group: 'small', via: 'direct', port: 'owned', path: '/small', entity: false, expect: 'no-authorization' },
+  { name: 'reference', label: 'reference proxy (node:http + undici stream)', group: 'small', via: 'reference', port: 'owned', path: '/small', entity: false, expect: 'no-authorization' },
+  { name: 'passthrough', label: 'credproxy passthrough (no integration)', group: 'small', via: 'credproxy', port: 'other', path: '/small', entity: false, expect: 'no-authorization' },
+  { name: 'injection', label: 'credproxy injection (bearer, per entity)', group: 'small', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential' },
+  { name: 'direct-1mib', label: 'direct, 1 MiB responses', group: 'large', via: 'direct', port: 'owned', path: '/large', entity: false, expect: 'no-authorization' },
+  { name: 'reference-1mib', label: 'reference proxy, 1 MiB responses', group: 'large', via: 'reference', port: 'owned', path: '/large', entity: false, expect: 'no-authorization' },
+  { name: 'injection-1mib', label: 'credproxy injection, 1 MiB responses', group: 'large', via: 'credproxy', port: 'owned', path: '/large', entity: true, expect: 'credential' },
+];
+
+interface Processes {
+  upstream: Child;
+  credproxy: Child;
+  reference: Child;
+}
+
+function load(opts: BenchOptions, p: Processes, c: CaseDef, duration: number) {
+  const upPort = p.upstream.ports[c.port]!;
+  const proxy = c.via === 'direct' ? undefined : p[c.via];
+  const headers: Record<string, string> = c.entity ? { 'X-Entity-Id': BENCH_ENTITY } : {};
+  return autocannon({
+    url: `http://127.0.0.1:${proxy ? proxy.ports.proxy : upPort}`,
+    connections: opts.connections,
+    pipelining: 1,
+    duration,
+    // Through a proxy the request line carries the absolute target, as curl -x sends it.
+    requests: [{ method: 'GET', path: proxy ? `http://127.0.0.1:${upPort}${c.path}` : c.path, headers }],
+  });
+}
+
+/**
+ * Waits until the upstream's request count stops moving: requests still in flight through a
+ * proxy when autocannon stops must be counted with the case that sent them, not the next.
+ */
+async function settle(upstream: Child): Promise<void> {
+  let last = -1;
+  for (let i = 0; i < 40; i++) {
+    const { counts } = await upstream.stats();
+    if (counts!.requests === last) return;
+    last = counts!.requests;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function runCase(opts: BenchOptions, p: Processes, c: CaseDef): Promise<{ sample: Sample; problems: string[] }> {
+  const measured = c.via === 'direct' ? undefined : p[c.via];
+  await settle(p.upstream);
+  const before = await Promise.all([measured?.stats(), p.upstream.stats()]);
+  const result = await load(opts, p, c, opts.duration);
+  await settle(p.upstream);
+  const after = await Promise.all([measured?.stats(), p.upstream.stats()]);
+
+  const problems: string[] = [];
+  if (result.errors > 0) problems.push(`${result.errors} connection errors (${result.timeouts} timeouts)`);
+  if (result.non2xx > 0) problems.push(`${result.non2xx} answers were not 2xx`);
+  if (result.requests.total === 0) problems.push('no request completed');
+  const seen = diff(before[1].counts!, after[1].counts!);
+  if (seen.requests < result.requests.total) problems.push(`the upstream saw ${seen.requests} requests, fewer than the ${result.requests.total} answered`);
+  if (c.expect === 'credential' && seen.withCredential !== seen.requests) {
+    problems.push(`${seen.requests - seen.withCredential} of ${seen.requests} requests reached the upstream without the injected credential`);
+  }
+  if (c.expect === 'no-authorization' && seen.withAuthorization > 0) problems.push(`${seen.withAuthorization} requests reached the upstream with an Authorization header`);
+
+  const cpuMicros = before[0] && after[0] ? after[0].cpuMicros - before[0].cpuMicros : undefined;
+  return {
+    sample: {
+      requests: result.requests.total,
+      seconds: result.duration,
+      bytes: result.throughput.total,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      cpuMicros,
+      rss: after[0]?.rss,
+    },
+    problems,
+  };
+}
+
+function diff(a: UpstreamCounts, b: UpstreamCounts): UpstreamCounts {
+  return { requests: b.requests - a.requests, withCredential: b.withCredential - a.withCredential, withAuthorization: b.withAuthorization - a.withAuthorization };
+}
+
+function machine(loadBefore: number) {
+  const list = cpus();
+  // The 1-minute load average says how much else ran on the machine meanwhile.
+  return { cores: list.length, cpu: list[0]?.model.trim() ?? 'unknown', node: process.version, os: `${platform()} ${release()}`, loadBefore, loadAfter: loadavg()[0]! };
+}
+
+async function main(): Promise<number> {
+  let opts: BenchOptions;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const loadBefore = loadavg()[0]!;
+  const upstream = await startChild('upstream');
+  const children: Child[] = [upstream];
+  try {
+    const [credproxy, reference] = await Promise.all([startChild('credproxy', [String(upstream.ports.owned)]), startChild('reference')]);
+    children.push(credproxy, reference);
+    const p: Processes = { upstream, credproxy, reference };
+    const log = (s: string) => process.stderr.write(`${s}\n`);
+
+    if (opts.warmup > 0) {
+      log(`warming up (${opts.warmup} s per proxied case)`);
+      for (const c of CASES.filter((x) => x.via !== 'direct' && x.group === 'small')) await load(opts, p, c, opts.warmup);
+    }
+    const samples = new Map<string, Sample[]>(CASES.map((c) => [c.name, []]));
+    const problems: string[] = [];
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const c of CASES) {
+        log(`round ${round}/${opts.rounds}: ${c.label} (${opts.duration} s, ${opts.connections} connections)`);
+        const r = await runCase(opts, p, c);
+        samples.get(c.name)!.push(r.sample);
+        problems.push(...r.problems.map((m) => `${c.name}, round ${round}: ${m}`));
+      }
+    }
+    const rows = summarize(CASES.map((c) => ({ info: c, samples: samples.get(c.name)! })));
+    const m = machine(loadBefore);
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ machine: m, options: opts, results: rows, problems }, null, 2)}\n`);
+    } else {
+      process.stdout.write(
+        `\n${formatTable(rows)}\n\n${m.cores} cores (${m.cpu}), Node ${m.node}, ${m.os}; ` +
+          `load average ${m.loadBefore.toFixed(1)} before, ${m.loadAfter.toFixed(1)} after; ${opts.connections} connections, ${opts.duration} s per case, ${opts.rounds} round(s); ` +
+          `autocannon on the same machine.\n`,
+      );
+    }
+    for (const problem of problems) process.stderr.write(`problem: ${problem}\n`);
+    return problems.length > 0 ? 1 : 0;
+  } finally {
+    await Promise.all(children.map((c) => c.close()));
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,85 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startCredproxy } from '../src/app.js';
+import { createLogger } from '../src/log.js';
+import { startReferenceProxy } from './reference-proxy.js';
+import { ADMIN, BENCH_ENTITY, BENCH_TOKEN, type ChildMessage } from './protocol.js';
+import { startBenchUpstream, type UpstreamCounts } from './upstream.js';
+
+/**
+ * One process of the bench: the upstream, credproxy or the reference proxy. Each runs in its
+ * own process so that its CPU time (process.cpuUsage) is its own, not autocannon's.
+ * Protocol over the IPC channel: the child sends `ready`; the parent asks `stats` and `close`.
+ */
+
+interface Started {
+  ports: Record<string, number>;
+  counts?: () => UpstreamCounts;
+  close(): Promise<void>;
+}
+
+async function startCredproxyRole(ownedPort: number): Promise<Started> {
+  const dir = mkdtempSync(join(tmpdir(), 'credproxy-bench-'));
+  mkdirSync(join(dir, 'integrations'));
+  writeFileSync(join(dir, 'credproxy.yaml'), 'store: memory\npassthrough: allow\n');
+  writeFileSync(join(dir, 'integrations', 'bench.yaml'), `hosts: ["127.0.0.1:${ownedPort}"]\nupstream: http\nauth: { type: bearer }\n`);
+  // The production logger (JSON, asynchronous): a log line per request is part of the cost
+  // measured. The parent points this process's stdout at /dev/null.
+  const running = await startCredproxy({
+    configDir: dir,
+    host: '127.0.0.1',
+    port: 0,
+    env: { CREDPROXY_ADMIN_TOKEN: ADMIN, CREDPROXY_SECRET_KEY: Buffer.alloc(32, 3).toString('base64') },
+    logger: createLogger({ level: 'info' }),
+  });
+  const put = await fetch(`${running.url}/api/entities/${BENCH_ENTITY}/connections/bench`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ credentials: { token: BENCH_TOKEN } }),
+  });
+  if (put.status !== 200) throw new Error(`storing the bench connection answered ${put.status}: ${await put.text()}`);
+  return {
+    ports: { proxy: running.port },
+    close: async () => {
+      await running.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const ROLES: Record<string, (args: string[]) => Promise<Started>> = {
+  upstream: async () => {
+    const up = await startBenchUpstream(`Bearer ${BENCH_TOKEN}`);
+    return { ports: { owned: up.ownedPort, other: up.otherPort }, counts: up.counts, close: up.close };
+  },
+  credproxy: async ([port]) => startCredproxyRole(Number(port)),
+  reference: async () => {
+    const ref = await startReferenceProxy();
+    return { ports: { proxy: ref.port }, close: ref.close };
+  },
+};
+
+async function main(): Promise<void> {
+  const [role, ...args] = process.argv.slice(2);
+  const start = role === undefined ? undefined : ROLES[role];
+  if (!start || !process.send) throw new Error(`bench child: unknown role "${role}" or no IPC channel (started by bench.js only)`);
+  const started = await start(args);
+  const send = (m: ChildMessage) => process.send!(m);
+  process.on('message', (m: { type: string }) => {
+    if (m.type === 'stats') {
+      const cpu = process.cpuUsage();
+      send({ type: 'stats', cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage.rss(), counts: started.counts?.() });
+    } else if (m.type === 'close') {
+      void started.close().finally(() => process.exit(0));
+    }
+  });
+  // The parent going away must not leave a server running.
+  process.on('disconnect', () => process.exit(0));
+  send({ type: 'ready', ports: started.ports });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench child ${process.argv[2]}: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,57 @@
+import { parseArgs } from 'node:util';
+
+/** How long and how hard the bench drives each case. */
+export interface BenchOptions {
+  /** seconds per case and round */
+  duration: number;
+  connections: number;
+  /** each round runs every case once, in turn, so drift hits all cases alike */
+  rounds: number;
+  /** seconds of unmeasured load per proxy before the first round (JIT, pools) */
+  warmup: number;
+  json: boolean;
+  smoke: boolean;
+}
+
+export const USAGE = `npm run bench -- [--duration S] [--connections N] [--rounds N] [--smoke] [--json]
+  --duration S      seconds per case and round (env BENCH_DURATION; default 5)
+  --connections N   concurrent keep-alive connections (env BENCH_CONNECTIONS; default 32)
+  --rounds N        rounds of all cases, reported as medians (env BENCH_ROUNDS; default 1)
+  --smoke           a tiny load (0.5 s per case, 4 connections) that only checks the bench works
+  --json            print the results as JSON instead of a table`;
+
+function positive(name: string, raw: string, integer: boolean): number {
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new Error(`${name}: "${raw}" is not a positive ${integer ? 'integer' : 'number'}`);
+  }
+  return n;
+}
+
+/** Flags win over the environment; `--smoke` sets small defaults that explicit values still override. */
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      duration: { type: 'string' },
+      connections: { type: 'string' },
+      rounds: { type: 'string' },
+      smoke: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const smoke = values.smoke ?? false;
+  const pick = (flag: string | undefined, envName: string): string | undefined => flag ?? (env[envName] || undefined);
+  const duration = pick(values.duration, 'BENCH_DURATION');
+  const connections = pick(values.connections, 'BENCH_CONNECTIONS');
+  const rounds = pick(values.rounds, 'BENCH_ROUNDS');
+  return {
+    duration: duration === undefined ? (smoke ? 0.5 : 5) : positive('duration', duration, false),
+    connections: connections === undefined ? (smoke ? 4 : 32) : positive('connections', connections, true),
+    rounds: rounds === undefined ? 1 : positive('rounds', rounds, true),
+    warmup: smoke ? 0 : 1,
+    json: values.json ?? false,
+    smoke,
+  };
+}

@@ -1,0 +1,90 @@
+/** One run of one case: what autocannon saw plus the CPU the proxy process spent. */
+export interface Sample {
+  requests: number;
+  seconds: number;
+  bytes: number;
+  p50: number;
+  p99: number;
+  /** CPU time of the proxy process during the run; undefined for the direct case */
+  cpuMicros: number | undefined;
+  rss: number | undefined;
+}
+
+export interface CaseInfo {
+  name: string;
+  label: string;
+  /** cases are compared within a group (small JSON vs 1 MiB bodies) */
+  group: string;
+  via: 'direct' | 'reference' | 'credproxy';
+}
+
+export interface CaseSummary extends CaseInfo {
+  rounds: number;
+  rps: number;
+  mbps: number;
+  p50: number;
+  p99: number;
+  cpuPerRequest: number | undefined;
+  rssMiB: number | undefined;
+  vsDirect: number | undefined;
+  vsReference: number | undefined;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Medians over rounds for rates and latencies; CPU is total CPU over total requests. */
+export function summarize(cases: ReadonlyArray<{ info: CaseInfo; samples: Sample[] }>): CaseSummary[] {
+  const rows = cases.map(({ info, samples }) => {
+    const requests = samples.reduce((n, s) => n + s.requests, 0);
+    const cpu = samples.every((s) => s.cpuMicros !== undefined) ? samples.reduce((n, s) => n + s.cpuMicros!, 0) : undefined;
+    const rss = samples.map((s) => s.rss).filter((r): r is number => r !== undefined);
+    return {
+      ...info,
+      rounds: samples.length,
+      rps: median(samples.map((s) => s.requests / s.seconds)),
+      mbps: median(samples.map((s) => s.bytes / s.seconds / 1e6)),
+      p50: median(samples.map((s) => s.p50)),
+      p99: median(samples.map((s) => s.p99)),
+      cpuPerRequest: cpu === undefined || requests === 0 ? undefined : cpu / requests,
+      rssMiB: rss.length === 0 ? undefined : Math.max(...rss) / (1024 * 1024),
+      vsDirect: undefined as number | undefined,
+      vsReference: undefined as number | undefined,
+    };
+  });
+  for (const row of rows) {
+    const direct = rows.find((r) => r.group === row.group && r.via === 'direct');
+    const reference = rows.find((r) => r.group === row.group && r.via === 'reference');
+    if (direct && direct.rps > 0 && row !== direct) row.vsDirect = row.rps / direct.rps;
+    if (reference && reference.rps > 0 && row.via === 'credproxy') row.vsReference = row.rps / reference.rps;
+  }
+  return rows;
+}
+
+const fmt = (n: number | undefined, digits = 0) =>
+  n === undefined ? '–' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** autocannon records latency in whole milliseconds: 0 means under one. */
+const ms = (n: number) => (n < 1 ? '<1' : fmt(n, n % 1 === 0 ? 0 : 1));
+
+/** A Markdown table, so a run can be pasted into the README as it is. */
+export function formatTable(rows: readonly CaseSummary[]): string {
+  const head = ['case', 'req/s', 'MB/s', 'p50 ms', 'p99 ms', 'proxy CPU µs/req', 'proxy RSS MiB', 'vs direct', 'vs reference'];
+  const body = rows.map((r) => [
+    r.label,
+    fmt(r.rps),
+    fmt(r.mbps, 1),
+    ms(r.p50),
+    ms(r.p99),
+    fmt(r.cpuPerRequest, 0),
+    fmt(r.rssMiB, 0),
+    fmt(r.vsDirect, 2),
+    fmt(r.vsReference, 2),
+  ]);
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  const align = `| --- | ${head.slice(1).map(() => '---:').join(' | ')} |`;
+  return [line(head), align, ...body.map(line)].join('\n');
+}

@@ -1,0 +1,66 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { parseOptions } from '../bench/options.js';
+import { formatTable, summarize, type CaseInfo, type Sample } from '../bench/report.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const script = `${root}dist/bench/bench.js`;
+
+t.test('options: defaults, --smoke, flags over the environment, bad values refused', async (t) => {
+  t.match(parseOptions([], {}), { duration: 5, connections: 32, rounds: 1, warmup: 1, json: false, smoke: false });
+  t.match(parseOptions(['--smoke'], {}), { duration: 0.5, connections: 4, warmup: 0, smoke: true });
+  t.match(parseOptions([], { BENCH_DURATION: '2', BENCH_CONNECTIONS: '8', BENCH_ROUNDS: '3' }), { duration: 2, connections: 8, rounds: 3 });
+  t.match(parseOptions(['--duration', '1.5', '--connections', '16'], { BENCH_DURATION: '9', BENCH_CONNECTIONS: '64' }), { duration: 1.5, connections: 16 });
+  t.throws(() => parseOptions(['--connections', '2.5'], {}), /connections: "2.5" is not a positive integer/);
+  t.throws(() => parseOptions(['--duration', '0'], {}), /duration: "0" is not a positive number/);
+  t.throws(() => parseOptions(['--rounds', 'x'], {}), /rounds/);
+  t.throws(() => parseOptions(['--fast'], {}), /Unknown option/);
+});
+
+t.test('summary: medians over rounds, CPU per request, ratios within a group', async (t) => {
+  const s = (requests: number, cpuMicros?: number): Sample => ({ requests, seconds: 1, bytes: requests * 100, p50: 1, p99: 4, cpuMicros, rss: cpuMicros === undefined ? undefined : 50 * 1024 * 1024 });
+  const info = (name: string, via: CaseInfo['via'], group = 'small'): CaseInfo => ({ name, label: name, group, via });
+  const rows = summarize([
+    { info: info('direct', 'direct'), samples: [s(1000), s(3000), s(2000)] },
+    { info: info('reference', 'reference'), samples: [s(500, 50_000), s(500, 50_000), s(500, 50_000)] },
+    { info: info('injection', 'credproxy'), samples: [s(1000, 40_000), s(1000, 40_000), s(1000, 40_000)] },
+    { info: info('injection-1mib', 'credproxy', 'large'), samples: [s(10, 1000)] },
+  ]);
+  t.equal(rows[0]!.rps, 2000, 'median, not mean or last');
+  t.equal(rows[0]!.vsDirect, undefined);
+  t.equal(rows[1]!.cpuPerRequest, 100);
+  t.equal(rows[1]!.vsDirect, 0.25);
+  t.equal(rows[1]!.vsReference, undefined, 'the reference is not compared with itself');
+  t.equal(rows[2]!.cpuPerRequest, 40);
+  t.equal(rows[2]!.vsReference, 2);
+  t.equal(rows[3]!.vsDirect, undefined, 'no direct case in the large group: no ratio rather than a wrong one');
+  const table = formatTable(rows).split('\n');
+  t.equal(table.length, 2 + rows.length);
+  t.match(table[0], /^\| case \| req\/s \|/);
+  t.match(table[4], /^\| injection \| 1,000 \| 0\.1 \| 1 \| 4 \| 40 \| 50 \| 0\.50 \| 2\.00 \|$/);
+});
+
+t.test('npm run bench --smoke runs every case end to end (speed is not checked)', async (t) => {
+  t.ok(existsSync(script), `${script} exists (npm test builds it first; run npm run build)`);
+  const child = spawn(process.execPath, [script, '--smoke', '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.equal(code, 0, 'bench exits 0');
+  if (code !== 0) t.comment(err);
+  const report = JSON.parse(out) as { machine: { cores: number; node: string }; problems: string[]; results: Array<{ name: string; rps: number; cpuPerRequest: number | null; via: string }> };
+  t.same(report.problems, [], 'every case saw what it claims: credential injected, or no Authorization at all');
+  t.same(
+    report.results.map((r) => r.name),
+    ['direct', 'reference', 'passthrough', 'injection', 'direct-1mib', 'reference-1mib', 'injection-1mib'],
+  );
+  for (const r of report.results) {
+    t.ok(r.rps > 0, `${r.name}: some requests completed`);
+    if (r.via !== 'direct') t.ok(typeof r.cpuPerRequest === 'number' && r.cpuPerRequest > 0, `${r.name}: proxy CPU measured`);
+  }
+  t.equal(report.machine.node, process.version);
+});

@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { integrationSpec, settingsSpec } from '../src/config/schema.js';
+import type { ObjectSpec, Spec } from '../src/config/spec.js';
+import { ERRORS } from '../src/errors.js';
+
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+
+/** The text of one `## Title` section, up to the next `## `. */
+function section(title: string): string {
+  const start = readme.indexOf(`\n## ${title}\n`);
+  if (start === -1) return '';
+  const end = readme.indexOf('\n## ', start + 1);
+  return readme.slice(start, end === -1 ? undefined : end);
+}
+
+/** Rows of the first Markdown table in a text, as trimmed cells, without header and rule. */
+function tableRows(text: string): string[][] {
+  const lines = text.split('\n').filter((l) => l.startsWith('|'));
+  return lines.slice(2).map((l) => l.slice(1, -1).split('|').map((c) => c.trim()));
+}
+
+t.test('the README Errors table lists exactly the codes of src/errors.ts, with their statuses', async (t) => {
+  const errors = section('Errors');
+  t.match(errors, /\| status \| code \| when \|/);
+  const rows = tableRows(errors);
+  const documented = new Map(rows.map(([status, code]) => [code!, Number(status)]));
+  t.equal(documented.size, rows.length, 'no code documented twice');
+  t.same([...documented.keys()].sort(), Object.keys(ERRORS).sort());
+  for (const [code, { status }] of Object.entries(ERRORS)) t.equal(documented.get(code), status, `${code} is ${status}`);
+  for (const row of rows) t.ok(row[2] && row[2].length > 10, `${row[1]} says when`);
+});
+
+/** `listen`, `tls.intercept`, … : every key path of an object spec. */
+function keyPaths(spec: ObjectSpec, prefix = ''): string[] {
+  return Object.entries(spec.props).flatMap(([k, v]: [string, Spec]) =>
+    v.kind === 'object' ? keyPaths(v, `${prefix}${k}.`) : [`${prefix}${k}`],
+  );
+}
+
+t.test('the README Configuration section names every key the config accepts', async (t) => {
+  const config = section('Configuration');
+  for (const key of keyPaths(settingsSpec)) t.match(config, `\`${key}\``, `credproxy.yaml: ${key}`);
+  for (const key of Object.keys(integrationSpec.props)) t.match(config, `\`${key}\``, `integration file: ${key}`);
+});
