@@ -22,7 +22,7 @@ interface Started {
 async function startCredproxyRole(ownedPort: number): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'credproxy-bench-'));
   mkdirSync(join(dir, 'integrations'));
-  writeFileSync(join(dir, 'credproxy.yaml'), 'store: memory\npassthrough: allow\n');
+  writeFileSync(join(dir, 'credproxy.yaml'), 'store: memory\npassthrough: allow\n# the bench upstream is on loopback, which passthrough may not reach unless listed\negress: { allow_private: ["127.0.0.0/8"] }\n');
   writeFileSync(join(dir, 'integrations', 'bench.yaml'), `hosts: ["127.0.0.1:${ownedPort}"]\nupstream: http\nauth: { type: bearer }\n`);
   // The production logger (JSON, asynchronous): a log line per request is part of the cost
   // measured. The parent points this process's stdout at /dev/null.

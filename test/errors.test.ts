@@ -1,26 +1,9 @@
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { CredproxyError, ERRORS, isCredproxyError, sendError } from '../src/errors.js';
 
-/**
- * The error registry against the documentation. README.md's "Errors" section holds a
- * markdown table `| status | code | when |`; a row may name several codes (`a` / `b`).
- */
-function readmeErrors(): Array<{ status: number; codes: string[]; line: number }> {
-  const text = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  const lines = text.split('\n');
-  const start = lines.findIndex((l) => /^#+\s+Errors\b/.test(l));
-  if (start === -1) return [];
-  const rows: Array<{ status: number; codes: string[]; line: number }> = [];
-  for (let i = start + 1; i < lines.length && !/^#+\s/.test(lines[i]!); i++) {
-    const cells = lines[i]!.split('|').map((c) => c.trim());
-    if (cells.length < 4 || !/^\d{3}$/.test(cells[1]!)) continue;
-    rows.push({ status: Number(cells[1]), codes: [...cells[2]!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!), line: i + 1 });
-  }
-  return rows;
-}
+/* README.md's Errors table is checked against ERRORS in test/readme.test.ts. */
 
 /** DESIGN.md, "Errors that credproxy itself answers" (contract): status and codes, row by row. */
 const CONTRACT: Array<[number, string[]]> = [
@@ -36,22 +19,6 @@ const CONTRACT: Array<[number, string[]]> = [
   [503, ['store_unavailable']],
   [504, ['upstream_timeout']],
 ];
-
-t.test('README.md documents every error code with the status credproxy sends', async (t) => {
-  const rows = readmeErrors();
-  t.ok(rows.length > 0, 'README.md has an Errors table');
-  const documented = new Set<string>();
-  for (const row of rows) {
-    t.ok(row.codes.length > 0, `README.md:${row.line} names a code`);
-    for (const code of row.codes) {
-      documented.add(code);
-      const known = ERRORS[code as keyof typeof ERRORS];
-      t.ok(known, `README.md:${row.line}: ${code} is in ERRORS`);
-      t.equal(known?.status, row.status, `README.md:${row.line}: ${code} is ${row.status}`);
-    }
-  }
-  for (const code of Object.keys(ERRORS)) t.ok(documented.has(code), `${code} is documented in README.md`);
-});
 
 t.test('every contract code of DESIGN.md is in ERRORS with its status', async (t) => {
   for (const [status, codes] of CONTRACT) {
