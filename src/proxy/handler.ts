@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
-import { resolveCredential, type Injection } from './credential.js';
+import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
 import { markStale } from '../oauth/refresh.js';
 import type { SchemeContext } from '../auth/types.js';
 import { forward, type UpstreamRequest } from './forward.js';
@@ -45,6 +45,7 @@ export function createProxyHandler(rt: Runtime) {
       const route = routes.match(target.hostname, target.port, target.url.pathname);
 
       let injection: Injection | undefined;
+      let templateHost: TemplateHost | undefined;
       let origin: string;
       let hostHeader: string;
       const ctx: SchemeContext = { store: rt.store, dispatcher: rt.agent, log: rt.log, timeoutMs: Math.min(TOKEN_TIMEOUT_MS, settings.limits.upstream_response_timeout_ms) };
@@ -53,7 +54,8 @@ export function createProxyHandler(rt: Runtime) {
         if (!entity) {
           throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${integration}": name the entity with the ${settings.entity_header} header`);
         }
-        injection = await resolveCredential(rt.store, route.integration, entity, { ctx });
+        templateHost = route.hostParams ? { pattern: route.pattern, hostname: target.hostname } : undefined;
+        injection = await resolveCredential(rt.store, route.integration, entity, { ctx, host: templateHost });
         ({ origin, hostHeader } = upstreamOrigin(target, route.integration.upstream));
       } else {
         if (settings.passthrough === 'deny') {
@@ -83,7 +85,7 @@ export function createProxyHandler(rt: Runtime) {
         injection,
         replayable: prepared.replayable,
         send,
-        refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale }),
+        refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale, host: templateHost }),
         markStale: (token) => {
           injection?.forget?.();
           markStale(rt.store, token);

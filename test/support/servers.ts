@@ -32,7 +32,7 @@ export interface Upstream {
 /** A real HTTP server on an ephemeral loopback port; by default it echoes what it received as JSON. */
 export async function startUpstream(
   handler?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void,
-  opts: { tls?: boolean } = {},
+  opts: { tls?: boolean; host?: string; port?: number } = {},
 ): Promise<Upstream> {
   const seen: Seen[] = [];
   const listener = (req: IncomingMessage, res: ServerResponse) => {
@@ -47,11 +47,18 @@ export async function startUpstream(
     });
   };
   const server = opts.tls ? https.createServer({ cert: readFileSync(TEST_CERT), key: readFileSync(TEST_KEY) }, listener) : http.createServer(listener);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    origin: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    origin: `${opts.tls ? 'https' : 'http'}://${host}:${port}`,
     seen,
     close: () =>
       new Promise<void>((r) => {
