@@ -1,4 +1,4 @@
-import type { IntegrationConfig } from '../config/types.js';
+import type { AuthConfig, IntegrationConfig } from '../config/types.js';
 import type { Connection } from '../store/types.js';
 
 /** What the API shows of an integration: everything a connect form needs, no secret. */
@@ -10,9 +10,13 @@ export function integrationView(i: IntegrationConfig) {
     paths: i.paths,
     upstream: i.upstream,
     params: i.params.map((p) => ({ name: p.name, pattern: p.pattern ?? null, default: p.default ?? null, description: p.description ?? null })),
-    schemes: i.schemes.map(({ scheme }) => ({
+    schemes: i.schemes.map(({ scheme }, n) => ({
       type: scheme.type,
+      default: n === 0,
       needs_connection: scheme.needsConnection,
+      // oauth2 connections are made through a connect link; the others are PUT with their fields
+      connect: scheme.type === 'oauth2' ? 'connect_link' : 'put',
+      ...scopesOf(scheme.config),
       fields: scheme.fields.map((f) => ({
         name: f.name,
         secret: f.secret,
@@ -22,6 +26,16 @@ export function integrationView(i: IntegrationConfig) {
       })),
     })),
   };
+}
+
+/** The scope lists of a scheme that has them: what a connect link asks for by default, may ask for, must get. */
+function scopesOf(c: AuthConfig): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const key of ['scopes', 'allowed_scopes', 'required_scopes']) {
+    const v = c[key];
+    if (Array.isArray(v)) out[key] = v as string[];
+  }
+  return out;
 }
 
 /** What the API shows of a connection: which fields are present, never their values. */

@@ -5,6 +5,7 @@ import { renderHost } from '../config/host-template.js';
 import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
+import { checkRequiredScopes } from '../oauth/scopes.js';
 import { bindSigner, type Signer } from './sign.js';
 
 /** The headers and query parameters to put on the upstream request. */
@@ -93,6 +94,7 @@ export async function resolveCredential(
   if (!resolved) {
     throw new CredproxyError('connection_missing', `the connection of entity "${entity}" uses scheme "${connection?.scheme}", which integration "${integration.name}" no longer offers`);
   }
+  checkRequiredScopes(resolved.scheme.config, connection);
   const cred = { entity, integration, connection, ctx: opts.ctx, stale: opts.stale, dispatcher: opts.ctx?.dispatcher };
   // A minted token (jwt, jwt_bearer) the upstream refused is dropped before asking again.
   if (opts.stale !== undefined) resolved.scheme.forget?.(cred);

@@ -19,6 +19,8 @@ export interface OAuthServerOptions {
   form?: boolean;
   /** add `iss` to the authorization response (RFC 9207) */
   iss?: string;
+  /** the `scope` a code exchange answers for the scope asked at /authorize (default: the same; undefined: no scope) */
+  grantScope?: (requested: string) => string | undefined;
 }
 
 export interface TokenCall {
@@ -159,7 +161,7 @@ export class OAuthServer {
         const verifier = p.get('code_verifier') ?? '';
         if (createHash('sha256').update(verifier).digest('base64url') !== code.challenge) return this.reply(res, 400, { error: 'invalid_grant', error_description: 'PKCE' });
       } else if (p.has('code_verifier')) return this.reply(res, 400, { error: 'invalid_request' });
-      return this.tokens(res, true, code.scope);
+      return this.tokens(res, true, this.opts.grantScope ? this.opts.grantScope(code.scope) : code.scope);
     }
     if (grant === 'refresh_token') {
       const rt = p.get('refresh_token') ?? '';
