@@ -105,6 +105,7 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
   const now = Date.now();
   const accepted = resolved.scheme.accept(credentials as Record<string, unknown>, now);
   const acceptedParams = acceptParams(integration, params);
+  await resolved.scheme.verify?.(accepted);
   const existing = await storeCall(() => rt.store.get(entity, name));
   const connection: Connection = {
     entity,

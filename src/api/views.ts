@@ -17,6 +17,7 @@ export function integrationView(i: IntegrationConfig) {
       // oauth2 connections are made through a connect link; the others are PUT with their fields
       connect: scheme.type === 'oauth2' ? 'connect_link' : 'put',
       ...scopesOf(scheme.config),
+      ...jwtVerifyOf(scheme.config),
       fields: scheme.fields.map((f) => ({
         name: f.name,
         secret: f.secret,
@@ -36,6 +37,22 @@ function scopesOf(c: AuthConfig): Record<string, string[]> {
     if (Array.isArray(v)) out[key] = v as string[];
   }
   return out;
+}
+
+/** How a user's JWT is checked when stored (bearer, api_key with jwt_verify): what a form can tell the user. */
+function jwtVerifyOf(c: AuthConfig) {
+  const v = c.jwt_verify as Record<string, string> | undefined;
+  if (!v) return {};
+  const list = (s: string | undefined, sep: RegExp) => (s === undefined ? null : s.split(sep).map((x) => x.trim()).filter(Boolean));
+  return {
+    jwt_verify: {
+      key: v.jwks_url !== undefined ? 'jwks_url' : 'public_key',
+      jwks_url: v.jwks_url ?? null,
+      issuer: v.issuer ?? null,
+      audience: list(v.audience, /,/),
+      algorithms: list(v.algorithms, /[\s,]+/),
+    },
+  };
 }
 
 /** What the API shows of a connection: which fields are present, never their values. */
