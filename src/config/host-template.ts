@@ -88,9 +88,16 @@ export function hostParamNames(hosts: readonly HostPattern[], auth: readonly Aut
   return names;
 }
 
-/** `{{name}}`s in the scheme's URL templates, for the config check that each is a declared param. */
+/** The schemes whose URL templates are filled from params alone (src/oauth/client-config.ts withParams). */
+const PARAM_URL_TYPES = new Set(['oauth2', 'oauth2_client_credentials']);
+
+/**
+ * `{{name}}`s in the URL templates of the OAuth schemes, for the config check that each is a
+ * declared param (jwt_bearer checks its own token_url, which may also name entity and fields).
+ */
 export function urlTemplateNames(auth: AuthConfig): Array<{ key: string; name: string }> {
   const out: Array<{ key: string; name: string }> = [];
+  if (!PARAM_URL_TYPES.has(auth.type)) return out;
   for (const key of URL_KEYS) {
     const v = auth[key];
     if (typeof v === 'string') for (const m of v.matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g)) out.push({ key, name: m[1]! });
