@@ -130,6 +130,14 @@ async function refreshNow(
     ctx.log.warn({ entity, integration: name, err: msg }, 'refresh failed');
     throw new CredproxyError('refresh_failed', `refreshing the token of entity "${entity}" for "${name}" failed: ${msg}`);
   }
+  // The connection may have been replaced (another scheme stored, a re-connect finished) or
+  // deleted while the token endpoint answered: writing now would bring old secrets back.
+  const latest = await storeCall(() => ctx.store.get(entity, name, { fresh: true }));
+  if (!latest) throw new CredproxyError('connection_missing', `entity "${entity}" has no connection for integration "${name}"`);
+  if (latest.updated_at !== cur.updated_at || latest.scheme !== cur.scheme || latest.credentials.access_token !== cur.credentials.access_token) {
+    ctx.log.info({ entity, integration: name }, 'connection replaced during a refresh; the refreshed tokens are dropped');
+    return latest;
+  }
   const next: Connection = { ...cur, ...applyTokenSet(cur, set, now), status: 'active', reason: undefined, updated_at: now };
   // Persisted before use: a rotated refresh token must never exist only in memory.
   await storeCall(() => ctx.store.put(next));

@@ -175,3 +175,48 @@ t.test('the integrations endpoint describes params and, per scheme, the fields',
     ],
   });
 });
+
+t.test('switching schemes while a refresh is under way: the refresh does not bring the old tokens back', async (t) => {
+  const as = await new OAuthServer().start();
+  const up = await startUpstream();
+  const dir = configDir('store: memory\n', {
+    svc: [
+      `hosts: ["127.0.0.1:${up.port}"]`,
+      'upstream: http',
+      'auth:',
+      '  - type: oauth2',
+      `    authorize_url: ${as.origin}/authorize`,
+      `    token_url: ${as.origin}/token`,
+      `    client_id: ${as.clientId}`,
+      `    client_secret: ${as.clientSecret}`,
+      '  - type: bearer',
+      '',
+    ].join('\n'),
+  });
+  const proxy = await startProxy(dir);
+  t.teardown(async () => {
+    await proxy.close();
+    await Promise.all([as.close(), up.close()]);
+  });
+  // An access token that expired: the next request refreshes first.
+  t.equal((await proxy.connect('alice', 'svc', { credentials: { ...as.issue(), expires_at: new Date(Date.now() - 1000).toISOString() } })).status, 200);
+  let arrived!: () => void;
+  const refreshArrived = new Promise<void>((r) => (arrived = r));
+  let release!: () => void;
+  as.beforeToken = () => {
+    arrived();
+    return new Promise<void>((r) => (release = r));
+  };
+  const pending = viaProxy(proxy.port, `${up.origin}/x`, { headers: { 'X-Entity-Id': 'alice' } });
+  await refreshArrived;
+  t.equal((await proxy.connect('alice', 'svc', { scheme: 'bearer', credentials: { token: 'tok-alice' } })).status, 200, 'switched while the token endpoint is answering');
+  release();
+  const r = await pending;
+  t.not(r.status, 200, 'the request that started as oauth2 is not sent with a token of the old scheme');
+  t.equal(as.count('refresh_token'), 1);
+  const stored = await proxy.runtime.store.get('alice', 'svc', { fresh: true });
+  t.equal(stored?.scheme, 'bearer', 'the switch stands');
+  t.same(stored?.credentials, { token: 'tok-alice' }, 'no refreshed oauth2 token was written over it');
+  t.equal((await viaProxy(proxy.port, `${up.origin}/y`, { headers: { 'X-Entity-Id': 'alice' } })).status, 200);
+  t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer tok-alice');
+});

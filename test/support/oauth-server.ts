@@ -39,6 +39,8 @@ export class OAuthServer {
   /** 'down': reset every token request; 'error500': answer 500; 'garbage': 200 with HTML */
   tokenEndpoint: 'up' | 'down' | 'error500' | 'garbage' = 'up';
   expiresIn: number | null;
+  /** awaited before a token request is answered: lets a test act while a refresh is under way */
+  beforeToken?: () => Promise<void>;
   readonly validAccess = new Set<string>();
   readonly validRefresh = new Set<string>();
   private readonly codes = new Map<string, { challenge?: string; redirectUri: string; scope: string }>();
@@ -103,7 +105,11 @@ export class OAuthServer {
   private handle(req: IncomingMessage, res: ServerResponse, body: string) {
     const url = new URL(req.url ?? '/', this.origin);
     if (url.pathname === '/authorize') return this.authorize(url.searchParams, res);
-    if (url.pathname === '/token' && req.method === 'POST') return this.token(req, res, new URLSearchParams(body));
+    if (url.pathname === '/token' && req.method === 'POST') {
+      const gate = this.beforeToken?.() ?? Promise.resolve();
+      void gate.then(() => this.token(req, res, new URLSearchParams(body)));
+      return;
+    }
     res.writeHead(404).end();
   }
 
