@@ -130,7 +130,7 @@ function explain(field: string, err: unknown, jwksUrl: string | null): Credproxy
   if (err instanceof errors.JWTExpired) return bad('has expired');
   if (err instanceof errors.JWTClaimValidationFailed) return bad(`has a wrong or missing "${err.claim}" claim (${err.reason})`);
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid || err instanceof errors.JOSENotSupported) return bad('is malformed or uses an unsupported algorithm');
-  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || err instanceof TypeError || err instanceof errors.JOSEError) {
+  if (jwksUrl !== null && (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || err instanceof TypeError || err instanceof errors.JOSEError)) {
     return new CredproxyError('upstream_error', `the JWT could not be checked: the key set at ${jwksUrl ?? 'jwks_url'} could not be fetched or read`);
   }
   return bad('could not be verified');

@@ -129,6 +129,12 @@ t.test('jwt_verify with a public key file; an unreachable JWKS is a 502, not a v
   t.equal(bad.status, 400);
   t.match(await messageOf(bad), /signature does not verify/);
 
+  const jwk = JSON.stringify(mine.publicKey.export({ format: 'jwk' }));
+  const strict = await proxyWith(t, `{ type: bearer, jwt_verify: { public_key: '${jwk}', algorithms: ES384 } }`);
+  const alg = await strict.proxy.connect('alice', 'api', { credentials: { token: await sign(mine.privateKey, { sub: 'a' }) } });
+  t.equal(alg.status, 400, 'a public JWK, and an algorithm outside the list');
+  t.match(await messageOf(alg), /algorithm that is not allowed/);
+
   const down = await proxyWith(t, '{ type: bearer, jwt_verify: { jwks_url: "http://127.0.0.1:1/jwks" } }');
   const r = await down.proxy.connect('alice', 'api', { credentials: { token: await sign(mine.privateKey, { sub: 'a' }) } });
   t.equal(r.status, 502);
@@ -140,6 +146,11 @@ t.test('jwt_verify config errors name the key', async (t) => {
     a: 'hosts: [a.test]\nauth: { type: bearer, jwt_verify: { issuer: x } }\n',
     b: 'hosts: [b.test]\nauth: { type: bearer, jwt_verify: { jwks_url: "ftp://x", public_key: y } }\n',
     c: 'hosts: [c.test]\nauth: { type: api_key, jwt_verify: { public_key: "not a key", algorithms: "ES256 none", colour: red } }\n',
+    d: `hosts: [d.test]\nauth: { type: bearer, jwt_verify: { public_key: '${JSON.stringify(es256().privateKey.export({ format: 'jwk' }))}' } }\n`,
+    // a PEM with literal \n, as environment variables often carry it
+    e: `hosts: [e.test]\nauth: { type: bearer, jwt_verify: { public_key: '${es256().privateKey.export({ format: 'pem', type: 'pkcs8' }).toString().replace(/\n/g, '\\n')}' } }\n`,
+    f: "hosts: [f.test]\nauth: { type: bearer, jwt_verify: { public_key: '{not json' } }\n",
+    g: "hosts: [g.test]\nauth: { type: bearer, jwt_verify: { public_key: '{\"kty\":\"EC\"}', clock_skew: soon } }\n",
   });
   const err = t.throws(() => loadConfig(dir, { env: {} })) as ConfigError;
   t.ok(err instanceof ConfigError);
@@ -148,4 +159,9 @@ t.test('jwt_verify config errors name the key', async (t) => {
   t.match(err.message, /c\.yaml:2: jwt_verify\.public_key: not a PEM public key/);
   t.match(err.message, /c\.yaml:2: jwt_verify\.algorithms: "none"/);
   t.match(err.message, /c\.yaml:2: jwt_verify\.colour: unknown key/);
+  t.match(err.message, /d\.yaml:2: jwt_verify\.public_key: this JWK holds a private key/);
+  t.match(err.message, /e\.yaml:2: jwt_verify\.public_key: this is a private key/);
+  t.match(err.message, /f\.yaml:2: jwt_verify\.public_key: looks like JSON but does not parse/);
+  t.match(err.message, /g\.yaml:2: jwt_verify\.public_key: the JWK does not parse/);
+  t.match(err.message, /g\.yaml:2: jwt_verify\.clock_skew: must be a whole number/);
 });
