@@ -14,8 +14,8 @@ export function integrationView(i: IntegrationConfig) {
       type: scheme.type,
       default: n === 0,
       needs_connection: scheme.needsConnection,
-      // oauth2 connections are made through a connect link; the others are PUT with their fields
-      connect: scheme.type === 'oauth2' ? 'connect_link' : 'put',
+      // how a connection is made: an oauth2 connect link, a PUT with the fields, or not at all
+      connect: scheme.type === 'oauth2' ? 'connect_link' : scheme.needsConnection ? 'put' : 'none',
       ...scopesOf(scheme.config),
       ...jwtVerifyOf(scheme.config),
       fields: scheme.fields.map((f) => ({

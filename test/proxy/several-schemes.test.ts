@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { decrypt, parseKey } from '../../src/store/crypto.js';
+import { testKey } from '../support/keys.js';
 import { OAuthServer } from '../support/oauth-server.js';
 import { configDir, SECRET_KEY, startProxy, startUpstream, viaProxy, type TestProxy } from '../support/servers.js';
 
@@ -137,12 +138,14 @@ t.test('the integrations endpoint describes params and, per scheme, the fields',
       '    fields: [{ name: username, secret: false, description: "agent e-mail" }, { name: password, description: "API token" }]',
       '',
     ].join('\n'),
+    signed: `hosts: [signed.test]\nauth: { type: jwt, algorithm: HS256, private_key: "${testKey('HS256').privateText}" }\n`,
   });
   const proxy: TestProxy = await startProxy(dir);
   t.teardown(() => proxy.close());
   const list = (await (await proxy.admin('GET', '/api/integrations')).json()) as { integrations: unknown[] };
   const one = await (await proxy.admin('GET', '/api/integrations/zendesk')).json();
-  t.same(list.integrations, [one], 'the list holds the same description');
+  t.same(list.integrations[1], one, 'the list holds the same description');
+  t.match(list.integrations[0], { name: 'signed', schemes: [{ type: 'jwt', needs_connection: false, connect: 'none', fields: [] }] }, 'a key in the YAML: no connection to make');
   t.same(one, {
     name: 'zendesk',
     description: 'Zendesk, per customer',
