@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CredproxyError } from '../errors.js';
 import { oauth2ConfigOf } from '../oauth/connect.js';
 import { createLink } from '../oauth/links.js';
+import { requestedScopes } from '../oauth/scopes.js';
 import { checkEntityId } from '../proxy/identify.js';
 import type { Runtime } from '../runtime.js';
 import { acceptParams } from './connections.js';
@@ -38,11 +39,12 @@ export function allowedRedirect(target: unknown, allowed: readonly string[]): st
 export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
   checkEntityId(entity, 'the entity in the path');
   const integration = rt.current.config.integrations.get(name);
-  oauth2ConfigOf(integration, name);
+  const config = oauth2ConfigOf(integration, name);
   const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
-  const { redirect_to, params, ...rest } = body;
+  const { redirect_to, params, scopes, ...rest } = body;
   const extra = Object.keys(rest);
-  if (extra.length > 0) throw new CredproxyError('bad_request', `unknown key ${extra.join(', ')}; expected redirect_to, params`);
+  if (extra.length > 0) throw new CredproxyError('bad_request', `unknown key ${extra.join(', ')}; expected redirect_to, params, scopes`);
+  const asked = scopes === undefined ? undefined : requestedScopes(config, scopes);
   const redirect = allowedRedirect(redirect_to, rt.current.config.settings.connect.allowed_redirects);
   const accepted = acceptParams(integration!, params);
   const now = Date.now();
@@ -63,7 +65,7 @@ export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: 
   } catch {
     throw new CredproxyError('store_unavailable', 'the store does not answer');
   }
-  const { token, expiresAt } = await createLink(rt.store.kv, rt.adminToken, { entity, integration: name, params: accepted, redirect_to: redirect }, now);
+  const { token, expiresAt } = await createLink(rt.store.kv, rt.adminToken, { entity, integration: name, params: accepted, redirect_to: redirect, scopes: asked }, now);
   const connect_url = `${rt.current.config.settings.public_url}/connect/${encodeURIComponent(name)}?token=${token}`;
   rt.log.info({ entity, integration: name }, 'connect link created');
   sendJson(res, 200, { connect_url, expires_at: new Date(expiresAt).toISOString() });

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CONTROL } from '../auth/fields.js';
 import type { CredentialRequest } from '../auth/types.js';
+import { HOST_LABEL, hostParamNames } from '../config/host-template.js';
 import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import { checkEntityId } from '../proxy/identify.js';
@@ -24,7 +25,11 @@ async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Declared params only; defaults filled; each value checked against its pattern. */
+/**
+ * Declared params only; defaults filled; each value checked against its pattern. A param that
+ * names a host (in `hosts`, or in the authority of authorize_url/token_url) must be exactly
+ * one DNS label, whatever its pattern allows: no value may point a credential at another host.
+ */
 export function acceptParams(integration: IntegrationConfig, input: unknown): Record<string, string> {
   if (input !== undefined && (input === null || typeof input !== 'object' || Array.isArray(input))) {
     throw new CredproxyError('bad_request', 'params must be an object');
@@ -36,6 +41,7 @@ export function acceptParams(integration: IntegrationConfig, input: unknown): Re
     throw new CredproxyError('bad_request', `params: unknown ${unknown.join(', ')}; "${integration.name}" declares ${[...declared.keys()].join(', ') || 'none'}`);
   }
   const out: Record<string, string> = {};
+  const inHost = hostParamNames(integration.hosts, integration.auth);
   for (const p of integration.params) {
     const v = given[p.name] ?? p.default;
     if (v === undefined) throw new CredproxyError('bad_request', `params.${p.name} is required`);
@@ -44,6 +50,12 @@ export function acceptParams(integration: IntegrationConfig, input: unknown): Re
     }
     if (p.pattern && !new RegExp(p.pattern).test(v)) {
       throw new CredproxyError('bad_request', `params.${p.name} does not match the pattern ${p.pattern}`);
+    }
+    if (inHost.has(p.name) && !HOST_LABEL.test(v)) {
+      throw new CredproxyError(
+        'bad_request',
+        `params.${p.name} names a host, so it must be one DNS label: lower-case letters, digits and - (no dot, slash, colon, @, upper case, or leading/trailing -)`,
+      );
     }
     out[p.name] = v;
   }
@@ -93,6 +105,7 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
   const now = Date.now();
   const accepted = resolved.scheme.accept(credentials as Record<string, unknown>, now);
   const acceptedParams = acceptParams(integration, params);
+  await resolved.scheme.verify?.(accepted);
   const existing = await storeCall(() => rt.store.get(entity, name));
   const connection: Connection = {
     entity,

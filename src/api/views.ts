@@ -1,4 +1,4 @@
-import type { IntegrationConfig } from '../config/types.js';
+import type { AuthConfig, IntegrationConfig } from '../config/types.js';
 import type { Connection } from '../store/types.js';
 
 /** What the API shows of an integration: everything a connect form needs, no secret. */
@@ -10,9 +10,14 @@ export function integrationView(i: IntegrationConfig) {
     paths: i.paths,
     upstream: i.upstream,
     params: i.params.map((p) => ({ name: p.name, pattern: p.pattern ?? null, default: p.default ?? null, description: p.description ?? null })),
-    schemes: i.schemes.map(({ scheme }) => ({
+    schemes: i.schemes.map(({ scheme }, n) => ({
       type: scheme.type,
+      default: n === 0,
       needs_connection: scheme.needsConnection,
+      // how a connection is made: an oauth2 connect link, a PUT with the fields, or not at all
+      connect: scheme.type === 'oauth2' ? 'connect_link' : scheme.needsConnection ? 'put' : 'none',
+      ...scopesOf(scheme.config),
+      ...jwtVerifyOf(scheme.config),
       fields: scheme.fields.map((f) => ({
         name: f.name,
         secret: f.secret,
@@ -21,6 +26,32 @@ export function integrationView(i: IntegrationConfig) {
         description: f.description ?? null,
       })),
     })),
+  };
+}
+
+/** The scope lists of a scheme that has them: what a connect link asks for by default, may ask for, must get. */
+function scopesOf(c: AuthConfig): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const key of ['scopes', 'allowed_scopes', 'required_scopes']) {
+    const v = c[key];
+    if (Array.isArray(v)) out[key] = v as string[];
+  }
+  return out;
+}
+
+/** How a user's JWT is checked when stored (bearer, api_key with jwt_verify): what a form can tell the user. */
+function jwtVerifyOf(c: AuthConfig) {
+  const v = c.jwt_verify as Record<string, string> | undefined;
+  if (!v) return {};
+  const list = (s: string | undefined, sep: RegExp) => (s === undefined ? null : s.split(sep).map((x) => x.trim()).filter(Boolean));
+  return {
+    jwt_verify: {
+      key: v.jwks_url !== undefined ? 'jwks_url' : 'public_key',
+      jwks_url: v.jwks_url ?? null,
+      issuer: v.issuer ?? null,
+      audience: list(v.audience, /,/),
+      algorithms: list(v.algorithms, /[\s,]+/),
+    },
   };
 }
 

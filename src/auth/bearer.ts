@@ -1,5 +1,6 @@
 import type { AuthConfig } from '../config/types.js';
 import { StaticScheme } from './static-scheme.js';
+import type { SchemeProblem } from './types.js';
 
 /** A token the user pasted, sent as `Authorization: Bearer`. */
 export class BearerScheme extends StaticScheme {
@@ -7,6 +8,11 @@ export class BearerScheme extends StaticScheme {
   readonly defaultInject = { headers: { Authorization: 'Bearer {{token}}' } };
 
   constructor(config: AuthConfig) {
-    super(config, [{ name: 'token', secret: true, optional: false }]);
+    super(config, [{ name: 'token', secret: true, optional: false }], true);
+  }
+
+  /** jwt_verify problems (a key that does not parse, an unknown setting) are config errors. */
+  check(): SchemeProblem[] {
+    return this.jwtVerifier?.problems ?? [];
   }
 }

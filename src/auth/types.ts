@@ -103,6 +103,11 @@ export interface AuthScheme {
   refreshable?(connection: Connection | undefined): boolean;
   /** checks credentials handed to the admin API; throws CredproxyError(bad_request) */
   accept(input: Record<string, unknown>, now: number): AcceptedCredentials;
+  /**
+   * Checks that need I/O, after accept (a user's JWT against the issuer's keys: jwt_verify);
+   * throws CredproxyError(bad_request) with the reason.
+   */
+  verify?(accepted: AcceptedCredentials): Promise<void>;
   /** the template values for one request: fields plus whatever the scheme computes */
   values(req: CredentialRequest): Promise<Record<string, string>> | Record<string, string>;
   /**

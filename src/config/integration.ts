@@ -2,6 +2,7 @@ import type { Document, Node } from 'yaml';
 import { createScheme } from '../auth/registry.js';
 import { compileTemplate } from '../auth/template.js';
 import type { CompiledInject } from '../auth/types.js';
+import { HOST_LABEL, hostParamNames, urlTemplateNames } from './host-template.js';
 import { parseHostPattern, type HostPattern } from './hosts.js';
 import { lineOf, type SpecContext } from './spec.js';
 import type { AuthConfig, InjectConfig, IntegrationConfig, ParamConfig, ResolvedScheme } from './types.js';
@@ -50,8 +51,18 @@ export function checkIntegration(
   const authList = Array.isArray(raw.auth) ? (raw.auth as AuthConfig[]) : [raw.auth as AuthConfig];
   const authPath = (i: number) => (Array.isArray(raw.auth) ? ['auth', i] : ['auth']);
 
+  const hostParams = hostParamNames(hosts, authList);
+  params.forEach((p, i) => {
+    if (p.default !== undefined && hostParams.has(p.name) && !HOST_LABEL.test(p.default)) {
+      problem(['params', i, 'default'], `params[${i}].default: "${p.name}" names a host, so its default must be one DNS label (a-z, 0-9, -)`);
+    }
+  });
+
   const schemes: ResolvedScheme[] = [];
   authList.forEach((config, i) => {
+    for (const { key, name: n } of urlTemplateNames(config)) {
+      if (!paramNames.has(n)) problem([...authPath(i), key], `${key}: {{${n}}} is not a declared param (declare it under params:)`);
+    }
     const scheme = createScheme(config);
     if (!scheme) return problem([...authPath(i), 'type'], `auth.type: "${config.type}" is not supported by this version of credproxy yet`);
     for (const p of scheme.check?.({ names: new Set(['entity', ...paramNames]) }) ?? []) problem([...authPath(i), ...p.key], p.message);

@@ -14,8 +14,13 @@ export type OAuthAuthConfig = AuthConfig &
 /** Seconds before expiry at which a token is refreshed before use (DESIGN: 60 s unless `refresh_before`). */
 export const refreshBeforeMs = (c: OAuthAuthConfig) => (c.refresh_before ?? 60) * 1000;
 
-/** The config with the connection's params filled into templated URLs (`https://{{subdomain}}.zendesk.com/…`). */
+/**
+ * The config with the connection's params filled into templated URLs (`https://{{subdomain}}.zendesk.com/…`).
+ * Values go in percent-encoded, so a param can never add a path segment, a query or a host
+ * (params in a host are single DNS labels anyway: src/config/host-template.ts).
+ */
 export function withParams(c: OAuthAuthConfig, params: Record<string, string>): OAuthAuthConfig {
-  const fill = (s: string | undefined) => (s === undefined ? undefined : compileTemplate(s).render(params));
+  const encoded = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, encodeURIComponent(v)]));
+  const fill = (s: string | undefined) => (s === undefined ? undefined : compileTemplate(s).render(encoded));
   return { ...c, token_url: fill(c.token_url)!, authorize_url: fill(c.authorize_url) };
 }

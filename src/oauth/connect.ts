@@ -59,8 +59,9 @@ export const startFlow = browserFacing(async (rt, req, res, [name]) => {
   const config = oauth2ConfigOf(rt.current.config.integrations.get(name!), name!);
   const link = await takeLink(rt.store.kv, rt.adminToken, token, name!);
   const c = withParams(config, link.params);
+  const scopes = link.scopes ?? c.scopes;
   const verifier = c.pkce === false ? undefined : oauth.generateRandomCodeVerifier();
-  const state = await saveState(rt.store.kv, { entity: link.entity, integration: name!, params: link.params, verifier, redirect_to: link.redirect_to });
+  const state = await saveState(rt.store.kv, { entity: link.entity, integration: name!, params: link.params, verifier, redirect_to: link.redirect_to, scopes });
   const authorize = new URL(c.authorize_url!);
   const q = authorize.searchParams;
   // Extra parameters first, so they can never replace the ones the flow's security rests on.
@@ -68,7 +69,7 @@ export const startFlow = browserFacing(async (rt, req, res, [name]) => {
   q.set('response_type', 'code');
   q.set('client_id', c.client_id ?? '');
   q.set('redirect_uri', callbackUrl(rt));
-  if (c.scopes?.length) q.set('scope', c.scopes.join(c.scope_separator ?? ' '));
+  if (scopes?.length) q.set('scope', scopes.join(c.scope_separator ?? ' '));
   q.set('state', state);
   if (verifier) {
     q.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
@@ -125,13 +126,16 @@ export const finishFlow = browserFacing(async (rt, req, res) => {
   }
   const now = Date.now();
   const existing = await storeCall(() => rt.store.get(flow.entity, flow.integration));
+  const tokens = applyTokenSet(undefined, set, now);
   const connection: Connection = {
     entity: flow.entity,
     integration: flow.integration,
     scheme: 'oauth2',
     params: flow.params,
     status: 'active',
-    ...applyTokenSet(undefined, set, now),
+    ...tokens,
+    // A token response without `scope` granted exactly what was asked for (RFC 6749 §5.1).
+    scopes: tokens.scopes ?? flow.scopes,
     created_at: existing?.created_at ?? now,
     updated_at: now,
   };

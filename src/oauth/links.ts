@@ -13,6 +13,8 @@ export interface LinkRecord {
   integration: string;
   params: Record<string, string>;
   redirect_to?: string;
+  /** scopes the link asks for instead of the integration's default ones */
+  scopes?: string[];
 }
 
 /**

@@ -11,6 +11,8 @@ export interface FlowState {
   /** PKCE verifier; absent with `pkce: false` */
   verifier?: string;
   redirect_to?: string;
+  /** the scopes asked for at the provider (the integration's, or the link's own) */
+  scopes?: string[];
   created_at: number;
 }
 

@@ -1,8 +1,11 @@
 import { MissingValueError } from '../auth/template.js';
 import type { SchemeContext } from '../auth/types.js';
+import type { HostPattern } from '../config/hosts.js';
+import { renderHost } from '../config/host-template.js';
 import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
+import { checkRequiredScopes } from '../oauth/scopes.js';
 import { bindSigner, type Signer } from './sign.js';
 
 /** The headers and query parameters to put on the upstream request. */
@@ -34,6 +37,31 @@ async function loadConnection(store: ConnectionStore, entity: string, integratio
   }
 }
 
+/** The host a request named through a host template: the params it was built from, and the template. */
+export interface TemplateHost {
+  pattern: HostPattern;
+  hostname: string;
+}
+
+/**
+ * A credential for a templated host goes only where the connection's own params point: the
+ * template filled with them must give exactly the requested host (alice's token for
+ * acme.zendesk.com never reaches other.zendesk.com).
+ */
+function checkHost(entity: string, integration: IntegrationConfig, connection: Connection | undefined, host: TemplateHost): void {
+  const mine = connection ? renderHost(host.pattern.host, connection.params) : undefined;
+  if (mine === host.hostname) return;
+  const has = connection
+    ? mine === undefined
+      ? 'whose params do not fill this host template'
+      : `for ${mine}`
+    : 'none';
+  throw new CredproxyError(
+    'connection_missing',
+    `entity "${entity}" has no connection to "${integration.name}" for host ${host.hostname} (its connection: ${has}); store one with params that name this host`,
+  );
+}
+
 /**
  * Loads the entity's connection and renders what the scheme injects. Every way this can
  * fail ends in a documented error, never in a request forwarded without its credential.
@@ -42,11 +70,11 @@ export async function resolveCredential(
   store: ConnectionStore,
   integration: IntegrationConfig,
   entity: string,
-  opts: { ctx?: SchemeContext; stale?: string } = {},
+  opts: { ctx?: SchemeContext; stale?: string; host?: TemplateHost } = {},
 ): Promise<Injection> {
   const first = integration.schemes[0]!;
   let connection: Connection | undefined;
-  if (first.scheme.needsConnection || integration.schemes.length > 1) {
+  if (first.scheme.needsConnection || integration.schemes.length > 1 || opts.host) {
     connection = await loadConnection(store, entity, integration.name);
     if (!connection && first.scheme.needsConnection) {
       throw new CredproxyError('connection_missing', `entity "${entity}" has no connection for integration "${integration.name}"`);
@@ -61,10 +89,12 @@ export async function resolveCredential(
       throw new CredproxyError('connection_missing', `entity "${entity}" has no usable connection for integration "${integration.name}": ${why}`);
     }
   }
+  if (opts.host) checkHost(entity, integration, connection, opts.host);
   const resolved = schemeOf(integration, connection);
   if (!resolved) {
     throw new CredproxyError('connection_missing', `the connection of entity "${entity}" uses scheme "${connection?.scheme}", which integration "${integration.name}" no longer offers`);
   }
+  checkRequiredScopes(resolved.scheme.config, connection);
   const cred = { entity, integration, connection, ctx: opts.ctx, stale: opts.stale, dispatcher: opts.ctx?.dispatcher };
   // A minted token (jwt, jwt_bearer) the upstream refused is dropped before asking again.
   if (opts.stale !== undefined) resolved.scheme.forget?.(cred);

@@ -8,7 +8,7 @@ import { methodClass, statusClass } from '../metrics.js';
 import { markStale } from '../oauth/refresh.js';
 import type { Runtime } from '../runtime.js';
 import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
-import { resolveCredential, type Injection } from './credential.js';
+import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
 import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
 import { identify } from './identify.js';
@@ -76,6 +76,7 @@ export async function prepareRequest(
   const route = routes.match(target.hostname, target.port, target.url.pathname);
 
   let injection: Injection | undefined;
+  let templateHost: TemplateHost | undefined;
   let origin: string;
   let hostHeader: string;
   const ctx: SchemeContext = {
@@ -89,7 +90,9 @@ export async function prepareRequest(
     if (!entity) {
       throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${info.integration}": name the entity with the ${settings.entity_header} header`);
     }
-    injection = await resolveCredential(rt.store, route.integration, entity, { ctx });
+    // A host template (`{{tenant}}.example.com`) matched: the connection's params must produce exactly this host.
+    templateHost = route.hostParams ? { pattern: route.pattern, hostname: target.hostname } : undefined;
+    injection = await resolveCredential(rt.store, route.integration, entity, { ctx, host: templateHost });
     ({ origin, hostHeader } = upstreamOrigin(target, route.integration.upstream));
   } else {
     if (settings.passthrough === 'deny') {
@@ -109,7 +112,7 @@ export async function prepareRequest(
     dispatcher: route ? rt.agent : rt.passthrough,
     injection,
     withInjection,
-    refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale }),
+    refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale, host: templateHost }),
   };
 }
 

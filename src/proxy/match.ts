@@ -1,29 +1,42 @@
 import type { IntegrationConfig } from '../config/types.js';
 import type { HostPattern } from '../config/hosts.js';
+import { compileHostTemplate, matchHostTemplate, type CompiledHostTemplate } from '../config/host-template.js';
 
-interface Route {
+export interface Route {
   integration: IntegrationConfig;
   pattern: HostPattern;
   path: string;
+  /**
+   * For a host template: the param values the request's host was built from. The credential
+   * step injects only from a connection whose params produce exactly this host.
+   */
+  hostParams?: Readonly<Record<string, string>>;
+}
+
+interface TemplateRoute extends Route {
+  compiled: CompiledHostTemplate;
 }
 
 /**
  * Which integration owns a host (and path). Built once per config, then a lookup is one
  * map access plus a scan of the few path prefixes of that host. Matching is exact:
  * `api.example.com` never matches `api.example.com.evil.test` or `evilapi.example.com`;
- * only an explicit `*.example.com` owns subdomains.
+ * only an explicit `*.example.com` owns subdomains. A host template owns the hosts its params
+ * can produce, each param being one DNS label: `{{sub}}.zendesk.com` owns `acme.zendesk.com`,
+ * never `a.b.zendesk.com` or `zendesk.com.evil.test`. Exact hosts win over wildcards, and
+ * wildcards over templates.
  */
 export class RoutingTable {
   private readonly exact = new Map<string, Route[]>();
   private readonly wildcards: Route[] = [];
-  readonly templates: Route[] = [];
+  private readonly templates: TemplateRoute[] = [];
 
   constructor(integrations: Iterable<IntegrationConfig>) {
     for (const integration of integrations) {
       for (const pattern of integration.hosts) {
         for (const path of integration.paths) {
           const route = { integration, pattern, path };
-          if (pattern.template) this.templates.push(route);
+          if (pattern.template) this.templates.push({ ...route, compiled: compileHostTemplate(pattern.host) });
           else if (pattern.wildcard) this.wildcards.push(route);
           else {
             const key = routeKey(pattern.host, pattern.port);
@@ -37,6 +50,7 @@ export class RoutingTable {
     // Longest path prefix first, so /v2/admin wins over /v2 and / on the same host.
     for (const list of this.exact.values()) list.sort(byPathLength);
     this.wildcards.sort(byPathLength);
+    this.templates.sort(byPathLength);
   }
 
   /** `port` is undefined when the request used its scheme's default port. */
@@ -55,13 +69,19 @@ export class RoutingTable {
     for (const r of this.wildcards) {
       if (r.pattern.port === port && fits(r) && hostname.endsWith(`.${r.pattern.host}`) && pathMatches(r.path, path)) return r;
     }
+    for (const r of this.templates) {
+      if (r.pattern.port !== port || !fits(r) || !pathMatches(r.path, path)) continue;
+      const hostParams = matchHostTemplate(r.compiled, hostname);
+      if (hostParams) return { integration: r.integration, pattern: r.pattern, path: r.path, hostParams };
+    }
     return undefined;
   }
 
   /** Whether an integration owns the host on any path: decides whether a CONNECT tunnel is terminated. */
   owns(hostname: string, port: number | undefined): boolean {
     if (this.exact.has(routeKey(hostname, port))) return true;
-    return this.wildcards.some((r) => r.pattern.port === port && hostname.endsWith(`.${r.pattern.host}`));
+    if (this.wildcards.some((r) => r.pattern.port === port && hostname.endsWith(`.${r.pattern.host}`))) return true;
+    return this.templates.some((r) => r.pattern.port === port && matchHostTemplate(r.compiled, hostname) !== undefined);
   }
 }
 

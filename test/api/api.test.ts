@@ -82,13 +82,15 @@ t.test('integrations: list and one, with hosts, params and per scheme the fields
     schemes: [
       {
         type: 'basic',
+        default: true,
         needs_connection: true,
+        connect: 'put',
         fields: [
           { name: 'username', secret: false, optional: false, pattern: null, description: null },
           { name: 'password', secret: true, optional: false, pattern: null, description: null },
         ],
       },
-      { type: 'bearer', needs_connection: true, fields: [{ name: 'token', secret: true, optional: false, pattern: '^zd_', description: 'an API token' }] },
+      { type: 'bearer', default: false, needs_connection: true, connect: 'put', fields: [{ name: 'token', secret: true, optional: false, pattern: '^zd_', description: 'an API token' }] },
     ],
   });
   const missing = await proxy.admin('GET', '/api/integrations/nope');

@@ -45,6 +45,7 @@ t.test('host, name, inject and settings problems', async (t) => {
     [{ a: 'hosts: ["exa mple"]\nauth: { type: bearer }\n' }, /not a host/],
     [{ a: 'hosts: ["-bad-.example.com"]\nauth: { type: bearer }\n' }, /not a valid host/],
     [{ a: 'hosts: [a.example.com]\nauth: { type: jwt, algorithm: HS256, private_key: short }\n' }, /private_key/],
+    [{ a: 'hosts: [a.example.com]\nauth: { type: saml }\n' }, /saml/],
     [{ a: 'hosts: [a.example.com]\nauth: [{ type: bearer }, { type: bearer }]\n' }, /listed twice/],
     [{ a: 'hosts: [a.example.com]\nauth: { type: bearer }\ninject: { headers: { Host: x } }\n' }, /manages this header/],
     [{ a: 'hosts: [a.example.com]\nauth: { type: bearer }\ninject: { headers: { X-A: "{{nope}}" } }\n' }, /not something this scheme supplies/],

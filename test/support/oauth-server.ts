@@ -22,6 +22,8 @@ export interface OAuthServerOptions {
   iss?: string;
   /** ms the token endpoint takes before it answers (a slow provider) */
   delayMs?: number;
+  /** the `scope` a code exchange answers for the scope asked at /authorize (default: the same; undefined: no scope) */
+  grantScope?: (requested: string) => string | undefined;
 }
 
 export interface TokenCall {
@@ -42,6 +44,8 @@ export class OAuthServer {
   expiresIn: number | null;
   /** awaited before each token request is answered (e.g. to cut the store while a refresh is in flight) */
   beforeTokenReply: ((call: TokenCall) => Promise<void> | void) | undefined;
+  /** awaited before a token request is answered: lets a test act while a refresh is under way */
+  beforeToken?: () => Promise<void>;
   readonly validAccess = new Set<string>();
   readonly validRefresh = new Set<string>();
   private readonly codes = new Map<string, { challenge?: string; redirectUri: string; scope: string }>();
@@ -106,7 +110,11 @@ export class OAuthServer {
   private handle(req: IncomingMessage, res: ServerResponse, body: string) {
     const url = new URL(req.url ?? '/', this.origin);
     if (url.pathname === '/authorize') return this.authorize(url.searchParams, res);
-    if (url.pathname === '/token' && req.method === 'POST') return void this.slowToken(req, res, new URLSearchParams(body));
+    if (url.pathname === '/token' && req.method === 'POST') {
+      const gate = this.beforeToken?.() ?? Promise.resolve();
+      void gate.then(() => this.slowToken(req, res, new URLSearchParams(body)));
+      return;
+    }
     res.writeHead(404).end();
   }
 
@@ -175,7 +183,7 @@ export class OAuthServer {
         const verifier = p.get('code_verifier') ?? '';
         if (createHash('sha256').update(verifier).digest('base64url') !== code.challenge) return this.reply(res, 400, { error: 'invalid_grant', error_description: 'PKCE' });
       } else if (p.has('code_verifier')) return this.reply(res, 400, { error: 'invalid_request' });
-      return this.tokens(res, true, code.scope);
+      return this.tokens(res, true, this.opts.grantScope ? this.opts.grantScope(code.scope) : code.scope);
     }
     if (grant === 'refresh_token') {
       const rt = p.get('refresh_token') ?? '';

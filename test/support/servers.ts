@@ -35,8 +35,8 @@ export interface Upstream {
  */
 export async function startUpstream(
   handler?: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void,
-  /** true: the fixture certificate for 127.0.0.1/localhost (TEST_CERT); or a key and certificate of the test's own */
-  opts: { tls?: true | { key: string; cert: string } } = {},
+  /** tls true: the fixture certificate for 127.0.0.1/localhost (TEST_CERT); or a key and certificate of the test's own */
+  opts: { tls?: true | { key: string; cert: string }; host?: string; port?: number } = {},
 ): Promise<Upstream & { server: http.Server }> {
   const seen: Seen[] = [];
   const listener = (req: IncomingMessage, res: ServerResponse) => {
@@ -52,11 +52,18 @@ export async function startUpstream(
   };
   const tls = opts.tls === true ? { cert: readFileSync(TEST_CERT), key: readFileSync(TEST_KEY) } : opts.tls;
   const server: http.Server = tls ? https.createServer(tls, listener) : http.createServer(listener);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const host = opts.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    origin: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    origin: `${opts.tls ? 'https' : 'http'}://${host}:${port}`,
     seen,
     server,
     close: () =>
