@@ -36,6 +36,9 @@ COPY --from=build /app/dist/src ./dist/src
 COPY package.json ./
 COPY bin ./bin
 COPY config ./config
+# The image's own settings: clients must present CREDPROXY_CLIENT_KEY (a non-loopback listen
+# address without client authentication is refused at start).
+COPY docker/credproxy.yaml ./config/credproxy.yaml
 # The embedded store (sqlite:./data/credproxy.db), the generated storage key and admin token
 # live in /app/data, relative to the working directory: keep it on a volume.
 RUN mkdir -p /app/data && chown node:node /app/data

@@ -28,6 +28,7 @@ t.test('the committed schema files are what the build generates (they cannot go 
 
 t.test('the schema accepts every shipped config', async (t) => {
   t.ok(settings(parse(readFileSync(join(root, 'config/credproxy.yaml'), 'utf8'))), JSON.stringify(settings.errors));
+  t.ok(settings(parse(readFileSync(join(root, 'docker/credproxy.yaml'), 'utf8'))), JSON.stringify(settings.errors));
   for (const file of [...yamlFiles('config/integrations'), ...yamlFiles('config/catalog')]) {
     const text = readFileSync(join(root, file), 'utf8');
     const doc = parse(text) as { auth: { type: AuthType } | Array<{ type: AuthType }> };
