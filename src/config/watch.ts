@@ -18,7 +18,27 @@ const RESTART_ONLY: Record<string, (s: Settings) => unknown> = {
   'tls.ca_dir': (s) => s.tls.ca_dir,
   'tls.upstream_ca': (s) => s.tls.upstream_ca,
   'limits.upstream_connect_timeout_ms': (s) => s.limits.upstream_connect_timeout_ms,
+  // applied to the server and the upstream pools when they are created
+  'limits.header_bytes': (s) => s.limits.header_bytes,
+  'limits.header_count': (s) => s.limits.header_count,
+  'limits.request_header_timeout_ms': (s) => s.limits.request_header_timeout_ms,
+  'limits.keep_alive_timeout_ms': (s) => s.limits.keep_alive_timeout_ms,
+  'limits.max_connections': (s) => s.limits.max_connections,
+  'limits.upstream_keep_alive_timeout_ms': (s) => s.limits.upstream_keep_alive_timeout_ms,
+  'limits.shutdown_grace_ms': (s) => s.limits.shutdown_grace_ms,
 };
+
+/** The limits in RESTART_ONLY, copied from the running settings. */
+const STARTUP_LIMITS = [
+  'upstream_connect_timeout_ms',
+  'header_bytes',
+  'header_count',
+  'request_header_timeout_ms',
+  'keep_alive_timeout_ms',
+  'max_connections',
+  'upstream_keep_alive_timeout_ms',
+  'shutdown_grace_ms',
+] as const;
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -187,7 +207,7 @@ function keepRunningValues(next: Config, running: Settings): Config {
     store_prefix: running.store_prefix,
     admin_token: running.admin_token,
     tls: { ...next.settings.tls, ca_dir: running.tls.ca_dir, upstream_ca: running.tls.upstream_ca },
-    limits: { ...next.settings.limits, upstream_connect_timeout_ms: running.limits.upstream_connect_timeout_ms },
+    limits: { ...next.settings.limits, ...Object.fromEntries(STARTUP_LIMITS.map((k) => [k, running.limits[k]])) },
   };
   return Object.freeze({ ...next, settings: Object.freeze(settings) });
 }

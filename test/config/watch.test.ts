@@ -96,11 +96,14 @@ t.test('a broken edit is logged with file:line and the last good config stays li
 
 t.test('changing listen or store says a restart is needed and keeps the running values', async (t) => {
   const { dir, reloads, proxy } = await setup(t);
-  writeFileSync(join(dir, 'credproxy.yaml'), 'store: sqlite:./nowhere/x.db\nlisten: 127.0.0.1:1\npassthrough: deny\nlog: { level: trace }\n');
+  const headerCount = proxy.runtime.current.config.settings.limits.header_count;
+  writeFileSync(join(dir, 'credproxy.yaml'), 'store: sqlite:./nowhere/x.db\nlisten: 127.0.0.1:1\npassthrough: deny\nlog: { level: trace }\nlimits: { header_count: 9, replay_body_bytes: 1234 }\n');
   const outcome = await reloads.until((o) => o.ok && (o.restartNeeded ?? []).length > 0);
-  t.same(outcome.restartNeeded, ['store']);
+  t.same(outcome.restartNeeded, ['store', 'limits.header_count']);
   const settings = proxy.runtime.current.config.settings;
   t.equal(settings.store, 'memory');
+  t.equal(settings.limits.header_count, headerCount, 'a limit the server took at start keeps its running value');
+  t.equal(settings.limits.replay_body_bytes, 1234, 'a limit read per request applies');
   t.equal(settings.passthrough, 'deny', 'the other settings apply');
   t.equal(proxy.runtime.log.level, 'trace', 'the log level too');
   t.match(proxy.logs.text, /restart credproxy to apply/);
