@@ -90,6 +90,20 @@ export async function resolveCredential(
     }
   }
   if (opts.host) checkHost(entity, integration, connection, opts.host);
+  return injectionFor(integration, entity, connection, opts);
+}
+
+/**
+ * What the connection's scheme injects for one request: the half of resolveCredential after
+ * the connection is loaded and checked. The admin API's verification (src/api/verify.ts)
+ * runs it for a connection that is not stored yet.
+ */
+export async function injectionFor(
+  integration: IntegrationConfig,
+  entity: string,
+  connection: Connection | undefined,
+  opts: { ctx?: SchemeContext; stale?: string } = {},
+): Promise<Injection> {
   const resolved = schemeOf(integration, connection);
   if (!resolved) {
     throw new CredproxyError('connection_missing', `the connection of entity "${entity}" uses scheme "${connection?.scheme}", which integration "${integration.name}" no longer offers`);
