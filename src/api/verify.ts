@@ -2,7 +2,7 @@ import { request } from 'undici';
 import { renderHost } from '../config/host-template.js';
 import type { IntegrationConfig, VerifyConfig } from '../config/types.js';
 import { isCredproxyError } from '../errors.js';
-import { injectionFor } from '../proxy/credential.js';
+import { injectionFor, schemeOf } from '../proxy/credential.js';
 import type { UpstreamRequest } from '../proxy/forward.js';
 import { injectQuery, upstreamRequestHeaders } from '../proxy/headers.js';
 import { signUpstream } from '../proxy/sign.js';
@@ -51,9 +51,11 @@ export async function verifyConnection(rt: Runtime, integration: IntegrationConf
   const origin = `${integration.upstream}://${hostHeader}`;
   const what = `${v.method} ${origin}${v.path}`;
 
+  // A token minted from the entity's previous credentials (jwt, jwt_bearer) would verify those instead.
+  schemeOf(integration, connection)?.scheme.forget?.({ entity: connection.entity, integration, connection });
   let injection;
   try {
-    injection = await injectionFor(integration, connection.entity, connection);
+    injection = await injectionFor(integration, connection.entity, connection, { dispatcher: rt.agent });
   } catch (err) {
     if (!isCredproxyError(err)) throw err;
     return inconclusive(null, `${what} was not sent: ${err.message}`);

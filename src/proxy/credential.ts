@@ -1,4 +1,5 @@
 import { MissingValueError } from '../auth/template.js';
+import type { Dispatcher } from 'undici';
 import type { SchemeContext } from '../auth/types.js';
 import type { HostPattern } from '../config/hosts.js';
 import { renderHost } from '../config/host-template.js';
@@ -102,14 +103,14 @@ export async function injectionFor(
   integration: IntegrationConfig,
   entity: string,
   connection: Connection | undefined,
-  opts: { ctx?: SchemeContext; stale?: string } = {},
+  opts: { ctx?: SchemeContext; stale?: string; dispatcher?: Dispatcher } = {},
 ): Promise<Injection> {
   const resolved = schemeOf(integration, connection);
   if (!resolved) {
     throw new CredproxyError('connection_missing', `the connection of entity "${entity}" uses scheme "${connection?.scheme}", which integration "${integration.name}" no longer offers`);
   }
   checkRequiredScopes(resolved.scheme.config, connection);
-  const cred = { entity, integration, connection, ctx: opts.ctx, stale: opts.stale, dispatcher: opts.ctx?.dispatcher };
+  const cred = { entity, integration, connection, ctx: opts.ctx, stale: opts.stale, dispatcher: opts.dispatcher ?? opts.ctx?.dispatcher };
   // A minted token (jwt, jwt_bearer) the upstream refused is dropped before asking again.
   if (opts.stale !== undefined) resolved.scheme.forget?.(cred);
   const schemeValues = await resolved.scheme.values(cred);

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import t, { type Test } from 'tap';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { configDir, startProxy, startUpstream, viaProxy, type TestProxy } from '../support/servers.js';
+import { verifySigV4 } from '../support/sigv4-verify.js';
 
 const GOOD = 'sk-good-0123456789';
 const BAD = 'sk-wrong-9876543210';
@@ -187,4 +188,22 @@ t.test('verify is checked when the config loads: it may only go where the integr
   t.match(problems(`hosts: [api.x.test]\n${base}verify: { path: /v1, expect: [] }\n`), /verify\.expect/);
   t.match(problems(`hosts: [api.x.test]\n${base}verify: { method: GET }\n`), /verify.*path/);
   t.match(problems(`hosts: [api.x.test]\n${base}verify: { path: /v1, body: x }\n`), /verify.*body/);
+});
+
+t.test('a signing scheme (aws_sigv4): the verification request is signed like a proxied one', async (t) => {
+  const secrets = { AKIDRIGHT: 'right-secret-0123456789' };
+  const up = await startUpstream((req, res, body) => {
+    const problem = verifySigV4({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body }, secrets);
+    res.writeHead(problem === undefined ? 200 : 403).end();
+  });
+  t.teardown(() => up.close());
+  const proxy = await start(t, { aws: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: aws_sigv4, region: eu-west-1, service: sts }\nverify: { method: POST, path: "/?Action=GetCallerIdentity&Version=2011-06-15" }\n` });
+  const good = await proxy.connect('alice', 'aws', { credentials: { access_key_id: 'AKIDRIGHT', secret_access_key: secrets.AKIDRIGHT } });
+  t.equal(good.status, 200);
+  t.equal(((await good.json()) as Answer).verification?.ok, true, 'the upstream checked the signature independently');
+  t.equal(up.seen[0]!.method, 'POST');
+  const bad = await proxy.connect('alice', 'aws', { credentials: { access_key_id: 'AKIDRIGHT', secret_access_key: 'wrong-secret' } });
+  t.equal(bad.status, 400);
+  t.equal(((await bad.json()) as Answer).verification?.status, 403);
+  t.notMatch(JSON.stringify(up.seen.map((s) => s.headers)), /right-secret|wrong-secret/, 'the secret itself never travels');
 });
