@@ -37,6 +37,11 @@ export interface EventInput {
   reason?: string;
 }
 
+/** Where code that only announces events sends them (the refresh code gets this, not the whole Events). */
+export interface EventSink {
+  emit(input: EventInput): void;
+}
+
 /** The body POSTed to the webhook (contract). */
 export interface ConnectionEvent extends EventInput {
   id: string;
@@ -72,7 +77,7 @@ export function signature(secret: string, body: string, t: number): string {
  * For other parts of credproxy it is one line: `rt.events.emit({ type: 'connection.expired',
  * entity, integration, status: 'expired', reason: 'invalid_grant' })`.
  */
-export class Events {
+export class Events implements EventSink {
   private readonly queue: ConnectionEvent[] = [];
   private inFlight: ConnectionEvent | undefined;
   private running = false;

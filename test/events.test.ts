@@ -1,21 +1,15 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import t, { type Test } from 'tap';
 import pino from 'pino';
 import { Events, signature, type ConnectionEvent } from '../src/events.js';
 import { Metrics } from '../src/metrics.js';
 import { configDir, LogCapture, startProxy, startUpstream, viaProxy, type Seen } from './support/servers.js';
 import { Waiter } from './support/waiter.js';
+import { verifySignature } from './support/webhook.js';
 
 const SECRET = 'whsec-test-0123456789';
 
-/** What a receiver does to check a delivery: the documented recipe, written out. */
-function verify(seen: Seen, secret: string): boolean {
-  const header = String(seen.headers['x-credproxy-signature'] ?? '');
-  const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
-  if (!m) return false;
-  const expected = createHmac('sha256', secret).update(`${m[1]}.${seen.body.toString('utf8')}`).digest();
-  return timingSafeEqual(expected, Buffer.from(m[2]!, 'hex'));
-}
+const verify = verifySignature;
 
 async function setup(t: Test, answer: (n: number) => number | Promise<number>) {
   const deliveries = new Waiter<Seen>();

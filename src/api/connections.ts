@@ -8,6 +8,7 @@ import { checkEntityId } from '../proxy/identify.js';
 import type { Runtime } from '../runtime.js';
 import type { Connection } from '../store/types.js';
 import { readJson, sendJson } from './http.js';
+import { verifyConnection, type Verification } from './verify.js';
 import { connectionView } from './views.js';
 
 function integrationOf(rt: Runtime, name: string): IntegrationConfig {
@@ -120,13 +121,37 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
     updated_at: now,
   };
   await checkHeaderValues(resolved, { entity, integration, connection });
+  // Before storing: credentials the upstream refuses never replace a connection that works.
+  const verification = await verifyConnection(rt, integration, connection);
+  if (verification?.refused) return refuseUnverified(rt, res, connection, verification);
   await storeCall(() => rt.store.put(connection));
   rt.log.info({ entity, integration: name, scheme: connection.scheme }, 'connection stored');
   // A connection that was not active becomes so: the store announces that (connection.active).
   // Credentials replaced on an active connection change no status; say it here, so every PUT
   // is one connection.active event.
   if (existing?.status === 'active') rt.events.emit({ type: 'connection.active', entity, integration: name, status: 'active' });
-  sendJson(res, 200, connectionView(connection));
+  sendJson(res, 200, verification ? { ...connectionView(connection), verification: verificationView(verification) } : connectionView(connection));
+}
+
+const verificationView = (v: Verification) => ({ ok: v.ok, status: v.status, message: v.message });
+
+/**
+ * 400 bad_request, as every refused PUT, with the verification beside the error so a script
+ * can read the upstream's status without parsing the message.
+ */
+function refuseUnverified(rt: Runtime, res: ServerResponse, c: Connection, v: Verification): void {
+  rt.log.warn({ entity: c.entity, integration: c.integration, status: v.status }, 'connection not stored: verification failed');
+  const body = JSON.stringify({
+    error: { code: 'bad_request', message: `verification failed: ${v.message}; nothing was stored` },
+    verification: verificationView(v),
+  });
+  res.writeHead(400, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-credproxy-error': 'bad_request',
+  });
+  res.end(body);
 }
 
 export async function getConnection(rt: Runtime, res: ServerResponse, entity: string, name: string) {

@@ -9,6 +9,8 @@ export function integrationView(i: IntegrationConfig) {
     hosts: i.hosts.map((h) => h.source),
     paths: i.paths,
     upstream: i.upstream,
+    // what storing a connection checks (src/api/verify.ts); absent when nothing is
+    ...(i.verify ? { verify: { method: i.verify.method, path: i.verify.path, host: i.verify.host.source, expect: i.verify.expect ?? null } } : {}),
     params: i.params.map((p) => ({ name: p.name, pattern: p.pattern ?? null, default: p.default ?? null, description: p.description ?? null })),
     schemes: i.schemes.map(({ scheme }, n) => ({
       type: scheme.type,

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { AuthConfig, AuthType, IntegrationConfig } from '../config/types.js';
+import type { EventSink } from '../events.js';
+import type { Metrics } from '../metrics.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
 import type { Template } from './template.js';
 
@@ -45,6 +47,10 @@ export interface SchemeContext {
   log: Logger;
   /** how long a token endpoint may take */
   timeoutMs: number;
+  /** connection events (refresh_failed, recovered); emit() only queues */
+  events: EventSink;
+  /** refresh outcomes are counted here */
+  metrics: Pick<Metrics, 'refreshes'>;
 }
 
 /** A problem with a scheme's own YAML that only code can find (a key that does not parse). */

@@ -54,7 +54,18 @@ function out(ctx: Ctx, body: unknown, text: () => string): void {
   ctx.io.stdout(ctx.values.json ? `${JSON.stringify(body, null, 2)}\n` : text());
 }
 
+interface VerifyView {
+  method: string;
+  path: string;
+  host: string;
+  expect: number[] | null;
+}
+
+/** `GET api.openai.com/v1/models → 200,403`: what storing a connection checks. */
+const verifyLine = (v: VerifyView | null | undefined) => (v ? `${v.method} ${v.host}${v.path} → ${v.expect ? v.expect.join(',') : '2xx'}` : '-');
+
 function connectionDetails(c: ConnectionView): string {
+  const v = c.verification as { ok: boolean; message: string } | undefined;
   return keyValues([
     ['entity', cell(c.entity)],
     ['integration', cell(c.integration)],
@@ -67,6 +78,7 @@ function connectionDetails(c: ConnectionView): string {
     ['expires_at', cell(c.expires_at)],
     ['created_at', cell(c.created_at)],
     ['updated_at', cell(c.updated_at)],
+    ...(v ? [['verification', `${v.ok ? 'ok' : 'not verified'}: ${v.message}`] as [string, string]] : []),
   ]);
 }
 
@@ -206,7 +218,12 @@ const COMMANDS: Record<string, Record<string, Command>> = {
             ['paths', cell(i.paths)],
             ['upstream', cell(i.upstream)],
             ['params', cell((i.params as Array<{ name: string }>).map((p) => p.name))],
+            ['verify', verifyLine(i.verify as VerifyView | null | undefined)],
           ]);
+          const params = table(
+            ['PARAM', 'PATTERN', 'DEFAULT', 'DESCRIPTION'],
+            (i.params as Array<Record<string, unknown>>).map((p) => [cell(p.name), cell(p.pattern), cell(p.default), cell(p.description)]),
+          );
           const schemes = i.schemes
             .map((s) => {
               const rows = s.fields.map((f) => [cell(f.name), f.secret ? 'yes' : 'no', f.optional ? 'yes' : 'no', cell(f.pattern), cell(f.description)]);
@@ -214,7 +231,7 @@ const COMMANDS: Record<string, Record<string, Command>> = {
               return `\nscheme ${s.type}${s.needs_connection ? '' : ' (needs no connection)'}\n${fields}`;
             })
             .join('');
-          return head + schemes;
+          return head + (params ? `\n${params}` : '') + schemes;
         });
       },
     },

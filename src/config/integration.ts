@@ -5,6 +5,7 @@ import type { CompiledInject } from '../auth/types.js';
 import { HOST_LABEL, hostParamNames, urlTemplateNames } from './host-template.js';
 import { parseHostPattern, type HostPattern } from './hosts.js';
 import { lineOf, type SpecContext } from './spec.js';
+import { checkVerify } from './verify.js';
 import type { AuthConfig, InjectConfig, IntegrationConfig, ParamConfig, ResolvedScheme } from './types.js';
 
 /** Headers the proxy itself owns on the upstream hop; injecting them would break framing or routing. */
@@ -76,6 +77,7 @@ export function checkIntegration(
   const types = authList.map((a) => a.type);
   const dup = types.find((t, i) => types.indexOf(t) !== i);
   if (dup) problem(['auth'], `auth: the type "${dup}" is listed twice; a connection picks a scheme by its type`);
+  const verify = checkVerify(raw.verify as Parameters<typeof checkVerify>[0], hosts, paths, upstream === 'https' ? 443 : 80, (key, msg) => problem(['verify', ...key], msg));
 
   if (ctx.problems.length > before) return undefined;
   return {
@@ -89,6 +91,7 @@ export function checkIntegration(
     refresh_on: (raw.refresh_on as number[] | undefined) ?? [401],
     inject: raw.inject as InjectConfig | undefined,
     description: raw.description as string | undefined,
+    verify,
     schemes,
   };
 }

@@ -163,6 +163,16 @@ export const integrationSpec: ObjectSpec = obj(
     auth: { kind: 'oneOf', hint: 'an auth mapping or a list of them', options: [auth, list(auth, 1)] },
     refresh_on: list(int(400, 599), 1),
     inject,
+    // A request run with the credentials when a connection is stored (src/api/verify.ts).
+    verify: obj(
+      {
+        method: str({ enum: ['GET', 'HEAD', 'POST'] }),
+        path: str({ pattern: /^\/[^\s#]*$/, hint: 'a path starting with / (a query may follow)' }),
+        expect: list(int(100, 599), 1),
+        host: str({ minLength: 1 }),
+      },
+      ['path'],
+    ),
   },
   ['hosts', 'auth'],
 );

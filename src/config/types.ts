@@ -57,8 +57,20 @@ export interface IntegrationConfig {
   refresh_on: number[];
   inject?: InjectConfig;
   description?: string;
+  /** the request that checks credentials when a connection is stored */
+  verify?: VerifyConfig;
   /** one per `auth` entry, in order; the first is the default */
   schemes: readonly ResolvedScheme[];
+}
+
+export interface VerifyConfig {
+  method: 'GET' | 'HEAD' | 'POST';
+  /** path and query */
+  path: string;
+  /** statuses that mean the credentials work; absent: any 2xx */
+  expect?: number[];
+  /** where it goes: a concrete host (or a host template, filled from the connection's params) */
+  host: HostPattern;
 }
 
 export interface ResolvedScheme {

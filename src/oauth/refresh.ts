@@ -17,6 +17,12 @@ export interface RefreshState {
   readonly backoff: Backoff;
   /** access tokens an upstream refused while the request could not be replayed: the next use refreshes first */
   readonly stale: Set<string>;
+  /**
+   * Connections for which this instance announced `connection.refresh_failed` and has not yet
+   * seen a working refresh: one event per failure streak, not one per attempt, and
+   * `connection.recovered` exactly when a streak ends.
+   */
+  readonly failing: Set<string>;
 }
 
 const states = new WeakMap<ConnectionStore, RefreshState>();
@@ -25,7 +31,7 @@ const STALE_MAX = 10_000;
 export function refreshState(store: ConnectionStore): RefreshState {
   let s = states.get(store);
   if (!s) {
-    s = { local: new SingleFlight(), backoff: new Backoff(), stale: new Set() };
+    s = { local: new SingleFlight(), backoff: new Backoff(), stale: new Set(), failing: new Set() };
     states.set(store, s);
   }
   return s;
@@ -130,6 +136,9 @@ async function refreshNow(
             );
           } catch (err) {
             if (err instanceof TokenEndpointError && err.kind === 'rejected') {
+              ctx.metrics.refreshes.inc({ integration: name, outcome: 'invalid_grant' });
+              // Not a streak that recovers: connection.expired (from the store) says what happened.
+              state.failing.delete(key);
               // The refresh token is dead: keep it stored (it is evidence, and never usable
               // again anyway) but mark the connection so that no request, on any instance,
               // calls the provider for it again.
@@ -138,6 +147,7 @@ async function refreshNow(
             }
             throw err;
           }
+          ctx.metrics.refreshes.inc({ integration: name, outcome: 'ok' });
           return { ...cur, ...applyTokenSet(cur, set, now), status: 'active', reason: undefined, updated_at: now };
         },
         unchanged: (stored, base) => stored.credentials.refresh_token === base.credentials.refresh_token,
@@ -146,15 +156,27 @@ async function refreshNow(
     );
   } catch (err) {
     if (err instanceof CredproxyError) throw err;
-    // The provider was not called when the lock could not be had: nothing to back off from.
-    if (!(err instanceof LockTimeoutError)) state.backoff.failed(key);
     const msg = err instanceof LockTimeoutError ? 'another instance held the refresh lock for too long' : err instanceof Error ? err.message : String(err);
+    // The provider was not called when the lock could not be had: nothing to back off from,
+    // and nothing to announce (the instance holding the lock is refreshing).
+    if (!(err instanceof LockTimeoutError)) {
+      state.backoff.failed(key);
+      ctx.metrics.refreshes.inc({ integration: name, outcome: 'error' });
+      if (!state.failing.has(key)) {
+        state.failing.add(key);
+        ctx.events.emit({ type: 'connection.refresh_failed', entity, integration: name, status: 'active', reason: msg });
+      }
+    }
     ctx.log.warn({ entity, integration: name, err: msg }, 'refresh failed');
     throw new CredproxyError('refresh_failed', `refreshing the token of entity "${entity}" for "${name}" failed: ${msg}`);
   }
   const cur = result.connection;
   if (!cur) throw new CredproxyError('connection_missing', `entity "${entity}" has no connection for integration "${name}"`);
   if (cur.status === 'expired') throw expiredError(entity, name);
+  // A working token again, whether this call refreshed or another instance did meanwhile.
+  if ((result.updated || cur.credentials.access_token !== usedToken) && state.failing.delete(key)) {
+    ctx.events.emit({ type: 'connection.recovered', entity, integration: name, status: 'active' });
+  }
   if (result.updated) {
     state.backoff.succeeded(key);
     if (usedToken !== undefined) state.stale.delete(usedToken);

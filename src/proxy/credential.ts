@@ -1,4 +1,5 @@
 import { MissingValueError } from '../auth/template.js';
+import type { Dispatcher } from 'undici';
 import type { SchemeContext } from '../auth/types.js';
 import type { HostPattern } from '../config/hosts.js';
 import { renderHost } from '../config/host-template.js';
@@ -90,12 +91,26 @@ export async function resolveCredential(
     }
   }
   if (opts.host) checkHost(entity, integration, connection, opts.host);
+  return injectionFor(integration, entity, connection, opts);
+}
+
+/**
+ * What the connection's scheme injects for one request: the half of resolveCredential after
+ * the connection is loaded and checked. The admin API's verification (src/api/verify.ts)
+ * runs it for a connection that is not stored yet.
+ */
+export async function injectionFor(
+  integration: IntegrationConfig,
+  entity: string,
+  connection: Connection | undefined,
+  opts: { ctx?: SchemeContext; stale?: string; dispatcher?: Dispatcher } = {},
+): Promise<Injection> {
   const resolved = schemeOf(integration, connection);
   if (!resolved) {
     throw new CredproxyError('connection_missing', `the connection of entity "${entity}" uses scheme "${connection?.scheme}", which integration "${integration.name}" no longer offers`);
   }
   checkRequiredScopes(resolved.scheme.config, connection);
-  const cred = { entity, integration, connection, ctx: opts.ctx, stale: opts.stale, dispatcher: opts.ctx?.dispatcher };
+  const cred = { entity, integration, connection, ctx: opts.ctx, stale: opts.stale, dispatcher: opts.dispatcher ?? opts.ctx?.dispatcher };
   // A minted token (jwt, jwt_bearer) the upstream refused is dropped before asking again.
   if (opts.stale !== undefined) resolved.scheme.forget?.(cred);
   const schemeValues = await resolved.scheme.values(cred);

@@ -84,6 +84,8 @@ export async function prepareRequest(
     dispatcher: rt.agent,
     log: rt.log,
     timeoutMs: Math.min(TOKEN_TIMEOUT_MS, settings.limits.upstream_response_timeout_ms),
+    events: rt.events,
+    metrics: rt.metrics,
   };
   if (route) {
     info.integration = route.integration.name;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import t from 'tap';
 import { runAdminCommand, type CliIO } from '../../src/cli/admin.js';
-import { ADMIN, configDir, startProxy, type TestProxy } from '../support/servers.js';
+import { ADMIN, configDir, startProxy, startUpstream, type TestProxy } from '../support/servers.js';
 
 interface Ran {
   code: number;
@@ -244,4 +244,41 @@ t.test('the binary: exit codes as a shell sees them', { skip: built ? false : 'd
   t.equal(down.code, 3);
   const usage = await binary(['connections', 'get'], { CREDPROXY_ADMIN_TOKEN: ADMIN });
   t.equal(usage.code, 2);
+});
+
+t.test('integrations show prints params and the verify request; connections set prints the verification', async (t) => {
+  const up = await startUpstream((req, res) => res.writeHead(req.headers.authorization === 'Bearer sk-right' ? 200 : 401).end());
+  t.teardown(() => up.close());
+  const checked = await startProxy(
+    configDir('store: memory\n', {
+      checked: [
+        `hosts: ["127.0.0.1:${up.port}"]`,
+        'upstream: http',
+        'params:',
+        '  - { name: region, pattern: "^[a-z]+$", default: eu, description: "data region" }',
+        '  - { name: org }',
+        'auth: { type: api_key }',
+        'verify: { path: /v1/models, expect: [200] }',
+        '',
+      ].join('\n'),
+    }),
+  );
+  t.teardown(() => checked.close());
+  const at = ['--url', checked.url];
+  const show = await cli(['integrations', 'show', 'checked', ...at]);
+  t.equal(show.code, 0, show.stderr);
+  t.match(show.stdout, new RegExp(`verify:\\s+GET 127\\.0\\.0\\.1:${up.port}/v1/models → 200\\n`));
+  t.match(show.stdout, /\nPARAM\s+PATTERN\s+DEFAULT\s+DESCRIPTION\nregion\s+\^\[a-z\]\+\$\s+eu\s+data region\norg\s+-\s+-\s+-\n/);
+  t.match(show.stdout, /scheme api_key\nFIELD/);
+  const json = JSON.parse((await cli(['integrations', 'show', 'checked', '--json', ...at])).stdout) as { verify: unknown };
+  t.same(json.verify, { method: 'GET', path: '/v1/models', host: `127.0.0.1:${up.port}`, expect: [200] });
+  t.match((await cli(['integrations', 'show', 'demo', ...url()])).stdout, /verify:\s+-\n/, 'none declared');
+
+  const good = await cli(['connections', 'set', 'alice', 'checked', '--field', 'api_key=sk-right', '--param', 'org=acme', ...at]);
+  t.equal(good.code, 0, good.stderr);
+  t.match(good.stdout, /verification:\s+ok: GET http:\/\/127\.0\.0\.1:\d+\/v1\/models answered 200\n/);
+  const bad = await cli(['connections', 'set', 'alice', 'checked', '--field', 'api_key=sk-wrong', '--param', 'org=acme', ...at]);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /bad_request \(400\): verification failed: .* answered 401/);
+  t.notMatch(bad.stderr + bad.stdout, /sk-wrong/);
 });
