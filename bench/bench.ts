@@ -163,21 +163,24 @@ async function main(): Promise<number> {
     const p: Processes = { upstream, credproxy, reference };
     const log = (s: string) => process.stderr.write(`${s}\n`);
 
+    const unknown = (opts.only ?? []).filter((n) => !CASES.some((c) => c.name === n));
+    if (unknown.length > 0) throw new Error(`--only: no case named ${unknown.join(', ')} (cases: ${CASES.map((c) => c.name).join(', ')})`);
+    const cases = CASES.filter((c) => opts.only === undefined || opts.only.includes(c.name));
     if (opts.warmup > 0) {
       log(`warming up (${opts.warmup} s per proxied case)`);
-      for (const c of CASES.filter((x) => x.via !== 'direct' && x.group === 'small')) await load(opts, p, c, opts.warmup);
+      for (const c of cases.filter((x) => x.via !== 'direct' && x.group === 'small')) await load(opts, p, c, opts.warmup);
     }
-    const samples = new Map<string, Sample[]>(CASES.map((c) => [c.name, []]));
+    const samples = new Map<string, Sample[]>(cases.map((c) => [c.name, []]));
     const problems: string[] = [];
     for (let round = 1; round <= opts.rounds; round++) {
-      for (const c of CASES) {
+      for (const c of cases) {
         log(`round ${round}/${opts.rounds}: ${c.label} (${opts.duration} s, ${opts.connections} connections)`);
         const r = await runCase(opts, p, c);
         samples.get(c.name)!.push(r.sample);
         problems.push(...r.problems.map((m) => `${c.name}, round ${round}: ${m}`));
       }
     }
-    const rows = summarize(CASES.map((c) => ({ info: c, samples: samples.get(c.name)! })));
+    const rows = summarize(cases.map((c) => ({ info: c, samples: samples.get(c.name)! })));
     const m = machine(loadBefore);
     if (opts.json) {
       process.stdout.write(`${JSON.stringify({ machine: m, options: opts, results: rows, problems }, null, 2)}\n`);

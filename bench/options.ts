@@ -11,6 +11,8 @@ export interface BenchOptions {
   warmup: number;
   json: boolean;
   smoke: boolean;
+  /** case names to run (all when undefined) */
+  only: string[] | undefined;
 }
 
 export const USAGE = `npm run bench -- [--duration S] [--connections N] [--rounds N] [--smoke] [--json]
@@ -18,6 +20,7 @@ export const USAGE = `npm run bench -- [--duration S] [--connections N] [--round
   --connections N   concurrent keep-alive connections (env BENCH_CONNECTIONS; default 32)
   --rounds N        rounds of all cases, reported as medians (env BENCH_ROUNDS; default 1)
   --smoke           a tiny load (0.5 s per case, 4 connections) that only checks the bench works
+  --only A,B        run only these cases (by name, e.g. reference,injection)
   --json            print the results as JSON instead of a table`;
 
 function positive(name: string, raw: string, integer: boolean): number {
@@ -39,6 +42,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       rounds: { type: 'string' },
       smoke: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      only: { type: 'string' },
     },
   });
   const smoke = values.smoke ?? false;
@@ -53,5 +57,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     warmup: smoke ? 0 : 1,
     json: values.json ?? false,
     smoke,
+    only: values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter((x) => x !== ''),
   };
 }

@@ -15,12 +15,36 @@ export const REDACT_PATHS = [
   'key', '*.key', 'admin_token', '*.admin_token',
 ];
 
+const CENSOR = '[redacted]';
+
+/** The top-level names among REDACT_PATHS: the only ones that can apply to a line of scalar fields. */
+const TOP_LEVEL_PATHS = REDACT_PATHS.filter((p) => !p.includes('.') && !p.includes('['));
+
+const requestLoggers = new WeakMap<Logger, Logger>();
+
+/**
+ * The logger for the one-line-per-request log. Its fields are all scalars (strings, numbers,
+ * booleans), so the nested `*.x` redaction paths can never match; pino would still run a
+ * redaction pass over every field of every line for them, which profiling showed to be the
+ * largest single cost of a proxied request. This child keeps the top-level paths only and
+ * follows the parent's level (a reload may change it).
+ */
+export function requestLogger(log: Logger): Logger {
+  let child = requestLoggers.get(log);
+  if (!child) {
+    child = log.child({}, { redact: { paths: TOP_LEVEL_PATHS, censor: CENSOR } });
+    requestLoggers.set(log, child);
+  }
+  if (child.level !== log.level) child.level = log.level;
+  return child;
+}
+
 export type LogFormat = 'json' | 'pretty';
 
 export function createLogger(opts: { level?: string; format?: LogFormat; destination?: DestinationStream } = {}): Logger {
   const base = {
     level: opts.level ?? 'info',
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    redact: { paths: REDACT_PATHS, censor: CENSOR },
     base: undefined,
   };
   if (opts.destination) return pino(base, opts.destination);
