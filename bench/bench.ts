@@ -21,13 +21,13 @@ interface Child {
   proc: ChildProcess;
   ports: Record<string, number>;
   info: Record<string, string>;
-  stats(): Promise<Extract<ChildMessage, { type: 'stats' }>>;
+  stats(opts?: { gc?: boolean }): Promise<Extract<ChildMessage, { type: 'stats' }>>;
   close(): Promise<void>;
 }
 
-async function startChild(role: string, args: string[] = []): Promise<Child> {
+async function startChild(role: string, args: string[] = [], execArgv: string[] = []): Promise<Child> {
   // stdout is ignored: credproxy's per-request JSON log is written (and paid for) but not shown.
-  const proc = fork(new URL('./child.js', import.meta.url), [role, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const proc = fork(new URL('./child.js', import.meta.url), [role, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv });
   const ready = await new Promise<Extract<ChildMessage, { type: 'ready' }>>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`bench child ${role} exited with code ${code} before it was ready`)));
     proc.once('message', (m: ChildMessage) => (m.type === 'ready' ? resolve(m) : reject(new Error(`bench child ${role}: unexpected ${m.type}`))));
@@ -37,12 +37,12 @@ async function startChild(role: string, args: string[] = []): Promise<Child> {
     proc,
     ports: ready.ports,
     info: ready.info ?? {},
-    stats: () =>
+    stats: (opts = {}) =>
       new Promise((resolve) => {
         proc.once('message', (m: ChildMessage) => {
           if (m.type === 'stats') resolve(m);
         });
-        proc.send({ type: 'stats' });
+        proc.send({ type: 'stats', gc: opts.gc ?? false });
       }),
     close: () =>
       new Promise((resolve) => {
@@ -196,7 +196,7 @@ async function main(): Promise<number> {
   const upstream = await startChild('upstream', [String(opts.tokenLatency)]);
   const children: Child[] = [upstream];
   try {
-    const [credproxy, reference] = await Promise.all([startChild('credproxy', [String(upstream.ports.owned), String(upstream.ports.storm), String(upstream.ports.token)]), startChild('reference')]);
+    const [credproxy, reference] = await Promise.all([startChild('credproxy', [String(upstream.ports.owned), String(upstream.ports.storm), String(upstream.ports.token)], ['--expose-gc']), startChild('reference')]);
     children.push(credproxy, reference);
     const p: Processes = { upstream, credproxy, reference };
     const log = (s: string) => process.stderr.write(`${s}\n`);

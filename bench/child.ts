@@ -89,10 +89,13 @@ async function main(): Promise<void> {
   if (!start || !process.send) throw new Error(`bench child: unknown role "${role}" or no IPC channel (started by bench.js only)`);
   const started = await start(args);
   const send = (m: ChildMessage) => process.send!(m);
-  process.on('message', (m: { type: string }) => {
+  process.on('message', (m: { type: string; gc?: boolean }) => {
     if (m.type === 'stats') {
+      // The memory check asks for a full collection first (the credproxy child runs with
+      // --expose-gc), so that what it compares is memory held, not garbage not yet collected.
+      if (m.gc) (globalThis as { gc?: () => void }).gc?.();
       const cpu = process.cpuUsage();
-      send({ type: 'stats', cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage.rss(), counts: started.counts?.(), leavesIssued: started.leavesIssued?.() });
+      send({ type: 'stats', cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage.rss(), heapUsed: process.memoryUsage().heapUsed, counts: started.counts?.(), leavesIssued: started.leavesIssued?.() });
     } else if (m.type === 'close') {
       void started.close().finally(() => process.exit(0));
     }
