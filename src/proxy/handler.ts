@@ -128,11 +128,6 @@ export function createProxyHandler(rt: Runtime) {
     const settings = rt.current.config.settings;
     const info: RequestInfo = { entity: undefined, integration: 'passthrough', host: '', path: '' };
     let status = 0;
-    const abort = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) abort.abort();
-    };
-    res.once('close', onClose);
     try {
       const prepared = await prepareRequest(rt, req, tunnel, info);
       const { injection } = prepared;
@@ -147,7 +142,7 @@ export function createProxyHandler(rt: Runtime) {
         if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, settings.limits.replay_body_bytes);
         const sent = performance.now();
         const onResponse = () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000);
-        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack, onResponse });
+        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, holdBack, onResponse });
       };
       const outcome = await forwardWithReplay({
         refreshOn: prepared.integration?.refresh_on ?? [],
@@ -171,8 +166,6 @@ export function createProxyHandler(rt: Runtime) {
       if (!isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
       status = e.status;
       sendError(res, e);
-    } finally {
-      res.off('close', onClose);
     }
     logRequest(rt, info, req.method, status, started);
   };
