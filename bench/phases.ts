@@ -35,7 +35,8 @@ async function roundTripMs(p: Procs): Promise<number> {
 }
 
 /**
- * The refresh storm: `count` requests at once, each on its own connection, to an oauth2
+ * The refresh storm: `count` requests at once, each on its own connection (opened
+ * beforehand), to an oauth2
  * integration whose upstream refuses the stored token with 401. credproxy must refresh
  * exactly once (one token-endpoint call, whatever the number of 401s) and replay each
  * request with the new token. The goal (issue 8) is a storm no longer than twice the token
@@ -46,7 +47,7 @@ export async function runStorm(p: Procs, count: number, tokenLatencyMs: number):
   const rtt = await roundTripMs(p);
   await putStaleConnection(proxyPort);
   const before = (await p.upstream.stats()).counts!;
-  const r = await burst(proxyPort, `http://127.0.0.1:${p.upstream.ports.storm}/storm`, { 'X-Entity-Id': STORM_ENTITY }, count);
+  const r = await burst(proxyPort, `http://127.0.0.1:${p.upstream.ports.storm}/storm`, { 'X-Entity-Id': STORM_ENTITY }, count, true);
   const after = (await p.upstream.stats()).counts!;
   const tokenCalls = after.tokenCalls - before.tokenCalls;
   const ok = r.statuses.get(200) ?? 0;
