@@ -1,10 +1,13 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release } from 'node:os';
 import autocannon from 'autocannon';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { BENCH_ENTITY, type ChildMessage } from './protocol.js';
-import { formatTable, summarize, type CaseInfo, type Sample } from './report.js';
-import type { UpstreamCounts } from './upstream.js';
+import { formatMemory, formatStorm, formatTable, summarize, type CaseInfo, type MemoryReport, type Sample, type StormReport } from './report.js';
+import { LARGE_BYTES, type UpstreamCounts } from './upstream.js';
+import { undiciLoad, type LoadResult } from './driver.js';
+import { runMemoryCheck, runStorm } from './phases.js';
 
 /**
  * `npm run bench`: the upstream, credproxy and a minimal reference proxy each run in a child
@@ -17,27 +20,29 @@ import type { UpstreamCounts } from './upstream.js';
 interface Child {
   proc: ChildProcess;
   ports: Record<string, number>;
-  stats(): Promise<Extract<ChildMessage, { type: 'stats' }>>;
+  info: Record<string, string>;
+  stats(opts?: { gc?: boolean }): Promise<Extract<ChildMessage, { type: 'stats' }>>;
   close(): Promise<void>;
 }
 
-async function startChild(role: string, args: string[] = []): Promise<Child> {
+async function startChild(role: string, args: string[] = [], execArgv: string[] = []): Promise<Child> {
   // stdout is ignored: credproxy's per-request JSON log is written (and paid for) but not shown.
-  const proc = fork(new URL('./child.js', import.meta.url), [role, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const ports = await new Promise<Record<string, number>>((resolve, reject) => {
+  const proc = fork(new URL('./child.js', import.meta.url), [role, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv });
+  const ready = await new Promise<Extract<ChildMessage, { type: 'ready' }>>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`bench child ${role} exited with code ${code} before it was ready`)));
-    proc.once('message', (m: ChildMessage) => (m.type === 'ready' ? resolve(m.ports) : reject(new Error(`bench child ${role}: unexpected ${m.type}`))));
+    proc.once('message', (m: ChildMessage) => (m.type === 'ready' ? resolve(m) : reject(new Error(`bench child ${role}: unexpected ${m.type}`))));
   });
   proc.removeAllListeners('exit');
   return {
     proc,
-    ports,
-    stats: () =>
+    ports: ready.ports,
+    info: ready.info ?? {},
+    stats: (opts = {}) =>
       new Promise((resolve) => {
         proc.once('message', (m: ChildMessage) => {
           if (m.type === 'stats') resolve(m);
         });
-        proc.send({ type: 'stats' });
+        proc.send({ type: 'stats', gc: opts.gc ?? false });
       }),
     close: () =>
       new Promise((resolve) => {
@@ -55,7 +60,16 @@ interface CaseDef extends CaseInfo {
   entity: boolean;
   /** what the upstream must have seen for the case to count */
   expect: 'credential' | 'no-authorization';
+  /** 1 MiB request bodies (POST) instead of GETs */
+  upload?: boolean;
+  /**
+   * autocannon (default), or the undici driver: over CONNECT + TLS to credproxy's
+   * intercepting leaf (`https`), or plain absolute-form requests from the same client.
+   */
+  driver?: 'undici-http' | 'undici-https';
 }
+
+const UPLOAD_BODY = Buffer.alloc(LARGE_BYTES, 'u');
 
 /** The cases, in the order each round runs them. */
 const CASES: CaseDef[] = [
@@ -66,6 +80,11 @@ const CASES: CaseDef[] = [
   { name: 'direct-1mib', label: 'direct, 1 MiB responses', group: 'large', via: 'direct', port: 'owned', path: '/large', entity: false, expect: 'no-authorization' },
   { name: 'reference-1mib', label: 'reference proxy, 1 MiB responses', group: 'large', via: 'reference', port: 'owned', path: '/large', entity: false, expect: 'no-authorization' },
   { name: 'injection-1mib', label: 'credproxy injection, 1 MiB responses', group: 'large', via: 'credproxy', port: 'owned', path: '/large', entity: true, expect: 'credential' },
+  { name: 'direct-upload', label: 'direct, 1 MiB uploads', group: 'upload', via: 'direct', port: 'owned', path: '/upload', entity: false, expect: 'no-authorization', upload: true },
+  { name: 'reference-upload', label: 'reference proxy, 1 MiB uploads', group: 'upload', via: 'reference', port: 'owned', path: '/upload', entity: false, expect: 'no-authorization', upload: true },
+  { name: 'injection-upload', label: 'credproxy injection, 1 MiB uploads', group: 'upload', via: 'credproxy', port: 'owned', path: '/upload', entity: true, expect: 'credential', upload: true },
+  { name: 'injection-http-undici', label: 'credproxy injection, plain HTTP (undici client)', group: 'tls', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', driver: 'undici-http' },
+  { name: 'injection-https', label: 'credproxy injection, intercepted HTTPS (undici client, CONNECT + TLS kept alive)', group: 'tls', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', driver: 'undici-https' },
 ];
 
 interface Processes {
@@ -74,18 +93,30 @@ interface Processes {
   reference: Child;
 }
 
-function load(opts: BenchOptions, p: Processes, c: CaseDef, duration: number) {
+function load(opts: BenchOptions, p: Processes, c: CaseDef, duration: number): Promise<LoadResult> {
   const upPort = p.upstream.ports[c.port]!;
   const proxy = c.via === 'direct' ? undefined : p[c.via];
   const headers: Record<string, string> = c.entity ? { 'X-Entity-Id': BENCH_ENTITY } : {};
+  if (c.driver) {
+    const https = c.driver === 'undici-https';
+    return undiciLoad({
+      proxyPort: p.credproxy.ports.proxy!,
+      target: `${https ? 'https' : 'http'}://127.0.0.1:${upPort}${c.path}`,
+      headers,
+      connections: opts.connections,
+      duration,
+      ca: https ? readFileSync(p.credproxy.info.caPath!, 'utf8') : undefined,
+    });
+  }
+  if (c.upload) headers['content-type'] = 'application/octet-stream';
   return autocannon({
     url: `http://127.0.0.1:${proxy ? proxy.ports.proxy : upPort}`,
     connections: opts.connections,
     pipelining: 1,
     duration,
     // Through a proxy the request line carries the absolute target, as curl -x sends it.
-    requests: [{ method: 'GET', path: proxy ? `http://127.0.0.1:${upPort}${c.path}` : c.path, headers }],
-  });
+    requests: [{ method: c.upload ? 'POST' : 'GET', path: proxy ? `http://127.0.0.1:${upPort}${c.path}` : c.path, headers, ...(c.upload ? { body: UPLOAD_BODY } : {}) }],
+  }) as unknown as Promise<LoadResult>;
 }
 
 /**
@@ -126,7 +157,8 @@ async function runCase(opts: BenchOptions, p: Processes, c: CaseDef): Promise<{ 
     sample: {
       requests: result.requests.total,
       seconds: result.duration,
-      bytes: result.throughput.total,
+      // For uploads the bytes that matter went up, not down.
+      bytes: c.upload ? result.requests.total * LARGE_BYTES : result.throughput.total,
       p50: result.latency.p50,
       p99: result.latency.p99,
       cpuMicros,
@@ -137,7 +169,13 @@ async function runCase(opts: BenchOptions, p: Processes, c: CaseDef): Promise<{ 
 }
 
 function diff(a: UpstreamCounts, b: UpstreamCounts): UpstreamCounts {
-  return { requests: b.requests - a.requests, withCredential: b.withCredential - a.withCredential, withAuthorization: b.withAuthorization - a.withAuthorization };
+  return {
+    requests: b.requests - a.requests,
+    withCredential: b.withCredential - a.withCredential,
+    withAuthorization: b.withAuthorization - a.withAuthorization,
+    tokenCalls: b.tokenCalls - a.tokenCalls,
+    refused: b.refused - a.refused,
+  };
 }
 
 function machine(loadBefore: number) {
@@ -155,35 +193,59 @@ async function main(): Promise<number> {
     return 2;
   }
   const loadBefore = loadavg()[0]!;
-  const upstream = await startChild('upstream');
+  const upstream = await startChild('upstream', [String(opts.tokenLatency)]);
   const children: Child[] = [upstream];
   try {
-    const [credproxy, reference] = await Promise.all([startChild('credproxy', [String(upstream.ports.owned)]), startChild('reference')]);
+    const [credproxy, reference] = await Promise.all([startChild('credproxy', [String(upstream.ports.owned), String(upstream.ports.storm), String(upstream.ports.token)], ['--expose-gc']), startChild('reference')]);
     children.push(credproxy, reference);
     const p: Processes = { upstream, credproxy, reference };
     const log = (s: string) => process.stderr.write(`${s}\n`);
 
+    const unknown = (opts.only ?? []).filter((n) => !CASES.some((c) => c.name === n));
+    if (unknown.length > 0) throw new Error(`--only: no case named ${unknown.join(', ')} (cases: ${CASES.map((c) => c.name).join(', ')})`);
+    const cases = CASES.filter((c) => opts.only === undefined || opts.only.includes(c.name));
     if (opts.warmup > 0) {
       log(`warming up (${opts.warmup} s per proxied case)`);
-      for (const c of CASES.filter((x) => x.via !== 'direct' && x.group === 'small')) await load(opts, p, c, opts.warmup);
+      for (const c of cases.filter((x) => x.via !== 'direct' && x.group === 'small')) await load(opts, p, c, opts.warmup);
     }
-    const samples = new Map<string, Sample[]>(CASES.map((c) => [c.name, []]));
+    const samples = new Map<string, Sample[]>(cases.map((c) => [c.name, []]));
     const problems: string[] = [];
     for (let round = 1; round <= opts.rounds; round++) {
-      for (const c of CASES) {
+      for (const c of cases) {
         log(`round ${round}/${opts.rounds}: ${c.label} (${opts.duration} s, ${opts.connections} connections)`);
         const r = await runCase(opts, p, c);
         samples.get(c.name)!.push(r.sample);
         problems.push(...r.problems.map((m) => `${c.name}, round ${round}: ${m}`));
       }
     }
-    const rows = summarize(CASES.map((c) => ({ info: c, samples: samples.get(c.name)! })));
+    const rows = summarize(cases.map((c) => ({ info: c, samples: samples.get(c.name)! })));
+    const leaves = (await credproxy.stats()).leavesIssued ?? 0;
+    if (cases.some((c) => c.driver === 'undici-https') && leaves !== 1) problems.push(`credproxy issued ${leaves} leaf certificates for one intercepted host (expected 1)`);
+    let storm: StormReport | undefined;
+    if (opts.storm > 0) {
+      log(`refresh storm: ${opts.storm} concurrent requests, a 401 for each until one refresh (token endpoint latency ${opts.tokenLatency} ms)`);
+      storm = await runStorm(p, opts.storm, opts.tokenLatency);
+      problems.push(...storm.problems.map((m) => `storm: ${m}`));
+    }
+    let memory: MemoryReport | undefined;
+    if (opts.memory > 0) {
+      log(`memory: RSS after ${opts.memory / 100} and after ${opts.memory} injected requests`);
+      memory = await runMemoryCheck(p, opts.memory, opts.connections);
+      problems.push(...memory.problems.map((m) => `memory: ${m}`));
+    }
     const m = machine(loadBefore);
+    const https = rows.find((r) => r.name === 'injection-https');
+    const plain = rows.find((r) => r.name === 'injection-http-undici');
+    const httpsRatio = https && plain && plain.rps > 0 ? https.rps / plain.rps : undefined;
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify({ machine: m, options: opts, results: rows, problems }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ machine: m, options: opts, results: rows, httpsRatio, leavesIssued: leaves, storm, memory, problems }, null, 2)}\n`);
     } else {
+      const notes: string[] = [];
+      if (httpsRatio !== undefined) notes.push(`intercepted HTTPS / plain HTTP (same client): ${httpsRatio.toFixed(2)}; leaf certificates issued: ${leaves}`);
+      if (storm) notes.push(formatStorm(storm));
+      if (memory) notes.push(formatMemory(memory));
       process.stdout.write(
-        `\n${formatTable(rows)}\n\n${m.cores} cores (${m.cpu}), Node ${m.node}, ${m.os}; ` +
+        `\n${formatTable(rows)}\n\n${notes.map((n) => `${n}\n`).join('')}\n${m.cores} cores (${m.cpu}), Node ${m.node}, ${m.os}; ` +
           `load average ${m.loadBefore.toFixed(1)} before, ${m.loadAfter.toFixed(1)} after; ${opts.connections} connections, ${opts.duration} s per case, ${opts.rounds} round(s); ` +
           `autocannon on the same machine.\n`,
       );

@@ -15,15 +15,36 @@ import { startBenchUpstream, type UpstreamCounts } from './upstream.js';
 
 interface Started {
   ports: Record<string, number>;
+  info?: Record<string, string>;
   counts?: () => UpstreamCounts;
+  leavesIssued?: () => number;
   close(): Promise<void>;
 }
 
-async function startCredproxyRole(ownedPort: number): Promise<Started> {
+async function startCredproxyRole(ownedPort: number, stormPort: number, tokenPort: number): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'credproxy-bench-'));
   mkdirSync(join(dir, 'integrations'));
-  writeFileSync(join(dir, 'credproxy.yaml'), 'store: memory\npassthrough: allow\n# the bench upstream is on loopback, which passthrough may not reach unless listed\negress: { allow_private: ["127.0.0.0/8"] }\n');
+  writeFileSync(
+    join(dir, 'credproxy.yaml'),
+    'store: memory\npassthrough: allow\n# the bench upstream is on loopback, which passthrough may not reach unless listed\negress: { allow_private: ["127.0.0.0/8"] }\n' +
+      `tls: { intercept: true, ca_dir: ${JSON.stringify(join(dir, 'ca'))} }\n`,
+  );
+  // upstream: http, so the HTTPS case measures credproxy's interception (client-side TLS) alone.
   writeFileSync(join(dir, 'integrations', 'bench.yaml'), `hosts: ["127.0.0.1:${ownedPort}"]\nupstream: http\nauth: { type: bearer }\n`);
+  writeFileSync(
+    join(dir, 'integrations', 'storm.yaml'),
+    [
+      `hosts: ["127.0.0.1:${stormPort}"]`,
+      'upstream: http',
+      'auth:',
+      '  type: oauth2',
+      `  authorize_url: http://127.0.0.1:${tokenPort}/authorize`,
+      `  token_url: http://127.0.0.1:${tokenPort}/token`,
+      '  client_id: bench-client',
+      '  client_secret: bench-secret',
+      '',
+    ].join('\n'),
+  );
   // The production logger (JSON, asynchronous): a log line per request is part of the cost
   // measured. The parent points this process's stdout at /dev/null.
   const running = await startCredproxy({
@@ -41,6 +62,8 @@ async function startCredproxyRole(ownedPort: number): Promise<Started> {
   if (put.status !== 200) throw new Error(`storing the bench connection answered ${put.status}: ${await put.text()}`);
   return {
     ports: { proxy: running.port },
+    info: { caPath: running.runtime.tls.ca!.certPath },
+    leavesIssued: () => running.runtime.tls.leaves?.issued ?? 0,
     close: async () => {
       await running.close();
       rmSync(dir, { recursive: true, force: true });
@@ -49,11 +72,11 @@ async function startCredproxyRole(ownedPort: number): Promise<Started> {
 }
 
 const ROLES: Record<string, (args: string[]) => Promise<Started>> = {
-  upstream: async () => {
-    const up = await startBenchUpstream(`Bearer ${BENCH_TOKEN}`);
-    return { ports: { owned: up.ownedPort, other: up.otherPort }, counts: up.counts, close: up.close };
+  upstream: async ([latency]) => {
+    const up = await startBenchUpstream(`Bearer ${BENCH_TOKEN}`, Number(latency ?? 50));
+    return { ports: { owned: up.ownedPort, other: up.otherPort, storm: up.stormPort, token: up.tokenPort }, counts: up.counts, close: up.close };
   },
-  credproxy: async ([port]) => startCredproxyRole(Number(port)),
+  credproxy: async ([owned, storm, token]) => startCredproxyRole(Number(owned), Number(storm), Number(token)),
   reference: async () => {
     const ref = await startReferenceProxy();
     return { ports: { proxy: ref.port }, close: ref.close };
@@ -66,17 +89,20 @@ async function main(): Promise<void> {
   if (!start || !process.send) throw new Error(`bench child: unknown role "${role}" or no IPC channel (started by bench.js only)`);
   const started = await start(args);
   const send = (m: ChildMessage) => process.send!(m);
-  process.on('message', (m: { type: string }) => {
+  process.on('message', (m: { type: string; gc?: boolean }) => {
     if (m.type === 'stats') {
+      // The memory check asks for a full collection first (the credproxy child runs with
+      // --expose-gc), so that what it compares is memory held, not garbage not yet collected.
+      if (m.gc) (globalThis as { gc?: () => void }).gc?.();
       const cpu = process.cpuUsage();
-      send({ type: 'stats', cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage.rss(), counts: started.counts?.() });
+      send({ type: 'stats', cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage.rss(), heapUsed: process.memoryUsage().heapUsed, counts: started.counts?.(), leavesIssued: started.leavesIssued?.() });
     } else if (m.type === 'close') {
       void started.close().finally(() => process.exit(0));
     }
   });
   // The parent going away must not leave a server running.
   process.on('disconnect', () => process.exit(0));
-  send({ type: 'ready', ports: started.ports });
+  send({ type: 'ready', ports: started.ports, info: started.info });
 }
 
 main().catch((err: unknown) => {

@@ -11,6 +11,14 @@ export interface BenchOptions {
   warmup: number;
   json: boolean;
   smoke: boolean;
+  /** concurrent requests of the refresh storm; 0 skips it */
+  storm: number;
+  /** the storm token endpoint's latency, ms */
+  tokenLatency: number;
+  /** requests of the flat-memory check (RSS after n/100 vs after n); 0 skips it */
+  memory: number;
+  /** case names to run (all when undefined) */
+  only: string[] | undefined;
 }
 
 export const USAGE = `npm run bench -- [--duration S] [--connections N] [--rounds N] [--smoke] [--json]
@@ -18,6 +26,11 @@ export const USAGE = `npm run bench -- [--duration S] [--connections N] [--round
   --connections N   concurrent keep-alive connections (env BENCH_CONNECTIONS; default 32)
   --rounds N        rounds of all cases, reported as medians (env BENCH_ROUNDS; default 1)
   --smoke           a tiny load (0.5 s per case, 4 connections) that only checks the bench works
+  --storm N         refresh storm: N concurrent requests hitting a 401 (default 1000; 0 skips)
+  --token-latency MS  the storm token endpoint's own latency (default 50)
+  --memory N        RSS after N/100 vs after N injected requests (default 50000; the issue's
+                    full check is --memory 1000000, a few minutes here; 0 skips)
+  --only A,B        run only these cases (by name, e.g. reference,injection)
   --json            print the results as JSON instead of a table`;
 
 function positive(name: string, raw: string, integer: boolean): number {
@@ -26,6 +39,11 @@ function positive(name: string, raw: string, integer: boolean): number {
     throw new Error(`${name}: "${raw}" is not a positive ${integer ? 'integer' : 'number'}`);
   }
   return n;
+}
+
+/** A whole number, 0 allowed (0 skips a phase). */
+function count(name: string, raw: string): number {
+  return raw === '0' ? 0 : positive(name, raw, true);
 }
 
 /** Flags win over the environment; `--smoke` sets small defaults that explicit values still override. */
@@ -39,6 +57,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       rounds: { type: 'string' },
       smoke: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      storm: { type: 'string' },
+      'token-latency': { type: 'string' },
+      memory: { type: 'string' },
     },
   });
   const smoke = values.smoke ?? false;
@@ -53,5 +75,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     warmup: smoke ? 0 : 1,
     json: values.json ?? false,
     smoke,
+    storm: values.storm === undefined ? (smoke ? 50 : 1000) : count('storm', values.storm),
+    tokenLatency: values['token-latency'] === undefined ? 50 : count('token-latency', values['token-latency']),
+    memory: values.memory === undefined ? (smoke ? 1000 : 50_000) : count('memory', values.memory),
+    only: values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter((x) => x !== ''),
   };
 }

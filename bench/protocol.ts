@@ -4,7 +4,10 @@ import type { UpstreamCounts } from './upstream.js';
 export const BENCH_ENTITY = 'bench-user';
 export const BENCH_TOKEN = 'bench-token-0123456789abcdef';
 export const ADMIN = 'bench-admin-token-0123456789';
+/** The refresh storm's entity, on the oauth2 integration `storm` (a token the upstream refuses, and a refresh token). */
+export const STORM_ENTITY = 'storm-user';
+export const STORM_CONNECTION = { access_token: 'stale-token', refresh_token: 'bench-refresh-1', expires_in: 3600 };
 
 export type ChildMessage =
-  | { type: 'ready'; ports: Record<string, number> }
-  | { type: 'stats'; cpuMicros: number; rss: number; counts?: UpstreamCounts };
+  | { type: 'ready'; ports: Record<string, number>; info?: Record<string, string> }
+  | { type: 'stats'; cpuMicros: number; rss: number; heapUsed: number; counts?: UpstreamCounts; leavesIssued?: number };

@@ -88,3 +88,44 @@ export function formatTable(rows: readonly CaseSummary[]): string {
   const align = `| --- | ${head.slice(1).map(() => '---:').join(' | ')} |`;
   return [line(head), align, ...body.map(line)].join('\n');
 }
+
+/** The refresh storm's outcome (bench/phases.ts). */
+export interface StormReport {
+  requests: number;
+  ok: number;
+  tokenCalls: number;
+  /** 401s the storm upstream answered (each one a request credproxy then replayed) */
+  refused: number;
+  ms: number;
+  tokenLatencyMs: number;
+  roundTripMs: number;
+  /** issue 8's goal: 2 × token latency + one upstream round trip */
+  boundMs: number;
+  problems: string[];
+}
+
+/** RSS after n/100 and after n requests (bench/phases.ts). */
+export interface MemoryReport {
+  requests: number;
+  first: number;
+  rssFirstMiB: number;
+  rssAllMiB: number;
+  growthMiB: number;
+  /** V8 heap in use at the same two points: tells a leak from a heap that merely grew its reserve */
+  heapFirstMiB: number;
+  heapAllMiB: number;
+  problems: string[];
+}
+
+export function formatStorm(s: StormReport): string {
+  return (
+    `refresh storm: ${fmt(s.requests)} concurrent requests, ${s.refused} answered 401 upstream, ${s.tokenCalls} token-endpoint call(s), ` +
+    `${fmt(s.ok)} ended 200; took ${fmt(s.ms)} ms against a goal of ${fmt(s.boundMs)} ms ` +
+    `(2 × token endpoint ${s.tokenLatencyMs} ms + upstream round trip ${fmt(s.roundTripMs, 1)} ms)`
+  );
+}
+
+export function formatMemory(m: MemoryReport): string {
+  const sign = m.growthMiB >= 0 ? '+' : '';
+  return `memory (after a full GC): credproxy RSS ${fmt(m.rssFirstMiB, 1)} MiB after ${fmt(m.first)} requests, ${fmt(m.rssAllMiB, 1)} MiB after ${fmt(m.requests)} (${sign}${fmt(m.growthMiB, 1)} MiB; goal: within 20 MB); heap in use ${fmt(m.heapFirstMiB, 1)} then ${fmt(m.heapAllMiB, 1)} MiB`;
+}

@@ -13,6 +13,10 @@ export interface UpstreamCounts {
   withCredential: number;
   /** requests that arrived with any Authorization header */
   withAuthorization: number;
+  /** calls to the storm integration's token endpoint */
+  tokenCalls: number;
+  /** storm upstream requests refused with 401 (a stale token) */
+  refused: number;
 }
 
 export interface BenchUpstream {
@@ -20,6 +24,10 @@ export interface BenchUpstream {
   ownedPort: number;
   /** a port no integration owns: passthrough traffic goes here */
   otherPort: number;
+  /** the refresh-storm upstream: 401 unless the latest token the token endpoint issued */
+  stormPort: number;
+  /** the storm integration's token endpoint (POST /token), answering after `tokenLatencyMs` */
+  tokenPort: number;
   counts(): UpstreamCounts;
   close(): Promise<void>;
 }
@@ -28,8 +36,9 @@ export interface BenchUpstream {
  * Two listeners with one handler: `/large` answers 1 MiB, anything else the small JSON.
  * Request bodies are drained and dropped.
  */
-export async function startBenchUpstream(expectedAuthorization: string): Promise<BenchUpstream> {
-  const counts: UpstreamCounts = { requests: 0, withCredential: 0, withAuthorization: 0 };
+export async function startBenchUpstream(expectedAuthorization: string, tokenLatencyMs = 50): Promise<BenchUpstream> {
+  const counts: UpstreamCounts = { requests: 0, withCredential: 0, withAuthorization: 0, tokenCalls: 0, refused: 0 };
+  let issued = 'none-yet';
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     counts.requests++;
     const auth = req.headers.authorization;
@@ -42,13 +51,34 @@ export async function startBenchUpstream(expectedAuthorization: string): Promise
       res.end(body);
     });
   };
-  const servers = [http.createServer({ keepAliveTimeout: 65_000 }, handler), http.createServer({ keepAliveTimeout: 65_000 }, handler)];
+  const storm = (req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    const ok = req.headers.authorization === `Bearer ${issued}`;
+    if (!ok) counts.refused++;
+    res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json', 'content-length': ok ? SMALL_BODY.length : 2 });
+    res.end(ok ? SMALL_BODY : '{}');
+  };
+  const token = (req: IncomingMessage, res: ServerResponse) => {
+    counts.tokenCalls++;
+    req.resume();
+    req.on('end', () => {
+      setTimeout(() => {
+        issued = `fresh-${counts.tokenCalls}-${Date.now()}`;
+        const body = JSON.stringify({ access_token: issued, token_type: 'Bearer', expires_in: 3600, refresh_token: 'bench-refresh-2' });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      }, tokenLatencyMs);
+    });
+  };
+  const servers = [handler, handler, storm, token].map((h) => http.createServer({ keepAliveTimeout: 65_000 }, h));
   const ports = await Promise.all(
     servers.map((s) => new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)))),
   );
   return {
     ownedPort: ports[0]!,
     otherPort: ports[1]!,
+    stormPort: ports[2]!,
+    tokenPort: ports[3]!,
     counts: () => ({ ...counts }),
     close: async () => {
       await Promise.all(

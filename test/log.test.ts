@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createLogger } from '../src/log.js';
+import { createLogger, requestLogger } from '../src/log.js';
 import { integrationYaml, LogCapture, setup, viaProxy } from './support/servers.js';
 
 t.test('one line per proxied request with its fields, and no secret anywhere in the log', async (t) => {
@@ -41,4 +41,20 @@ t.test('createLogger redacts credential-shaped fields', async (t) => {
   t.match(out.text, /\[redacted\]/);
   t.equal(JSON.parse(out.lines[0]!).level, 30);
   t.equal(createLogger({ level: 'warn' }).level, 'warn', 'the default destination takes the level too');
+});
+
+t.test('requestLogger: the request line keeps top-level redaction and follows the parent level', async (t) => {
+  const out = new LogCapture();
+  const log = createLogger({ destination: out, level: 'info' });
+  const req = requestLogger(log);
+  t.equal(requestLogger(log), req, 'one child per logger');
+  req.info({ entity: 'alice', token: 's1', password: 's2', status: 200 }, 'proxied');
+  t.equal(out.lines.length, 1);
+  t.match(JSON.parse(out.lines[0]!), { entity: 'alice', token: '[redacted]', password: '[redacted]', status: 200, msg: 'proxied' });
+  log.level = 'warn';
+  requestLogger(log).info({ entity: 'bob' }, 'proxied');
+  t.equal(out.lines.length, 1, 'a reload that raises the level silences request lines too');
+  log.level = 'info';
+  requestLogger(log).info({ entity: 'carol' }, 'proxied');
+  t.equal(out.lines.length, 2);
 });

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { SchemeContext } from '../auth/types.js';
 import type { IntegrationConfig } from '../config/types.js';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
+import { requestLogger } from '../log.js';
 import { methodClass, statusClass } from '../metrics.js';
 import { markStale } from '../oauth/refresh.js';
 import type { Runtime } from '../runtime.js';
@@ -129,11 +130,6 @@ export function createProxyHandler(rt: Runtime) {
     const settings = rt.current.config.settings;
     const info: RequestInfo = { entity: undefined, integration: 'passthrough', host: '', path: '' };
     let status = 0;
-    const abort = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) abort.abort();
-    };
-    res.once('close', onClose);
     try {
       const prepared = await prepareRequest(rt, req, tunnel, info);
       const { injection } = prepared;
@@ -148,7 +144,7 @@ export function createProxyHandler(rt: Runtime) {
         if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, settings.limits.replay_body_bytes);
         const sent = performance.now();
         const onResponse = () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000);
-        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack, onResponse });
+        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, holdBack, onResponse });
       };
       const outcome = await forwardWithReplay({
         refreshOn: prepared.integration?.refresh_on ?? [],
@@ -172,8 +168,6 @@ export function createProxyHandler(rt: Runtime) {
       if (!isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
       status = e.status;
       sendError(res, e);
-    } finally {
-      res.off('close', onClose);
     }
     logRequest(rt, info, req.method, status, started);
   };
@@ -185,7 +179,7 @@ export function logRequest(rt: Runtime, info: RequestInfo, method: string | unde
   const { client, entity, integration, host, path, refreshed = false, replayed = false } = info;
   rt.metrics.requests.inc({ integration, method: methodClass(method), status: statusClass(status) });
   rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
-  rt.log.info({ client, entity, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
+  requestLogger(rt.log).info({ client, entity, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
 }
 
 function hasBody(req: IncomingMessage): boolean {
