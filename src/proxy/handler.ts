@@ -11,6 +11,7 @@ import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
 import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
 import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
+import { entityWithToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
 import { identify } from './identify.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
 import { signUpstream } from './sign.js';
@@ -64,16 +65,19 @@ export async function prepareRequest(
   // Client authentication comes first: an unauthenticated client learns nothing, not even
   // whether its target parses. Inside a tunnel the CONNECT carried the proxy credentials.
   const proxyAuthorization = tunnel ? tunnel.proxyAuthorization : proxyAuthorizationOf(req);
+  const proxyToken = await verifyProxyToken(rt.store.kv, proxyAuthorization);
   const clients = authenticatorFor(settings);
-  const client = clients?.authenticate(proxyAuthorization);
+  // An entity token, admin-issued for one entity, stands in for a client key (entity-token.ts).
+  const client = proxyToken ? `token:${proxyToken.id}` : clients?.authenticate(proxyAuthorization);
   info.client = client;
   const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
   info.host = target.url.host;
   info.path = target.url.pathname;
-  const entity = identify(req, settings.entity_header, proxyAuthorization).entity;
-  info.entity = entity;
-  if (client !== undefined) clients?.authorize(client, entity);
   const route = routes.match(target.hostname, target.port, target.url.pathname);
+  const tokenUse = await takeEntityToken(rt.store.kv, req.rawHeaders, target.url.pathname + target.url.search, route?.integration, proxyToken);
+  const entity = entityWithToken(identify(req, settings.entity_header, tokenUse ? undefined : proxyAuthorization), tokenUse);
+  info.entity = entity;
+  if (client !== undefined && !proxyToken) clients?.authorize(client, entity);
 
   let injection: Injection | undefined;
   let templateHost: TemplateHost | undefined;
@@ -102,8 +106,8 @@ export async function prepareRequest(
   }
 
   const withInjection = (inj: Injection | undefined) => ({
-    path: injectQuery(target.url.pathname + target.url.search, inj?.query ?? []),
-    headers: upstreamRequestHeaders(req.rawHeaders, hostHeader, settings.entity_header, inj?.headers ?? []),
+    path: injectQuery(tokenUse?.pathWithSearch ?? target.url.pathname + target.url.search, inj?.query ?? []),
+    headers: upstreamRequestHeaders(tokenUse?.rawHeaders ?? req.rawHeaders, hostHeader, settings.entity_header, inj?.headers ?? []),
   });
   return {
     origin,
