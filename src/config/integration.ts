@@ -89,6 +89,7 @@ export function checkIntegration(
     refresh_on: (raw.refresh_on as number[] | undefined) ?? [401],
     inject: raw.inject as InjectConfig | undefined,
     description: raw.description as string | undefined,
+    placeholder_env: raw.placeholder_env as string | undefined,
     schemes,
   };
 }

@@ -163,6 +163,8 @@ export const integrationSpec: ObjectSpec = obj(
     auth: { kind: 'oneOf', hint: 'an auth mapping or a list of them', options: [auth, list(auth, 1)] },
     refresh_on: list(int(400, 599), 1),
     inject,
+    // `credproxy env`/`run` set this variable to an entity token, so SDKs that insist on a key start.
+    placeholder_env: str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'an environment variable name' }),
   },
   ['hosts', 'auth'],
 );
@@ -222,4 +224,6 @@ export const settingsSpec: ObjectSpec = obj({
   }),
   events: obj({ webhook_url: url(), secret: str({ minLength: 1 }) }, ['webhook_url']),
   log: obj({ level: str({ enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }) }),
+  // One JSON line per request to an integration host (src/audit/); without `file`, an in-memory ring only.
+  audit: obj({ file: str({ minLength: 1 }), max_bytes: int(1024, 1 << 40), keep: int(1, 100) }),
 });

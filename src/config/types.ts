@@ -57,6 +57,8 @@ export interface IntegrationConfig {
   refresh_on: number[];
   inject?: InjectConfig;
   description?: string;
+  /** an environment variable `credproxy env` sets to an entity token (SDKs that refuse to start without a key) */
+  placeholder_env?: string;
   /** one per `auth` entry, in order; the first is the default */
   schemes: readonly ResolvedScheme[];
 }
@@ -110,6 +112,8 @@ export interface Settings {
   };
   events?: { webhook_url: string; secret?: string };
   log: { level: string };
+  /** the audit log: JSON lines in `file`, rotated at `max_bytes` keeping `keep` old files */
+  audit: { file?: string; max_bytes: number; keep: number };
 }
 
 /** A validated, frozen configuration: what one request sees from start to end. */

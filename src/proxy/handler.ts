@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { performance } from 'node:perf_hooks';
 import type { SchemeContext } from '../auth/types.js';
 import type { IntegrationConfig } from '../config/types.js';
+import { audit, markBytes, type ByteMark } from '../audit/record.js';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import { methodClass, statusClass } from '../metrics.js';
 import { markStale } from '../oauth/refresh.js';
@@ -128,6 +129,7 @@ export async function prepareRequest(
 export function createProxyHandler(rt: Runtime) {
   return async function handleProxyRequest(req: IncomingMessage, res: ServerResponse, tunnel?: TunnelContext): Promise<void> {
     const started = performance.now();
+    const mark = markBytes(req);
     const settings = rt.current.config.settings;
     const info: RequestInfo = { entity: undefined, integration: 'passthrough', host: '', path: '' };
     let status = 0;
@@ -177,13 +179,21 @@ export function createProxyHandler(rt: Runtime) {
     } finally {
       res.off('close', onClose);
     }
-    logRequest(rt, info, req.method, status, started);
+    logRequest(rt, info, req.method, status, started, { req, res, mark });
   };
 }
 
 /** One log line and the metrics for a finished request (or upgrade). */
-export function logRequest(rt: Runtime, info: RequestInfo, method: string | undefined, status: number, started: number): void {
+export function logRequest(
+  rt: Runtime,
+  info: RequestInfo,
+  method: string | undefined,
+  status: number,
+  started: number,
+  bytes?: { req: IncomingMessage; res: ServerResponse; mark: ByteMark },
+): void {
   const ms = performance.now() - started;
+  audit(rt, info, method, status, ms, bytes?.req, bytes?.mark, bytes?.res);
   const { client, entity, integration, host, path, refreshed = false, replayed = false } = info;
   rt.metrics.requests.inc({ integration, method: methodClass(method), status: statusClass(status) });
   rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
