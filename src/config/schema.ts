@@ -164,6 +164,7 @@ export const integrationSpec: ObjectSpec = obj(
     refresh_on: list(int(400, 599), 1),
     inject,
     // `credproxy env`/`run` set this variable to an entity token, so SDKs that insist on a key start.
+    limits: obj({ requests_per_minute: int(1, 10_000_000) }),
     placeholder_env: str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'an environment variable name' }),
   },
   ['hosts', 'auth'],

@@ -14,6 +14,7 @@ import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
 import { entityWithToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
 import { identify } from './identify.js';
+import { checkRate } from './rate-limit.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
 import { signUpstream } from './sign.js';
 import { parseTarget, tunnelTarget, type Target, type TunnelContext } from './target.js';
@@ -95,6 +96,7 @@ export async function prepareRequest(
     if (!entity) {
       throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${info.integration}": name the entity with the ${settings.entity_header} header`);
     }
+    await checkRate(rt.store.rateLimit, settings, route.integration, entity);
     // A host template (`{{tenant}}.example.com`) matched: the connection's params must produce exactly this host.
     templateHost = route.hostParams ? { pattern: route.pattern, hostname: target.hostname } : undefined;
     injection = await resolveCredential(rt.store, route.integration, entity, { ctx, host: templateHost });
