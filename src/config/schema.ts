@@ -165,6 +165,7 @@ export const integrationSpec: ObjectSpec = obj(
     inject,
     // `credproxy env`/`run` set this variable to an entity token, so SDKs that insist on a key start.
     limits: obj({ requests_per_minute: int(1, 10_000_000) }),
+    scrub_responses: bool(),
     placeholder_env: str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'an environment variable name' }),
   },
   ['hosts', 'auth'],

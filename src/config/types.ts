@@ -59,6 +59,8 @@ export interface IntegrationConfig {
   description?: string;
   /** an environment variable `credproxy env` sets to an entity token (SDKs that refuse to start without a key) */
   placeholder_env?: string;
+  /** replace an injected secret the upstream echoes in a response header or text body */
+  scrub_responses?: boolean;
   /** this integration's own request cap per entity (overrides credproxy.yaml's limits.requests_per_minute) */
   limits?: { requests_per_minute?: number };
   /** one per `auth` entry, in order; the first is the default */

@@ -3,6 +3,7 @@ import { Writable, type Readable } from 'node:stream';
 import { errors, type Dispatcher } from 'undici';
 import { CredproxyError } from '../errors.js';
 import { clientResponseHeaders } from './headers.js';
+import { scrubbable, scrubHeaders, ScrubStream } from './scrub.js';
 
 export interface UpstreamRequest {
   /** scheme://host[:port] */
@@ -25,6 +26,8 @@ export interface ForwardOptions {
   holdBack?: (status: number) => boolean;
   /** called when the upstream's response headers arrive (upstream latency metric) */
   onResponse?: () => void;
+  /** secrets to replace in the response headers and text body (`scrub_responses`, scrub.ts) */
+  scrub?: readonly string[];
 }
 
 /**
@@ -52,8 +55,19 @@ export async function forward(agent: Dispatcher, up: UpstreamRequest, res: Serve
         status = statusCode;
         opts.onResponse?.();
         if (opts.holdBack?.(statusCode)) return discard();
-        res.writeHead(statusCode, clientResponseHeaders(headers as Record<string, string | string[] | undefined>));
-        return res;
+        const out = clientResponseHeaders(headers as Record<string, string | string[] | undefined>);
+        if (!opts.scrub || opts.scrub.length === 0) {
+          res.writeHead(statusCode, out);
+          return res;
+        }
+        const body = scrubbable(headers as Record<string, string | string[] | undefined>);
+        // A scrubbed body changes length: it goes chunked.
+        if (body) delete out['content-length'];
+        res.writeHead(statusCode, scrubHeaders(out, opts.scrub));
+        if (!body) return res;
+        const scrub = new ScrubStream(opts.scrub);
+        scrub.pipe(res);
+        return scrub;
       },
     );
   } catch (err) {

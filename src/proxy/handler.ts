@@ -15,12 +15,16 @@ import { injectQuery, upstreamRequestHeaders } from './headers.js';
 import { entityWithToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
 import { identify } from './identify.js';
 import { checkRate } from './rate-limit.js';
+import { secretsOf } from './scrub.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
 import { signUpstream } from './sign.js';
 import { parseTarget, tunnelTarget, type Target, type TunnelContext } from './target.js';
 
 /** A token endpoint gets less time than an upstream: a request waits on it before anything is sent. */
 const TOKEN_TIMEOUT_MS = 30_000;
+
+/** A scrubbed response must be readable: the upstream is asked not to compress it. */
+const IDENTITY: [string, string, string] = ['accept-encoding', 'accept-encoding', 'identity'];
 
 /** What one request's log line says; filled in step by step, so a failure still logs what was known. */
 export interface RequestInfo {
@@ -110,7 +114,7 @@ export async function prepareRequest(
 
   const withInjection = (inj: Injection | undefined) => ({
     path: injectQuery(tokenUse?.pathWithSearch ?? target.url.pathname + target.url.search, inj?.query ?? []),
-    headers: upstreamRequestHeaders(tokenUse?.rawHeaders ?? req.rawHeaders, hostHeader, settings.entity_header, inj?.headers ?? []),
+    headers: upstreamRequestHeaders(tokenUse?.rawHeaders ?? req.rawHeaders, hostHeader, settings.entity_header, route?.integration.scrub_responses ? [...(inj?.headers ?? []), IDENTITY] : (inj?.headers ?? [])),
   });
   return {
     origin,
@@ -154,7 +158,8 @@ export function createProxyHandler(rt: Runtime) {
         if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, settings.limits.replay_body_bytes);
         const sent = performance.now();
         const onResponse = () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000);
-        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack, onResponse });
+        const scrub = prepared.integration?.scrub_responses ? secretsOf(inj) : undefined;
+        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, signal: abort.signal, holdBack, onResponse, scrub });
       };
       const outcome = await forwardWithReplay({
         refreshOn: prepared.integration?.refresh_on ?? [],
