@@ -7,6 +7,8 @@ import { installShutdown } from './shutdown.js';
 import { loadOrCreateCa } from './tls/ca.js';
 import { isAdminCommand, runAdminCommand } from './cli/admin.js';
 import { COMMAND_HELP, MAIN_HELP } from './cli/help.js';
+import { isAgentCommand, runAgentCommand } from './cli/agent.js';
+import { runAuditCommand } from './cli/audit.js';
 
 const HELP = MAIN_HELP;
 
@@ -16,6 +18,14 @@ function fail(message: string, code: number): never {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (isAgentCommand(argv)) {
+    process.exitCode = await runAgentCommand(argv, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env, readStdin: async () => '' });
+    return;
+  }
+  if (argv[0] === 'audit') {
+    process.exitCode = await runAuditCommand(argv, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env, readStdin: async () => '' });
+    return;
+  }
   if (isAdminCommand(argv)) {
     process.exitCode = await runAdminCommand(argv, {
       stdout: (t) => process.stdout.write(t),

@@ -77,6 +77,7 @@ class DeadStore implements ConnectionStore {
     take: () => Promise.reject(new Error('down')),
   };
   readonly locks = new Locks(new LocalLockBackend());
+  readonly rateLimit = { take: () => Promise.reject(new Error('down')) };
   get = () => Promise.reject(new Error('down'));
   put = (_c: Connection) => Promise.reject(new Error('down'));
   delete = () => Promise.reject(new Error('down'));

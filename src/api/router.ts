@@ -6,6 +6,8 @@ import { finishFlow, startFlow } from '../oauth/connect.js';
 import { createConnectLink } from './connect.js';
 import { requireAdmin, sendJson } from './http.js';
 import { integrationView } from './views.js';
+import { createEntityToken, deleteEntityToken } from './tokens.js';
+import { getAudit } from './audit.js';
 
 type Handler = (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void> | void;
 interface Route {
@@ -61,6 +63,9 @@ const routes: Route[] = [
   { method: 'PUT', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, handler: (rt, req, res, [e, i]) => putConnection(rt, req, res, e!, i!) },
   { method: 'DELETE', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, handler: (rt, _q, res, [e, i]) => deleteConnection(rt, res, e!, i!) },
   { method: 'POST', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}/connect$`), admin: true, handler: (rt, req, res, [e, i]) => createConnectLink(rt, req, res, e!, i!) },
+  { method: 'POST', pattern: new RegExp(`^/api/entities/${SEG}/tokens$`), admin: true, handler: (rt, req, res, [e]) => createEntityToken(rt, req, res, e!) },
+  { method: 'DELETE', pattern: new RegExp(`^/api/tokens/${SEG}$`), admin: true, handler: (rt, _q, res, [id]) => deleteEntityToken(rt, res, id!) },
+  { method: 'GET', pattern: /^\/api\/audit$/, admin: true, handler: getAudit },
   // The callback before /connect/{integration}, which would otherwise take it.
   { method: 'GET', pattern: /^\/connect\/callback$/, admin: false, handler: finishFlow },
   { method: 'GET', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, handler: startFlow },

@@ -15,7 +15,7 @@ export interface CliIO {
 
 export const EXIT = { ok: 0, api: 1, usage: 2, unreachable: 3 } as const;
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 type Values = {
   url?: string;
@@ -255,7 +255,7 @@ export function isAdminCommand(argv: readonly string[]): boolean {
   return argv[0] !== undefined && (argv[0] in COMMANDS || argv[0] === 'help');
 }
 
-function adminToken(values: Values, env: NodeJS.ProcessEnv): string {
+export function adminToken(values: { 'token-file'?: string }, env: NodeJS.ProcessEnv): string {
   const file = values['token-file'];
   if (file === undefined && env.CREDPROXY_ADMIN_TOKEN) return env.CREDPROXY_ADMIN_TOKEN;
   const path = file ?? './data/admin.token';

@@ -20,6 +20,9 @@ Usage:
   credproxy ca       [--config DIR]   print the local CA certificate's path (created if needed)
   credproxy connections list|get|set|delete|connect-link ...
   credproxy integrations list|show ...
+  credproxy env      --entity E [--token] [--shell sh|fish|powershell] ...
+  credproxy run      --entity E [--token] ... -- CMD ARGS...
+  credproxy audit    [--entity E] [--integration I] [--since T] [--limit N] [--follow] [--json]
   credproxy help [COMMAND]          (or: credproxy COMMAND --help)
 
 Options of start, validate and ca:
@@ -38,7 +41,55 @@ A running proxy reloads its config folder when a file changes, and on SIGHUP.
 ${EXIT_CODES}
 `;
 
+const AGENT_OPTIONS = `Options:
+  --entity E          the entity the command acts for (required)
+  --token             also put an entity token in the proxy URL as the password (needed when
+                      the proxy has clients:, and names the entity in every CONNECT)
+  --ttl SECONDS       lifetime of the entity token (default: the proxy's, one hour)
+  --no-proxy LIST     NO_PROXY; default localhost,127.0.0.1,::1
+  --config DIR        the proxy's config folder (its CA and integrations' placeholder_env);
+                      default $CREDPROXY_CONFIG or ./config
+  --url URL           the proxy; default $CREDPROXY_URL or http://127.0.0.1:8080
+  --token-file PATH   admin token file, for issuing the entity token; default ./data/admin.token
+                      ($CREDPROXY_ADMIN_TOKEN is used when set and no --token-file is given)
+
+An entity token is issued (admin API) when --token is given or an integration declares
+placeholder_env: that variable is set to the token, which credproxy swaps for the real key.
+With tls.intercept, a CA bundle of the system CAs plus credproxy's CA is written to
+<tls.ca_dir>/bundle.pem and named in SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE,
+CURL_CA_BUNDLE, GIT_SSL_CAINFO and PIP_CERT.`;
+
 export const COMMAND_HELP: Record<string, string> = {
+  audit: `Usage: credproxy audit [--entity E] [--integration I] [--since TIME] [--limit N] [--follow] [--json]
+
+The audit log of a running proxy: one line per request to an integration host (time, entity,
+integration, method, host, path without query, status, bytes in/out, ms, client, refreshed/replayed).
+--since takes an ISO 8601 time; --limit the latest N (default 100, at most 1000);
+--follow keeps printing new entries until interrupted.
+
+${CLIENT_OPTIONS}
+
+${EXIT_CODES}
+`,
+  env: `Usage: credproxy env --entity E [--token] [--shell sh|fish|powershell] [options]
+
+Prints the lines that make common clients use the proxy for entity E:
+HTTP_PROXY, HTTPS_PROXY (and lower case), NO_PROXY, the CA bundle variables, and each
+integration's placeholder_env.  eval "$(credproxy env --entity alice)"
+
+${AGENT_OPTIONS}
+
+${EXIT_CODES}
+`,
+  run: `Usage: credproxy run --entity E [--token] [options] -- CMD ARGS...
+
+Runs CMD with the environment \`credproxy env\` prints, and exits with its status (128 + N
+when a signal N ended it). The entity token issued for the run is revoked when CMD ends.
+
+${AGENT_OPTIONS}
+
+${EXIT_CODES}
+`,
   start: `Usage: credproxy start [--config DIR] [--port N] [--host H] [--log-format json|pretty]
 
 Runs the proxy. It reloads the config folder when a file in it changes (and on SIGHUP);

@@ -92,6 +92,9 @@ export function checkIntegration(
     inject: raw.inject as InjectConfig | undefined,
     description: raw.description as string | undefined,
     verify,
+    placeholder_env: raw.placeholder_env as string | undefined,
+    scrub_responses: (raw.scrub_responses as boolean | undefined) ?? false,
+    limits: raw.limits as { requests_per_minute?: number } | undefined,
     schemes,
   };
 }

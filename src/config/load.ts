@@ -44,7 +44,7 @@ function parseFile(file: string, problems: Problem[], env: NodeJS.ProcessEnv) {
 }
 
 function defaults(raw: Record<string, unknown>, opts: LoadOptions, env: NodeJS.ProcessEnv): Settings {
-  const r = raw as Partial<Settings> & { listen?: string; limits?: Partial<Settings['limits']> };
+  const r = raw as Partial<Settings> & { listen?: string; limits?: Partial<Settings['limits']>; audit?: Partial<Settings['audit']> };
   const listen = parseListen(r.listen ?? '127.0.0.1:8080');
   if (env.PORT && /^\d+$/.test(env.PORT)) listen.port = Number(env.PORT);
   if (opts.host) listen.host = opts.host;
@@ -80,6 +80,7 @@ function defaults(raw: Record<string, unknown>, opts: LoadOptions, env: NodeJS.P
     },
     events: r.events,
     log: { level: r.log?.level ?? 'info' },
+    audit: { file: r.audit?.file, max_bytes: r.audit?.max_bytes ?? 10 * 1024 * 1024, keep: r.audit?.keep ?? 5 },
   };
 }
 

@@ -173,6 +173,10 @@ export const integrationSpec: ObjectSpec = obj(
       },
       ['path'],
     ),
+    // `credproxy env`/`run` set this variable to an entity token, so SDKs that insist on a key start.
+    limits: obj({ requests_per_minute: int(1, 10_000_000) }),
+    scrub_responses: bool(),
+    placeholder_env: str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'an environment variable name' }),
   },
   ['hosts', 'auth'],
 );
@@ -232,4 +236,6 @@ export const settingsSpec: ObjectSpec = obj({
   }),
   events: obj({ webhook_url: url(), secret: str({ minLength: 1 }) }, ['webhook_url']),
   log: obj({ level: str({ enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }) }),
+  // One JSON line per request to an integration host (src/audit/); without `file`, an in-memory ring only.
+  audit: obj({ file: str({ minLength: 1 }), max_bytes: int(1024, 1 << 40), keep: int(1, 100) }),
 });

@@ -59,6 +59,12 @@ export interface IntegrationConfig {
   description?: string;
   /** the request that checks credentials when a connection is stored */
   verify?: VerifyConfig;
+  /** an environment variable `credproxy env` sets to an entity token (SDKs that refuse to start without a key) */
+  placeholder_env?: string;
+  /** replace an injected secret the upstream echoes in a response header or text body */
+  scrub_responses?: boolean;
+  /** this integration's own request cap per entity (overrides credproxy.yaml's limits.requests_per_minute) */
+  limits?: { requests_per_minute?: number };
   /** one per `auth` entry, in order; the first is the default */
   schemes: readonly ResolvedScheme[];
 }
@@ -122,6 +128,8 @@ export interface Settings {
   };
   events?: { webhook_url: string; secret?: string };
   log: { level: string };
+  /** the audit log: JSON lines in `file`, rotated at `max_bytes` keeping `keep` old files */
+  audit: { file?: string; max_bytes: number; keep: number };
 }
 
 /** A validated, frozen configuration: what one request sees from start to end. */

@@ -1,8 +1,9 @@
 import { IncomingMessage, type ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { errors, util, type Dispatcher } from 'undici';
 import { CredproxyError } from '../errors.js';
 import { clientResponseHeaders } from './headers.js';
+import { scrubbable, scrubHeaders, ScrubStream } from './scrub.js';
 
 export interface UpstreamRequest {
   /** scheme://host[:port] */
@@ -24,6 +25,8 @@ export interface ForwardOptions {
   holdBack?: (status: number) => boolean;
   /** called when the upstream's response headers arrive (upstream latency metric) */
   onResponse?: () => void;
+  /** secrets to replace in the response headers and text body (`scrub_responses`, scrub.ts) */
+  scrub?: readonly string[];
 }
 
 /**
@@ -74,6 +77,8 @@ class Relay implements Dispatcher.DispatchHandler {
   private complete = false;
   private settled = false;
   private resume: (() => void) | undefined;
+  /** where the body goes: the response, or a scrubber in front of it */
+  private sink: Writable;
 
   constructor(
     private readonly res: ServerResponse,
@@ -82,6 +87,7 @@ class Relay implements Dispatcher.DispatchHandler {
     private readonly resolve: (status: number) => void,
     private readonly reject: (err: Error) => void,
   ) {
+    this.sink = res;
     res.on('close', this.onClose);
     if (res.destroyed) this.gone = true;
     if (body && !Buffer.isBuffer(body)) body.on('error', (err: Error) => this.onError(err));
@@ -98,7 +104,7 @@ class Relay implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     this.res.off('close', this.onClose);
-    if (this.resume) this.res.off('drain', this.resume);
+    if (this.resume) this.sink.off('drain', this.resume);
     if (err) this.reject(err);
     else this.resolve(this.status);
   }
@@ -117,22 +123,37 @@ class Relay implements Dispatcher.DispatchHandler {
       return true;
     }
     const headers = util.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>;
-    this.res.writeHead(statusCode, clientResponseHeaders(headers));
+    let out = clientResponseHeaders(headers);
+    const secrets = this.opts.scrub;
+    if (secrets && secrets.length > 0) {
+      const text = scrubbable(headers);
+      // A scrubbed body changes length: it goes chunked.
+      if (text) delete out['content-length'];
+      out = scrubHeaders(out, secrets);
+      if (text) {
+        const scrub = new ScrubStream(secrets);
+        scrub.pipe(this.res);
+        this.sink = scrub;
+      }
+    }
+    this.res.writeHead(statusCode, out);
     this.streaming = true;
     this.resume = resume;
-    this.res.on('drain', resume);
-    return !this.res.writableNeedDrain;
+    this.sink.on('drain', resume);
+    return !this.sink.writableNeedDrain;
   }
 
   onData(chunk: Buffer): boolean {
-    return this.discarding ? true : this.res.write(chunk);
+    return this.discarding ? true : this.sink.write(chunk);
   }
 
   onComplete(): void {
     this.complete = true;
     if (this.discarding) return this.settle();
     // Resolves once the body is handed to the client's socket, as stream() did.
-    this.res.end(() => this.settle());
+    if (this.sink === this.res) return void this.res.end(() => this.settle());
+    this.res.once('finish', () => this.settle());
+    this.sink.end();
   }
 
   onError(err: Error): void {

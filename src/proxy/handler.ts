@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { performance } from 'node:perf_hooks';
 import type { SchemeContext } from '../auth/types.js';
 import type { IntegrationConfig } from '../config/types.js';
+import { audit, markBytes, type ByteMark } from '../audit/record.js';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import { requestLogger } from '../log.js';
 import { methodClass, statusClass } from '../metrics.js';
@@ -12,13 +13,19 @@ import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
 import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
 import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
+import { entityWithToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
 import { identify } from './identify.js';
+import { checkRate } from './rate-limit.js';
+import { secretsOf } from './scrub.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
 import { signUpstream } from './sign.js';
 import { parseTarget, tunnelTarget, type Target, type TunnelContext } from './target.js';
 
 /** A token endpoint gets less time than an upstream: a request waits on it before anything is sent. */
 const TOKEN_TIMEOUT_MS = 30_000;
+
+/** A scrubbed response must be readable: the upstream is asked not to compress it. */
+const IDENTITY: [string, string, string] = ['accept-encoding', 'accept-encoding', 'identity'];
 
 /** What one request's log line says; filled in step by step, so a failure still logs what was known. */
 export interface RequestInfo {
@@ -65,16 +72,19 @@ export async function prepareRequest(
   // Client authentication comes first: an unauthenticated client learns nothing, not even
   // whether its target parses. Inside a tunnel the CONNECT carried the proxy credentials.
   const proxyAuthorization = tunnel ? tunnel.proxyAuthorization : proxyAuthorizationOf(req);
+  const proxyToken = await verifyProxyToken(rt.store.kv, proxyAuthorization);
   const clients = authenticatorFor(settings);
-  const client = clients?.authenticate(proxyAuthorization);
+  // An entity token, admin-issued for one entity, stands in for a client key (entity-token.ts).
+  const client = proxyToken ? `token:${proxyToken.id}` : clients?.authenticate(proxyAuthorization);
   info.client = client;
   const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
   info.host = target.url.host;
   info.path = target.url.pathname;
-  const entity = identify(req, settings.entity_header, proxyAuthorization).entity;
-  info.entity = entity;
-  if (client !== undefined) clients?.authorize(client, entity);
   const route = routes.match(target.hostname, target.port, target.url.pathname);
+  const tokenUse = await takeEntityToken(rt.store.kv, req.rawHeaders, target.url.pathname + target.url.search, route?.integration, proxyToken);
+  const entity = entityWithToken(identify(req, settings.entity_header, tokenUse ? undefined : proxyAuthorization), tokenUse);
+  info.entity = entity;
+  if (client !== undefined && !proxyToken) clients?.authorize(client, entity);
 
   let injection: Injection | undefined;
   let templateHost: TemplateHost | undefined;
@@ -93,6 +103,7 @@ export async function prepareRequest(
     if (!entity) {
       throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${info.integration}": name the entity with the ${settings.entity_header} header`);
     }
+    await checkRate(rt.store.rateLimit, settings, route.integration, entity);
     // A host template (`{{tenant}}.example.com`) matched: the connection's params must produce exactly this host.
     templateHost = route.hostParams ? { pattern: route.pattern, hostname: target.hostname } : undefined;
     injection = await resolveCredential(rt.store, route.integration, entity, { ctx, host: templateHost });
@@ -105,8 +116,8 @@ export async function prepareRequest(
   }
 
   const withInjection = (inj: Injection | undefined) => ({
-    path: injectQuery(target.url.pathname + target.url.search, inj?.query ?? []),
-    headers: upstreamRequestHeaders(req.rawHeaders, hostHeader, settings.entity_header, inj?.headers ?? []),
+    path: injectQuery(tokenUse?.pathWithSearch ?? target.url.pathname + target.url.search, inj?.query ?? []),
+    headers: upstreamRequestHeaders(tokenUse?.rawHeaders ?? req.rawHeaders, hostHeader, settings.entity_header, route?.integration.scrub_responses ? [...(inj?.headers ?? []), IDENTITY] : (inj?.headers ?? [])),
   });
   return {
     origin,
@@ -127,6 +138,7 @@ export async function prepareRequest(
 export function createProxyHandler(rt: Runtime) {
   return async function handleProxyRequest(req: IncomingMessage, res: ServerResponse, tunnel?: TunnelContext): Promise<void> {
     const started = performance.now();
+    const mark = markBytes(req);
     const settings = rt.current.config.settings;
     const info: RequestInfo = { entity: undefined, integration: 'passthrough', host: '', path: '' };
     let status = 0;
@@ -144,7 +156,8 @@ export function createProxyHandler(rt: Runtime) {
         if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, settings.limits.replay_body_bytes);
         const sent = performance.now();
         const onResponse = () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000);
-        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, holdBack, onResponse });
+        const scrub = prepared.integration?.scrub_responses ? secretsOf(inj) : undefined;
+        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, holdBack, onResponse, scrub });
       };
       const outcome = await forwardWithReplay({
         refreshOn: prepared.integration?.refresh_on ?? [],
@@ -169,13 +182,21 @@ export function createProxyHandler(rt: Runtime) {
       status = e.status;
       sendError(res, e);
     }
-    logRequest(rt, info, req.method, status, started);
+    logRequest(rt, info, req.method, status, started, { req, res, mark });
   };
 }
 
 /** One log line and the metrics for a finished request (or upgrade). */
-export function logRequest(rt: Runtime, info: RequestInfo, method: string | undefined, status: number, started: number): void {
+export function logRequest(
+  rt: Runtime,
+  info: RequestInfo,
+  method: string | undefined,
+  status: number,
+  started: number,
+  bytes?: { req: IncomingMessage; res: ServerResponse; mark: ByteMark },
+): void {
   const ms = performance.now() - started;
+  audit(rt, info, method, status, ms, bytes?.req, bytes?.mark, bytes?.res);
   const { client, entity, integration, host, path, refreshed = false, replayed = false } = info;
   rt.metrics.requests.inc({ integration, method: methodClass(method), status: statusClass(status) });
   rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);

@@ -7,6 +7,7 @@ import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
 import { parseConnectTarget, type ConnectTarget } from './connect-target.js';
 import { parseCidrs, resolveChecked } from './egress.js';
 import { upstreamError } from './forward.js';
+import { proxyEntityToken, verifyProxyToken } from './entity-token.js';
 import { proxyUser } from './identify.js';
 import { relay } from './relay.js';
 import { rawCredproxyError } from './socket-answer.js';
@@ -39,6 +40,25 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     // node removed its own error handler when it handed the socket over.
     socket.on('error', (err) => rt.log.debug({ err }, 'CONNECT client socket error'));
     track(socket);
+    let header: string | undefined;
+    try {
+      header = proxyAuthorizationOf(req);
+    } catch {
+      header = undefined; // admit() answers the repeated header
+    }
+    // An entity token as the proxy password is checked in the store first; it stands in for a client key.
+    if (proxyEntityToken(header) === undefined) return admit(req, socket, head, false);
+    verifyProxyToken(rt.store.kv, header).then(
+      () => admit(req, socket, head, true),
+      (err: unknown) => {
+        const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
+        rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: e.status }, 'CONNECT refused');
+        rawCredproxyError(socket, e);
+      },
+    );
+  };
+
+  function admit(req: IncomingMessage, socket: Socket, head: Buffer, tokenVerified: boolean): void {
     let target: ConnectTarget;
     let proxyAuthorization: string | undefined;
     let release: () => void;
@@ -47,7 +67,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       const settings = rt.current.config.settings;
       proxyAuthorization = proxyAuthorizationOf(req);
       const clients = authenticatorFor(settings);
-      const client = clients?.authenticate(proxyAuthorization);
+      const client = tokenVerified ? undefined : clients?.authenticate(proxyAuthorization);
       if (client !== undefined) clients?.authorize(client, proxyUser(proxyAuthorization));
       target = parseConnectTarget(req.url ?? '');
       release = gateOf(rt).acquire();
@@ -71,7 +91,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       return rawCredproxyError(socket, new CredproxyError('host_denied', `${target.hostname} belongs to no integration and passthrough is denied`));
     }
     void openTunnel(rt, socket, head, target, owned);
-  };
+  }
 }
 
 /** One count of open tunnels per running instance, against `limits.max_tunnels` (read live, so a reload applies). */

@@ -2,6 +2,7 @@ import Keyv from 'keyv';
 import { decrypt, encrypt } from './crypto.js';
 import type { Invalidation } from './invalidation.js';
 import { LocalLockBackend, Locks, type LockBackend } from './lock.js';
+import { LocalRateLimit, type RateLimitBackend } from './rate-limit.js';
 import type { Connection, ConnectionStore, GetOptions, KeyValue } from './types.js';
 
 /** What is written to the store: metadata in clear, credentials sealed. */
@@ -24,6 +25,8 @@ const connKey = (entity: string, integration: string) => `conn:${entity}:${integ
 export interface KeyvStoreOptions {
   /** locks shared by every process on this store; default: in-process (one process per store) */
   locks?: LockBackend;
+  /** rate-cap buckets shared the same way; default: in-process */
+  rateLimit?: RateLimitBackend;
   /** how other instances learn of writes; none for a store only this process uses */
   invalidation?: Invalidation;
   /**
@@ -58,6 +61,7 @@ interface Cached {
 export class KeyvConnectionStore implements ConnectionStore {
   readonly kv: KeyValue;
   readonly locks: Locks;
+  readonly rateLimit: RateLimitBackend;
   private readonly cache = new Map<string, Cached>();
   /** bumped on every invalidation: a read that started before one must not fill the cache */
   private epoch = 0;
@@ -69,6 +73,7 @@ export class KeyvConnectionStore implements ConnectionStore {
     private readonly opts: KeyvStoreOptions = {},
   ) {
     this.locks = new Locks(opts.locks ?? new LocalLockBackend());
+    this.rateLimit = opts.rateLimit ?? new LocalRateLimit();
     opts.invalidation?.subscribe(
       (k) => this.forget(k),
       () => {

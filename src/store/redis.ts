@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { KeyvStoreOptions } from './keyv-store.js';
 import { RedisInvalidation } from './redis-invalidation.js';
 import { RedisLockBackend } from './redis-lock.js';
+import { RedisRateLimit } from './rate-limit.js';
 
 /** Timings of the Redis store; the defaults suit a Redis on the same network. */
 export interface RedisTuning {
@@ -84,6 +85,7 @@ export async function openRedis(url: string, prefix: string, log: Logger, tuning
   return {
     keyv,
     locks: new RedisLockBackend(client, prefix),
+    rateLimit: new RedisRateLimit(client, prefix),
     invalidation: new RedisInvalidation(client, subscriber, prefix, log),
     cacheTtlMs: t.cacheTtlMs,
     opTimeoutMs: t.opTimeoutMs,

@@ -1,4 +1,5 @@
 import type { Locks } from './lock.js';
+import type { RateLimitBackend } from './rate-limit.js';
 
 /** Connection status (DESIGN.md, contract). */
 export type ConnectionStatus = 'initiated' | 'active' | 'expired' | 'failed';
@@ -45,6 +46,8 @@ export interface ConnectionStore {
   readonly kv: KeyValue;
   /** named expiring locks, shared by every instance on this store (Redis) or in-process */
   readonly locks: Locks;
+  /** token buckets for rate caps, shared by every instance on this store (Redis) or in-process */
+  readonly rateLimit: RateLimitBackend;
   close(): Promise<void>;
 }
 

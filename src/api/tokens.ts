@@ -1,0 +1,37 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CredproxyError } from '../errors.js';
+import { checkEntityId } from '../proxy/identify.js';
+import type { Runtime } from '../runtime.js';
+import { DEFAULT_TTL_S, issueToken, MAX_TTL_S, revokeToken } from '../tokens/entity-tokens.js';
+import { readJson, sendJson } from './http.js';
+
+/** POST /api/entities/{entity}/tokens: body `{"integrations"?: [names], "ttl"?: seconds}`. */
+export async function createEntityToken(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string): Promise<void> {
+  checkEntityId(entity, 'the entity in the path');
+  const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
+  const { integrations, ttl, ...rest } = body;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw new CredproxyError('bad_request', `unknown key ${extra.join(', ')}; expected integrations, ttl`);
+  let names: string[] | undefined;
+  if (integrations !== undefined) {
+    if (!Array.isArray(integrations) || integrations.length === 0 || !integrations.every((n) => typeof n === 'string')) {
+      throw new CredproxyError('bad_request', 'integrations must be a non-empty list of integration names');
+    }
+    const unknown = integrations.filter((n) => !rt.current.config.integrations.has(n));
+    if (unknown.length > 0) throw new CredproxyError('bad_request', `no integration named ${unknown.map((n) => `"${n}"`).join(', ')}`);
+    names = [...new Set(integrations)];
+  }
+  if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_S)) {
+    throw new CredproxyError('bad_request', `ttl must be a whole number of seconds from 1 to ${MAX_TTL_S} (default ${DEFAULT_TTL_S})`);
+  }
+  const issued = await issueToken(rt.store.kv, entity, { integrations: names, ttlSeconds: ttl });
+  rt.log.info({ entity, token_id: issued.id, integrations: names }, 'entity token issued');
+  sendJson(res, 200, { id: issued.id, token: issued.token, entity, integrations: names ?? null, expires_at: new Date(issued.expires_at).toISOString() });
+}
+
+/** DELETE /api/tokens/{id}: 204, or 404 when no live token has that id. */
+export async function deleteEntityToken(rt: Runtime, res: ServerResponse, id: string): Promise<void> {
+  if (!(await revokeToken(rt.store.kv, id))) throw new CredproxyError('not_found', `no live entity token with id "${id}"`);
+  rt.log.info({ token_id: id }, 'entity token revoked');
+  res.writeHead(204).end();
+}

@@ -1,0 +1,73 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
+
+/** The variables common clients read for their CA bundle; all point at the one combined file. */
+export const CA_VARS = ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'PIP_CERT'] as const;
+
+/** Where distributions keep the system bundle, first match wins. */
+const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem', '/etc/ssl/ca-bundle.pem'];
+
+/**
+ * The CAs the environment trusts today: `$SSL_CERT_FILE` when set (a corporate bundle), else
+ * the system bundle, and always node's own roots. Kept in the combined bundle so that
+ * passthrough HTTPS (package registries, …) still verifies once SSL_CERT_FILE points at it.
+ */
+export function systemCas(env: NodeJS.ProcessEnv, ownBundle?: string): string[] {
+  const out: string[] = [];
+  // A shell that ran `credproxy env` before points SSL_CERT_FILE at our own bundle: not a source.
+  const given = env.SSL_CERT_FILE && env.SSL_CERT_FILE !== ownBundle ? env.SSL_CERT_FILE : undefined;
+  const file = given ?? SYSTEM_BUNDLES.find((f) => existsSync(f));
+  if (file) {
+    try {
+      out.push(readFileSync(file, 'utf8').trim());
+    } catch {
+      /* unreadable: node's roots still go in */
+    }
+  }
+  out.push(...rootCertificates.map((c) => c.trim()));
+  return out;
+}
+
+/** Writes system CAs + credproxy's CA to `file` (mode 0644: certificates are public) and returns its path. */
+export function writeBundle(file: string, credproxyCaPem: string, env: NodeJS.ProcessEnv): string {
+  mkdirSync(join(file, '..'), { recursive: true });
+  const parts = [`# credproxy CA (intercepted HTTPS)\n${credproxyCaPem.trim()}`, ...systemCas(env, file)];
+  writeFileSync(file, `${parts.join('\n')}\n`, { mode: 0o644 });
+  return file;
+}
+
+export interface AgentEnvInput {
+  proxyUrl: string;
+  entity: string;
+  /** the entity token: placeholder value, and the proxy password when proxyToken */
+  token?: string;
+  proxyToken: boolean;
+  noProxy: string;
+  bundle?: string;
+  /** variable names from integrations' `placeholder_env` */
+  placeholders: string[];
+}
+
+/** The variables, in a stable order: proxies, NO_PROXY, CA bundle, placeholders. */
+export function agentVariables(input: AgentEnvInput): Array<[string, string]> {
+  const u = new URL(input.proxyUrl);
+  u.username = encodeURIComponent(input.entity);
+  u.password = input.token && input.proxyToken ? encodeURIComponent(input.token) : '';
+  const proxy = u.href.replace(/\/$/, '');
+  const vars: Array<[string, string]> = [];
+  for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) vars.push([name, proxy]);
+  vars.push(['NO_PROXY', input.noProxy], ['no_proxy', input.noProxy]);
+  if (input.bundle) for (const name of CA_VARS) vars.push([name, input.bundle]);
+  if (input.token) for (const name of input.placeholders) vars.push([name, input.token]);
+  return vars;
+}
+
+type Formatter = (name: string, value: string) => string;
+
+/** One line per variable in the shell's own quoting, so any value round-trips. */
+export const SHELLS: Record<string, Formatter> = {
+  sh: (n, v) => `export ${n}='${v.replace(/'/g, `'\\''`)}'`,
+  fish: (n, v) => `set -gx ${n} '${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`,
+  powershell: (n, v) => `$env:${n} = '${v.replace(/'/g, "''")}'`,
+};

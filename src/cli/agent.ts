@@ -1,0 +1,159 @@
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { loadOrCreateCa } from '../tls/ca.js';
+import { adminToken, EXIT, UsageError, type CliIO } from './admin.js';
+import { agentVariables, SHELLS, writeBundle } from './agent-env.js';
+import { AdminClient, ApiError, UnreachableError } from './client.js';
+import { COMMAND_HELP } from './help.js';
+
+const OPTIONS = {
+  entity: { type: 'string' },
+  token: { type: 'boolean' },
+  shell: { type: 'string' },
+  url: { type: 'string' },
+  'token-file': { type: 'string' },
+  config: { type: 'string' },
+  'no-proxy': { type: 'string' },
+  ttl: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Local services are reached directly, credproxy's own API included. */
+export const DEFAULT_NO_PROXY = 'localhost,127.0.0.1,::1';
+
+export function isAgentCommand(argv: readonly string[]): boolean {
+  return argv[0] === 'env' || argv[0] === 'run';
+}
+
+interface Prepared {
+  vars: Array<[string, string]>;
+  /** the token issued for this environment, if any */
+  issued?: { id: string; expires_at: string };
+  client?: AdminClient;
+}
+
+/**
+ * What `env` prints and `run` sets: reads the config folder (CA, placeholder_env) and, when a
+ * token is needed (--token, or an integration with placeholder_env), asks the running proxy's
+ * admin API for one.
+ */
+async function prepare(values: Record<string, string | boolean | undefined>, io: CliIO): Promise<Prepared> {
+  const entity = values.entity as string | undefined;
+  if (!entity) throw new UsageError('--entity E is required: the entity the command acts for');
+  let ttl: number | undefined;
+  if (values.ttl !== undefined) {
+    ttl = Number(values.ttl);
+    if (!Number.isInteger(ttl) || ttl < 1) throw new UsageError(`--ttl "${values.ttl}": expected a whole number of seconds`);
+  }
+  const url = (values.url as string | undefined) ?? io.env.CREDPROXY_URL ?? 'http://127.0.0.1:8080';
+  if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`--url "${url}" is not an http(s) URL`);
+  const config = loadConfig(resolve((values.config as string | undefined) ?? io.env.CREDPROXY_CONFIG ?? 'config'));
+  const { tls } = config.settings;
+  let bundle: string | undefined;
+  if (tls.intercept) {
+    const ca = loadOrCreateCa(tls.ca_dir);
+    bundle = writeBundle(join(tls.ca_dir, 'bundle.pem'), ca.certPem, io.env);
+  }
+  const placeholders = [...new Set([...config.integrations.values()].flatMap((i) => (i.placeholder_env ? [i.placeholder_env] : [])))];
+  let token: string | undefined;
+  let issued: Prepared['issued'];
+  let client: AdminClient | undefined;
+  if (values.token || placeholders.length > 0) {
+    client = new AdminClient(url, adminToken(values as { 'token-file'?: string }, io.env));
+    const { body } = await client.call('POST', `/api/entities/${encodeURIComponent(entity)}/tokens`, ttl === undefined ? {} : { ttl });
+    const b = body as { id: string; token: string; expires_at: string };
+    token = b.token;
+    issued = { id: b.id, expires_at: b.expires_at };
+  }
+  const vars = agentVariables({
+    proxyUrl: url,
+    entity,
+    token,
+    proxyToken: values.token === true,
+    noProxy: (values['no-proxy'] as string | undefined) ?? DEFAULT_NO_PROXY,
+    bundle,
+    placeholders,
+  });
+  return { vars, issued, client };
+}
+
+/** `credproxy env` and `credproxy run`; returns the exit code (run: the command's). */
+export async function runAgentCommand(argv: string[], io: CliIO): Promise<number> {
+  const [command, ...rest] = argv as [string, ...string[]];
+  const help = COMMAND_HELP[command]!;
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, allowPositionals: true, options: OPTIONS });
+  } catch (err) {
+    io.stderr(`credproxy ${command}: ${(err as Error).message}\n\n${help}`);
+    return EXIT.usage;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    io.stdout(help);
+    return EXIT.ok;
+  }
+  let prepared: Prepared | undefined;
+  try {
+    const shell = values.shell ?? 'sh';
+    const format = SHELLS[shell];
+    if (command === 'env') {
+      if (!format) throw new UsageError(`--shell "${shell}": expected ${Object.keys(SHELLS).join(', ')}`);
+      if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+    } else if (positionals.length === 0) {
+      throw new UsageError('no command: credproxy run --entity E -- CMD ARGS...');
+    }
+    prepared = await prepare(values, io);
+    if (command === 'env') {
+      const lines = prepared.vars.map(([n, v]) => format!(n, v));
+      if (prepared.issued) lines.unshift(`# entity token ${prepared.issued.id}, valid until ${prepared.issued.expires_at}`);
+      io.stdout(`${lines.join('\n')}\n`);
+      return EXIT.ok;
+    }
+    const code = await runChild(positionals, { ...io.env, ...Object.fromEntries(prepared.vars) });
+    // The token was for this run only.
+    if (prepared.issued && prepared.client) await prepared.client.call('DELETE', `/api/tokens/${encodeURIComponent(prepared.issued.id)}`).catch(() => undefined);
+    return code;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`credproxy ${command}: ${err.message}\n(see credproxy ${command} --help)\n`);
+      return EXIT.usage;
+    }
+    if (err instanceof ConfigError) {
+      io.stderr(`credproxy ${command}: the config does not validate:\n${err.message}\n`);
+      return EXIT.api;
+    }
+    if (err instanceof UnreachableError) {
+      io.stderr(`credproxy: ${err.message}\n`);
+      return EXIT.unreachable;
+    }
+    if (err instanceof ApiError) {
+      io.stderr(`credproxy: ${err.code} (${err.status}): ${err.message}\n`);
+      return EXIT.api;
+    }
+    throw err;
+  } finally {
+    await prepared?.client?.close();
+  }
+}
+
+/** Runs the command with inherited stdio; its exit code, or 128 + the signal number, as a shell reports it. */
+function runChild(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((done) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env });
+    const forward = (sig: NodeJS.Signals) => child.kill(sig);
+    process.on('SIGINT', forward).on('SIGTERM', forward);
+    const finish = (code: number) => {
+      process.off('SIGINT', forward).off('SIGTERM', forward);
+      done(code);
+    };
+    child.once('error', (err) => {
+      process.stderr.write(`credproxy run: cannot run ${argv[0]}: ${(err as NodeJS.ErrnoException).code ?? err.message}\n`);
+      finish(127);
+    });
+    child.once('exit', (code, signal) => finish(code ?? 128 + (signal ? constants.signals[signal] : 0)));
+  });
+}

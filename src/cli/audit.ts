@@ -1,0 +1,95 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import type { AuditEntry } from '../audit/audit-log.js';
+import { adminToken, EXIT, UsageError, type CliIO } from './admin.js';
+import { AdminClient, ApiError, UnreachableError } from './client.js';
+import { COMMAND_HELP } from './help.js';
+import { cell, table } from './table.js';
+
+const OPTIONS = {
+  entity: { type: 'string' },
+  integration: { type: 'string' },
+  since: { type: 'string' },
+  limit: { type: 'string' },
+  follow: { type: 'boolean', short: 'f' },
+  json: { type: 'boolean' },
+  url: { type: 'string' },
+  'token-file': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const HEADERS = ['TIME', 'ENTITY', 'INTEGRATION', 'METHOD', 'HOST', 'PATH', 'STATUS', 'IN', 'OUT', 'MS', 'CLIENT', 'FLAGS'];
+const row = (e: AuditEntry) => [
+  e.time, cell(e.entity), e.integration, e.method, e.host, e.path, String(e.status), String(e.bytes_in), String(e.bytes_out), String(e.ms), cell(e.client),
+  [e.refreshed ? 'refreshed' : '', e.replayed ? 'replayed' : ''].filter(Boolean).join(',') || '-',
+];
+
+/** `credproxy audit`: the audit log of a running proxy as a table; `--follow` keeps polling for new entries. */
+export async function runAuditCommand(argv: string[], io: CliIO, opts: { pollMs?: number; signal?: AbortSignal } = {}): Promise<number> {
+  const help = COMMAND_HELP.audit!;
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv.slice(1), allowPositionals: false, options: OPTIONS }));
+  } catch (err) {
+    io.stderr(`credproxy audit: ${(err as Error).message}\n\n${help}`);
+    return EXIT.usage;
+  }
+  if (values.help) {
+    io.stdout(help);
+    return EXIT.ok;
+  }
+  let client: AdminClient | undefined;
+  try {
+    const url = values.url ?? io.env.CREDPROXY_URL ?? 'http://127.0.0.1:8080';
+    if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`--url "${url}" is not an http(s) URL`);
+    client = new AdminClient(url, adminToken(values, io.env));
+    const query = (since: string | undefined) => {
+      const q = new URLSearchParams();
+      if (values.entity) q.set('entity', values.entity);
+      if (values.integration) q.set('integration', values.integration);
+      if (since) q.set('since', since);
+      q.set('limit', values.limit ?? '100');
+      return `/api/audit?${q}`;
+    };
+    const fetchEntries = async (since: string | undefined) => ((await client!.call('GET', query(since))).body as { entries: AuditEntry[] }).entries;
+    let entries = await fetchEntries(values.since);
+    const print = (list: AuditEntry[], head: boolean) => {
+      if (values.json) io.stdout(list.map((e) => `${JSON.stringify(e)}\n`).join(''));
+      else if (list.length > 0) io.stdout(head ? table(HEADERS, list.map(row)) : table(HEADERS, list.map(row)).split('\n').slice(1).join('\n'));
+    };
+    if (!values.follow) {
+      if (entries.length === 0 && !values.json) io.stdout('no audit entries match\n');
+      print(entries, true);
+      return EXIT.ok;
+    }
+    print(entries, true);
+    // Entries at the last printed time may be fetched again: those already shown are skipped.
+    let shown = new Set(entries.map((e) => JSON.stringify(e)));
+    let last = entries.at(-1)?.time ?? new Date().toISOString();
+    while (!opts.signal?.aborted) {
+      await sleep(opts.pollMs ?? 1000);
+      entries = (await fetchEntries(last)).filter((e) => !shown.has(JSON.stringify(e)));
+      if (entries.length === 0) continue;
+      print(entries, shown.size === 0);
+      last = entries.at(-1)!.time;
+      shown = new Set([...shown, ...entries.map((e) => JSON.stringify(e))].slice(-1000));
+    }
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`credproxy audit: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    if (err instanceof UnreachableError) {
+      io.stderr(`credproxy: ${err.message}\n`);
+      return EXIT.unreachable;
+    }
+    if (err instanceof ApiError) {
+      io.stderr(`credproxy: ${err.code} (${err.status}): ${err.message}\n`);
+      return EXIT.api;
+    }
+    throw err;
+  } finally {
+    await client?.close();
+  }
+}

@@ -1,0 +1,26 @@
+import type { IntegrationConfig, Settings } from '../config/types.js';
+import { CredproxyError } from '../errors.js';
+import type { RateLimitBackend } from '../store/rate-limit.js';
+
+/**
+ * `limits.requests_per_minute` (credproxy.yaml, for every integration) or the integration's
+ * own `limits.requests_per_minute`: a token bucket per integration and entity. Over it: 429
+ * rate_limited with Retry-After (whole seconds, at least 1), and nothing is forwarded.
+ */
+export async function checkRate(backend: RateLimitBackend, settings: Settings, integration: IntegrationConfig, entity: string): Promise<void> {
+  const perMinute = integration.limits?.requests_per_minute ?? settings.limits.requests_per_minute;
+  if (perMinute === undefined) return;
+  let decision;
+  try {
+    decision = await backend.take(`${integration.name}:${entity}`, perMinute);
+  } catch {
+    throw new CredproxyError('store_unavailable', 'the store does not answer (rate limits); the request was not forwarded');
+  }
+  if (decision.allowed) return;
+  const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+  throw new CredproxyError(
+    'rate_limited',
+    `entity "${entity}" is over ${perMinute} requests per minute to integration "${integration.name}"; retry in ${seconds} s`,
+    { 'retry-after': String(seconds) },
+  );
+}

@@ -1,0 +1,51 @@
+import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { AuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
+
+const entry = (i: number, over: Partial<AuditEntry> = {}): AuditEntry => ({
+  time: new Date(1_700_000_000_000 + i * 1000).toISOString(),
+  entity: i % 2 ? 'alice' : 'bob',
+  integration: 'svc',
+  method: 'GET',
+  host: 'api.test',
+  path: `/r/${i}`,
+  status: 200,
+  bytes_in: 0,
+  bytes_out: 10,
+  ms: 1,
+  refreshed: false,
+  replayed: false,
+  client: null,
+  ...over,
+});
+
+t.test('rotation by size keeps `keep` old files; queries read them oldest first', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'audit-')), 'sub', 'audit.log');
+  const log = new AuditLog({ file, max_bytes: 1024, keep: 2 });
+  for (let i = 0; i < 40; i++) log.record(entry(i));
+  t.ok(existsSync(`${file}.1`) && existsSync(`${file}.2`), 'rotated twice at least');
+  t.notOk(existsSync(`${file}.3`), 'no more than keep old files');
+  const lines = readFileSync(file, 'utf8').trim().split('\n');
+  t.ok(lines.every((l) => JSON.parse(l).integration === 'svc'));
+  const all = log.query({ limit: 1000 });
+  t.equal(all.at(-1)!.path, '/r/39', 'the newest last');
+  t.ok(all.length < 40, 'the oldest rotated out');
+  const paths = all.map((e) => Number(e.path.slice(3)));
+  t.same(paths, [...paths].sort((a, b) => a - b), 'in order across files');
+  t.same(log.query({ entity: 'alice', limit: 2 }).map((e) => e.path), ['/r/37', '/r/39']);
+  t.same(log.query({ since: Date.parse(entry(38).time), limit: 10 }).map((e) => e.path), ['/r/38', '/r/39']);
+  t.same(log.query({ integration: 'other', limit: 10 }), []);
+  appendFileSync(file, '{"torn');
+  t.equal(log.query({ limit: 1000 }).at(-1)!.path, '/r/39', 'a torn line is skipped');
+});
+
+t.test('without a file: a ring in memory', async (t) => {
+  const log = new AuditLog({ max_bytes: 1024, keep: 1 });
+  t.equal(log.file, undefined);
+  for (let i = 0; i < 10_005; i++) log.record(entry(i));
+  const all = log.query({ limit: 100_000 });
+  t.equal(all.length, 10_000);
+  t.equal(all[0]!.path, '/r/5');
+});
