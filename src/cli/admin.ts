@@ -17,6 +17,26 @@ export const EXIT = { ok: 0, api: 1, usage: 2, unreachable: 3 } as const;
 
 export class UsageError extends Error {}
 
+/**
+ * The exit code for an error of a command that talks to a running proxy, after saying what
+ * went wrong on stderr; `usageHint` follows a usage error. Anything else is a bug: rethrown.
+ */
+export function exitCodeFor(err: unknown, io: CliIO, command: string, usageHint = ''): number {
+  if (err instanceof UsageError) {
+    io.stderr(`credproxy ${command}: ${err.message}\n${usageHint}`);
+    return EXIT.usage;
+  }
+  if (err instanceof UnreachableError) {
+    io.stderr(`credproxy: ${err.message}\n`);
+    return EXIT.unreachable;
+  }
+  if (err instanceof ApiError) {
+    io.stderr(`credproxy: ${err.code} (${err.status}): ${err.message}\n`);
+    return EXIT.api;
+  }
+  throw err;
+}
+
 type Values = {
   url?: string;
   'token-file'?: string;
@@ -321,19 +341,7 @@ export async function runAdminCommand(argv: string[], io: CliIO): Promise<number
     await command.run({ client, values, args, io });
     return EXIT.ok;
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr(`credproxy ${group} ${sub}: ${err.message}\n(see credproxy ${group} --help)\n`);
-      return EXIT.usage;
-    }
-    if (err instanceof UnreachableError) {
-      io.stderr(`credproxy: ${err.message}\n`);
-      return EXIT.unreachable;
-    }
-    if (err instanceof ApiError) {
-      io.stderr(`credproxy: ${err.code} (${err.status}): ${err.message}\n`);
-      return EXIT.api;
-    }
-    throw err;
+    return exitCodeFor(err, io, `${group} ${sub}`, `(see credproxy ${group} --help)\n`);
   } finally {
     await client?.close();
   }

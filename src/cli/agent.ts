@@ -4,9 +4,9 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { loadOrCreateCa } from '../tls/ca.js';
-import { adminToken, EXIT, UsageError, type CliIO } from './admin.js';
+import { adminToken, EXIT, exitCodeFor, UsageError, type CliIO } from './admin.js';
 import { agentVariables, SHELLS, writeBundle } from './agent-env.js';
-import { AdminClient, ApiError, UnreachableError } from './client.js';
+import { AdminClient } from './client.js';
 import { COMMAND_HELP } from './help.js';
 
 const OPTIONS = {
@@ -118,23 +118,11 @@ export async function runAgentCommand(argv: string[], io: CliIO): Promise<number
     if (prepared.issued && prepared.client) await prepared.client.call('DELETE', `/api/tokens/${encodeURIComponent(prepared.issued.id)}`).catch(() => undefined);
     return code;
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr(`credproxy ${command}: ${err.message}\n(see credproxy ${command} --help)\n`);
-      return EXIT.usage;
-    }
     if (err instanceof ConfigError) {
       io.stderr(`credproxy ${command}: the config does not validate:\n${err.message}\n`);
       return EXIT.api;
     }
-    if (err instanceof UnreachableError) {
-      io.stderr(`credproxy: ${err.message}\n`);
-      return EXIT.unreachable;
-    }
-    if (err instanceof ApiError) {
-      io.stderr(`credproxy: ${err.code} (${err.status}): ${err.message}\n`);
-      return EXIT.api;
-    }
-    throw err;
+    return exitCodeFor(err, io, command, `(see credproxy ${command} --help)\n`);
   } finally {
     await prepared?.client?.close();
   }

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { AuditEntry } from '../audit/audit-log.js';
-import { adminToken, EXIT, UsageError, type CliIO } from './admin.js';
-import { AdminClient, ApiError, UnreachableError } from './client.js';
+import { adminToken, EXIT, exitCodeFor, UsageError, type CliIO } from './admin.js';
+import { AdminClient } from './client.js';
 import { COMMAND_HELP } from './help.js';
 import { cell, table } from './table.js';
 
@@ -76,19 +76,7 @@ export async function runAuditCommand(argv: string[], io: CliIO, opts: { pollMs?
     }
     return EXIT.ok;
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr(`credproxy audit: ${err.message}\n`);
-      return EXIT.usage;
-    }
-    if (err instanceof UnreachableError) {
-      io.stderr(`credproxy: ${err.message}\n`);
-      return EXIT.unreachable;
-    }
-    if (err instanceof ApiError) {
-      io.stderr(`credproxy: ${err.code} (${err.status}): ${err.message}\n`);
-      return EXIT.api;
-    }
-    throw err;
+    return exitCodeFor(err, io, 'audit');
   } finally {
     await client?.close();
   }
