@@ -124,7 +124,7 @@ export function validate(ctx: SpecContext, spec: Spec, node: Node | null | undef
         return report(ctx, node, `${path}: "${value}" is not allowed; expected one of ${spec.enum.join(', ')}`);
       }
       if (spec.minLength !== undefined && value.length < spec.minLength) {
-        return report(ctx, node, `${path}: must not be empty`);
+        return report(ctx, node, spec.minLength > 1 ? `${path}: must be at least ${spec.minLength} characters` : `${path}: must not be empty`);
       }
       if (spec.pattern && !spec.pattern.test(value)) {
         return report(ctx, node, `${path}: "${value}" is not ${spec.hint ?? `of the form ${spec.pattern.source}`}`);

@@ -156,7 +156,7 @@ t.test('settings errors name file:line and what is allowed', async (t) => {
     /^credproxy\.yaml:8: store: "redisx:\/\/h" is not a store/,
     /^credproxy\.yaml:9: entity_header: "X Entity" is not a valid header name$/,
     /^credproxy\.yaml:10: egress\.allow_private\[0\]: "10\.0\.0\.0" is not a CIDR/,
-    /^credproxy\.yaml:11: clients\[0\]\.key: must not be empty$/,
+    /^credproxy\.yaml:11: clients\[0\]\.key: must be at least 16 characters$/,
     /^credproxy\.yaml:12: allow_unauthenticated: expected true or false$/,
     /^credproxy\.yaml:13: connect\.allowed_redirects\[0\]: "not a url" is not a URL$/,
     /^credproxy\.yaml:14: events\.webhook_url: is required$/,
