@@ -1,17 +1,11 @@
 import t from 'tap';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/load.js';
+import { problemsOf } from '../support/config.js';
 import { configDir } from '../support/servers.js';
 
 /** Every problem of one load, as `file:line: message` lines relative to the folder. */
 function problems(settings: string, integrations: Record<string, string>, env: NodeJS.ProcessEnv = {}): string[] {
-  const dir = configDir(settings, integrations);
-  try {
-    loadConfig(dir, { env });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    return err.problems.map((p) => `${p.file.slice(dir.length + 1)}:${p.line}: ${p.message}`);
-  }
-  return [];
+  return problemsOf(configDir(settings, integrations), env);
 }
 
 const oauth = (extra: string) =>

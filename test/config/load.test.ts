@@ -1,19 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/load.js';
+import { problemsOf } from '../support/config.js';
 import { configDir } from '../support/servers.js';
 
-/** Loads and returns the formatted problems (file names relative to the folder). */
-function problemsOf(dir: string, env: NodeJS.ProcessEnv = {}): string[] {
-  try {
-    loadConfig(dir, { env });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    return err.problems.map((p) => `${p.file.slice(dir.length + 1)}:${p.line}: ${p.message}`);
-  }
-  return [];
-}
 
 const FULL_SETTINGS = `listen: 127.0.0.1:8080
 public_url: http://localhost:8080/

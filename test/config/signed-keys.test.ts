@@ -3,7 +3,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/load.js';
+import { problemsOf } from '../support/config.js';
 import { configDir } from '../support/servers.js';
 import { testKey } from '../support/keys.js';
 
@@ -12,15 +13,6 @@ const smallRsa = pem(generateKeyPairSync('rsa', { modulusLength: 1024 }));
 const ed = testKey('EdDSA').privateText;
 const rsaPublic = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'pem', type: 'spki' }).toString();
 
-function problemsOf(dir: string, env: Record<string, string> = {}) {
-  try {
-    loadConfig(dir, { env });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map((p) => `${p.file.slice(dir.length + 1)}:${p.line}: ${p.message}`);
-    throw err;
-  }
-  return [];
-}
 
 t.test('bad keys and templates in signing schemes are config errors at their file and line', async (t) => {
   const dir = configDir('store: memory\n', {
