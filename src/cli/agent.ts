@@ -72,7 +72,6 @@ async function prepare(values: Record<string, string | boolean | undefined>, io:
     proxyUrl: url,
     entity,
     token,
-    proxyToken: values.token === true,
     noProxy: (values['no-proxy'] as string | undefined) ?? DEFAULT_NO_PROXY,
     bundle,
     placeholders,
