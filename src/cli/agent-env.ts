@@ -54,7 +54,8 @@ export function agentVariables(input: AgentEnvInput): Array<[string, string]> {
   u.username = encodeURIComponent(input.entity);
   // The token as the proxy password makes credproxy terminate every tunnel of this client
   // (tunnel.ts), so a token the client misplaces is seen and refused, even inside TLS.
-  u.password = input.token ? encodeURIComponent(input.token) : '';
+  // Without one, a placeholder password: Python's requests drops a proxy user that has none.
+  u.password = input.token ? encodeURIComponent(input.token) : 'x';
   const proxy = u.href.replace(/\/$/, '');
   const vars: Array<[string, string]> = [];
   for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) vars.push([name, proxy]);

@@ -123,7 +123,7 @@ t.test('credproxy env without a token: the entity as proxy user, passthrough HTT
   const r = await cli(['env', ...args], env);
   t.equal(r.code, 0, r.stderr);
   const vars = parseSh(r.stdout);
-  t.equal(vars.HTTPS_PROXY, proxy.url.replace('http://', 'http://alice@'));
+  t.equal(vars.HTTPS_PROXY, proxy.url.replace('http://', 'http://alice:x@'));
   t.equal(vars.OPENAI_API_KEY, undefined, 'no token issued');
   const run = await node([sdk, `https://127.0.0.1:${other.port}/direct`, '0'], { ...vars, OPENAI_API_KEY: 'sk-own' });
   const [pass] = JSON.parse(run.stdout) as Array<{ status?: number; error?: string }>;
@@ -143,7 +143,7 @@ t.test('credproxy env: --token puts the token in the proxy URL; shells; usage er
   t.equal(SHELLS.sh!('A', "it's"), `export A='it'\\''s'`);
   t.equal(SHELLS.fish!('A', "a\\'b"), `set -gx A 'a\\\\\\'b'`);
   t.equal(SHELLS.powershell!('A', "it's"), `$env:A = 'it''s'`);
-  t.same(agentVariables({ proxyUrl: 'http://h:1', entity: 'a@b', noProxy: '', placeholders: ['K'] }).slice(0, 1), [['HTTP_PROXY', 'http://a%40b@h:1']], 'no token: no placeholder, entity as the proxy user');
+  t.same(agentVariables({ proxyUrl: 'http://h:1', entity: 'a@b', noProxy: '', placeholders: ['K'] }).slice(0, 1), [['HTTP_PROXY', 'http://a%40b:x@h:1']], 'no token: no placeholder, entity as the proxy user (with a password, for Python)');
 
   for (const [argv, why] of [
     [['env', '--config', '/nonexistent'], /--entity E is required/],
