@@ -7,9 +7,9 @@ import { configDir, startProxy, startUpstream } from '../support/servers.js';
 
 /**
  * The tools developers point at a proxy, run as they would run them: curl and Python's
- * requests, over plain HTTP and HTTPS through CONNECT, naming the entity as the proxy user or
- * with the header. (Node's undici clients are covered by the rest of the suite; Go is not on
- * this machine.) A tool missing from the machine is reported as skipped, by name.
+ * requests and a Go net/http program, over plain HTTP and HTTPS through CONNECT, naming the
+ * entity as the proxy user or with the header. (Node's undici clients are covered by the rest
+ * of the suite.) A tool missing from the machine is reported as skipped, by name.
  */
 
 function has(cmd: string, args: string[]): boolean {
@@ -22,6 +22,7 @@ function has(cmd: string, args: string[]): boolean {
 }
 const CURL = has('curl', ['--version']);
 const REQUESTS = has('python3', ['-c', 'import requests']);
+const GO = has('go', ['version']);
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -122,4 +123,66 @@ t.test("Python requests: HTTP_PROXY / HTTPS_PROXY and REQUESTS_CA_BUNDLE, a JSON
   const h = await run('python3', ['-c', PY, `https://127.0.0.1:${secure.port}/v1/header`], { HTTPS_PROXY: anon, REQUESTS_CA_BUNDLE: caFile });
   t.equal(h.code, 0, h.stderr);
   clean(t, secure.seen.at(-1), 'x-api-key', 'secure-secret');
+});
+
+/** The README's Go recipe: an explicit proxy (Go never proxies loopback targets from HTTP_PROXY), the CA from SSL_CERT_FILE. */
+const GO_CLIENT = `package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+)
+
+func main() {
+	proxy, _ := url.Parse(os.Args[1])
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
+	out := []map[string]any{}
+	for _, target := range os.Args[2:] {
+		req, _ := http.NewRequest("GET", target, nil)
+		if entity := os.Getenv("ENTITY_HEADER"); entity != "" {
+			req.Header.Set("X-Entity-Id", entity)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			out = append(out, map[string]any{"error": err.Error()})
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out = append(out, map[string]any{"status": resp.StatusCode, "body": string(body)})
+	}
+	b, _ := json.Marshal(out)
+	fmt.Println(string(b))
+}
+`;
+
+t.test('Go net/http: the README recipe, over http:// and https:// with SSL_CERT_FILE', { skip: GO ? false : 'go is not installed' }, async (t) => {
+  const { plain, secure, proxyUrl, caFile, proxy } = await fixture(t);
+  const dir = join(caFile, '..');
+  writeFileSync(join(dir, 'client.go'), GO_CLIENT);
+  const goEnv = { GOCACHE: join(dir, 'gocache'), GOPATH: join(dir, 'gopath'), GO111MODULE: 'off' };
+  const built = await run('go', ['build', '-o', join(dir, 'client'), join(dir, 'client.go')], goEnv);
+  t.equal(built.code, 0, built.stderr);
+
+  const r = await run(join(dir, 'client'), [proxyUrl, `http://127.0.0.1:${plain.port}/v1/go`, `https://127.0.0.1:${secure.port}/v1/go`], { SSL_CERT_FILE: caFile });
+  t.equal(r.code, 0, r.stderr);
+  const [a, b] = JSON.parse(r.stdout) as Array<{ status?: number; error?: string }>;
+  t.same([a!.status, b!.status], [200, 200], r.stdout);
+  clean(t, plain.seen.at(-1), 'authorization', 'Bearer plain-secret');
+  clean(t, secure.seen.at(-1), 'x-api-key', 'secure-secret');
+
+  const header = await run(join(dir, 'client'), [`http://127.0.0.1:${proxy.port}`, `https://127.0.0.1:${secure.port}/v1/go-header`], { SSL_CERT_FILE: caFile, ENTITY_HEADER: 'alice' });
+  t.equal((JSON.parse(header.stdout) as Array<{ status?: number }>)[0]!.status, 200, header.stdout);
+  t.equal(secure.seen.at(-1)!.url, '/v1/go-header');
+  clean(t, secure.seen.at(-1), 'x-api-key', 'secure-secret');
+
+  // Without the CA, Go refuses credproxy's certificate and nothing is forwarded.
+  const before = secure.seen.length;
+  const untrusted = await run(join(dir, 'client'), [proxyUrl, `https://127.0.0.1:${secure.port}/v1/untrusted`], { SSL_CERT_FILE: join(dir, 'nonexistent.pem') });
+  t.match(JSON.parse(untrusted.stdout) as unknown, [{ error: /certificate/ }]);
+  t.equal(secure.seen.length, before);
 });
