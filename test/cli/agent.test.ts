@@ -72,11 +72,9 @@ async function fixture(t: Test, opts: { placeholder?: boolean } = {}) {
   const dir = configDir('', {
     llm: `hosts: ["127.0.0.1:${up.port}"]\nauth: { type: api_key, fields: [api_key] }\n${opts.placeholder === false ? '' : 'placeholder_env: OPENAI_API_KEY\n'}`,
   });
-  // The proxy's machine trusts the same "system" CAs as the agent's (it verifies passthrough
-  // hosts itself when it terminates a token client's tunnel).
-  const upstreamCas = join(dir, 'upstream-cas.pem');
-  writeFileSync(upstreamCas, upstreamCa.certPem + systemCa.certPem);
-  writeFileSync(join(dir, 'credproxy.yaml'), `store: memory\negress: { allow_private: ["127.0.0.0/8"] }\ntls:\n  ca_dir: ${join(dir, 'ca')}\n  upstream_ca: ${upstreamCas}\n`);
+  // credproxy itself does not know the "system" CA: when it terminates a token client's
+  // tunnel to the passthrough host, it trusts what the bundle it wrote for the client holds.
+  writeFileSync(join(dir, 'credproxy.yaml'), `store: memory\negress: { allow_private: ["127.0.0.0/8"] }\ntls:\n  ca_dir: ${join(dir, 'ca')}\n  upstream_ca: ${upstreamCa.write(dir)}\n`);
   const proxy = await startProxy(dir);
   t.teardown(() => proxy.close());
   await proxy.connect('alice', 'llm', { credentials: { api_key: 'sk-real-alice' } });
