@@ -21,7 +21,7 @@ interface Child {
   proc: ChildProcess;
   ports: Record<string, number>;
   info: Record<string, string>;
-  stats(opts?: { gc?: boolean }): Promise<Extract<ChildMessage, { type: 'stats' }>>;
+  stats(opts?: { gc?: boolean; resetTimeline?: boolean }): Promise<Extract<ChildMessage, { type: 'stats' }>>;
   close(): Promise<void>;
 }
 
@@ -42,7 +42,7 @@ async function startChild(role: string, args: string[] = [], execArgv: string[] 
         proc.once('message', (m: ChildMessage) => {
           if (m.type === 'stats') resolve(m);
         });
-        proc.send({ type: 'stats', gc: opts.gc ?? false });
+        proc.send({ type: 'stats', gc: opts.gc ?? false, resetTimeline: opts.resetTimeline ?? false });
       }),
     close: () =>
       new Promise((resolve) => {
@@ -175,6 +175,7 @@ function diff(a: UpstreamCounts, b: UpstreamCounts): UpstreamCounts {
     withAuthorization: b.withAuthorization - a.withAuthorization,
     tokenCalls: b.tokenCalls - a.tokenCalls,
     refused: b.refused - a.refused,
+    timeline: b.timeline,
   };
 }
 
@@ -223,8 +224,8 @@ async function main(): Promise<number> {
     if (cases.some((c) => c.driver === 'undici-https') && leaves !== 1) problems.push(`credproxy issued ${leaves} leaf certificates for one intercepted host (expected 1)`);
     let storm: StormReport | undefined;
     if (opts.storm > 0) {
-      log(`refresh storm: ${opts.storm} concurrent requests, a 401 for each until one refresh (token endpoint latency ${opts.tokenLatency} ms)`);
-      storm = await runStorm(p, opts.storm, opts.tokenLatency);
+      log(`refresh storm: ${opts.storm} concurrent requests, ${opts.stormRounds} time(s), to an upstream that refuses the stored token (token endpoint latency ${opts.tokenLatency} ms)`);
+      storm = await runStorm(p, opts.storm, opts.tokenLatency, opts.stormRounds);
       problems.push(...storm.problems.map((m) => `storm: ${m}`));
     }
     let memory: MemoryReport | undefined;
