@@ -8,6 +8,7 @@ import { formatMemory, formatStorm, formatTable, summarize, type CaseInfo, type 
 import { LARGE_BYTES, type UpstreamCounts } from './upstream.js';
 import { undiciLoad, type LoadResult } from './driver.js';
 import { runMemoryCheck, runStorm } from './phases.js';
+import { startCliProxy, type CliProxy } from './cli-proxy.js';
 
 /**
  * `npm run bench`: the upstream, credproxy and a minimal reference proxy each run in a child
@@ -21,7 +22,7 @@ interface Child {
   proc: ChildProcess;
   ports: Record<string, number>;
   info: Record<string, string>;
-  stats(opts?: { gc?: boolean }): Promise<Extract<ChildMessage, { type: 'stats' }>>;
+  stats(opts?: { gc?: boolean; resetTimeline?: boolean }): Promise<Extract<ChildMessage, { type: 'stats' }>>;
   close(): Promise<void>;
 }
 
@@ -42,7 +43,7 @@ async function startChild(role: string, args: string[] = [], execArgv: string[] 
         proc.once('message', (m: ChildMessage) => {
           if (m.type === 'stats') resolve(m);
         });
-        proc.send({ type: 'stats', gc: opts.gc ?? false });
+        proc.send({ type: 'stats', gc: opts.gc ?? false, resetTimeline: opts.resetTimeline ?? false });
       }),
     close: () =>
       new Promise((resolve) => {
@@ -67,6 +68,8 @@ interface CaseDef extends CaseInfo {
    * intercepting leaf (`https`), or plain absolute-form requests from the same client.
    */
   driver?: 'undici-http' | 'undici-https';
+  /** which credproxy process: the in-process bench one (default), or `credproxy start` on Redis with 1 or N processes */
+  process?: 'redis1' | 'workers';
 }
 
 const UPLOAD_BODY = Buffer.alloc(LARGE_BYTES, 'u');
@@ -85,17 +88,28 @@ const CASES: CaseDef[] = [
   { name: 'injection-upload', label: 'credproxy injection, 1 MiB uploads', group: 'upload', via: 'credproxy', port: 'owned', path: '/upload', entity: true, expect: 'credential', upload: true },
   { name: 'injection-http-undici', label: 'credproxy injection, plain HTTP (undici client)', group: 'tls', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', driver: 'undici-http' },
   { name: 'injection-https', label: 'credproxy injection, intercepted HTTPS (undici client, CONNECT + TLS kept alive)', group: 'tls', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', driver: 'undici-https' },
+  // Only with --workers N (they need Redis): the same command, one process and N.
+  { name: 'injection-redis', label: 'credproxy start on Redis, 1 process: injection', group: 'small', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', process: 'redis1' },
+  { name: 'injection-workers', label: 'credproxy start on Redis, --workers N: injection', group: 'small', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', process: 'workers' },
 ];
 
 interface Processes {
   upstream: Child;
   credproxy: Child;
   reference: Child;
+  redis1?: CliProxy;
+  workers?: CliProxy;
+}
+
+function proxyOf(p: Processes, c: CaseDef): Pick<CliProxy, 'ports' | 'stats'> | undefined {
+  if (c.via === 'direct') return undefined;
+  if (c.process) return p[c.process]!;
+  return p[c.via];
 }
 
 function load(opts: BenchOptions, p: Processes, c: CaseDef, duration: number): Promise<LoadResult> {
   const upPort = p.upstream.ports[c.port]!;
-  const proxy = c.via === 'direct' ? undefined : p[c.via];
+  const proxy = proxyOf(p, c);
   const headers: Record<string, string> = c.entity ? { 'X-Entity-Id': BENCH_ENTITY } : {};
   if (c.driver) {
     const https = c.driver === 'undici-https';
@@ -134,7 +148,7 @@ async function settle(upstream: Child): Promise<void> {
 }
 
 async function runCase(opts: BenchOptions, p: Processes, c: CaseDef): Promise<{ sample: Sample; problems: string[] }> {
-  const measured = c.via === 'direct' ? undefined : p[c.via];
+  const measured = proxyOf(p, c);
   await settle(p.upstream);
   const before = await Promise.all([measured?.stats(), p.upstream.stats()]);
   const result = await load(opts, p, c, opts.duration);
@@ -152,7 +166,9 @@ async function runCase(opts: BenchOptions, p: Processes, c: CaseDef): Promise<{ 
   }
   if (c.expect === 'no-authorization' && seen.withAuthorization > 0) problems.push(`${seen.withAuthorization} requests reached the upstream with an Authorization header`);
 
-  const cpuMicros = before[0] && after[0] ? after[0].cpuMicros - before[0].cpuMicros : undefined;
+  const used = before[0] && after[0] ? after[0].cpuMicros - before[0].cpuMicros : undefined;
+  // NaN: a process whose CPU time could not be read (no /proc): left out, not guessed.
+  const cpuMicros = used !== undefined && Number.isFinite(used) ? used : undefined;
   return {
     sample: {
       requests: result.requests.total,
@@ -162,7 +178,7 @@ async function runCase(opts: BenchOptions, p: Processes, c: CaseDef): Promise<{ 
       p50: result.latency.p50,
       p99: result.latency.p99,
       cpuMicros,
-      rss: after[0]?.rss,
+      rss: after[0] && Number.isFinite(after[0].rss) ? after[0].rss : undefined,
     },
     problems,
   };
@@ -175,6 +191,7 @@ function diff(a: UpstreamCounts, b: UpstreamCounts): UpstreamCounts {
     withAuthorization: b.withAuthorization - a.withAuthorization,
     tokenCalls: b.tokenCalls - a.tokenCalls,
     refused: b.refused - a.refused,
+    timeline: b.timeline,
   };
 }
 
@@ -194,16 +211,23 @@ async function main(): Promise<number> {
   }
   const loadBefore = loadavg()[0]!;
   const upstream = await startChild('upstream', [String(opts.tokenLatency)]);
-  const children: Child[] = [upstream];
+  const children: Array<Pick<Child, 'close'>> = [upstream];
   try {
     const [credproxy, reference] = await Promise.all([startChild('credproxy', [String(upstream.ports.owned), String(upstream.ports.storm), String(upstream.ports.token)], ['--expose-gc']), startChild('reference')]);
     children.push(credproxy, reference);
     const p: Processes = { upstream, credproxy, reference };
+    if (opts.workers > 0) {
+      const [redis1, workers] = await Promise.all([startCliProxy(upstream.ports.owned!, 1, opts.redis), startCliProxy(upstream.ports.owned!, opts.workers, opts.redis)]);
+      children.push(redis1, workers);
+      Object.assign(p, { redis1, workers });
+    }
     const log = (s: string) => process.stderr.write(`${s}\n`);
 
     const unknown = (opts.only ?? []).filter((n) => !CASES.some((c) => c.name === n));
     if (unknown.length > 0) throw new Error(`--only: no case named ${unknown.join(', ')} (cases: ${CASES.map((c) => c.name).join(', ')})`);
-    const cases = CASES.filter((c) => opts.only === undefined || opts.only.includes(c.name));
+    const cases = CASES.filter((c) => (opts.workers > 0 || c.process === undefined) && (opts.only === undefined || opts.only.includes(c.name))).map((c) =>
+      c.process === 'workers' ? { ...c, label: c.label.replace('--workers N', `--workers ${opts.workers}`) } : c,
+    );
     if (opts.warmup > 0) {
       log(`warming up (${opts.warmup} s per proxied case)`);
       for (const c of cases.filter((x) => x.via !== 'direct' && x.group === 'small')) await load(opts, p, c, opts.warmup);
@@ -223,8 +247,8 @@ async function main(): Promise<number> {
     if (cases.some((c) => c.driver === 'undici-https') && leaves !== 1) problems.push(`credproxy issued ${leaves} leaf certificates for one intercepted host (expected 1)`);
     let storm: StormReport | undefined;
     if (opts.storm > 0) {
-      log(`refresh storm: ${opts.storm} concurrent requests, a 401 for each until one refresh (token endpoint latency ${opts.tokenLatency} ms)`);
-      storm = await runStorm(p, opts.storm, opts.tokenLatency);
+      log(`refresh storm: ${opts.storm} concurrent requests, ${opts.stormRounds} time(s), to an upstream that refuses the stored token (token endpoint latency ${opts.tokenLatency} ms)`);
+      storm = await runStorm(p, opts.storm, opts.tokenLatency, opts.stormRounds);
       problems.push(...storm.problems.map((m) => `storm: ${m}`));
     }
     let memory: MemoryReport | undefined;
@@ -237,11 +261,15 @@ async function main(): Promise<number> {
     const https = rows.find((r) => r.name === 'injection-https');
     const plain = rows.find((r) => r.name === 'injection-http-undici');
     const httpsRatio = https && plain && plain.rps > 0 ? https.rps / plain.rps : undefined;
+    const one = rows.find((r) => r.name === 'injection-redis');
+    const many = rows.find((r) => r.name === 'injection-workers');
+    const workersRatio = one && many && one.rps > 0 ? many.rps / one.rps : undefined;
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify({ machine: m, options: opts, results: rows, httpsRatio, leavesIssued: leaves, storm, memory, problems }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ machine: m, options: opts, results: rows, httpsRatio, workersRatio, leavesIssued: leaves, storm, memory, problems }, null, 2)}\n`);
     } else {
       const notes: string[] = [];
       if (httpsRatio !== undefined) notes.push(`intercepted HTTPS / plain HTTP (same client): ${httpsRatio.toFixed(2)}; leaf certificates issued: ${leaves}`);
+      if (workersRatio !== undefined) notes.push(`--workers ${opts.workers} / 1 process (both credproxy start on Redis, same load): ${workersRatio.toFixed(2)} × the req/s on ${m.cores} cores shared with the load generator and the upstream`);
       if (storm) notes.push(formatStorm(storm));
       if (memory) notes.push(formatMemory(memory));
       process.stdout.write(

@@ -17,6 +17,7 @@ interface Started {
   ports: Record<string, number>;
   info?: Record<string, string>;
   counts?: () => UpstreamCounts;
+  resetTimeline?: () => void;
   leavesIssued?: () => number;
   close(): Promise<void>;
 }
@@ -74,7 +75,7 @@ async function startCredproxyRole(ownedPort: number, stormPort: number, tokenPor
 const ROLES: Record<string, (args: string[]) => Promise<Started>> = {
   upstream: async ([latency]) => {
     const up = await startBenchUpstream(`Bearer ${BENCH_TOKEN}`, Number(latency ?? 50));
-    return { ports: { owned: up.ownedPort, other: up.otherPort, storm: up.stormPort, token: up.tokenPort }, counts: up.counts, close: up.close };
+    return { ports: { owned: up.ownedPort, other: up.otherPort, storm: up.stormPort, token: up.tokenPort }, counts: up.counts, resetTimeline: up.resetTimeline, close: up.close };
   },
   credproxy: async ([owned, storm, token]) => startCredproxyRole(Number(owned), Number(storm), Number(token)),
   reference: async () => {
@@ -89,8 +90,9 @@ async function main(): Promise<void> {
   if (!start || !process.send) throw new Error(`bench child: unknown role "${role}" or no IPC channel (started by bench.js only)`);
   const started = await start(args);
   const send = (m: ChildMessage) => process.send!(m);
-  process.on('message', (m: { type: string; gc?: boolean }) => {
+  process.on('message', (m: { type: string; gc?: boolean; resetTimeline?: boolean }) => {
     if (m.type === 'stats') {
+      if (m.resetTimeline) started.resetTimeline?.();
       // The memory check asks for a full collection first (the credproxy child runs with
       // --expose-gc), so that what it compares is memory held, not garbage not yet collected.
       if (m.gc) (globalThis as { gc?: () => void }).gc?.();

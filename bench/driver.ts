@@ -65,6 +65,16 @@ export async function undiciLoad(opts: UndiciLoad): Promise<LoadResult> {
   return { requests: { total: latencies.length }, duration: seconds, throughput: { total: bytes }, latency: { p50: pct(0.5), p99: pct(0.99) }, errors, timeouts: 0, non2xx };
 }
 
+export interface BurstResult {
+  ms: number;
+  /** when the burst started, epoch ms (sub-ms precision): other processes' times are compared to it */
+  startedAt: number;
+  statuses: Map<number, number>;
+  errors: number;
+  /** CPU time this process (the client) spent during the timed part */
+  clientCpuMs: number;
+}
+
 /**
  * Sends `count` requests at once, each on its own connection, and waits for all answers.
  * With `warm`, the connections are opened first (a request each to credproxy's /healthz), so
@@ -76,7 +86,9 @@ export async function burst(
   headers: Record<string, string>,
   count: number,
   warm = false,
-): Promise<{ ms: number; statuses: Map<number, number>; errors: number }> {
+  /** runs after the connections are opened, just before the timed burst */
+  beforeTimed?: () => Promise<void>,
+): Promise<BurstResult> {
   const pool = new Pool(`http://127.0.0.1:${proxyPort}`, { connections: count, pipelining: 1, keepAliveTimeout: 60_000 });
   if (warm) {
     await Promise.all(
@@ -86,9 +98,12 @@ export async function burst(
       }),
     );
   }
+  await beforeTimed?.();
   const statuses = new Map<number, number>();
   let errors = 0;
+  const cpu = process.cpuUsage();
   const started = performance.now();
+  const startedAt = performance.timeOrigin + started;
   await Promise.all(
     Array.from({ length: count }, async () => {
       try {
@@ -101,6 +116,7 @@ export async function burst(
     }),
   );
   const ms = performance.now() - started;
+  const used = process.cpuUsage(cpu);
   await pool.close();
-  return { ms, statuses, errors };
+  return { ms, startedAt, statuses, errors, clientCpuMs: (used.user + used.system) / 1000 };
 }

@@ -13,10 +13,16 @@ export interface BenchOptions {
   smoke: boolean;
   /** concurrent requests of the refresh storm; 0 skips it */
   storm: number;
+  /** storms run (the first with cold pools); the median is reported */
+  stormRounds: number;
   /** the storm token endpoint's latency, ms */
   tokenLatency: number;
   /** requests of the flat-memory check (RSS after n/100 vs after n); 0 skips it */
   memory: number;
+  /** processes of the --workers comparison (credproxy start on Redis, 1 vs N); 0 skips it */
+  workers: number;
+  /** the Redis the workers comparison uses */
+  redis: string;
   /** case names to run (all when undefined) */
   only: string[] | undefined;
 }
@@ -27,9 +33,13 @@ export const USAGE = `npm run bench -- [--duration S] [--connections N] [--round
   --rounds N        rounds of all cases, reported as medians (env BENCH_ROUNDS; default 1)
   --smoke           a tiny load (0.5 s per case, 4 connections) that only checks the bench works
   --storm N         refresh storm: N concurrent requests hitting a 401 (default 1000; 0 skips)
+  --storm-rounds N  storms to run, the median reported; the first has cold pools (default 3)
   --token-latency MS  the storm token endpoint's own latency (default 50)
   --memory N        RSS after N/100 vs after N injected requests (default 50000; the issue's
                     full check is --memory 1000000, a few minutes here; 0 skips)
+  --workers N       also compare credproxy start on a Redis store with 1 process and with
+                    --workers N (cases injection-redis, injection-workers; default 0: skipped)
+  --redis URL       the Redis of that comparison (env BENCH_REDIS; default redis://127.0.0.1:6379)
   --only A,B        run only these cases (by name, e.g. reference,injection)
   --json            print the results as JSON instead of a table`;
 
@@ -60,7 +70,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       only: { type: 'string' },
       storm: { type: 'string' },
       'token-latency': { type: 'string' },
+      'storm-rounds': { type: 'string' },
       memory: { type: 'string' },
+      workers: { type: 'string' },
+      redis: { type: 'string' },
     },
   });
   const smoke = values.smoke ?? false;
@@ -76,8 +89,11 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     json: values.json ?? false,
     smoke,
     storm: values.storm === undefined ? (smoke ? 50 : 1000) : count('storm', values.storm),
+    stormRounds: values['storm-rounds'] === undefined ? (smoke ? 1 : 3) : positive('storm-rounds', values['storm-rounds'], true),
     tokenLatency: values['token-latency'] === undefined ? 50 : count('token-latency', values['token-latency']),
     memory: values.memory === undefined ? (smoke ? 1000 : 50_000) : count('memory', values.memory),
+    workers: values.workers === undefined ? 0 : count('workers', values.workers),
+    redis: pick(values.redis, 'BENCH_REDIS') ?? 'redis://127.0.0.1:6379',
     only: values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter((x) => x !== ''),
   };
 }

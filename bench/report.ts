@@ -89,18 +89,38 @@ export function formatTable(rows: readonly CaseSummary[]): string {
   return [line(head), align, ...body.map(line)].join('\n');
 }
 
-/** The refresh storm's outcome (bench/phases.ts). */
-export interface StormReport {
-  requests: number;
+/** One storm (bench/phases.ts); times in ms, the timeline relative to the burst's start. */
+export interface StormRun {
+  ms: number;
   ok: number;
   tokenCalls: number;
   /** 401s the storm upstream answered (each one a request credproxy then replayed) */
   refused: number;
+  /** CPU time credproxy spent during the storm */
+  proxyCpuMs: number;
+  /** CPU time the bench client spent sending and reading the burst */
+  clientCpuMs: number;
+  /** as the storm's upstream and token endpoint saw it (undefined: did not happen) */
+  timeline: Record<'first401' | 'last401' | 'tokenStart' | 'tokenEnd' | 'first200' | 'last200', number | undefined>;
+}
+
+/** The refresh storm's outcome (bench/phases.ts): the top-level figures are the median run's. */
+export interface StormReport {
+  requests: number;
+  ok: number;
+  tokenCalls: number;
+  refused: number;
   ms: number;
+  /** every storm in order; the first one's upstream and token-endpoint pools were cold */
+  runs: StormRun[];
   tokenLatencyMs: number;
   roundTripMs: number;
   /** issue 8's goal: 2 × token latency + one upstream round trip */
   boundMs: number;
+  /** the same burst sent straight to a plain server: what the bench client alone takes (median) */
+  clientFloorMs: number;
+  /** the same burst through credproxy to a bearer integration: 1,000 proxied requests, no refresh (median) */
+  proxyFloorMs: number;
   problems: string[];
 }
 
@@ -118,11 +138,19 @@ export interface MemoryReport {
 }
 
 export function formatStorm(s: StormReport): string {
-  return (
-    `refresh storm: ${fmt(s.requests)} concurrent requests, ${s.refused} answered 401 upstream, ${s.tokenCalls} token-endpoint call(s), ` +
-    `${fmt(s.ok)} ended 200; took ${fmt(s.ms)} ms against a goal of ${fmt(s.boundMs)} ms ` +
-    `(2 × token endpoint ${s.tokenLatencyMs} ms + upstream round trip ${fmt(s.roundTripMs, 1)} ms)`
-  );
+  const mid = s.runs.find((r) => r.ms === s.ms) ?? s.runs[0];
+  const t = mid?.timeline;
+  const when = (x: number | undefined) => (x === undefined ? '–' : fmt(x));
+  return [
+    `refresh storm: ${fmt(s.requests)} concurrent requests on opened connections, median of ${s.runs.length} storm(s):`,
+    `  took ${fmt(s.ms)} ms against a goal of ${fmt(s.boundMs)} ms (2 × token endpoint ${s.tokenLatencyMs} ms + upstream round trip ${fmt(s.roundTripMs, 1)} ms); ` +
+      `${s.tokenCalls} token-endpoint call(s), ${s.refused} requests answered 401 upstream, ${fmt(s.ok)} ended 200`,
+    `  each storm: ${s.runs.map((r) => `${fmt(r.ms)} ms (${r.refused} × 401, ${r.tokenCalls} token call(s), credproxy CPU ${fmt(r.proxyCpuMs)} ms, client CPU ${fmt(r.clientCpuMs)} ms)`).join('; ')}; the first with cold pools`,
+    t ? `  median storm, ms after the burst started: first 401 ${when(t.first401)}, token call ${when(t.tokenStart)}–${when(t.tokenEnd)}, last 401 ${when(t.last401)}, first 200 ${when(t.first200)}, last 200 ${when(t.last200)}` : '',
+    `  the same ${fmt(s.requests)} requests without a refresh (medians): straight to a plain server ${fmt(s.clientFloorMs)} ms (the bench client alone), through credproxy to a bearer integration ${fmt(s.proxyFloorMs)} ms`,
+  ]
+    .filter((l) => l !== '')
+    .join('\n');
 }
 
 export function formatMemory(m: MemoryReport): string {

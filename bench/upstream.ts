@@ -17,7 +17,21 @@ export interface UpstreamCounts {
   tokenCalls: number;
   /** storm upstream requests refused with 401 (a stale token) */
   refused: number;
+  /** when things happened at the storm upstream and token endpoint (epoch ms, sub-ms precision; 0 = not yet) */
+  timeline: StormTimeline;
 }
+
+/** Times at the storm's servers: where a storm's time went, seen from the upstream side. */
+export interface StormTimeline {
+  first401: number;
+  last401: number;
+  tokenStart: number;
+  tokenEnd: number;
+  first200: number;
+  last200: number;
+}
+
+const now = () => performance.timeOrigin + performance.now();
 
 export interface BenchUpstream {
   /** the port the bench integration owns */
@@ -29,6 +43,8 @@ export interface BenchUpstream {
   /** the storm integration's token endpoint (POST /token), answering after `tokenLatencyMs` */
   tokenPort: number;
   counts(): UpstreamCounts;
+  /** clears the storm timeline before a storm */
+  resetTimeline(): void;
   close(): Promise<void>;
 }
 
@@ -37,7 +53,8 @@ export interface BenchUpstream {
  * Request bodies are drained and dropped.
  */
 export async function startBenchUpstream(expectedAuthorization: string, tokenLatencyMs = 50): Promise<BenchUpstream> {
-  const counts: UpstreamCounts = { requests: 0, withCredential: 0, withAuthorization: 0, tokenCalls: 0, refused: 0 };
+  const timeline: StormTimeline = { first401: 0, last401: 0, tokenStart: 0, tokenEnd: 0, first200: 0, last200: 0 };
+  const counts: UpstreamCounts = { requests: 0, withCredential: 0, withAuthorization: 0, tokenCalls: 0, refused: 0, timeline };
   let issued = 'none-yet';
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     counts.requests++;
@@ -55,11 +72,20 @@ export async function startBenchUpstream(expectedAuthorization: string, tokenLat
     req.resume();
     const ok = req.headers.authorization === `Bearer ${issued}`;
     if (!ok) counts.refused++;
+    const t = now();
+    if (ok) {
+      timeline.first200 ||= t;
+      timeline.last200 = t;
+    } else {
+      timeline.first401 ||= t;
+      timeline.last401 = t;
+    }
     res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json', 'content-length': ok ? SMALL_BODY.length : 2 });
     res.end(ok ? SMALL_BODY : '{}');
   };
   const token = (req: IncomingMessage, res: ServerResponse) => {
     counts.tokenCalls++;
+    timeline.tokenStart = now();
     req.resume();
     req.on('end', () => {
       setTimeout(() => {
@@ -67,6 +93,7 @@ export async function startBenchUpstream(expectedAuthorization: string, tokenLat
         const body = JSON.stringify({ access_token: issued, token_type: 'Bearer', expires_in: 3600, refresh_token: 'bench-refresh-2' });
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
         res.end(body);
+        timeline.tokenEnd = now();
       }, tokenLatencyMs);
     });
   };
@@ -79,7 +106,8 @@ export async function startBenchUpstream(expectedAuthorization: string, tokenLat
     otherPort: ports[1]!,
     stormPort: ports[2]!,
     tokenPort: ports[3]!,
-    counts: () => ({ ...counts }),
+    counts: () => ({ ...counts, timeline: { ...timeline } }),
+    resetTimeline: () => Object.assign(timeline, { first401: 0, last401: 0, tokenStart: 0, tokenEnd: 0, first200: 0, last200: 0 }),
     close: async () => {
       await Promise.all(
         servers.map(

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCredproxy } from './app.js';
@@ -9,6 +10,7 @@ import { isAdminCommand, runAdminCommand } from './cli/admin.js';
 import { COMMAND_HELP, MAIN_HELP } from './cli/help.js';
 import { isAgentCommand, runAgentCommand } from './cli/agent.js';
 import { runAuditCommand } from './cli/audit.js';
+import { startPrimary, workerId, workerReady, workerShutdownSource, workersProblem } from './cluster.js';
 
 const HELP = MAIN_HELP;
 
@@ -49,6 +51,7 @@ export async function main(argv: string[]): Promise<void> {
         port: { type: 'string' },
         host: { type: 'string' },
         'log-format': { type: 'string' },
+        workers: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -66,6 +69,11 @@ export async function main(argv: string[]): Promise<void> {
   if (values.port !== undefined) {
     port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: "${values.port}" is not a port number`, 2);
+  }
+  let workers = 1;
+  if (values.workers !== undefined) {
+    workers = Number(values.workers);
+    if (!Number.isInteger(workers) || workers < 1 || workers > 256) fail(`--workers: "${values.workers}" is not a number of processes (1 to 256)`, 2);
   }
   const format = values['log-format'] ?? (process.stdout.isTTY ? 'pretty' : 'json');
   if (format !== 'json' && format !== 'pretty') fail(`--log-format: expected json or pretty`, 2);
@@ -104,10 +112,32 @@ export async function main(argv: string[]): Promise<void> {
           /* startCredproxy below reports the config's problems */
         }
       }
-      const logger = createLogger({ format: format as LogFormat, level });
+      const base = createLogger({ format: format as LogFormat, level });
+      if (workers > 1 && cluster.isPrimary) {
+        try {
+          const { settings } = loadConfig(configDir, { host: values.host, port });
+          const problem = workersProblem(settings, workers, process.env);
+          if (problem) fail(`credproxy: ${problem}`, 1);
+          const primary = await startPrimary({ workers, settings, log: base });
+          const shown = settings.listen.host.includes(':') ? `[${settings.listen.host}]` : settings.listen.host;
+          base.info({ url: `http://${shown}:${primary.port}`, workers, pid: process.pid, worker_pids: primary.pids }, 'credproxy workers listening');
+          process.exitCode = await primary.done;
+        } catch (err) {
+          if (err instanceof ConfigError) fail(`credproxy: the config does not validate:\n${err.message}`, 1);
+          fail(`credproxy: ${(err as Error).message}`, 1);
+        }
+        return;
+      }
+      const worker = workerId();
+      const logger = worker === undefined ? base : base.child({ worker });
       try {
         const running = await startCredproxy({ configDir, host: values.host, port, logger, processMetrics: true, watch: true, reloadOnSighup: true });
-        installShutdown(running, { graceMs: running.runtime.current.config.settings.limits.shutdown_grace_ms, log: logger });
+        installShutdown(running, {
+          graceMs: running.runtime.current.config.settings.limits.shutdown_grace_ms,
+          log: logger,
+          ...(worker === undefined ? {} : { proc: workerShutdownSource() }),
+        });
+        if (worker !== undefined) workerReady(running.port, running.runtime.metrics.registry);
       } catch (err) {
         if (err instanceof ConfigError) fail(`credproxy: the config does not validate:\n${err.message}`, 1);
         fail(`credproxy: ${(err as Error).message}`, 1);

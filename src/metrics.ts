@@ -64,6 +64,8 @@ export class Metrics {
     help: 'Stored connections by status, counted as connections are written and deleted',
     labelNames: ['status'] as const,
     registers: [this.registry],
+    // Every worker under --workers reads the same shared counts: summing them would multiply.
+    aggregator: 'max',
     collect: async () => {
       if (!this.countConnections) return;
       try {

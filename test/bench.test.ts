@@ -9,10 +9,13 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const script = `${root}dist/bench/bench.js`;
 
 t.test('options: defaults, --smoke, flags over the environment, bad values refused', async (t) => {
-  t.match(parseOptions([], {}), { duration: 5, connections: 32, rounds: 1, warmup: 1, json: false, smoke: false, storm: 1000, tokenLatency: 50, memory: 50_000, only: undefined });
-  t.match(parseOptions(['--smoke'], {}), { duration: 0.5, connections: 4, warmup: 0, smoke: true, storm: 50, memory: 1000 });
-  t.match(parseOptions(['--storm', '0', '--memory', '1000000', '--token-latency', '20', '--only', 'reference, injection'], {}), { storm: 0, memory: 1_000_000, tokenLatency: 20, only: ['reference', 'injection'] });
+  t.match(parseOptions([], {}), { duration: 5, connections: 32, rounds: 1, warmup: 1, json: false, smoke: false, storm: 1000, stormRounds: 3, tokenLatency: 50, memory: 50_000, workers: 0, redis: 'redis://127.0.0.1:6379', only: undefined });
+  t.match(parseOptions(['--workers', '4'], { BENCH_REDIS: 'redis://r:1' }), { workers: 4, redis: 'redis://r:1' });
+  t.throws(() => parseOptions(['--workers', 'two'], {}), /workers: "two" is not a positive integer/);
+  t.match(parseOptions(['--smoke'], {}), { duration: 0.5, connections: 4, warmup: 0, smoke: true, storm: 50, stormRounds: 1, memory: 1000 });
+  t.match(parseOptions(['--storm', '0', '--memory', '1000000', '--token-latency', '20', '--storm-rounds', '5', '--only', 'reference, injection'], {}), { storm: 0, stormRounds: 5, memory: 1_000_000, tokenLatency: 20, only: ['reference', 'injection'] });
   t.throws(() => parseOptions(['--memory', '-1'], {}), /memory/);
+  t.throws(() => parseOptions(['--storm-rounds', '0'], {}), /storm-rounds: "0" is not a positive integer/);
   t.match(parseOptions([], { BENCH_DURATION: '2', BENCH_CONNECTIONS: '8', BENCH_ROUNDS: '3' }), { duration: 2, connections: 8, rounds: 3 });
   t.match(parseOptions(['--duration', '1.5', '--connections', '16'], { BENCH_DURATION: '9', BENCH_CONNECTIONS: '64' }), { duration: 1.5, connections: 16 });
   t.throws(() => parseOptions(['--connections', '2.5'], {}), /connections: "2.5" is not a positive integer/);
@@ -59,7 +62,7 @@ t.test('npm run bench --smoke runs every case end to end (speed is not checked)'
     problems: string[];
     results: Array<{ name: string; rps: number; cpuPerRequest: number | null; via: string }>;
     leavesIssued: number;
-    storm: { requests: number; tokenCalls: number; ok: number; refused: number };
+    storm: { requests: number; tokenCalls: number; ok: number; refused: number; runs: Array<{ timeline: Record<string, number | undefined> }>; clientFloorMs: number; proxyFloorMs: number };
     memory: { requests: number; rssFirstMiB: number; rssAllMiB: number };
   };
   t.same(report.problems, [], 'every case saw what it claims: credential injected, or no Authorization at all');
@@ -70,6 +73,10 @@ t.test('npm run bench --smoke runs every case end to end (speed is not checked)'
   t.equal(report.leavesIssued, 1, 'one leaf certificate for the one intercepted host, however many connections');
   t.match(report.storm, { requests: 50, tokenCalls: 1, ok: 50 }, 'the storm: one token-endpoint call, every request answered 200 after its replay');
   t.ok(report.storm.refused >= 1, 'the upstream did refuse the stale token');
+  t.equal(report.storm.runs.length, 1);
+  const tl = report.storm.runs[0]!.timeline;
+  t.ok(tl.first401! <= tl.tokenStart! && tl.tokenEnd! <= tl.first200! && tl.first200! <= tl.last200!, 'timeline: refused, refreshed, then answered');
+  t.ok(report.storm.clientFloorMs > 0 && report.storm.proxyFloorMs > 0, 'both floors measured');
   t.equal(report.memory.requests, 1000);
   t.ok(report.memory.rssFirstMiB > 0 && report.memory.rssAllMiB > 0, 'RSS measured twice');
   for (const r of report.results) {
@@ -77,4 +84,21 @@ t.test('npm run bench --smoke runs every case end to end (speed is not checked)'
     if (r.via !== 'direct') t.ok(typeof r.cpuPerRequest === 'number' && r.cpuPerRequest > 0, `${r.name}: proxy CPU measured`);
   }
   t.equal(report.machine.node, process.version);
+});
+
+t.test('npm run bench --workers 2 compares credproxy start on Redis with 1 and 2 processes (speed is not checked)', async (t) => {
+  const child = spawn(process.execPath, [script, '--smoke', '--json', '--workers', '2', '--only', 'injection-redis,injection-workers', '--storm', '0', '--memory', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.equal(code, 0, 'bench exits 0');
+  if (code !== 0) t.comment(err);
+  const report = JSON.parse(out) as { problems: string[]; results: Array<{ name: string; label: string; rps: number; cpuPerRequest: number | null }>; workersRatio: number };
+  t.same(report.problems, [], 'both saw the credential injected on every request');
+  t.same(report.results.map((r) => r.name), ['injection-redis', 'injection-workers']);
+  t.match(report.results[1]!.label, /--workers 2/);
+  for (const r of report.results) t.ok(r.rps > 0 && typeof r.cpuPerRequest === 'number' && r.cpuPerRequest > 0, `${r.name}: requests and CPU (all processes) measured`);
+  t.ok(report.workersRatio > 0);
 });

@@ -8,6 +8,7 @@ import { requireAdmin, sendJson } from './http.js';
 import { integrationView } from './views.js';
 import { createEntityToken, deleteEntityToken } from './tokens.js';
 import { getAudit } from './audit.js';
+import { clusterMetrics, workerId } from '../cluster.js';
 
 type Handler = (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void> | void;
 interface Route {
@@ -19,7 +20,13 @@ interface Route {
 
 const SEG = '([^/]+)';
 const routes: Route[] = [
-  { method: 'GET', pattern: /^\/healthz$/, admin: false, handler: (_rt, _q, res) => sendJson(res, 200, { status: 'ok' }) },
+  {
+    method: 'GET',
+    pattern: /^\/healthz$/,
+    admin: false,
+    // Under --workers, which worker answered: how an operator (and the tests) see the load spread.
+    handler: (_rt, _q, res) => sendJson(res, 200, workerId() === undefined ? { status: 'ok' } : { status: 'ok', worker: workerId() }),
+  },
   {
     method: 'GET',
     pattern: /^\/readyz$/,
@@ -38,7 +45,8 @@ const routes: Route[] = [
     pattern: /^\/metrics$/,
     admin: false,
     handler: async (rt, _q, res) => {
-      const text = await rt.metrics.registry.metrics();
+      // Under --workers, every worker's counts summed by the primary, whichever worker took the scrape.
+      const text = workerId() === undefined ? await rt.metrics.registry.metrics() : await clusterMetrics();
       res.writeHead(200, { 'content-type': rt.metrics.registry.contentType }).end(text);
     },
   },

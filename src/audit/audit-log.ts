@@ -35,13 +35,23 @@ export interface AuditQuery {
 const RING = 10_000;
 
 /**
+ * How often the file's real size is read again: other processes (credproxy start
+ * --workers) append to the same file, so this one's own count runs behind. A stat every
+ * few lines bounds the overshoot past max_bytes to that many lines per other writer.
+ */
+const RESTAT_EVERY = 16;
+
+/**
  * JSON lines appended to `audit.file`, rotated when it passes `max_bytes` (file → file.1 →
  * … → file.<keep>), plus a ring of the latest entries in memory. Appends are synchronous:
  * each line lands whole and in order, and an audit line is small.
  */
+const sizeOf = (file: string) => (existsSync(file) ? statSync(file).size : 0);
+
 export class AuditLog {
   private readonly ring: AuditEntry[] = [];
   private size = -1;
+  private writes = 0;
 
   constructor(private readonly opts: { file?: string; max_bytes: number; keep: number }) {}
 
@@ -55,11 +65,13 @@ export class AuditLog {
     const file = this.opts.file;
     if (!file) return;
     const line = `${JSON.stringify(entry)}\n`;
-    if (this.size < 0) {
-      mkdirSync(dirname(file), { recursive: true });
-      this.size = existsSync(file) ? statSync(file).size : 0;
+    if (this.size < 0) mkdirSync(dirname(file), { recursive: true });
+    if (this.size < 0 || ++this.writes % RESTAT_EVERY === 0) this.size = sizeOf(file);
+    if (this.size > 0 && this.size + line.length > this.opts.max_bytes) {
+      // Another writer may have rotated it already: only a file really full is rotated.
+      this.size = sizeOf(file);
+      if (this.size > 0 && this.size + line.length > this.opts.max_bytes) this.rotate(file);
     }
-    if (this.size > 0 && this.size + line.length > this.opts.max_bytes) this.rotate(file);
     appendFileSync(file, line, { mode: 0o600 });
     this.size += Buffer.byteLength(line);
   }

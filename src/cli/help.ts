@@ -15,7 +15,7 @@ const CLIENT_OPTIONS = `Options for commands that talk to a running proxy:
 export const MAIN_HELP = `credproxy: a forward HTTP proxy that injects credentials
 
 Usage:
-  credproxy start    [--config DIR] [--port N] [--host H] [--log-format json|pretty]
+  credproxy start    [--config DIR] [--port N] [--host H] [--log-format json|pretty] [--workers N]
   credproxy validate [--config DIR]
   credproxy ca       [--config DIR]   print the local CA certificate's path (created if needed)
   credproxy connections list|get|set|delete|connect-link ...
@@ -30,6 +30,7 @@ Options of start, validate and ca:
   --port N          listen port (overrides listen: and $PORT)
   --host H          listen address (overrides listen:)
   --log-format F    json (default when not a terminal) or pretty
+  --workers N       start only: N processes sharing the listen socket (needs a Redis store)
 
 ${CLIENT_OPTIONS}
 
@@ -92,11 +93,16 @@ ${AGENT_OPTIONS}
 
 ${EXIT_CODES}
 `,
-  start: `Usage: credproxy start [--config DIR] [--port N] [--host H] [--log-format json|pretty]
+  start: `Usage: credproxy start [--config DIR] [--port N] [--host H] [--log-format json|pretty] [--workers N]
 
 Runs the proxy. It reloads the config folder when a file in it changes (and on SIGHUP);
 a change that does not validate is logged with file:line and the running config stays.
 Changing listen or store needs a restart (the log says so).
+
+--workers N runs N worker processes (node:cluster) that share the listen socket, for
+machines with more cores. It needs a shared store (store: redis://…) with
+CREDPROXY_SECRET_KEY and the admin token given; SIGHUP, SIGTERM and SIGINT go to the
+first process, which passes them on, and a worker that dies is restarted.
 
 ${EXIT_CODES}
 `,

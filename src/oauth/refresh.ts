@@ -12,8 +12,12 @@ import { applyTokenSet } from './token-set.js';
 
 /** Refresh bookkeeping of one store (so one running credproxy): locks, backoff, tokens known stale. */
 export interface RefreshState {
-  /** one refresh at a time per connection within this process: one lock attempt per instance */
-  readonly local: SingleFlight;
+  /**
+   * One refresh at a time per connection within this process (one lock attempt per
+   * instance); each run notes the access token it replaces, and whether an upstream refused
+   * it, so that requests about to use that token wait for its successor instead.
+   */
+  readonly local: SingleFlight<RefreshRun>;
   readonly backoff: Backoff;
   /** access tokens an upstream refused while the request could not be replayed: the next use refreshes first */
   readonly stale: Set<string>;
@@ -25,13 +29,20 @@ export interface RefreshState {
   readonly failing: Set<string>;
 }
 
+/** What a refresh under way replaces. */
+export interface RefreshRun {
+  token: string | undefined;
+  /** an upstream refused the token (rather than it being about to expire) */
+  refused: boolean;
+}
+
 const states = new WeakMap<ConnectionStore, RefreshState>();
 const STALE_MAX = 10_000;
 
 export function refreshState(store: ConnectionStore): RefreshState {
   let s = states.get(store);
   if (!s) {
-    s = { local: new SingleFlight(), backoff: new Backoff(), stale: new Set(), failing: new Set() };
+    s = { local: new SingleFlight<RefreshRun>(), backoff: new Backoff(), stale: new Set(), failing: new Set() };
     states.set(store, s);
   }
   return s;
@@ -57,7 +68,9 @@ export const connectionKey = (c: Pick<Connection, 'entity' | 'integration'>) => 
 /**
  * The connection with a token fit to use: refreshed first when it expires within
  * `refresh_before`, or when the upstream refused it (`stale`). One refresh at a time per
- * connection; a caller whose token someone else already replaced just gets the newer one.
+ * connection; a caller whose token someone else already replaced just gets the newer one,
+ * and a caller holding the very token a refresh under way replaces waits for that refresh
+ * (rather than sending a request the upstream is about to refuse).
  * A proactive refresh that fails transiently while the token is still valid uses the old
  * token rather than failing the request.
  */
@@ -70,13 +83,17 @@ export async function freshConnection(
 ): Promise<Connection> {
   const state = refreshState(ctx.store);
   const token = conn.credentials.access_token;
-  const now = Date.now();
-  const refused = token !== undefined && (stale === token || state.stale.has(token));
-  const expiring = conn.expires_at !== undefined && conn.expires_at - now <= refreshBeforeMs(config);
-  if ((!refused && !expiring) || !conn.credentials.refresh_token) return conn;
-  const stillValid = !refused && conn.expires_at !== undefined && conn.expires_at > now;
   const key = connectionKey(conn);
-  const wait = state.backoff.waitFor(key, now);
+  // A refresh of this very token is under way: a request sent with it now would most
+  // likely come back refused (a refresh storm), so this one waits for the new token.
+  const run = state.local.running(key);
+  const joining = run !== undefined && run.token === token;
+  const refused = token !== undefined && (stale === token || state.stale.has(token) || (joining && run.refused));
+  const now = Date.now();
+  const expiring = conn.expires_at !== undefined && conn.expires_at - now <= refreshBeforeMs(config);
+  if ((!refused && !expiring && !joining) || !conn.credentials.refresh_token) return conn;
+  const stillValid = !refused && conn.expires_at !== undefined && conn.expires_at > now;
+  const wait = joining ? 0 : state.backoff.waitFor(key, now);
   if (wait > 0) {
     if (stillValid) return conn;
     throw new CredproxyError(
@@ -85,7 +102,7 @@ export async function freshConnection(
     );
   }
   try {
-    return await state.local.run(key, () => refreshNow(ctx, state, integration, config, conn.entity, token));
+    return await state.local.run(key, () => refreshNow(ctx, state, integration, config, conn.entity, token), { token, refused });
   } catch (err) {
     if (stillValid && err instanceof CredproxyError && err.code === 'refresh_failed') {
       ctx.log.warn({ entity: conn.entity, integration: conn.integration, err: err.message }, 'proactive refresh failed; the current token is still valid');

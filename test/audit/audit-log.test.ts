@@ -21,6 +21,20 @@ const entry = (i: number, over: Partial<AuditEntry> = {}): AuditEntry => ({
   ...over,
 });
 
+t.test('two writers on one file (--workers): rotation follows the real size, not the count of each writer', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'audit-')), 'audit.log');
+  const max = 20_000;
+  const a = new AuditLog({ file, max_bytes: max, keep: 5 });
+  const b = new AuditLog({ file, max_bytes: max, keep: 5 });
+  for (let i = 0; i < 400; i++) (i % 2 ? a : b).record(entry(i));
+  const sizes = [file, `${file}.1`, `${file}.2`].map((f) => (existsSync(f) ? readFileSync(f).length : 0));
+  t.ok(sizes[1]! > 0 && sizes[2]! > 0, 'rotated');
+  for (const s of sizes) t.ok(s <= max * 1.25, `a file of ${s} bytes: at most a few lines past max_bytes (each writer counting only its own lines would reach twice)`);
+  const all = a.query({ limit: 1000 }).map((e) => Number(e.path.slice(3)));
+  t.same(all, [...all].sort((x, y) => x - y), 'in order across files');
+  t.equal(all.at(-1), 399);
+});
+
 t.test('rotation by size keeps `keep` old files; queries read them oldest first', async (t) => {
   const file = join(mkdtempSync(join(tmpdir(), 'audit-')), 'sub', 'audit.log');
   const log = new AuditLog({ file, max_bytes: 1024, keep: 2 });

@@ -111,6 +111,62 @@ t.test('100 concurrent requests with an expired token: exactly one token endpoin
   t.equal(s.as.count(), 1);
 });
 
+/** Holds the token endpoint's answers until `release()`; `reached` resolves when the first call arrives. */
+function gateTokenEndpoint(s: Setup) {
+  let release!: () => void;
+  let reached!: () => void;
+  const open = new Promise<void>((r) => (release = r));
+  const arrived = new Promise<void>((r) => (reached = r));
+  s.as.beforeToken = () => {
+    reached();
+    return open;
+  };
+  return { arrived, release };
+}
+
+t.test('requests that arrive while a refresh replaces their token wait for it instead of sending the refused token', async (t) => {
+  const s = await setup(t);
+  const tokens = s.as.issue();
+  await s.proxy.connect('alice', 'demo', { credentials: { ...tokens, expires_in: 3600 } });
+  s.as.revokeAccess(tokens.access_token);
+  const gate = gateTokenEndpoint(s);
+  const first = get(s);
+  await gate.arrived;
+  // The refresh is under way (the token endpoint holds its answer): these find the stored,
+  // still unexpired token, and must not send it.
+  const later = Array.from({ length: 50 }, () => get(s));
+  await new Promise((r) => setTimeout(r, 100));
+  gate.release();
+  const all = await Promise.all([first, ...later]);
+  t.same(new Set(all.map((r) => r.status)), new Set([200]));
+  t.equal(s.as.count('refresh_token'), 1, 'one token endpoint call');
+  const withOld = s.up.seen.filter((r) => r.headers.authorization === `Bearer ${tokens.access_token}`).length;
+  t.equal(withOld, 1, 'only the first request went out with the refused token');
+  t.equal(s.up.seen.length, 52, 'the first one twice (refused, replayed), every other one once');
+});
+
+t.test('when the refresh they waited for fails, waiting requests get refresh_failed and the refresh token stays stored', async (t) => {
+  const s = await setup(t);
+  const tokens = s.as.issue();
+  await s.proxy.connect('alice', 'demo', { credentials: { ...tokens, expires_in: 3600 } });
+  s.as.revokeAccess(tokens.access_token);
+  const gate = gateTokenEndpoint(s);
+  const first = get(s);
+  await gate.arrived;
+  const later = Array.from({ length: 5 }, () => get(s));
+  await new Promise((r) => setTimeout(r, 100));
+  s.as.tokenEndpoint = 'error500';
+  gate.release();
+  const all = await Promise.all([first, ...later]);
+  t.same(
+    all.map((r) => [r.status, r.json<{ error: { code: string } }>().error.code]),
+    Array(6).fill([502, 'refresh_failed']),
+  );
+  t.equal(s.as.count('refresh_token'), 1);
+  t.equal(s.up.seen.length, 1, 'the refused token was sent once, by the request that found it refused');
+  t.equal((await s.proxy.runtime.store.get('alice', 'demo'))?.credentials.refresh_token, tokens.refresh_token, 'the refresh token is kept');
+});
+
 t.test('a refresh takes the store lock, then re-reads past the cache: a refresh another process stored is used, not repeated', async (t) => {
   // Two stores on one SQLite file stand in for two instances without invalidation: the
   // proxy's cache keeps the expired token, so every request goes for a refresh.
