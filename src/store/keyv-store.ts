@@ -138,7 +138,8 @@ export class KeyvConnectionStore implements ConnectionStore {
       updated_at: c.updated_at,
     };
     // Indexed before it is written: the index may name a label that is not stored (list
-    // skips it), never miss one that is.
+    // skips it), never miss one that is. Checked again after the write, in case a delete of
+    // the same label removed it from the index in between.
     if (c.label !== undefined) await this.index(c.entity, c.integration, c.label, true);
     // Drop the cached copy first: if the write fails, the next read goes to the backend
     // rather than trusting a value the backend may not hold.
@@ -146,6 +147,7 @@ export class KeyvConnectionStore implements ConnectionStore {
     await this.call(() => this.keyv.set(k, JSON.stringify(stored)));
     this.cache.set(k, { conn: Object.freeze({ ...c }), at: Date.now() });
     await this.announce(k);
+    if (c.label !== undefined) await this.index(c.entity, c.integration, c.label, true);
   }
 
   async delete(entity: string, integration: string, label?: string): Promise<boolean> {
@@ -177,8 +179,9 @@ export class KeyvConnectionStore implements ConnectionStore {
 
   /**
    * Adds or removes a label in the index. Under the store's lock for that index, so two
-   * instances adding labels at once cannot lose one; a connection rewritten under the same
-   * label (a token refresh) only reads the index.
+   * instances adding labels at once cannot lose one, and a label is only removed while its
+   * connection is not stored (a put racing the delete wins). A connection rewritten under
+   * the same label (a token refresh) only reads the index.
    */
   private async index(entity: string, integration: string, label: string, present: boolean): Promise<void> {
     if ((await this.labels(entity, integration)).includes(label) === present) return;
@@ -188,7 +191,8 @@ export class KeyvConnectionStore implements ConnectionStore {
       async () => {
         const now = new Set(await this.labels(entity, integration));
         if (present) now.add(label);
-        else now.delete(label);
+        else if ((await this.call(() => this.keyv.get(connKey(entity, integration, label)))) === undefined) now.delete(label);
+        else return;
         if (now.size === 0) await this.call(() => this.keyv.delete(ik));
         else await this.call(() => this.keyv.set(ik, JSON.stringify([...now].sort())));
       },

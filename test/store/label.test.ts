@@ -100,6 +100,19 @@ t.test('labels added at once are all listed: the index is updated under the stor
   t.same((await store.list('bob', ['svc'])).map((c) => c.label), labels.filter((_, i) => i % 2 === 0));
 });
 
+t.test('a put and a delete of one label racing: a stored connection is always listed', async (t) => {
+  const store = new KeyvConnectionStore(new Keyv<string>({ namespace: 'race' }), key);
+  for (let round = 0; round < 20; round++) {
+    const label = `r${round}`;
+    await store.put(conn('dana', 'old', label));
+    // Either order may win; whatever is stored in the end must be in the index.
+    await Promise.all(round % 2 ? [store.delete('dana', 'svc', label), store.put(conn('dana', 'new', label))] : [store.put(conn('dana', 'new', label)), store.delete('dana', 'svc', label)]);
+    const stored = await store.get('dana', 'svc', { label, fresh: true });
+    const listed = (await store.list('dana', ['svc'])).some((c) => c.label === label);
+    t.equal(listed, stored !== undefined, `round ${round}: ${stored ? 'stored and listed' : 'gone and not listed'}`);
+  }
+});
+
 const log = pino({ level: 'silent' });
 const env = { CREDPROXY_SECRET_KEY: SECRET_KEY, CREDPROXY_ADMIN_TOKEN: 'admin-token-for-redis-tests' };
 
