@@ -46,6 +46,8 @@ const AGENT_OPTIONS = `Options:
   --token             also put an entity token in the proxy URL as the password (needed when
                       the proxy has clients:, and names the entity in every CONNECT)
   --ttl SECONDS       lifetime of the entity token (default: the proxy's, one hour)
+  --label LABEL       use the entity's connections labelled LABEL (one of several accounts),
+                      carried by the entity token: needs --token or a placeholder_env
   --no-proxy LIST     NO_PROXY; default localhost,127.0.0.1,::1
   --config DIR        the proxy's config folder (its CA and integrations' placeholder_env);
                       default $CREDPROXY_CONFIG or ./config

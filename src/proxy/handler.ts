@@ -13,7 +13,7 @@ import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
 import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
 import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
-import { entityWithToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
+import { entityWithToken, labelWithToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
 import { connectionLabel, identify } from './identify.js';
 import { checkRate } from './rate-limit.js';
 import { secretsOf } from './scrub.js';
@@ -106,7 +106,7 @@ export async function prepareRequest(
     if (!entity) {
       throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${info.integration}": name the entity with the ${settings.entity_header} header`);
     }
-    label = connectionLabel(req);
+    label = labelWithToken(connectionLabel(req), tokenUse);
     info.label = label;
     await checkRate(rt.store.rateLimit, settings, route.integration, entity);
     // A host template (`{{tenant}}.example.com`) matched: the connection's params must produce exactly this host.

@@ -116,6 +116,40 @@ t.test('an entity token names the entity, the header still picks the account; ra
   t.same([over.status, over.code], [429, 'rate_limited'], 'one cap for the entity at the integration, whichever account');
 });
 
+t.test('an entity token bound to a label: its requests use that connection; the header may repeat it, never change it', async (t) => {
+  const { up, proxy } = await mailFixture(t);
+  const issued = await proxy.admin('POST', '/api/entities/alice/tokens', { label: 'work' });
+  t.equal(issued.status, 200);
+  const { token, label } = (await issued.json()) as { token: string; label: string };
+  t.equal(label, 'work');
+  const send = (headers: Record<string, string>) => viaProxy(proxy.port, `http://127.0.0.1:${up.port}/inbox`, { headers });
+
+  // As the SDK's key, and as the proxy password (a client that can set no header at all).
+  t.equal((await send({ authorization: `Bearer ${token}` })).status, 200);
+  t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer tok-work');
+  t.equal((await send({ 'proxy-authorization': `Basic ${Buffer.from(`x:${token}`).toString('base64')}` })).status, 200);
+  t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer tok-work');
+  t.equal((await send({ authorization: `Bearer ${token}`, 'X-Connection-Label': 'work' })).status, 200);
+
+  const before = up.seen.length;
+  const other = errorOf(await send({ authorization: `Bearer ${token}`, 'X-Connection-Label': 'personal' }));
+  t.same([other.status, other.code], [403, 'entity_denied']);
+  t.match(other.message, /the entity token is for the connection labelled "work", not "personal"/);
+  t.equal(up.seen.length, before, 'not forwarded');
+
+  for (const [body, message] of [
+    [{ label: 'no spaces' }, /^label: a connection label is 1 to 64/],
+    [{ label: 7 }, /label must be a string/],
+    [{ labels: ['work'] }, /unknown key labels; expected integrations, ttl, label/],
+  ] as const) {
+    const r = await proxy.admin('POST', '/api/entities/alice/tokens', body);
+    t.equal(r.status, 400);
+    t.match(await r.json(), { error: { code: 'bad_request', message } });
+  }
+  const plain = (await (await proxy.admin('POST', '/api/entities/alice/tokens', {})).json()) as { label: unknown };
+  t.equal(plain.label, null, 'a token without a label leaves the choice to the header');
+});
+
 // HTTPS through an intercepted tunnel, and WebSocket upgrades: the same pipeline, the same stripping.
 const upstreamCa = makeTestCa();
 const upstreamCert = upstreamCa.issue(['127.0.0.1']);
