@@ -11,6 +11,7 @@ import { Events, STATUS_EVENTS, type EventOptions } from './events.js';
 import { createLogger } from './log.js';
 import { checkListenPolicy } from './proxy/client-auth.js';
 import { egressConnector, parseCidrs } from './proxy/egress.js';
+import { passthroughTrust } from './tls/bundle.js';
 import { Metrics } from './metrics.js';
 import { snapshotOf, type Runtime } from './runtime.js';
 import { closeTunnels, createServer } from './server.js';
@@ -84,7 +85,7 @@ function upstreamAgent(config: Config, ca: string[] | undefined): Agent {
 }
 
 /** Passthrough gets its own pools, whose connector checks every address it dials. */
-function passthroughAgent(config: Config, ca: string[] | undefined, runtime: () => Runtime): Agent {
+function passthroughAgent(config: Config, ca: () => string[] | undefined, runtime: () => Runtime): Agent {
   let parsedFor: Config | undefined;
   let allow: ReturnType<typeof parseCidrs> = [];
   const allowPrivate = () => {
@@ -97,7 +98,7 @@ function passthroughAgent(config: Config, ca: string[] | undefined, runtime: () 
   };
   return new Agent({
     ...poolOptions(config),
-    connect: egressConnector({ timeout: config.settings.limits.upstream_connect_timeout_ms, allowPrivate, ...(ca ? { ca } : {}) }),
+    connect: egressConnector({ timeout: config.settings.limits.upstream_connect_timeout_ms, allowPrivate, ca }),
   });
 }
 
@@ -122,7 +123,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     store,
     log,
     agent: upstreamAgent(config, tls.upstreamCa),
-    passthrough: passthroughAgent(config, tls.upstreamCa, () => runtime),
+    passthrough: passthroughAgent(config, passthroughTrust(tls.ca ? config.settings.tls.ca_dir : undefined, tls.ca?.certPem, tls.upstreamCa), () => runtime),
     tls,
     adminToken: adminTokenFor(config, env, dataDir, log),
     metrics,

@@ -95,7 +95,16 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'start': {
-      const logger = createLogger({ format: format as LogFormat, level: process.env.LOG_LEVEL });
+      // LOG_LEVEL wins (a one-off debugging run); else credproxy.yaml's log.level, which a reload may change later.
+      let level = process.env.LOG_LEVEL;
+      if (level === undefined) {
+        try {
+          level = loadConfig(configDir).settings.log.level;
+        } catch {
+          /* startCredproxy below reports the config's problems */
+        }
+      }
+      const logger = createLogger({ format: format as LogFormat, level });
       try {
         const running = await startCredproxy({ configDir, host: values.host, port, logger, processMetrics: true, watch: true, reloadOnSighup: true });
         installShutdown(running, { graceMs: running.runtime.current.config.settings.limits.shutdown_grace_ms, log: logger });

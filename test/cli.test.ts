@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { configDir } from './support/servers.js';
@@ -94,4 +96,35 @@ t.test('start: listens, answers /healthz, stops cleanly on SIGTERM', async (t) =
   t.equal(r.code, 0, 'exit 0 after SIGTERM');
   t.match(r.stdout, /"msg":"credproxy listening"/);
   t.notMatch(r.stdout + r.stderr, /a{24}/, 'the admin token is not printed when it was given');
+});
+
+t.test("start: credproxy.yaml's log.level applies, LOG_LEVEL overrides it", async (t) => {
+  const dir = configDir('store: memory\nlisten: 127.0.0.1:0\nlog: { level: warn }\n');
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  const env: NodeJS.ProcessEnv = { ...process.env, CREDPROXY_CONFIG: '', CREDPROXY_ADMIN_TOKEN: 'a'.repeat(24), CREDPROXY_SECRET_KEY: '' };
+  delete env.LOG_LEVEL;
+  const child = spawn(process.execPath, [BIN, 'start', '--config', dir, '--port', String(port)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  // Nothing at info level is printed, so the test asks until the proxy answers.
+  let healthz = 0;
+  for (let i = 0; i < 100 && healthz === 0; i++) {
+    healthz = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 0);
+    if (healthz === 0) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(healthz, 200);
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
+  t.notMatch(stdout, /credproxy listening/, 'info lines are below log.level: warn');
+
+  const loud = await run(['start', '--config', dir, '--log-format', 'json'], { CREDPROXY_ADMIN_TOKEN: 'a'.repeat(24), CREDPROXY_SECRET_KEY: '', LOG_LEVEL: 'info' }, (out, kill) => {
+    if (out.includes('credproxy listening')) kill();
+  });
+  t.match(loud.stdout, /"msg":"credproxy listening"/, 'LOG_LEVEL=info wins over the file');
 });

@@ -40,9 +40,8 @@ export function writeBundle(file: string, credproxyCaPem: string, env: NodeJS.Pr
 export interface AgentEnvInput {
   proxyUrl: string;
   entity: string;
-  /** the entity token: placeholder value, and the proxy password when proxyToken */
+  /** the entity token: placeholder value and proxy password */
   token?: string;
-  proxyToken: boolean;
   noProxy: string;
   bundle?: string;
   /** variable names from integrations' `placeholder_env` */
@@ -53,7 +52,10 @@ export interface AgentEnvInput {
 export function agentVariables(input: AgentEnvInput): Array<[string, string]> {
   const u = new URL(input.proxyUrl);
   u.username = encodeURIComponent(input.entity);
-  u.password = input.token && input.proxyToken ? encodeURIComponent(input.token) : '';
+  // The token as the proxy password makes credproxy terminate every tunnel of this client
+  // (tunnel.ts), so a token the client misplaces is seen and refused, even inside TLS.
+  // Without one, a placeholder password: Python's requests drops a proxy user that has none.
+  u.password = input.token ? encodeURIComponent(input.token) : 'x';
   const proxy = u.href.replace(/\/$/, '');
   const vars: Array<[string, string]> = [];
   for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) vars.push([name, proxy]);

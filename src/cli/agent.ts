@@ -3,6 +3,7 @@ import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
+import { BUNDLE_FILE } from '../tls/bundle.js';
 import { loadOrCreateCa } from '../tls/ca.js';
 import { adminToken, EXIT, exitCodeFor, UsageError, type CliIO } from './admin.js';
 import { agentVariables, SHELLS, writeBundle } from './agent-env.js';
@@ -62,7 +63,7 @@ async function prepare(values: Record<string, string | boolean | undefined>, io:
   let bundle: string | undefined;
   if (tls.intercept) {
     const ca = loadOrCreateCa(tls.ca_dir);
-    bundle = writeBundle(join(tls.ca_dir, 'bundle.pem'), ca.certPem, io.env);
+    bundle = writeBundle(join(tls.ca_dir, BUNDLE_FILE), ca.certPem, io.env);
   }
   let token: string | undefined;
   let issued: Prepared['issued'];
@@ -78,7 +79,6 @@ async function prepare(values: Record<string, string | boolean | undefined>, io:
     proxyUrl: url,
     entity,
     token,
-    proxyToken: values.token === true,
     noProxy: (values['no-proxy'] as string | undefined) ?? DEFAULT_NO_PROXY,
     bundle,
     placeholders,

@@ -43,8 +43,8 @@ ${EXIT_CODES}
 
 const AGENT_OPTIONS = `Options:
   --entity E          the entity the command acts for (required)
-  --token             also put an entity token in the proxy URL as the password (needed when
-                      the proxy has clients:, and names the entity in every CONNECT)
+  --token             issue an entity token even when no integration declares placeholder_env
+                      (needed when the proxy has clients:)
   --ttl SECONDS       lifetime of the entity token (default: the proxy's, one hour)
   --label LABEL       use the entity's connections labelled LABEL (one of several accounts),
                       carried by the entity token: needs --token or a placeholder_env
@@ -56,7 +56,9 @@ const AGENT_OPTIONS = `Options:
                       ($CREDPROXY_ADMIN_TOKEN is used when set and no --token-file is given)
 
 An entity token is issued (admin API) when --token is given or an integration declares
-placeholder_env: that variable is set to the token, which credproxy swaps for the real key.
+placeholder_env: that variable is set to the token, which credproxy swaps for the real key,
+and the token is the proxy password, so that every CONNECT tunnel of the command is
+inspected and the token can never leave through one.
 With tls.intercept, a CA bundle of the system CAs plus credproxy's CA is written to
 <tls.ca_dir>/bundle.pem and named in SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE,
 CURL_CA_BUNDLE, GIT_SSL_CAINFO and PIP_CERT.`;

@@ -125,7 +125,10 @@ export function loadConfig(dir: string, opts: LoadOptions = {}): Config {
     }
   }
   const settings = defaults(rawSettings, opts, env);
-  if (!(settings.listen.port >= 0 && settings.listen.port <= 65535)) {
+  if (env.PORT && !/^\d+$/.test(env.PORT) && opts.port === undefined) {
+    // Ignoring it would start credproxy on another port than the operator asked for.
+    problems.push({ file: settingsFile ?? dir, line: 1, message: `the PORT environment variable: "${env.PORT.slice(0, 40)}" is not a port number (0 to 65535)` });
+  } else if (!(settings.listen.port >= 0 && settings.listen.port <= 65535)) {
     problems.push({ file: settingsFile ?? dir, line: 1, message: `listen: port ${settings.listen.port} is out of range` });
   }
 

@@ -96,7 +96,8 @@ export function withTimeout<T>(p: Promise<T>, ms: number, host: string): Promise
 
 export interface EgressConnectorOptions {
   timeout: number;
-  ca?: string[];
+  /** the CAs to verify TLS upstreams against, asked for at every new connection; undefined = node's defaults */
+  ca?: () => string[] | undefined;
   /** read at every new connection, so a reloaded config applies at once */
   allowPrivate: () => readonly Cidr[];
 }
@@ -107,10 +108,19 @@ export interface EgressConnectorOptions {
  * servername from `host`, which stays as the client gave it.
  */
 export function egressConnector(opts: EgressConnectorOptions): buildConnector.connector {
-  const dial = buildConnector({ timeout: opts.timeout, ...(opts.ca ? { ca: opts.ca } : {}) });
+  let dialFor: string[] | undefined;
+  let dial = buildConnector({ timeout: opts.timeout });
+  const dialer = () => {
+    const ca = opts.ca?.();
+    if (ca !== dialFor) {
+      dialFor = ca;
+      dial = buildConnector({ timeout: opts.timeout, ...(ca ? { ca } : {}) });
+    }
+    return dial;
+  };
   return (options, callback) => {
     resolveChecked(options.hostname, opts.allowPrivate(), opts.timeout).then(
-      (addresses) => dialInOrder(dial, options, addresses, callback),
+      (addresses) => dialInOrder(dialer(), options, addresses, callback),
       (err: Error) => callback(err, null),
     );
   };

@@ -31,8 +31,9 @@ export function ownedByIntegration(rt: Runtime, target: ConnectTarget): boolean 
 
 /**
  * `CONNECT host:port`: integration hosts are terminated and their requests run through the
- * pipeline (when `tls.intercept` is on); every other host gets a byte-for-byte TCP tunnel,
- * or 403 host_denied under `passthrough: deny`. Errors before the tunnel opens are the
+ * pipeline (when `tls.intercept` is on), and so is every tunnel of a client identified by an
+ * entity token; every other host gets a byte-for-byte TCP tunnel, or 403 host_denied under
+ * `passthrough: deny`. Errors before the tunnel opens are the
  * documented JSON answers.
  */
 export function createConnectHandler(rt: Runtime, intercept: Interceptor, track: (socket: Socket) => void) {
@@ -82,13 +83,24 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       rt.metrics.openTunnels.dec();
     });
     const owned = ownedByIntegration(rt, target);
-    if (owned && rt.tls.leaves) {
-      intercept(socket, head, { ...target, proxyAuthorization });
-      return;
-    }
     if (!owned && rt.current.config.settings.passthrough === 'deny') {
       rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: 403 }, 'CONNECT refused');
       return rawCredproxyError(socket, new CredproxyError('host_denied', `${target.hostname} belongs to no integration and passthrough is denied`));
+    }
+    // A client that holds an entity token may put it anywhere (an SDK's key variable, a URL).
+    // Inside an opaque tunnel credproxy could not see it leave, so every tunnel of such a
+    // client is terminated and its requests checked like plain ones; without a CA to do
+    // that, the tunnel is refused rather than left blind.
+    if ((owned || tokenVerified) && rt.tls.leaves) {
+      intercept(socket, head, { ...target, proxyAuthorization });
+      return;
+    }
+    if (tokenVerified) {
+      rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: 403 }, 'CONNECT refused');
+      return rawCredproxyError(
+        socket,
+        new CredproxyError('entity_denied', 'a client identified by an entity token gets only tunnels credproxy can inspect, and tls.intercept is off; nothing was forwarded'),
+      );
     }
     void openTunnel(rt, socket, head, target, owned);
   }

@@ -22,8 +22,9 @@ const out = [];
 const [api, ...others] = process.argv.slice(2, -1);
 for (const url of [api, ...others]) {
   try {
-    // Like a real SDK, the key goes to its API host only; other URLs are fetched plainly (pip, git).
-    const r = await request(url, { dispatcher, headers: url === api ? { authorization: 'Bearer ' + key } : {} });
+    // Like a real SDK, the key goes to its API host only; other URLs are fetched plainly (pip,
+    // git), unless they say "leak": an agent talked into sending its key elsewhere.
+    const r = await request(url, { dispatcher, headers: url === api || url.includes('leak') ? { authorization: 'Bearer ' + key } : {} });
     out.push({ url, status: r.statusCode, body: await r.body.text() });
   } catch (err) {
     out.push({ url, error: String(err.cause?.code ?? err.code ?? err.message) });
@@ -60,7 +61,7 @@ function node(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; s
   });
 }
 
-async function fixture(t: Test) {
+async function fixture(t: Test, opts: { placeholder?: boolean } = {}) {
   const upstreamCa = makeTestCa('agent test upstream CA');
   // Stands in for the system's CAs: the passthrough host is signed by it, credproxy does not know it.
   const systemCa = makeTestCa('agent test "system" CA');
@@ -69,12 +70,11 @@ async function fixture(t: Test) {
   t.teardown(() => up.close());
   t.teardown(() => other.close());
   const dir = configDir('', {
-    llm: `hosts: ["127.0.0.1:${up.port}"]\nauth: { type: api_key, fields: [api_key] }\nplaceholder_env: OPENAI_API_KEY\n`,
+    llm: `hosts: ["127.0.0.1:${up.port}"]\nauth: { type: api_key, fields: [api_key] }\n${opts.placeholder === false ? '' : 'placeholder_env: OPENAI_API_KEY\n'}`,
   });
-  writeFileSync(
-    join(dir, 'credproxy.yaml'),
-    `store: memory\negress: { allow_private: ["127.0.0.0/8"] }\ntls:\n  ca_dir: ${join(dir, 'ca')}\n  upstream_ca: ${upstreamCa.write(dir)}\n`,
-  );
+  // credproxy itself does not know the "system" CA: when it terminates a token client's
+  // tunnel to the passthrough host, it trusts what the bundle it wrote for the client holds.
+  writeFileSync(join(dir, 'credproxy.yaml'), `store: memory\negress: { allow_private: ["127.0.0.0/8"] }\ntls:\n  ca_dir: ${join(dir, 'ca')}\n  upstream_ca: ${upstreamCa.write(dir)}\n`);
   const proxy = await startProxy(dir);
   t.teardown(() => proxy.close());
   await proxy.connect('alice', 'llm', { credentials: { api_key: 'sk-real-alice' } });
@@ -91,7 +91,9 @@ t.test('credproxy env: an unmodified SDK reaches the upstream through the proxy;
   t.equal(r.code, 0, r.stderr);
   const vars = parseSh(r.stdout);
   t.match(r.stdout, /^# entity token tok_\S+, valid until /);
-  const proxyUrl = proxy.url.replace('http://', 'http://alice@');
+  t.match(vars.OPENAI_API_KEY, /^cpx_/);
+  // The token is the proxy password too: every tunnel of the agent is inspected.
+  const proxyUrl = proxy.url.replace('http://', `http://alice:${vars.OPENAI_API_KEY}@`);
   for (const n of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) t.equal(vars[n], proxyUrl, n);
   t.equal(vars.NO_PROXY, 'example.invalid');
   t.equal(vars.no_proxy, 'example.invalid');
@@ -103,12 +105,14 @@ t.test('credproxy env: an unmodified SDK reaches the upstream through the proxy;
   t.ok(pem.includes(readFileSync(env.SSL_CERT_FILE, 'utf8').trim()), 'and the CAs the environment trusted');
   t.ok(pem.includes(rootCertificates[0]!.trim()), "and node's roots");
 
-  const run = await node([sdk, `https://127.0.0.1:${up.port}/v1/chat`, `https://127.0.0.1:${other.port}/simple`, '0'], vars);
+  const run = await node([sdk, `https://127.0.0.1:${up.port}/v1/chat`, `https://127.0.0.1:${other.port}/simple`, `https://127.0.0.1:${other.port}/leak`, '0'], vars);
   t.equal(run.code, 0, run.stderr);
-  const [llm, pass] = JSON.parse(run.stdout) as Array<{ status?: number; error?: string }>;
+  const [llm, pass, leak] = JSON.parse(run.stdout) as Array<{ status?: number; error?: string }>;
   t.equal(llm!.status, 200, JSON.stringify(llm));
   t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer sk-real-alice', 'the upstream saw the real key');
   t.equal(pass!.status, 200, `passthrough HTTPS verifies with the combined bundle: ${JSON.stringify(pass)}`);
+  t.equal(leak!.status, 403, `the key sent inside TLS to a passthrough host is refused: ${JSON.stringify(leak)}`);
+  t.same(other.seen.map((s) => s.url), ['/simple'], 'the passthrough host got the plain request only');
   t.notMatch(JSON.stringify([...up.seen, ...other.seen].map((s) => [s.url, s.rawHeaders])), /cpx_/, 'no cpx_ token reached any upstream');
 });
 
@@ -133,6 +137,20 @@ t.test('credproxy env --label: the entity token carries the label, so an SDK tha
   t.match(none.stderr, /--label is carried by the entity token: add --token/);
 });
 
+t.test('credproxy env without a token: the entity as proxy user, passthrough HTTPS an opaque tunnel verified with the bundle', async (t) => {
+  const { other, proxy, sdk, env, args } = await fixture(t, { placeholder: false });
+  const r = await cli(['env', ...args], env);
+  t.equal(r.code, 0, r.stderr);
+  const vars = parseSh(r.stdout);
+  t.equal(vars.HTTPS_PROXY, proxy.url.replace('http://', 'http://alice:x@'));
+  t.equal(vars.OPENAI_API_KEY, undefined, 'no token issued');
+  const run = await node([sdk, `https://127.0.0.1:${other.port}/direct`, '0'], { ...vars, OPENAI_API_KEY: 'sk-own' });
+  const [pass] = JSON.parse(run.stdout) as Array<{ status?: number; error?: string }>;
+  t.equal(pass!.status, 200, JSON.stringify(pass));
+  t.equal(other.seen.at(-1)!.headers.authorization, 'Bearer sk-own', 'the tunnel was not terminated: the client talked to the host itself');
+  t.match(proxy.logs.text, /"mode":"tunnel"/);
+});
+
 t.test('credproxy env: --token puts the token in the proxy URL; shells; usage errors', async (t) => {
   const { proxy, env, args } = await fixture(t);
   const r = await cli(['env', ...args, '--token', '--shell', 'fish'], env);
@@ -144,7 +162,7 @@ t.test('credproxy env: --token puts the token in the proxy URL; shells; usage er
   t.equal(SHELLS.sh!('A', "it's"), `export A='it'\\''s'`);
   t.equal(SHELLS.fish!('A', "a\\'b"), `set -gx A 'a\\\\\\'b'`);
   t.equal(SHELLS.powershell!('A', "it's"), `$env:A = 'it''s'`);
-  t.same(agentVariables({ proxyUrl: 'http://h:1', entity: 'a@b', noProxy: '', proxyToken: false, placeholders: ['K'] }).slice(0, 1), [['HTTP_PROXY', 'http://a%40b@h:1']], 'no token: no placeholder, entity as the proxy user');
+  t.same(agentVariables({ proxyUrl: 'http://h:1', entity: 'a@b', noProxy: '', placeholders: ['K'] }).slice(0, 1), [['HTTP_PROXY', 'http://a%40b:x@h:1']], 'no token: no placeholder, entity as the proxy user (with a password, for Python)');
 
   for (const [argv, why] of [
     [['env', '--config', '/nonexistent'], /--entity E is required/],

@@ -253,6 +253,8 @@ t.test('an empty integration file is reported, a non-YAML file is ignored', asyn
 
 t.test('PORT out of range is reported', async (t) => {
   t.match(problemsOf(configDir(''), { PORT: '70000' }), [/^credproxy\.yaml:1: listen: port 70000 is out of range/]);
+  t.match(problemsOf(configDir(''), { PORT: 'eighty' }), [/^credproxy\.yaml:1: the PORT environment variable: "eighty" is not a port number/], 'a PORT that is not a number is an error, not ignored');
+  t.equal(loadConfig(configDir(''), { env: { PORT: 'eighty' }, port: 8081 }).settings.listen.port, 8081, '--port wins over a broken PORT');
 });
 
 t.test('a value of the wrong shape says what was expected', async (t) => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { issueToken } from '../../src/tokens/entity-tokens.js';
 import { makeTestCa } from '../support/certs.js';
 import { configDir, errorOf, integrationYaml, LOOPBACK_EGRESS, setup, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
-import { connectVia } from '../support/tunnel.js';
+import { connectVia, tlsOver } from '../support/tunnel.js';
 
 const basic = (s: string) => `Basic ${Buffer.from(s).toString('base64')}`;
 
@@ -176,4 +176,69 @@ t.test('inside an intercepted CONNECT tunnel: the token as the proxy password or
   t.equal(connect.status, 403, 'a CONNECT with a revoked token is refused before the tunnel opens');
   t.equal(up.seen.length, 2);
   t.notMatch(JSON.stringify(up.seen.map((s) => s.rawHeaders)), /cpx_/);
+});
+
+t.test("a token client's tunnels are all inspected: a token sent inside TLS to a passthrough host is refused", async (t) => {
+  const ca = makeTestCa();
+  const up = await startUpstream(undefined, { tls: ca.issue(['127.0.0.1']) });
+  const elsewhere = await startUpstream(undefined, { tls: ca.issue(['127.0.0.1']) });
+  t.teardown(() => up.close());
+  t.teardown(() => elsewhere.close());
+  const dir = configDir('', { svc: `hosts: ["127.0.0.1:${up.port}"]\nauth: { type: bearer }\n` });
+  writeFileSync(join(dir, 'credproxy.yaml'), `store: memory\n${LOOPBACK_EGRESS}tls:\n  ca_dir: ${join(dir, 'ca')}\n  upstream_ca: ${ca.write(dir)}\n`);
+  const proxy = await startProxy(dir);
+  t.teardown(() => proxy.close());
+  await proxy.connect('dave', 'svc', { credentials: { token: 'dave-real' } });
+  const { token } = await tokenFor(proxy, 'dave');
+  const requestTls = { ca: proxy.runtime.tls.ca!.certPem };
+  const agent = new ProxyAgent({ uri: proxy.url.replace('http://', `http://dave:${token}@`), requestTls });
+  t.teardown(() => agent.close());
+  const issuedBefore = proxy.runtime.tls.leaves!.issued;
+
+  const plain = await request(`https://127.0.0.1:${elsewhere.port}/fine?q=1`, { dispatcher: agent, headers: { 'x-custom': 'kept' } });
+  t.equal(plain.statusCode, 200, 'a passthrough request inside the terminated tunnel reaches its host');
+  await plain.body.text();
+  t.equal(elsewhere.seen.at(-1)!.headers['x-custom'], 'kept');
+  t.notOk(elsewhere.seen.at(-1)!.headers['proxy-authorization']);
+  t.ok(proxy.runtime.tls.leaves!.issued > issuedBefore, 'credproxy answered the handshake itself');
+
+  for (const headers of [{ authorization: `Bearer ${token}` }, { 'x-api-key': token }, { cookie: `s=${token}` }]) {
+    const r = await request(`https://127.0.0.1:${elsewhere.port}/leak`, { dispatcher: agent, headers });
+    t.equal(r.statusCode, 403, Object.keys(headers)[0]!);
+    t.equal(r.headers['x-credproxy-error'], 'entity_denied');
+    await r.body.text();
+  }
+  const inQuery = await request(`https://127.0.0.1:${elsewhere.port}/leak?k=${token}`, { dispatcher: agent });
+  t.equal(inQuery.statusCode, 403);
+  await inQuery.body.text();
+  t.same(elsewhere.seen.map((s) => s.url), ['/fine?q=1'], 'nothing else reached the passthrough host');
+
+  // A client without a token keeps its opaque tunnel: credproxy issues no certificate for it.
+  const opaque = await connectVia(proxy.port, `127.0.0.1:${elsewhere.port}`);
+  t.equal(opaque.status, 200);
+  const issued = proxy.runtime.tls.leaves!.issued;
+  const secure = await tlsOver(opaque.socket, { ca: ca.certPem });
+  t.equal(proxy.runtime.tls.leaves!.issued, issued, "the client talked TLS with the host itself, credproxy's CA was not involved");
+  secure.destroy();
+  neverSawToken(t, elsewhere);
+  neverSawToken(t, up);
+});
+
+t.test('with tls.intercept off a token client gets no tunnel at all: credproxy could not look inside', async (t) => {
+  const up = await startUpstream();
+  t.teardown(() => up.close());
+  const dir = configDir(`store: memory\n${LOOPBACK_EGRESS}tls: { intercept: false }\n`, { svc: `hosts: ["127.0.0.1:${up.port}"]\nauth: { type: bearer }\n` });
+  const proxy = await startProxy(dir);
+  t.teardown(() => proxy.close());
+  const { token } = await tokenFor(proxy, 'erin');
+  for (const target of [`127.0.0.1:${up.port}`, `localhost:${up.port}`]) {
+    const r = await connectVia(proxy.port, target, { 'proxy-authorization': basic(`erin:${token}`) });
+    t.equal(r.status, 403, target);
+    t.equal(r.headers['x-credproxy-error'], 'entity_denied');
+    t.match(r.body.toString(), /tls\.intercept is off/);
+  }
+  const without = await connectVia(proxy.port, `127.0.0.1:${up.port}`);
+  t.equal(without.status, 200, 'a client without a token still gets its tunnel');
+  without.socket.destroy();
+  t.equal(up.seen.length, 0);
 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ProxyAgent, request } from 'undici';
 import { makeTestCa } from '../support/certs.js';
-import { configDir, startProxy, startUpstream, type TestProxy } from '../support/servers.js';
+import { configDir, setup as plainSetup, startProxy, startUpstream, type TestProxy } from '../support/servers.js';
 import { connectVia, rawExchange, tlsOver } from '../support/tunnel.js';
 
 // One internal CA for the test upstreams, as an operator would name in tls.upstream_ca.
@@ -168,13 +168,10 @@ t.test('passthrough: deny answers CONNECT to other hosts with 403 host_denied; i
 });
 
 t.test('plain HTTP inside a tunnel: undici ProxyAgent with its defaults against an http:// integration host', async (t) => {
-  const up = await startUpstream();
-  const dir = configDir('store: memory\n', { plain: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` });
-  writeFileSync(join(dir, 'credproxy.yaml'), `store: memory\ntls: { ca_dir: ${join(dir, 'ca')} }\n`);
-  const proxy = await startProxy(dir);
-  t.teardown(async () => {
-    await proxy.close();
-    await up.close();
+  const { up, proxy } = await plainSetup(t, {
+    settings: 'store: memory\n',
+    caInDir: true,
+    integrations: (up) => ({ plain: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` }),
   });
   await proxy.connect('alice', 'plain', { credentials: { token: 'plain-secret' } });
   const dispatcher = new ProxyAgent(proxy.url); // tunnels http:// too (CONNECT), as EnvHttpProxyAgent does

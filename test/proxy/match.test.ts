@@ -156,4 +156,25 @@ t.test('RoutingTable and pathMatches', async (t) => {
   t.ok(pathMatches('/v1', '/v1/'));
   t.notOk(pathMatches('/v1', '/v1x'));
   t.ok(pathMatches('/', '/anything'));
+  // An upstream that decodes %2F before resolving dot segments would serve another path.
+  for (const escaping of ['/v1/..%2Fadmin', '/v1/..%2fadmin', '/v1/%2E%2E/admin', '/v1%2F..%2F..%2Fadmin', '/v1/..%5Cadmin', '/v1/x/..%2F..%2Fadmin']) {
+    t.notOk(pathMatches('/v1', escaping), escaping);
+  }
+  // Encoded slashes that stay inside the prefix are fine (GitLab's group%2Fproject ids).
+  for (const inside of ['/v1/projects/group%2Fproject', '/v1/a/..%2Fb', '/v1/%2E/x', '/v1/%41']) t.ok(pathMatches('/v1', inside), inside);
+  t.ok(pathMatches('/v1', '/v1/..%2Fv1/x'), 'back under the prefix');
+});
+
+t.test('a path that escapes its prefix once an upstream decodes %2F gets no credential', async (t) => {
+  const { up, proxy } = await setup(t, {
+    settings: LOOPBACK_EGRESS,
+    integrations: (up) => ({ api: integrationYaml([`127.0.0.1:${up.port}`], '{ type: bearer }', 'paths: ["/v1"]\n') }),
+  });
+  await proxy.connect('alice', 'api', { credentials: { token: 'tok-v1' } });
+  const as = (path: string) => viaProxy(proxy.port, `http://127.0.0.1:${up.port}${path}`, { headers: { 'X-Entity-Id': 'alice' } });
+  t.equal((await as('/v1/projects/group%2Fproject')).status, 200);
+  t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer tok-v1');
+  t.equal(up.seen.at(-1)!.url, '/v1/projects/group%2Fproject', 'forwarded as sent');
+  t.equal((await as('/v1/..%2Fadmin')).status, 200, 'passthrough to the same host');
+  t.notOk(up.seen.at(-1)!.headers.authorization, 'without the credential');
 });

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import t from 'tap';
 import { WebSocket } from 'ws';
 import { makeTestCa } from '../support/certs.js';
-import { configDir, startProxy, startUpstream } from '../support/servers.js';
+import { configDir, setup, startProxy, startUpstream } from '../support/servers.js';
 import { connectVia, rawExchange } from '../support/tunnel.js';
 import { attachEcho, handshakeKey, readText, sendText } from '../support/websocket.js';
 
@@ -123,13 +123,10 @@ t.test('an upgrade the upstream refuses comes back as the upstream\'s answer; pi
 });
 
 t.test('Upgrade: h2c gets a clean HTTP/1.1 exchange, in absolute form and inside a tunnel', async (t) => {
-  const up = await startUpstream();
-  const dir = configDir('store: memory\n', { plain: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` });
-  writeFileSync(join(dir, 'credproxy.yaml'), `store: memory\ntls: { ca_dir: ${join(dir, 'ca')} }\n`);
-  const proxy = await startProxy(dir);
-  t.teardown(async () => {
-    await proxy.close();
-    await up.close();
+  const { up, proxy } = await setup(t, {
+    settings: 'store: memory\n',
+    caInDir: true,
+    integrations: (up) => ({ plain: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` }),
   });
   await proxy.connect('alice', 'plain', { credentials: { token: 'h2c-secret' } });
   const h2c = (target: string, body: string) =>

@@ -159,12 +159,16 @@ export async function setup(
     integrations?: (up: Upstream) => Record<string, string>;
     handler?: Parameters<typeof startUpstream>[0];
     tls?: boolean;
+    /** keep the local CA (tls.ca_dir) inside the config folder, for tests that intercept HTTPS */
+    caInDir?: boolean;
     proxy?: Partial<StartOptions>;
   } = {},
 ): Promise<Setup> {
   const up = await startUpstream(opts.handler, { tls: opts.tls ? true : undefined });
   t.teardown(() => up.close());
-  const dir = configDir(opts.settings ?? `store: memory\n${LOOPBACK_EGRESS}`, opts.integrations?.(up) ?? {});
+  const settings = opts.settings ?? `store: memory\n${LOOPBACK_EGRESS}`;
+  const dir = configDir(settings, opts.integrations?.(up) ?? {});
+  if (opts.caInDir) writeFileSync(join(dir, 'credproxy.yaml'), `${settings}tls: { ca_dir: ${join(dir, 'ca')} }\n`);
   const proxy = await startProxy(dir, opts.proxy);
   t.teardown(() => proxy.close());
   return { up, proxy, dir };
