@@ -116,7 +116,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   // Status changes become connection events, whoever writes them (see STATUS_EVENTS).
   const store = observeStore(opened.store, metrics, log, (c) => {
     const type = STATUS_EVENTS[c.status];
-    if (type) runtime.events.emit({ type, entity: c.entity, integration: c.integration, status: c.status, reason: c.reason });
+    if (type) runtime.events.emit({ type, entity: c.entity, integration: c.integration, label: c.label, status: c.status, reason: c.reason });
   });
   const runtime: Runtime = {
     current: snapshotOf(config),

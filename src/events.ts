@@ -32,6 +32,8 @@ export interface EventInput {
   type: EventType;
   entity: string;
   integration: string;
+  /** which of the entity's connections to the integration; absent for the default one */
+  label?: string;
   status: ConnectionStatus;
   /** why, in words (a provider's error code, …); never a secret */
   reason?: string;
@@ -106,6 +108,7 @@ export class Events implements EventSink {
   emit(input: EventInput): void {
     if (this.closed || !this.o.settings()?.webhook_url) return;
     const event: ConnectionEvent = { id: `evt_${randomUUID()}`, type: input.type, at: new Date().toISOString(), entity: input.entity, integration: input.integration, status: input.status };
+    if (input.label !== undefined) event.label = input.label;
     if (input.reason !== undefined) event.reason = input.reason;
     if (this.queue.length >= this.opts.maxQueue) {
       const dropped = this.queue.shift()!;

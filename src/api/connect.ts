@@ -5,7 +5,7 @@ import { createLink } from '../oauth/links.js';
 import { requestedScopes } from '../oauth/scopes.js';
 import { checkEntityId } from '../proxy/identify.js';
 import type { Runtime } from '../runtime.js';
-import { acceptParams } from './connections.js';
+import { acceptParams, labelOf } from './connections.js';
 import { readJson, sendJson } from './http.js';
 
 /** `redirect_to` must fall under an entry of `connect.allowed_redirects` (same origin, path below): no open redirect. */
@@ -32,12 +32,13 @@ export function allowedRedirect(target: unknown, allowed: readonly string[]): st
 }
 
 /**
- * POST /api/entities/{entity}/connections/{integration}/connect: a single-use link (10
- * minutes) that starts the OAuth flow. The connection becomes `initiated`, unless it is
+ * POST /api/entities/{entity}/connections/{integration}/connect[?label=L]: a single-use link (10
+ * minutes) that starts the OAuth flow for the default or the labelled connection. The connection becomes `initiated`, unless it is
  * active: a re-connect keeps the working tokens until the new ones arrive.
  */
 export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
   checkEntityId(entity, 'the entity in the path');
+  const label = labelOf(req);
   const integration = rt.current.config.integrations.get(name);
   const config = oauth2ConfigOf(integration, name);
   const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
@@ -49,11 +50,12 @@ export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: 
   const accepted = acceptParams(integration!, params);
   const now = Date.now();
   try {
-    const existing = await rt.store.get(entity, name);
+    const existing = await rt.store.get(entity, name, { label });
     if (existing?.status !== 'active') {
       await rt.store.put({
         entity,
         integration: name,
+        ...(label === undefined ? {} : { label }),
         scheme: 'oauth2',
         params: accepted,
         status: 'initiated',
@@ -65,8 +67,8 @@ export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: 
   } catch {
     throw new CredproxyError('store_unavailable', 'the store does not answer');
   }
-  const { token, expiresAt } = await createLink(rt.store.kv, rt.adminToken, { entity, integration: name, params: accepted, redirect_to: redirect, scopes: asked }, now);
+  const { token, expiresAt } = await createLink(rt.store.kv, rt.adminToken, { entity, integration: name, label, params: accepted, redirect_to: redirect, scopes: asked }, now);
   const connect_url = `${rt.current.config.settings.public_url}/connect/${encodeURIComponent(name)}?token=${token}`;
-  rt.log.info({ entity, integration: name }, 'connect link created');
+  rt.log.info({ entity, integration: name, label }, 'connect link created');
   sendJson(res, 200, { connect_url, expires_at: new Date(expiresAt).toISOString() });
 }

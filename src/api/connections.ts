@@ -6,6 +6,7 @@ import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import { checkEntityId } from '../proxy/identify.js';
 import type { Runtime } from '../runtime.js';
+import { checkLabel, labelled } from '../store/label.js';
 import type { Connection } from '../store/types.js';
 import { readJson, sendJson } from './http.js';
 import { verifyConnection, type Verification } from './verify.js';
@@ -15,6 +16,17 @@ function integrationOf(rt: Runtime, name: string): IntegrationConfig {
   const i = rt.current.config.integrations.get(name);
   if (!i) throw new CredproxyError('not_found', `no integration named "${name}"`);
   return i;
+}
+
+/**
+ * `?label=work` on a connection path addresses that labelled connection; without it, the
+ * default one (so the paths of DESIGN.md mean exactly what they meant before labels).
+ */
+export function labelOf(req: IncomingMessage): string | undefined {
+  const values = new URL(req.url ?? '/', 'http://credproxy.invalid').searchParams.getAll('label');
+  if (values.length === 0) return undefined;
+  if (values.length > 1) throw new CredproxyError('bad_request', 'the label query parameter is given more than once');
+  return checkLabel(values[0]!, 'the label query parameter');
 }
 
 async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
@@ -90,6 +102,7 @@ async function checkHeaderValues(resolved: ResolvedScheme, req: CredentialReques
 
 export async function putConnection(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
   checkEntityId(entity, 'the entity in the path');
+  const label = labelOf(req);
   const integration = integrationOf(rt, name);
   const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
   const { scheme: schemeName, params, credentials, ...rest } = body;
@@ -107,10 +120,11 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
   const accepted = resolved.scheme.accept(credentials as Record<string, unknown>, now);
   const acceptedParams = acceptParams(integration, params);
   await resolved.scheme.verify?.(accepted);
-  const existing = await storeCall(() => rt.store.get(entity, name));
+  const existing = await storeCall(() => rt.store.get(entity, name, { label }));
   const connection: Connection = {
     entity,
     integration: name,
+    ...(label === undefined ? {} : { label }),
     scheme: resolved.scheme.type,
     params: acceptedParams,
     status: 'active',
@@ -125,11 +139,11 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
   const verification = await verifyConnection(rt, integration, connection);
   if (verification?.refused) return refuseUnverified(rt, res, connection, verification);
   await storeCall(() => rt.store.put(connection));
-  rt.log.info({ entity, integration: name, scheme: connection.scheme }, 'connection stored');
+  rt.log.info({ entity, integration: name, label, scheme: connection.scheme }, 'connection stored');
   // A connection that was not active becomes so: the store announces that (connection.active).
   // Credentials replaced on an active connection change no status; say it here, so every PUT
   // is one connection.active event.
-  if (existing?.status === 'active') rt.events.emit({ type: 'connection.active', entity, integration: name, status: 'active' });
+  if (existing?.status === 'active') rt.events.emit({ type: 'connection.active', entity, integration: name, label, status: 'active' });
   sendJson(res, 200, verification ? { ...connectionView(connection), verification: verificationView(verification) } : connectionView(connection));
 }
 
@@ -140,7 +154,7 @@ const verificationView = (v: Verification) => ({ ok: v.ok, status: v.status, mes
  * can read the upstream's status without parsing the message.
  */
 function refuseUnverified(rt: Runtime, res: ServerResponse, c: Connection, v: Verification): void {
-  rt.log.warn({ entity: c.entity, integration: c.integration, status: v.status }, 'connection not stored: verification failed');
+  rt.log.warn({ entity: c.entity, integration: c.integration, label: c.label, status: v.status }, 'connection not stored: verification failed');
   const body = JSON.stringify({
     error: { code: 'bad_request', message: `verification failed: ${v.message}; nothing was stored` },
     verification: verificationView(v),
@@ -154,11 +168,12 @@ function refuseUnverified(rt: Runtime, res: ServerResponse, c: Connection, v: Ve
   res.end(body);
 }
 
-export async function getConnection(rt: Runtime, res: ServerResponse, entity: string, name: string) {
+export async function getConnection(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
   checkEntityId(entity, 'the entity in the path');
+  const label = labelOf(req);
   integrationOf(rt, name);
-  const c = await storeCall(() => rt.store.get(entity, name));
-  if (!c) throw new CredproxyError('not_found', `entity "${entity}" has no connection for "${name}"`);
+  const c = await storeCall(() => rt.store.get(entity, name, { label }));
+  if (!c) throw new CredproxyError('not_found', `entity "${entity}" has no connection${labelled(label)} for "${name}"`);
   sendJson(res, 200, connectionView(c));
 }
 
@@ -169,9 +184,10 @@ export async function listConnections(rt: Runtime, res: ServerResponse, entity: 
   sendJson(res, 200, { entity, connections: list.map(connectionView) });
 }
 
-export async function deleteConnection(rt: Runtime, res: ServerResponse, entity: string, name: string) {
+export async function deleteConnection(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
   checkEntityId(entity, 'the entity in the path');
-  await storeCall(() => rt.store.delete(entity, name));
-  rt.log.info({ entity, integration: name }, 'connection deleted');
+  const label = labelOf(req);
+  await storeCall(() => rt.store.delete(entity, name, label));
+  rt.log.info({ entity, integration: name, label }, 'connection deleted');
   res.writeHead(204).end();
 }

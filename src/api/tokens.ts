@@ -1,17 +1,21 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CredproxyError } from '../errors.js';
 import { checkEntityId } from '../proxy/identify.js';
+import { checkLabel } from '../store/label.js';
 import type { Runtime } from '../runtime.js';
 import { DEFAULT_TTL_S, issueToken, MAX_TTL_S, revokeToken } from '../tokens/entity-tokens.js';
 import { readJson, sendJson } from './http.js';
 
-/** POST /api/entities/{entity}/tokens: body `{"integrations"?: [names], "ttl"?: seconds}`. */
+/** POST /api/entities/{entity}/tokens: body `{"integrations"?: [names], "ttl"?: seconds, "label"?: label}`. */
 export async function createEntityToken(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string): Promise<void> {
   checkEntityId(entity, 'the entity in the path');
   const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
-  const { integrations, ttl, ...rest } = body;
+  const { integrations, ttl, label, ...rest } = body;
   const extra = Object.keys(rest);
-  if (extra.length > 0) throw new CredproxyError('bad_request', `unknown key ${extra.join(', ')}; expected integrations, ttl`);
+  if (extra.length > 0) throw new CredproxyError('bad_request', `unknown key ${extra.join(', ')}; expected integrations, ttl, label`);
+  // A client that cannot set headers cannot send X-Connection-Label either: the token carries the label.
+  if (label !== undefined && typeof label !== 'string') throw new CredproxyError('bad_request', 'label must be a string');
+  if (label !== undefined) checkLabel(label, 'label');
   let names: string[] | undefined;
   if (integrations !== undefined) {
     if (!Array.isArray(integrations) || integrations.length === 0 || !integrations.every((n) => typeof n === 'string')) {
@@ -24,9 +28,9 @@ export async function createEntityToken(rt: Runtime, req: IncomingMessage, res: 
   if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_S)) {
     throw new CredproxyError('bad_request', `ttl must be a whole number of seconds from 1 to ${MAX_TTL_S} (default ${DEFAULT_TTL_S})`);
   }
-  const issued = await issueToken(rt.store.kv, entity, { integrations: names, ttlSeconds: ttl });
-  rt.log.info({ entity, token_id: issued.id, integrations: names }, 'entity token issued');
-  sendJson(res, 200, { id: issued.id, token: issued.token, entity, integrations: names ?? null, expires_at: new Date(issued.expires_at).toISOString() });
+  const issued = await issueToken(rt.store.kv, entity, { integrations: names, ttlSeconds: ttl, label });
+  rt.log.info({ entity, token_id: issued.id, integrations: names, label }, 'entity token issued');
+  sendJson(res, 200, { id: issued.id, token: issued.token, entity, integrations: names ?? null, label: label ?? null, expires_at: new Date(issued.expires_at).toISOString() });
 }
 
 /** DELETE /api/tokens/{id}: 204, or 404 when no live token has that id. */

@@ -62,6 +62,8 @@ export function connectionView(c: Connection) {
   return {
     entity: c.entity,
     integration: c.integration,
+    // null: the default connection, the one a request without X-Connection-Label uses
+    label: c.label ?? null,
     scheme: c.scheme,
     params: c.params,
     status: c.status,

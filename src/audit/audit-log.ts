@@ -10,6 +10,8 @@ export interface AuditEntry {
   time: string;
   entity: string | null;
   integration: string;
+  /** the connection label the request picked; null for the default connection */
+  label: string | null;
   method: string;
   host: string;
   path: string;

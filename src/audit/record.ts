@@ -35,6 +35,7 @@ export function audit(rt: Runtime, info: RequestInfo, method: string | undefined
       time: new Date().toISOString(),
       entity: info.entity ?? null,
       integration: info.integration,
+      label: info.label ?? null,
       method: method ?? '',
       host: info.host,
       path: info.path,

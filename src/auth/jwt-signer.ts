@@ -158,7 +158,8 @@ export class JwtSigner {
   }
 }
 
-/** The cache key of one entity's minted credential; a changed connection (new key, new params) mints anew. */
+/** The cache key of one connection's minted credential; a changed connection (new key, new params) mints anew. */
 export function cacheKey(req: CredentialRequest): string {
-  return `${req.integration.name}\n${req.entity}\n${req.connection?.updated_at ?? ''}`;
+  const label = req.connection?.label;
+  return `${req.integration.name}\n${req.entity}\n${req.connection?.updated_at ?? ''}${label === undefined ? '' : `\n${label}`}`;
 }

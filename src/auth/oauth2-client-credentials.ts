@@ -5,6 +5,7 @@ import { refreshBeforeMs, withParams, type OAuthAuthConfig } from '../oauth/clie
 import { SingleFlight } from '../oauth/single-flight.js';
 import { requestToken, TokenEndpointError } from '../oauth/token-client.js';
 import type { Connection } from '../store/types.js';
+import { connectionId } from '../store/label.js';
 import { acceptFields } from './fields.js';
 import type { AcceptedCredentials, AuthScheme, CredentialRequest, FieldInfo, SchemeContext } from './types.js';
 
@@ -48,7 +49,7 @@ export class OAuth2ClientCredentialsScheme implements AuthScheme {
 
   async values(req: CredentialRequest): Promise<Record<string, string>> {
     const own = req.connection?.credentials.client_id !== undefined ? req.connection : undefined;
-    const key = own ? `${own.entity}\n${own.integration}` : `*\n${req.integration.name}`;
+    const key = own ? connectionId(own.entity, own.integration, own.label) : `*\n${req.integration.name}`;
     const usable = (t: CachedToken | undefined) =>
       t !== undefined &&
       t.access_token !== req.stale &&

@@ -47,6 +47,7 @@ type Values = {
   field?: string[];
   stdin?: boolean;
   'redirect-to'?: string;
+  label?: string;
 };
 
 interface Ctx {
@@ -65,7 +66,11 @@ interface Command {
 }
 
 const enc = encodeURIComponent;
-const connPath = (entity: string, integration: string) => `/api/entities/${enc(entity)}/connections/${enc(integration)}`;
+/** A connection's admin path; `--label` addresses a labelled connection, as `?label=` does in the API. */
+const connPath = (ctx: Ctx, suffix = '') =>
+  `/api/entities/${enc(ctx.args[0]!)}/connections/${enc(ctx.args[1]!)}${suffix}${ctx.values.label === undefined ? '' : `?label=${enc(ctx.values.label)}`}`;
+/** `"alice" to "github"`, or `"alice" to "github" (label "work")`. */
+const which = (ctx: Ctx) => `"${ctx.args[0]}" to "${ctx.args[1]}"${ctx.values.label === undefined ? '' : ` (label "${ctx.values.label}")`}`;
 
 type ConnectionView = Record<string, unknown> & { entity: string; integration: string };
 type IntegrationView = Record<string, unknown> & { name: string; schemes: Array<{ type: string; needs_connection: boolean; fields: Array<Record<string, unknown>> }> };
@@ -89,6 +94,7 @@ function connectionDetails(c: ConnectionView): string {
   return keyValues([
     ['entity', cell(c.entity)],
     ['integration', cell(c.integration)],
+    ['label', labelCell(c)],
     ['scheme', cell(c.scheme)],
     ['status', cell(c.status)],
     ['reason', cell(c.reason)],
@@ -100,6 +106,16 @@ function connectionDetails(c: ConnectionView): string {
     ['updated_at', cell(c.updated_at)],
     ...(v ? [['verification', `${v.ok ? 'ok' : 'not verified'}: ${v.message}`] as [string, string]] : []),
   ]);
+}
+
+/** The label column: `(default)` for the connection a request without X-Connection-Label uses. */
+const labelCell = (c: ConnectionView) => (typeof c.label === 'string' ? c.label : '(default)');
+
+/** The LABEL column only once the entity has a labelled connection: otherwise the table is what it always was. */
+function connectionTable(list: ConnectionView[]): string {
+  const labels = list.some((c) => typeof c.label === 'string');
+  const rows = list.map((c) => [c.integration, ...(labels ? [labelCell(c)] : []), cell(c.scheme), cell(c.status), cell(c.fields), cell(c.expires_at), cell(c.params), cell(c.updated_at)]);
+  return table(['INTEGRATION', ...(labels ? ['LABEL'] : []), 'SCHEME', 'STATUS', 'FIELDS', 'EXPIRES', 'PARAMS', 'UPDATED'], rows);
 }
 
 /** NAME=VALUE pairs of repeated options; VALUE `@path` reads a file (one final newline dropped). */
@@ -133,24 +149,21 @@ const COMMANDS: Record<string, Record<string, Command>> = {
         out(ctx, body, () =>
           list.length === 0
             ? `entity "${ctx.args[0]}" has no connections\n`
-            : table(
-                ['INTEGRATION', 'SCHEME', 'STATUS', 'FIELDS', 'EXPIRES', 'PARAMS', 'UPDATED'],
-                list.map((c) => [c.integration, cell(c.scheme), cell(c.status), cell(c.fields), cell(c.expires_at), cell(c.params), cell(c.updated_at)]),
-              ),
+            : connectionTable(list),
         );
       },
     },
     get: {
       args: ['ENTITY', 'INTEGRATION'],
-      options: [],
+      options: ['label'],
       async run(ctx) {
-        const { body } = await ctx.client.call('GET', connPath(ctx.args[0]!, ctx.args[1]!));
+        const { body } = await ctx.client.call('GET', connPath(ctx));
         out(ctx, body, () => connectionDetails(body as ConnectionView));
       },
     },
     set: {
       args: ['ENTITY', 'INTEGRATION'],
-      options: ['scheme', 'param', 'field', 'stdin'],
+      options: ['scheme', 'param', 'field', 'stdin', 'label'],
       async run(ctx) {
         let credentials: Record<string, unknown> = {};
         if (ctx.values.stdin) {
@@ -172,21 +185,22 @@ const COMMANDS: Record<string, Record<string, Command>> = {
           ...(Object.keys(params).length > 0 ? { params } : {}),
           credentials,
         };
-        const { body } = await ctx.client.call('PUT', connPath(ctx.args[0]!, ctx.args[1]!), request);
+        const { body } = await ctx.client.call('PUT', connPath(ctx), request);
         out(ctx, body, () => connectionDetails(body as ConnectionView));
       },
     },
     delete: {
       args: ['ENTITY', 'INTEGRATION'],
-      options: [],
+      options: ['label'],
       async run(ctx) {
-        await ctx.client.call('DELETE', connPath(ctx.args[0]!, ctx.args[1]!));
-        out(ctx, { deleted: true, entity: ctx.args[0], integration: ctx.args[1] }, () => `deleted the connection of "${ctx.args[0]}" to "${ctx.args[1]}"\n`);
+        await ctx.client.call('DELETE', connPath(ctx));
+        const label = ctx.values.label === undefined ? {} : { label: ctx.values.label };
+        out(ctx, { deleted: true, entity: ctx.args[0], integration: ctx.args[1], ...label }, () => `deleted the connection of ${which(ctx)}\n`);
       },
     },
     'connect-link': {
       args: ['ENTITY', 'INTEGRATION'],
-      options: ['redirect-to', 'param'],
+      options: ['redirect-to', 'param', 'label'],
       async run(ctx) {
         const params = pairs(ctx.values.param, 'param', false);
         const request = {
@@ -195,7 +209,7 @@ const COMMANDS: Record<string, Record<string, Command>> = {
         };
         let answer;
         try {
-          answer = await ctx.client.call('POST', `${connPath(ctx.args[0]!, ctx.args[1]!)}/connect`, request);
+          answer = await ctx.client.call('POST', connPath(ctx, '/connect'), request);
         } catch (err) {
           if (err instanceof ApiError && err.status === 404 && /no such endpoint/.test(err.message)) {
             throw new ApiError(404, err.code, `${err.message}: the proxy at ${ctx.client.baseUrl} does not offer connect links (the OAuth connect flow); upgrade it`);
@@ -268,6 +282,7 @@ const CLIENT_OPTIONS = {
   field: { type: 'string', multiple: true },
   stdin: { type: 'boolean' },
   'redirect-to': { type: 'string' },
+  label: { type: 'string' },
 } as const;
 
 /** Whether `argv` is a command this module runs (so cli.ts can hand it over). */

@@ -19,6 +19,7 @@ const OPTIONS = {
   config: { type: 'string' },
   'no-proxy': { type: 'string' },
   ttl: { type: 'string' },
+  label: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -52,19 +53,24 @@ async function prepare(values: Record<string, string | boolean | undefined>, io:
   const url = (values.url as string | undefined) ?? io.env.CREDPROXY_URL ?? 'http://127.0.0.1:8080';
   if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`--url "${url}" is not an http(s) URL`);
   const config = loadConfig(resolve((values.config as string | undefined) ?? io.env.CREDPROXY_CONFIG ?? 'config'));
+  const placeholders = [...new Set([...config.integrations.values()].flatMap((i) => (i.placeholder_env ? [i.placeholder_env] : [])))];
+  const label = values.label as string | undefined;
+  // The label travels in the entity token: without one in the environment it would reach no request.
+  if (label !== undefined && !values.token && placeholders.length === 0) {
+    throw new UsageError('--label is carried by the entity token: add --token (no integration declares placeholder_env)');
+  }
   const { tls } = config.settings;
   let bundle: string | undefined;
   if (tls.intercept) {
     const ca = loadOrCreateCa(tls.ca_dir);
     bundle = writeBundle(join(tls.ca_dir, BUNDLE_FILE), ca.certPem, io.env);
   }
-  const placeholders = [...new Set([...config.integrations.values()].flatMap((i) => (i.placeholder_env ? [i.placeholder_env] : [])))];
   let token: string | undefined;
   let issued: Prepared['issued'];
   let client: AdminClient | undefined;
   if (values.token || placeholders.length > 0) {
     client = new AdminClient(url, adminToken(values as { 'token-file'?: string }, io.env));
-    const { body } = await client.call('POST', `/api/entities/${encodeURIComponent(entity)}/tokens`, ttl === undefined ? {} : { ttl });
+    const { body } = await client.call('POST', `/api/entities/${encodeURIComponent(entity)}/tokens`, { ...(ttl === undefined ? {} : { ttl }), ...(label === undefined ? {} : { label }) });
     const b = body as { id: string; token: string; expires_at: string };
     token = b.token;
     issued = { id: b.id, expires_at: b.expires_at };

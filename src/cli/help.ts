@@ -47,6 +47,8 @@ const AGENT_OPTIONS = `Options:
   --token             issue an entity token even when no integration declares placeholder_env
                       (needed when the proxy has clients:)
   --ttl SECONDS       lifetime of the entity token (default: the proxy's, one hour)
+  --label LABEL       use the entity's connections labelled LABEL (one of several accounts),
+                      carried by the entity token: needs --token or a placeholder_env
   --no-proxy LIST     NO_PROXY; default localhost,127.0.0.1,::1
   --config DIR        the proxy's config folder (its CA and integrations' placeholder_env);
                       default $CREDPROXY_CONFIG or ./config
@@ -122,18 +124,24 @@ ${EXIT_CODES}
 `,
   connections: `Usage:
   credproxy connections list ENTITY
-  credproxy connections get ENTITY INTEGRATION
-  credproxy connections set ENTITY INTEGRATION [--scheme TYPE] [--param NAME=VALUE]...
+  credproxy connections get ENTITY INTEGRATION [--label LABEL]
+  credproxy connections set ENTITY INTEGRATION [--label LABEL] [--scheme TYPE] [--param NAME=VALUE]...
                             [--field NAME=VALUE | --field NAME=@FILE]... [--stdin]
-  credproxy connections delete ENTITY INTEGRATION
-  credproxy connections connect-link ENTITY INTEGRATION [--redirect-to URL] [--param NAME=VALUE]...
+  credproxy connections delete ENTITY INTEGRATION [--label LABEL]
+  credproxy connections connect-link ENTITY INTEGRATION [--label LABEL] [--redirect-to URL]
+                            [--param NAME=VALUE]...
 
-  list          the entity's connections: integration, scheme, status, expiry
+  list          the entity's connections, labelled ones included: integration, label, scheme,
+                status, expiry
   get           one connection (which fields are stored, never their values)
   set           stores credentials: --field token=@token.txt reads a file, --stdin reads a JSON
                 object of fields ({"api_key": "..."}); prefer these to secrets on the command line
   delete        removes the connection
   connect-link  a single-use link (10 minutes) that starts the OAuth flow for the entity
+
+  --label LABEL  one of several connections of the entity to the integration (e.g. work,
+                 personal); requests pick it with the X-Connection-Label header. Without it:
+                 the default connection, the one requests without that header use.
 
 ${CLIENT_OPTIONS}
 

@@ -61,7 +61,7 @@ export const startFlow = browserFacing(async (rt, req, res, [name]) => {
   const c = withParams(config, link.params);
   const scopes = link.scopes ?? c.scopes;
   const verifier = c.pkce === false ? undefined : oauth.generateRandomCodeVerifier();
-  const state = await saveState(rt.store.kv, { entity: link.entity, integration: name!, params: link.params, verifier, redirect_to: link.redirect_to, scopes });
+  const state = await saveState(rt.store.kv, { entity: link.entity, integration: name!, label: link.label, params: link.params, verifier, redirect_to: link.redirect_to, scopes });
   const authorize = new URL(c.authorize_url!);
   const q = authorize.searchParams;
   // Extra parameters first, so they can never replace the ones the flow's security rests on.
@@ -75,7 +75,7 @@ export const startFlow = browserFacing(async (rt, req, res, [name]) => {
     q.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
     q.set('code_challenge_method', 'S256');
   }
-  rt.log.info({ entity: link.entity, integration: name, pkce: verifier !== undefined }, 'connect flow started');
+  rt.log.info({ entity: link.entity, integration: name, label: link.label, pkce: verifier !== undefined }, 'connect flow started');
   res.writeHead(302, { location: authorize.href, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).end();
 });
 
@@ -125,11 +125,12 @@ export const finishFlow = browserFacing(async (rt, req, res) => {
     return sendPage(res, 502, 'Connection not completed', `${integration!.name}: ${reason}. You can close this page and try again.`);
   }
   const now = Date.now();
-  const existing = await storeCall(() => rt.store.get(flow.entity, flow.integration));
+  const existing = await storeCall(() => rt.store.get(flow.entity, flow.integration, { label: flow.label }));
   const tokens = applyTokenSet(undefined, set, now);
   const connection: Connection = {
     entity: flow.entity,
     integration: flow.integration,
+    ...(flow.label === undefined ? {} : { label: flow.label }),
     scheme: 'oauth2',
     params: flow.params,
     status: 'active',
@@ -140,7 +141,7 @@ export const finishFlow = browserFacing(async (rt, req, res) => {
     updated_at: now,
   };
   await storeCall(() => rt.store.put(connection));
-  rt.log.info({ entity: flow.entity, integration: flow.integration }, 'connection active');
+  rt.log.info({ entity: flow.entity, integration: flow.integration, label: flow.label }, 'connection active');
   if (flow.redirect_to) {
     res.writeHead(302, { location: flow.redirect_to, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).end();
     return;
@@ -151,13 +152,14 @@ export const finishFlow = browserFacing(async (rt, req, res) => {
 /** Marks the flow's connection failed, unless it is already active (a failed re-connect loses nothing). */
 async function fail(rt: Runtime, flow: FlowState, reason: string): Promise<void> {
   const now = Date.now();
-  const existing = await storeCall(() => rt.store.get(flow.entity, flow.integration));
-  rt.log.warn({ entity: flow.entity, integration: flow.integration, reason }, 'connect flow failed');
+  const existing = await storeCall(() => rt.store.get(flow.entity, flow.integration, { label: flow.label }));
+  rt.log.warn({ entity: flow.entity, integration: flow.integration, label: flow.label, reason }, 'connect flow failed');
   if (existing?.status === 'active') return;
   await storeCall(() =>
     rt.store.put({
       entity: flow.entity,
       integration: flow.integration,
+      ...(flow.label === undefined ? {} : { label: flow.label }),
       scheme: 'oauth2',
       params: flow.params,
       status: 'failed',

@@ -11,6 +11,8 @@ const AUDIENCE = 'credproxy:connect';
 export interface LinkRecord {
   entity: string;
   integration: string;
+  /** the labelled connection the flow creates; absent for the default one */
+  label?: string;
   params: Record<string, string>;
   redirect_to?: string;
   /** scopes the link asks for instead of the integration's default ones */

@@ -1,6 +1,7 @@
 import type { SchemeContext } from '../auth/types.js';
 import type { IntegrationConfig } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
+import { connectionId, labelled } from '../store/label.js';
 import { LockTimeoutError } from '../store/lock.js';
 import { lockedUpdate } from '../store/locked-update.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
@@ -63,7 +64,7 @@ export function markStale(store: ConnectionStore, token: string | undefined): vo
   s.add(token);
 }
 
-export const connectionKey = (c: Pick<Connection, 'entity' | 'integration'>) => `${c.entity}\n${c.integration}`;
+export const connectionKey = (c: Pick<Connection, 'entity' | 'integration' | 'label'>) => connectionId(c.entity, c.integration, c.label);
 
 /**
  * The connection with a token fit to use: refreshed first when it expires within
@@ -98,14 +99,14 @@ export async function freshConnection(
     if (stillValid) return conn;
     throw new CredproxyError(
       'refresh_failed',
-      `refreshing the token of entity "${conn.entity}" for "${conn.integration}" failed recently; next attempt in ${Math.ceil(wait / 1000)} s`,
+      `refreshing the token of entity "${conn.entity}" for "${conn.integration}"${labelled(conn.label)} failed recently; next attempt in ${Math.ceil(wait / 1000)} s`,
     );
   }
   try {
-    return await state.local.run(key, () => refreshNow(ctx, state, integration, config, conn.entity, token), { token, refused });
+    return await state.local.run(key, () => refreshNow(ctx, state, integration, config, conn.entity, conn.label, token), { token, refused });
   } catch (err) {
     if (stillValid && err instanceof CredproxyError && err.code === 'refresh_failed') {
-      ctx.log.warn({ entity: conn.entity, integration: conn.integration, err: err.message }, 'proactive refresh failed; the current token is still valid');
+      ctx.log.warn({ entity: conn.entity, integration: conn.integration, label: conn.label, err: err.message }, 'proactive refresh failed; the current token is still valid');
       return conn;
     }
     throw err;
@@ -126,10 +127,12 @@ async function refreshNow(
   integration: IntegrationConfig,
   config: OAuthAuthConfig,
   entity: string,
+  label: string | undefined,
   usedToken: string | undefined,
 ): Promise<Connection> {
   const name = integration.name;
-  const key = connectionKey({ entity, integration: name });
+  const key = connectionKey({ entity, integration: name, label });
+  const which = labelled(label);
   let spent: string | undefined;
   let set: TokenSet | undefined;
   let result;
@@ -159,7 +162,7 @@ async function refreshNow(
               // The refresh token is dead: keep it stored (it is evidence, and never usable
               // again anyway) but mark the connection so that no request, on any instance,
               // calls the provider for it again.
-              ctx.log.warn({ entity, integration: name, error: err.oauthError }, 'refresh refused; connection expired');
+              ctx.log.warn({ entity, integration: name, label, error: err.oauthError }, 'refresh refused; connection expired');
               return { ...cur, status: 'expired', reason: `refresh refused: ${err.oauthError}`, updated_at: now };
             }
             throw err;
@@ -169,7 +172,7 @@ async function refreshNow(
         },
         unchanged: (stored, base) => stored.credentials.refresh_token === base.credentials.refresh_token,
       },
-      { ttlMs: refreshLockTtlMs(ctx.timeoutMs), log: ctx.log },
+      { ttlMs: refreshLockTtlMs(ctx.timeoutMs), log: ctx.log, label },
     );
   } catch (err) {
     if (err instanceof CredproxyError) throw err;
@@ -181,18 +184,18 @@ async function refreshNow(
       ctx.metrics.refreshes.inc({ integration: name, outcome: 'error' });
       if (!state.failing.has(key)) {
         state.failing.add(key);
-        ctx.events.emit({ type: 'connection.refresh_failed', entity, integration: name, status: 'active', reason: msg });
+        ctx.events.emit({ type: 'connection.refresh_failed', entity, integration: name, label, status: 'active', reason: msg });
       }
     }
-    ctx.log.warn({ entity, integration: name, err: msg }, 'refresh failed');
-    throw new CredproxyError('refresh_failed', `refreshing the token of entity "${entity}" for "${name}" failed: ${msg}`);
+    ctx.log.warn({ entity, integration: name, label, err: msg }, 'refresh failed');
+    throw new CredproxyError('refresh_failed', `refreshing the token of entity "${entity}" for "${name}"${which} failed: ${msg}`);
   }
   const cur = result.connection;
-  if (!cur) throw new CredproxyError('connection_missing', `entity "${entity}" has no connection for integration "${name}"`);
-  if (cur.status === 'expired') throw expiredError(entity, name);
+  if (!cur) throw new CredproxyError('connection_missing', `entity "${entity}" has no connection${which} for integration "${name}"`);
+  if (cur.status === 'expired') throw expiredError(entity, name, label);
   // A working token again, whether this call refreshed or another instance did meanwhile.
   if ((result.updated || cur.credentials.access_token !== usedToken) && state.failing.delete(key)) {
-    ctx.events.emit({ type: 'connection.recovered', entity, integration: name, status: 'active' });
+    ctx.events.emit({ type: 'connection.recovered', entity, integration: name, label, status: 'active' });
   }
   if (result.updated) {
     state.backoff.succeeded(key);
@@ -201,10 +204,10 @@ async function refreshNow(
     // Not persisted: the store failed after the provider answered. The result (perhaps a
     // rotated refresh token, the only valid one now) waits in memory with the lock and is
     // written when the store is back; this request may use the new access token meanwhile.
-    ctx.log.info({ entity, integration: name, rotated, persisted: result.persisted }, 'token refreshed');
+    ctx.log.info({ entity, integration: name, label, rotated, persisted: result.persisted }, 'token refreshed');
   }
   return cur;
 }
 
-const expiredError = (entity: string, name: string) =>
-  new CredproxyError('connection_expired', `the connection of entity "${entity}" to "${name}" expired; the user must connect again`);
+const expiredError = (entity: string, name: string, label: string | undefined) =>
+  new CredproxyError('connection_expired', `the connection${labelled(label)} of entity "${entity}" to "${name}" expired; the user must connect again`);

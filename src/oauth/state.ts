@@ -7,6 +7,8 @@ import { FLOW_TTL_MS, kvCall } from './links.js';
 export interface FlowState {
   entity: string;
   integration: string;
+  /** carried from the connect link to the callback: the connection the tokens are stored as */
+  label?: string;
   params: Record<string, string>;
   /** PKCE verifier; absent with `pkce: false` */
   verifier?: string;

@@ -7,6 +7,7 @@ import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
 import { checkRequiredScopes } from '../oauth/scopes.js';
+import { labelled } from '../store/label.js';
 import { bindSigner, type Signer } from './sign.js';
 
 /** The headers and query parameters to put on the upstream request. */
@@ -30,9 +31,9 @@ export function schemeOf(integration: IntegrationConfig, connection: Connection 
   return integration.schemes.find((s) => s.scheme.type === connection.scheme);
 }
 
-async function loadConnection(store: ConnectionStore, entity: string, integration: string): Promise<Connection | undefined> {
+async function loadConnection(store: ConnectionStore, entity: string, integration: string, label: string | undefined): Promise<Connection | undefined> {
   try {
-    return await store.get(entity, integration);
+    return await store.get(entity, integration, { label });
   } catch {
     throw new CredproxyError('store_unavailable', 'the store does not answer; the request was not forwarded');
   }
@@ -49,7 +50,7 @@ export interface TemplateHost {
  * template filled with them must give exactly the requested host (alice's token for
  * acme.zendesk.com never reaches other.zendesk.com).
  */
-function checkHost(entity: string, integration: IntegrationConfig, connection: Connection | undefined, host: TemplateHost): void {
+function checkHost(entity: string, integration: IntegrationConfig, connection: Connection | undefined, host: TemplateHost, label: string | undefined): void {
   const mine = connection ? renderHost(host.pattern.host, connection.params) : undefined;
   if (mine === host.hostname) return;
   const has = connection
@@ -59,38 +60,47 @@ function checkHost(entity: string, integration: IntegrationConfig, connection: C
     : 'none';
   throw new CredproxyError(
     'connection_missing',
-    `entity "${entity}" has no connection to "${integration.name}" for host ${host.hostname} (its connection: ${has}); store one with params that name this host`,
+    `entity "${entity}" has no connection${labelled(label)} to "${integration.name}" for host ${host.hostname} (its connection: ${has}); store one with params that name this host`,
   );
 }
 
 /**
- * Loads the entity's connection and renders what the scheme injects. Every way this can
- * fail ends in a documented error, never in a request forwarded without its credential.
+ * Loads the entity's connection (the labelled one when `label` is given) and renders what
+ * the scheme injects. Every way this can fail ends in a documented error, never in a request
+ * forwarded without its credential.
  */
 export async function resolveCredential(
   store: ConnectionStore,
   integration: IntegrationConfig,
   entity: string,
-  opts: { ctx?: SchemeContext; stale?: string; host?: TemplateHost } = {},
+  opts: { ctx?: SchemeContext; stale?: string; host?: TemplateHost; label?: string } = {},
 ): Promise<Injection> {
   const first = integration.schemes[0]!;
+  const { label } = opts;
+  const which = labelled(label);
   let connection: Connection | undefined;
-  if (first.scheme.needsConnection || integration.schemes.length > 1 || opts.host) {
-    connection = await loadConnection(store, entity, integration.name);
-    if (!connection && first.scheme.needsConnection) {
-      throw new CredproxyError('connection_missing', `entity "${entity}" has no connection for integration "${integration.name}"`);
+  // A label asks for one particular stored connection, even where the integration could do without.
+  if (first.scheme.needsConnection || integration.schemes.length > 1 || opts.host || label !== undefined) {
+    connection = await loadConnection(store, entity, integration.name, label);
+    if (!connection && (first.scheme.needsConnection || label !== undefined)) {
+      throw new CredproxyError(
+        'connection_missing',
+        label === undefined
+          ? `entity "${entity}" has no connection for integration "${integration.name}"`
+          : `entity "${entity}" has no connection labelled "${label}" for integration "${integration.name}"; store one with ?label=${label}, or leave out the X-Connection-Label header for the default connection`,
+      );
     }
   }
   if (connection) {
     if (connection.status === 'expired') {
-      throw new CredproxyError('connection_expired', `the connection of entity "${entity}" to "${integration.name}" expired; the user must connect again`);
+      throw new CredproxyError('connection_expired', `the connection${which} of entity "${entity}" to "${integration.name}" expired; the user must connect again`);
     }
     if (connection.status !== 'active') {
       const why = connection.status === 'initiated' ? 'the connect flow was started but not finished' : `the connect flow failed${connection.reason ? ` (${connection.reason})` : ''}`;
-      throw new CredproxyError('connection_missing', `entity "${entity}" has no usable connection for integration "${integration.name}": ${why}`);
+      throw new CredproxyError('connection_missing', `entity "${entity}" has no usable connection${which} for integration "${integration.name}": ${why}`);
     }
   }
-  if (opts.host) checkHost(entity, integration, connection, opts.host);
+  if (opts.host) checkHost(entity, integration, connection, opts.host, label);
   return injectionFor(integration, entity, connection, opts);
 }
 

@@ -136,6 +136,17 @@ export async function verifyProxyToken(kv: KeyValue, header: string | undefined)
   return text === undefined ? undefined : verifyToken(kv, text);
 }
 
+/**
+ * The connection label of a request: a token bound to a label decides it (the header may
+ * repeat it, never name another); otherwise the X-Connection-Label header's, if any.
+ */
+export function labelWithToken(header: string | undefined, use: TokenUse | undefined): string | undefined {
+  const bound = use?.token.label;
+  if (bound === undefined) return header;
+  if (header !== undefined && header !== bound) throw deny(`the entity token is for the connection labelled "${bound}", not "${header}"`);
+  return bound;
+}
+
 /** The token names the entity; an entity header that names another one is refused, not guessed at. */
 export function entityWithToken(identity: Identity, use: TokenUse | undefined): string | undefined {
   if (!use) return identity.entity;

@@ -13,8 +13,8 @@ import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
 import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
 import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
-import { entityWithToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
-import { identify } from './identify.js';
+import { entityWithToken, labelWithToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
+import { connectionLabel, identify } from './identify.js';
 import { checkRate } from './rate-limit.js';
 import { secretsOf } from './scrub.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
@@ -32,6 +32,8 @@ export interface RequestInfo {
   /** the authenticated client's name (never its key) */
   client?: string;
   entity: string | undefined;
+  /** the connection label the request asked for; absent for the default connection */
+  label?: string;
   integration: string;
   host: string;
   path: string;
@@ -88,6 +90,7 @@ export async function prepareRequest(
 
   let injection: Injection | undefined;
   let templateHost: TemplateHost | undefined;
+  let label: string | undefined;
   let origin: string;
   let hostHeader: string;
   const ctx: SchemeContext = {
@@ -103,10 +106,12 @@ export async function prepareRequest(
     if (!entity) {
       throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${info.integration}": name the entity with the ${settings.entity_header} header`);
     }
+    label = labelWithToken(connectionLabel(req), tokenUse);
+    info.label = label;
     await checkRate(rt.store.rateLimit, settings, route.integration, entity);
     // A host template (`{{tenant}}.example.com`) matched: the connection's params must produce exactly this host.
     templateHost = route.hostParams ? { pattern: route.pattern, hostname: target.hostname } : undefined;
-    injection = await resolveCredential(rt.store, route.integration, entity, { ctx, host: templateHost });
+    injection = await resolveCredential(rt.store, route.integration, entity, { ctx, host: templateHost, label });
     ({ origin, hostHeader } = upstreamOrigin(target, route.integration.upstream));
   } else {
     if (settings.passthrough === 'deny') {
@@ -126,7 +131,7 @@ export async function prepareRequest(
     dispatcher: route ? rt.agent : rt.passthrough,
     injection,
     withInjection,
-    refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale, host: templateHost }),
+    refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale, host: templateHost, label }),
   };
 }
 
@@ -197,10 +202,10 @@ export function logRequest(
 ): void {
   const ms = performance.now() - started;
   audit(rt, info, method, status, ms, bytes?.req, bytes?.mark, bytes?.res);
-  const { client, entity, integration, host, path, refreshed = false, replayed = false } = info;
+  const { client, entity, label, integration, host, path, refreshed = false, replayed = false } = info;
   rt.metrics.requests.inc({ integration, method: methodClass(method), status: statusClass(status) });
   rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
-  requestLogger(rt.log).info({ client, entity, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
+  requestLogger(rt.log).info({ client, entity, label, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
 }
 
 function hasBody(req: IncomingMessage): boolean {

@@ -1,7 +1,11 @@
-/** RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy's own and `expect` (node answered the 100-continue already). */
+/**
+ * RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy's own, `expect` (node answered the
+ * 100-continue already) and credproxy's connection label (it picks a credential; the upstream
+ * has no business knowing which of the user's accounts this is).
+ */
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate',
-  'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host',
+  'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host', 'x-connection-label',
 ]);
 
 /** Names listed in `Connection` are hop-by-hop too; returns them lower-cased. */
@@ -20,7 +24,7 @@ function connectionListed(raw: readonly string[]): Set<string> {
 
 /**
  * The request headers for the upstream hop, as undici's flat [name, value, …] list with the
- * client's casing and order. Drops hop-by-hop headers, the entity header, and every client
+ * client's casing and order. Drops hop-by-hop headers, the entity and label headers, and every client
  * copy of a header credproxy injects, then appends the injected ones: `Connection:
  * Authorization` can remove the client's copy but never the injected credential.
  */

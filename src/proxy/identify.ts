@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { CredproxyError } from '../errors.js';
+import { checkLabel, LABEL_HEADER } from '../store/label.js';
 
 /** Entity ids (DESIGN.md, contract): 1 to 256 of letters, digits and `._:@+-`, starting with a letter or digit. */
 export const ENTITY_ID = /^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,255}$/;
@@ -61,4 +62,20 @@ export function proxyUser(header: string | undefined): string | undefined {
   } catch {
     return user || undefined;
   }
+}
+
+/**
+ * Which of the entity's connections to the integration the request wants: the label in
+ * `X-Connection-Label`, or undefined for the default (unlabelled) one. Given twice, empty or
+ * malformed it is refused rather than guessed at, like the entity header.
+ */
+export function connectionLabel(req: IncomingMessage): string | undefined {
+  const raw = req.rawHeaders;
+  let label: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() !== 'x-connection-label') continue;
+    if (label !== undefined) throw new CredproxyError('bad_request', `the ${LABEL_HEADER} header is given more than once`);
+    label = raw[i + 1]!;
+  }
+  return label === undefined ? undefined : checkLabel(label, `the ${LABEL_HEADER} header`);
 }

@@ -19,8 +19,17 @@ interface StoredConnection {
   updated_at: number;
 }
 
-const aad = (entity: string, integration: string) => `credproxy:connection:${entity}\n${integration}`;
-const connKey = (entity: string, integration: string) => `conn:${entity}:${integration}`;
+/**
+ * Keys and AAD of the default connection are what they were before labels existed, so
+ * stored connections stay readable; a label is appended after a character neither entity
+ * ids nor integration names can hold (`/`, a newline), so no two connections share either.
+ */
+const aad = (entity: string, integration: string, label?: string) =>
+  `credproxy:connection:${entity}\n${integration}${label === undefined ? '' : `\n${label}`}`;
+export const connKey = (entity: string, integration: string, label?: string) =>
+  `conn:${entity}:${integration}${label === undefined ? '' : `/${label}`}`;
+/** The labels in use for one entity and integration: what list() reads, as keyv has no scan on every backend. */
+const labelsKey = (entity: string, integration: string) => `labels:${entity}:${integration}`;
 
 export interface KeyvStoreOptions {
   /** locks shared by every process on this store; default: in-process (one process per store) */
@@ -98,7 +107,7 @@ export class KeyvConnectionStore implements ConnectionStore {
   }
 
   async get(entity: string, integration: string, opts: GetOptions = {}): Promise<Connection | undefined> {
-    const k = connKey(entity, integration);
+    const k = connKey(entity, integration, opts.label);
     if (!opts.fresh) {
       const hit = this.cache.get(k);
       if (hit && this.trusted(hit)) return hit.conn;
@@ -109,44 +118,86 @@ export class KeyvConnectionStore implements ConnectionStore {
       this.cache.delete(k);
       return undefined;
     }
-    const conn = this.open(entity, integration, raw);
+    const conn = this.open(entity, integration, opts.label, raw);
     if (epoch === this.epoch) this.cache.set(k, { conn, at: Date.now() });
     return conn;
   }
 
   async put(c: Connection): Promise<void> {
-    const k = connKey(c.entity, c.integration);
+    const k = connKey(c.entity, c.integration, c.label);
     const stored: StoredConnection = {
       v: 1,
       scheme: c.scheme,
       params: c.params,
       status: c.status,
       reason: c.reason,
-      sealed: encrypt(this.key, JSON.stringify(c.credentials), aad(c.entity, c.integration)),
+      sealed: encrypt(this.key, JSON.stringify(c.credentials), aad(c.entity, c.integration, c.label)),
       expires_at: c.expires_at,
       scopes: c.scopes,
       created_at: c.created_at,
       updated_at: c.updated_at,
     };
+    // Indexed before it is written: the index may name a label that is not stored (list
+    // skips it), never miss one that is. Checked again after the write, in case a delete of
+    // the same label removed it from the index in between.
+    if (c.label !== undefined) await this.index(c.entity, c.integration, c.label, true);
     // Drop the cached copy first: if the write fails, the next read goes to the backend
     // rather than trusting a value the backend may not hold.
     this.cache.delete(k);
     await this.call(() => this.keyv.set(k, JSON.stringify(stored)));
     this.cache.set(k, { conn: Object.freeze({ ...c }), at: Date.now() });
     await this.announce(k);
+    if (c.label !== undefined) await this.index(c.entity, c.integration, c.label, true);
   }
 
-  async delete(entity: string, integration: string): Promise<boolean> {
-    const k = connKey(entity, integration);
+  async delete(entity: string, integration: string, label?: string): Promise<boolean> {
+    const k = connKey(entity, integration, label);
     this.cache.delete(k);
     const deleted = await this.call(() => this.keyv.delete(k));
     await this.announce(k);
+    if (label !== undefined) await this.index(entity, integration, label, false);
     return deleted;
   }
 
+  /** Default connections first, then labelled ones by label, per integration in the order given. */
   async list(entity: string, integrations: readonly string[]): Promise<Connection[]> {
-    const found = await Promise.all(integrations.map((i) => this.get(entity, i)));
-    return found.filter((c): c is Connection => c !== undefined);
+    const per = await Promise.all(
+      integrations.map(async (i) => {
+        const labels = await this.labels(entity, i);
+        return Promise.all([this.get(entity, i), ...labels.map((label) => this.get(entity, i, { label }))]);
+      }),
+    );
+    return per.flat().filter((c): c is Connection => c !== undefined);
+  }
+
+  private async labels(entity: string, integration: string): Promise<string[]> {
+    const raw = await this.call(() => this.keyv.get(labelsKey(entity, integration)));
+    if (raw === undefined) return [];
+    const parsed = JSON.parse(raw) as unknown;
+    return Array.isArray(parsed) ? parsed.filter((l): l is string => typeof l === 'string') : [];
+  }
+
+  /**
+   * Adds or removes a label in the index. Under the store's lock for that index, so two
+   * instances adding labels at once cannot lose one, and a label is only removed while its
+   * connection is not stored (a put racing the delete wins). A connection rewritten under
+   * the same label (a token refresh) only reads the index.
+   */
+  private async index(entity: string, integration: string, label: string, present: boolean): Promise<void> {
+    if ((await this.labels(entity, integration)).includes(label) === present) return;
+    const ik = labelsKey(entity, integration);
+    await this.locks.withLock(
+      ik,
+      async () => {
+        const now = new Set(await this.labels(entity, integration));
+        if (present) now.add(label);
+        else if ((await this.call(() => this.keyv.get(connKey(entity, integration, label)))) === undefined) now.delete(label);
+        else return;
+        if (now.size === 0) await this.call(() => this.keyv.delete(ik));
+        else await this.call(() => this.keyv.set(ik, JSON.stringify([...now].sort())));
+      },
+      { ttlMs: 10_000 },
+    );
   }
 
   async ping(): Promise<void> {
@@ -189,12 +240,13 @@ export class KeyvConnectionStore implements ConnectionStore {
     return Promise.race([op, late]).finally(() => clearTimeout(timer));
   }
 
-  private open(entity: string, integration: string, raw: string): Connection {
+  private open(entity: string, integration: string, label: string | undefined, raw: string): Connection {
     const s = JSON.parse(raw) as StoredConnection;
-    const credentials = JSON.parse(decrypt(this.key, s.sealed, aad(entity, integration))) as Record<string, string>;
+    const credentials = JSON.parse(decrypt(this.key, s.sealed, aad(entity, integration, label))) as Record<string, string>;
     return Object.freeze({
       entity,
       integration,
+      ...(label === undefined ? {} : { label }),
       scheme: s.scheme,
       params: s.params,
       status: s.status,

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { CredproxyError } from '../errors.js';
-import { StoreClosedError } from './keyv-store.js';
+import { connKey, StoreClosedError } from './keyv-store.js';
 import { LockTimeoutError, type LockHandle, type LockOptions } from './lock.js';
 import type { Connection, ConnectionStore } from './types.js';
 
@@ -39,7 +39,8 @@ export interface LockedUpdateResult {
   persisted: boolean;
 }
 
-export const lockNameOf = (entity: string, integration: string) => `conn:${entity}:${integration}`;
+/** The connection's store key: one lock per connection, labelled ones included. */
+export const lockNameOf = (entity: string, integration: string, label?: string) => connKey(entity, integration, label);
 
 /** A store failure as the pipeline answers it; the work's own errors and LockTimeoutError pass unchanged. */
 async function storeStep<T>(step: () => Promise<T>): Promise<T> {
@@ -62,16 +63,17 @@ export async function lockedUpdate(
   entity: string,
   integration: string,
   work: LockedUpdateWork,
-  opts: LockOptions & { log?: Logger } = {},
+  opts: LockOptions & { log?: Logger; label?: string } = {},
 ): Promise<LockedUpdateResult> {
-  const name = lockNameOf(entity, integration);
+  const { label } = opts;
+  const name = lockNameOf(entity, integration, label);
   // A result of ours still waiting to be written goes first: re-doing the work from the
   // stale stored copy would spend a refresh token the provider already rotated.
   await storeStep(async () => writeBacks.get(store)?.flushOne(name));
   const lock = await storeStep(() => store.locks.acquire(name, opts));
   let keepLock = false;
   try {
-    const current = await storeStep(() => store.get(entity, integration, { fresh: true }));
+    const current = await storeStep(() => store.get(entity, integration, { fresh: true, label }));
     if (!current || !work.needed(current)) return { connection: current, updated: false, persisted: true };
     const next = await work.update(current);
     const unchanged = work.unchanged ?? sameUpdate;
@@ -79,10 +81,10 @@ export async function lockedUpdate(
       // Fencing. Under the lock nobody else refreshes, but the lock may have expired during
       // the work (its ttl exceeds the token endpoint timeout, so only on a stalled process)
       // and the admin API writes without it (a user reconnecting): their write wins.
-      const stored = await store.get(entity, integration, { fresh: true });
+      const stored = await store.get(entity, integration, { fresh: true, label });
       if (!stored || !unchanged(stored, current)) {
         const held = await lock.held().catch(() => false);
-        opts.log?.warn({ entity, integration, lockHeld: held }, 'store: the connection changed during the update; the newer stored value is kept');
+        opts.log?.warn({ entity, integration, label, lockHeld: held }, 'store: the connection changed during the update; the newer stored value is kept');
         return { connection: stored, updated: false, persisted: true };
       }
       await store.put(next);
@@ -132,8 +134,8 @@ class WriteBack {
   }
 
   add(base: Connection, next: Connection, lock: LockHandle, unchanged: (stored: Connection, base: Connection) => boolean): void {
-    this.log?.error({ entity: next.entity, integration: next.integration }, 'store: could not write an updated connection; kept in memory and retried until the store answers');
-    this.pending.set(lockNameOf(next.entity, next.integration), { base, next, lock, unchanged });
+    this.log?.error({ entity: next.entity, integration: next.integration, label: next.label }, 'store: could not write an updated connection; kept in memory and retried until the store answers');
+    this.pending.set(lockNameOf(next.entity, next.integration, next.label), { base, next, lock, unchanged });
     this.schedule();
   }
 
@@ -151,7 +153,7 @@ class WriteBack {
     const p = this.pending.get(k);
     if (!p) return;
     const { base, next, unchanged } = p;
-    const now = await this.store.get(next.entity, next.integration, { fresh: true });
+    const now = await this.store.get(next.entity, next.integration, { fresh: true, label: next.label });
     if (this.pending.get(k) !== p) return; // handled meanwhile by the other path
     if (now && unchanged(now, base)) {
       await this.store.put(next);

@@ -80,9 +80,9 @@ export function observeStore<T extends ConnectionStore>(
   }
 
   /** The stored connection before a write; null when it cannot be read (the write is then not counted). */
-  async function previous(entity: string, integration: string): Promise<Connection | undefined | null> {
+  async function previous(entity: string, integration: string, label: string | undefined): Promise<Connection | undefined | null> {
     try {
-      return await inner.get(entity, integration);
+      return await inner.get(entity, integration, { label });
     } catch {
       return null;
     }
@@ -93,14 +93,14 @@ export function observeStore<T extends ConnectionStore>(
     get: (...args: Parameters<Store['get']>) => timed('get', () => inner.get(...args)),
     async put(...args: Parameters<Store['put']>) {
       const [connection] = args;
-      const before = await previous(connection.entity, connection.integration);
+      const before = await previous(connection.entity, connection.integration, connection.label);
       await timed('put', () => inner.put(...args));
       if (before === null) return;
       await counts.move(before?.status, connection.status);
       if (before?.status !== connection.status) onStatusChange?.(connection, before?.status);
     },
     async delete(...args: Parameters<Store['delete']>) {
-      const before = await previous(args[0], args[1]);
+      const before = await previous(args[0], args[1], args[2]);
       const deleted = await timed('delete', () => inner.delete(...args));
       if (deleted && before) await counts.move(before.status, undefined);
       return deleted;

@@ -8,6 +8,8 @@ export type ConnectionStatus = 'initiated' | 'active' | 'expired' | 'failed';
 export interface Connection {
   entity: string;
   integration: string;
+  /** tells apart several connections of one entity to one integration; absent on the default one */
+  label?: string;
   /** the auth type chosen among the integration's schemes */
   scheme: string;
   /** non-secret connection parameters (host templates, …) */
@@ -27,6 +29,8 @@ export interface Connection {
 export interface GetOptions {
   /** skip the in-memory cache: read what the store holds now (e.g. under a refresh lock) */
   fresh?: boolean;
+  /** the labelled connection rather than the default (unlabelled) one */
+  label?: string;
 }
 
 /**
@@ -37,8 +41,9 @@ export interface GetOptions {
 export interface ConnectionStore {
   get(entity: string, integration: string, opts?: GetOptions): Promise<Connection | undefined>;
   put(connection: Connection): Promise<void>;
-  delete(entity: string, integration: string): Promise<boolean>;
-  /** the entity's connections among the given integrations */
+  /** the default connection, or the one with `label` */
+  delete(entity: string, integration: string, label?: string): Promise<boolean>;
+  /** the entity's connections among the given integrations, labelled ones included */
   list(entity: string, integrations: readonly string[]): Promise<Connection[]>;
   /** resolves when the backend answers; rejects otherwise (readiness) */
   ping(): Promise<void>;

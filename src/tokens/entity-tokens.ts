@@ -22,6 +22,8 @@ export interface EntityToken {
   entity: string;
   /** integrations the token may be used for; undefined: all */
   integrations?: string[];
+  /** the labelled connection every request with the token uses; undefined: the default one, or what X-Connection-Label picks */
+  label?: string;
   /** ms since epoch */
   expires_at: number;
 }
@@ -42,13 +44,13 @@ async function kvCall<T>(fn: () => Promise<T>): Promise<T> {
 export async function issueToken(
   kv: KeyValue,
   entity: string,
-  opts: { integrations?: string[]; ttlSeconds?: number },
+  opts: { integrations?: string[]; ttlSeconds?: number; label?: string },
   now = Date.now(),
 ): Promise<EntityToken & { token: string }> {
   const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
   const id = `tok_${randomBytes(12).toString('base64url')}`;
   const ttlMs = (opts.ttlSeconds ?? DEFAULT_TTL_S) * 1000;
-  const record: EntityToken = { id, entity, integrations: opts.integrations, expires_at: now + ttlMs };
+  const record: EntityToken = { id, entity, integrations: opts.integrations, label: opts.label, expires_at: now + ttlMs };
   const hash = hashOf(token);
   await kvCall(() => kv.set(byHash(hash), JSON.stringify(record), ttlMs));
   await kvCall(() => kv.set(byId(id), hash, ttlMs));

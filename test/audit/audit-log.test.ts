@@ -12,6 +12,7 @@ const entry = (i: number, over: Partial<AuditEntry> = {}): AuditEntry => ({
   host: 'api.test',
   path: `/r/${i}`,
   status: 200,
+  label: null,
   bytes_in: 0,
   bytes_out: 10,
   ms: 1,

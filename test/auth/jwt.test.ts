@@ -157,3 +157,27 @@ t.test('a jwt the upstream refuses (refresh_on) is not handed out again', async 
   t.equal((await viaProxy(proxy.port, `${up.origin}/`, { headers: { 'X-Entity-Id': 'alice' } })).status, 200);
   t.equal(bearer(up, 2), bearer(up, 1), 'and that one is reused');
 });
+
+t.test('jwt with keys per labelled connection: each account signs with its own key, even written in the same millisecond', async (t) => {
+  const home = testKey('ES256');
+  const work = testKey('ES256');
+  const up = await startUpstream();
+  const dir = configDir('store: memory\n', {
+    partner: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: jwt, algorithm: ES256, claims: { sub: "{{entity}}" } }\n`,
+  });
+  const proxy = await startProxy(dir);
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+  });
+  // Same updated_at on purpose: minted tokens are cached per connection, and the label is part of that.
+  const base = { entity: 'alice', integration: 'partner', scheme: 'jwt', params: {}, status: 'active' as const, created_at: 1000, updated_at: 1000 };
+  await proxy.runtime.store.put({ ...base, credentials: { private_key: home.privateText } });
+  await proxy.runtime.store.put({ ...base, label: 'work', credentials: { private_key: work.privateText } });
+  const send = (headers: Record<string, string>) => viaProxy(proxy.port, `${up.origin}/`, { headers: { 'X-Entity-Id': 'alice', ...headers } });
+  t.equal((await send({})).status, 200);
+  t.equal((await send({ 'X-Connection-Label': 'work' })).status, 200);
+  await jwtVerify(bearer(up, 0), home.verifyKey, { subject: 'alice' });
+  await jwtVerify(bearer(up, 1), work.verifyKey, { subject: 'alice' });
+  t.not(bearer(up, 0), bearer(up, 1), 'not the default account\'s cached token');
+});

@@ -161,6 +161,51 @@ t.test('connections connect-link prints a link for an OAuth integration and says
   t.match(r.stderr, /bad_request \(400\): integration "demo" has no oauth2 scheme to connect with/);
 });
 
+t.test('connections --label: set, get, list, connect-link and delete one of several accounts', async (t) => {
+  const set = await cli(['connections', 'set', 'dave', 'demo', '--label', 'work', '--field', 'token=tok-work', ...url()]);
+  t.equal(set.code, 0, set.stderr);
+  t.match(set.stdout, /label:\s+work\n/);
+  t.equal((await proxy.runtime.store.get('dave', 'demo', { label: 'work' }))?.credentials.token, 'tok-work');
+  t.equal(await proxy.runtime.store.get('dave', 'demo'), undefined, 'not the default connection');
+
+  // Only default connections: the table is what it always was.
+  t.equal((await cli(['connections', 'set', 'erin', 'demo', '--field', 'token=t', ...url()])).code, 0);
+  t.match((await cli(['connections', 'list', 'erin', ...url()])).stdout, /^INTEGRATION\s+SCHEME\s+STATUS/);
+  t.equal((await cli(['connections', 'set', 'dave', 'demo', '--field', 'token=tok-default', ...url()])).code, 0);
+  const list = await cli(['connections', 'list', 'dave', ...url()]);
+  t.match(list.stdout, /^INTEGRATION\s+LABEL\s+SCHEME\s+STATUS/);
+  t.match(list.stdout, /\ndemo\s+\(default\)\s+bearer\s+active\s+token\s+/);
+  t.match(list.stdout, /\ndemo\s+work\s+bearer\s+active\s+token\s+/);
+  const listJson = JSON.parse((await cli(['connections', 'list', 'dave', '--json', ...url()])).stdout) as { connections: Array<{ label: string | null }> };
+  t.same(listJson.connections.map((c) => c.label), [null, 'work']);
+
+  const get = await cli(['connections', 'get', 'dave', 'demo', '--label', 'work', '--json', ...url()]);
+  t.match(JSON.parse(get.stdout), { entity: 'dave', integration: 'demo', label: 'work' });
+  t.match((await cli(['connections', 'get', 'dave', 'demo', ...url()])).stdout, /label:\s+\(default\)\n/);
+  const missing = await cli(['connections', 'get', 'dave', 'demo', '--label', 'travel', ...url()]);
+  t.equal(missing.code, 1);
+  t.match(missing.stderr, /not_found \(404\): entity "dave" has no connection labelled "travel" for "demo"/);
+  const bad = await cli(['connections', 'get', 'dave', 'demo', '--label', 'no spaces', ...url()]);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /bad_request \(400\): the label query parameter: a connection label is 1 to 64/);
+
+  const link = await cli(['connections', 'connect-link', 'dave', 'tokens', '--label', 'personal', ...url()]);
+  t.equal(link.code, 0, link.stderr);
+  t.match(link.stdout, /\/connect\/tokens\?token=/);
+  t.equal((await proxy.runtime.store.get('dave', 'tokens', { label: 'personal' }))?.status, 'initiated', 'the link is for the labelled connection');
+
+  const del = await cli(['connections', 'delete', 'dave', 'demo', '--label', 'work', ...url()]);
+  t.equal(del.code, 0);
+  t.match(del.stdout, /deleted the connection of "dave" to "demo" \(label "work"\)/);
+  t.equal(await proxy.runtime.store.get('dave', 'demo', { label: 'work' }), undefined);
+  t.equal((await proxy.runtime.store.get('dave', 'demo'))?.credentials.token, 'tok-default', 'the default stays');
+  const delJson = await cli(['connections', 'delete', 'dave', 'tokens', '--label', 'personal', '--json', ...url()]);
+  t.same(JSON.parse(delJson.stdout), { deleted: true, entity: 'dave', integration: 'tokens', label: 'personal' });
+  const stray = await cli(['connections', 'list', 'dave', '--label', 'work', ...url()]);
+  t.equal(stray.code, 2, 'list shows every label; --label does not apply');
+  t.match(stray.stderr, /--label does not apply here/);
+});
+
 t.test('usage errors exit 2', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['connections', 'get', 'alice'], /expected ENTITY INTEGRATION, got "alice"/],

@@ -116,6 +116,27 @@ t.test('credproxy env: an unmodified SDK reaches the upstream through the proxy;
   t.notMatch(JSON.stringify([...up.seen, ...other.seen].map((s) => [s.url, s.rawHeaders])), /cpx_/, 'no cpx_ token reached any upstream');
 });
 
+t.test('credproxy env --label: the entity token carries the label, so an SDK that sets no header uses that account', async (t) => {
+  const { up, proxy, sdk, env, args } = await fixture(t);
+  t.equal((await proxy.admin('PUT', '/api/entities/alice/connections/llm?label=work', { credentials: { api_key: 'sk-real-alice-work' } })).status, 200);
+  const r = await cli(['env', ...args, '--label', 'work'], env);
+  t.equal(r.code, 0, r.stderr);
+  const vars = parseSh(r.stdout);
+  const run = await node([sdk, `https://127.0.0.1:${up.port}/v1/chat`, '0'], vars);
+  t.equal(run.code, 0, run.stderr);
+  t.equal((JSON.parse(run.stdout) as Array<{ status?: number }>)[0]!.status, 200);
+  t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer sk-real-alice-work', 'the labelled connection, chosen by the token');
+
+  const bad = await cli(['env', ...args, '--label', 'no spaces'], env);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /bad_request \(400\): label: a connection label is 1 to 64/);
+  // Without placeholder_env or --token, no request would carry the token, so neither the label.
+  const bare = configDir(`store: memory\ntls: { intercept: false }\n`, { plain: 'hosts: ["plain.test"]\nauth: { type: bearer }\n' });
+  const none = await cli(['env', '--entity', 'alice', '--config', bare, '--url', proxy.url, '--label', 'work'], env);
+  t.equal(none.code, 2);
+  t.match(none.stderr, /--label is carried by the entity token: add --token/);
+});
+
 t.test('credproxy env without a token: the entity as proxy user, passthrough HTTPS an opaque tunnel verified with the bundle', async (t) => {
   const { other, proxy, sdk, env, args } = await fixture(t, { placeholder: false });
   const r = await cli(['env', ...args], env);

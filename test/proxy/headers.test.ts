@@ -71,6 +71,7 @@ t.test('upstreamRequestHeaders keeps casing and order and appends injected heade
   );
   t.same(out, ['host', 'h:1', 'x-b', '2', 'Authorization', 'Bearer real'], '`Connection: te` also drops TE: trailers');
   t.same(upstreamRequestHeaders(['TE', 'trailers', 'X-Y', 'y'], 'h', 'x-entity-id', []), ['host', 'h', 'X-Y', 'y', 'te', 'trailers']);
+  t.same(upstreamRequestHeaders(['X-Connection-Label', 'work', 'x-connection-LABEL', 'again', 'X-Y', 'y'], 'h', 'x-entity-id', []), ['host', 'h', 'X-Y', 'y'], 'the connection label never goes upstream');
 });
 
 t.test('clientResponseHeaders honours Connection given as a list', async (t) => {

@@ -154,11 +154,12 @@ t.test('a chunked body with a broken chunk is not delivered upstream as complete
 
 t.test('passthrough never carries an integration credential, even when the client names an entity', async (t) => {
   const fx = await securityFixture(t, 'egress: { allow_private: ["127.0.0.0/8"] }\n');
-  const r = await viaProxy(fx.proxy.port, `${fx.internal.origin}/p`, { headers: { 'X-Entity-Id': 'alice' } });
+  const r = await viaProxy(fx.proxy.port, `${fx.internal.origin}/p`, { headers: { 'X-Entity-Id': 'alice', 'X-Connection-Label': 'work' } });
   t.equal(r.status, 200);
   const seen = fx.internal.seen.at(-1)!;
   t.notOk(seen.headers.authorization);
   t.notOk(seen.headers['x-entity-id']);
+  t.notOk(seen.headers['x-connection-label'], 'credproxy\'s own label header stays with credproxy');
   t.notMatch(JSON.stringify(seen.headers), TOKEN);
   const before = fx.seenCount();
   const denied = await viaProxy(fx.proxy.port, 'http://[fd00::1]/', { headers: { 'X-Entity-Id': 'alice' } });

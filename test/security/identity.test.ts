@@ -28,6 +28,12 @@ t.test('entity ids that are not ids are 400 bad_request and nothing is forwarded
     ['a JSON-breaking id', 'X-Entity-Id: a"}\r\n'],
     ['an invalid proxy user name', `Proxy-Authorization: ${basic('al ice', 'x')}\r\n`],
     ['Proxy-Authorization given twice', `Proxy-Authorization: ${basic('alice', 'x')}\r\nProxy-Authorization: ${basic('bob', 'y')}\r\n`],
+    // Connection labels (several accounts per entity) follow the same rules as entity ids.
+    ['X-Connection-Label given twice, even with the same value', 'X-Entity-Id: alice\r\nX-Connection-Label: work\r\nx-connection-label: work\r\n'],
+    ['a comma-joined list of labels', 'X-Entity-Id: alice\r\nX-Connection-Label: work,personal\r\n'],
+    ['an empty label', 'X-Entity-Id: alice\r\nX-Connection-Label: \r\n'],
+    ['a path-like label', 'X-Entity-Id: alice\r\nX-Connection-Label: ../default\r\n'],
+    ['a 65-character label', `X-Entity-Id: alice\r\nX-Connection-Label: ${'a'.repeat(65)}\r\n`],
   ];
   for (const [name, headers] of cases) {
     await t.test(name, async (t) => {
