@@ -19,6 +19,8 @@ export interface BenchOptions {
   memory: number;
   /** case names to run (all when undefined) */
   only: string[] | undefined;
+  /** a directory for V8 CPU profiles of the credproxy and reference processes (node --cpu-prof) */
+  cpuProf: string | undefined;
 }
 
 export const USAGE = `npm run bench -- [--duration S] [--connections N] [--rounds N] [--smoke] [--json]
@@ -31,6 +33,8 @@ export const USAGE = `npm run bench -- [--duration S] [--connections N] [--round
   --memory N        RSS after N/100 vs after N injected requests (default 50000; the issue's
                     full check is --memory 1000000, a few minutes here; 0 skips)
   --only A,B        run only these cases (by name, e.g. reference,injection)
+  --cpu-prof DIR    write CPU profiles of the credproxy and reference processes to DIR
+                    (node --cpu-prof; open them in Chrome DevTools or speedscope)
   --json            print the results as JSON instead of a table`;
 
 function positive(name: string, raw: string, integer: boolean): number {
@@ -61,6 +65,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       storm: { type: 'string' },
       'token-latency': { type: 'string' },
       memory: { type: 'string' },
+      'cpu-prof': { type: 'string' },
     },
   });
   const smoke = values.smoke ?? false;
@@ -79,5 +84,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     tokenLatency: values['token-latency'] === undefined ? 50 : count('token-latency', values['token-latency']),
     memory: values.memory === undefined ? (smoke ? 1000 : 50_000) : count('memory', values.memory),
     only: values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter((x) => x !== ''),
+    cpuProf: values['cpu-prof'],
   };
 }

@@ -9,7 +9,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const script = `${root}dist/bench/bench.js`;
 
 t.test('options: defaults, --smoke, flags over the environment, bad values refused', async (t) => {
-  t.match(parseOptions([], {}), { duration: 5, connections: 32, rounds: 1, warmup: 1, json: false, smoke: false, storm: 1000, tokenLatency: 50, memory: 50_000, only: undefined });
+  t.match(parseOptions([], {}), { duration: 5, connections: 32, rounds: 1, warmup: 1, json: false, smoke: false, storm: 1000, tokenLatency: 50, memory: 50_000, only: undefined, cpuProf: undefined });
+  t.match(parseOptions(['--cpu-prof', 'profiles'], {}), { cpuProf: 'profiles' });
   t.match(parseOptions(['--smoke'], {}), { duration: 0.5, connections: 4, warmup: 0, smoke: true, storm: 50, memory: 1000 });
   t.match(parseOptions(['--storm', '0', '--memory', '1000000', '--token-latency', '20', '--only', 'reference, injection'], {}), { storm: 0, memory: 1_000_000, tokenLatency: 20, only: ['reference', 'injection'] });
   t.throws(() => parseOptions(['--memory', '-1'], {}), /memory/);
