@@ -213,7 +213,11 @@ async function main(): Promise<number> {
   const upstream = await startChild('upstream', [String(opts.tokenLatency)]);
   const children: Array<Pick<Child, 'close'>> = [upstream];
   try {
-    const [credproxy, reference] = await Promise.all([startChild('credproxy', [String(upstream.ports.owned), String(upstream.ports.storm), String(upstream.ports.token)], ['--expose-gc']), startChild('reference')]);
+    const prof = (name: string) => (opts.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf, '--cpu-prof-name', `${name}.cpuprofile`]);
+    const [credproxy, reference] = await Promise.all([
+      startChild('credproxy', [String(upstream.ports.owned), String(upstream.ports.storm), String(upstream.ports.token)], ['--expose-gc', ...prof('credproxy')]),
+      startChild('reference', [], prof('reference')),
+    ]);
     children.push(credproxy, reference);
     const p: Processes = { upstream, credproxy, reference };
     if (opts.workers > 0) {

@@ -97,7 +97,8 @@ async function main(): Promise<void> {
       // --expose-gc), so that what it compares is memory held, not garbage not yet collected.
       if (m.gc) (globalThis as { gc?: () => void }).gc?.();
       const cpu = process.cpuUsage();
-      send({ type: 'stats', cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage.rss(), heapUsed: process.memoryUsage().heapUsed, counts: started.counts?.(), leavesIssued: started.leavesIssued?.() });
+      const mem = process.memoryUsage();
+      send({ type: 'stats', cpuMicros: cpu.user + cpu.system, rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external, counts: started.counts?.(), leavesIssued: started.leavesIssued?.() });
     } else if (m.type === 'close') {
       void started.close().finally(() => process.exit(0));
     }

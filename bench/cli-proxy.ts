@@ -85,7 +85,7 @@ export async function startCliProxy(ownedPort: number, workers: number, redisUrl
     stats: async () => {
       const s = procStats(pids);
       // Without /proc the CPU figure is left out (NaN is shown as –), never made up.
-      return { type: 'stats', cpuMicros: s?.cpuMicros ?? Number.NaN, rss: s?.rss ?? Number.NaN, heapUsed: 0 };
+      return { type: 'stats', cpuMicros: s?.cpuMicros ?? Number.NaN, rss: s?.rss ?? Number.NaN, heapUsed: 0, heapTotal: 0, external: 0 };
     },
     close: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');

@@ -25,6 +25,8 @@ export interface BenchOptions {
   redis: string;
   /** case names to run (all when undefined) */
   only: string[] | undefined;
+  /** a directory for V8 CPU profiles of the credproxy and reference processes (node --cpu-prof) */
+  cpuProf: string | undefined;
 }
 
 export const USAGE = `npm run bench -- [--duration S] [--connections N] [--rounds N] [--smoke] [--json]
@@ -41,6 +43,8 @@ export const USAGE = `npm run bench -- [--duration S] [--connections N] [--round
                     --workers N (cases injection-redis, injection-workers; default 0: skipped)
   --redis URL       the Redis of that comparison (env BENCH_REDIS; default redis://127.0.0.1:6379)
   --only A,B        run only these cases (by name, e.g. reference,injection)
+  --cpu-prof DIR    write CPU profiles of the credproxy and reference processes to DIR
+                    (node --cpu-prof; open them in Chrome DevTools or speedscope)
   --json            print the results as JSON instead of a table`;
 
 function positive(name: string, raw: string, integer: boolean): number {
@@ -74,6 +78,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       memory: { type: 'string' },
       workers: { type: 'string' },
       redis: { type: 'string' },
+      'cpu-prof': { type: 'string' },
     },
   });
   const smoke = values.smoke ?? false;
@@ -95,5 +100,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     workers: values.workers === undefined ? 0 : count('workers', values.workers),
     redis: pick(values.redis, 'BENCH_REDIS') ?? 'redis://127.0.0.1:6379',
     only: values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter((x) => x !== ''),
+    cpuProf: values['cpu-prof'],
   };
 }

@@ -154,6 +154,8 @@ export async function runMemoryCheck(p: Procs, n: number, connections: number): 
     growthMiB: mib(large.rss - small.rss),
     heapFirstMiB: mib(small.heapUsed),
     heapAllMiB: mib(large.heapUsed),
+    heapTotalFirstMiB: mib(small.heapTotal),
+    heapTotalAllMiB: mib(large.heapTotal),
     problems,
   };
 }

@@ -10,4 +10,4 @@ export const STORM_CONNECTION = { access_token: 'stale-token', refresh_token: 'b
 
 export type ChildMessage =
   | { type: 'ready'; ports: Record<string, number>; info?: Record<string, string> }
-  | { type: 'stats'; cpuMicros: number; rss: number; heapUsed: number; counts?: UpstreamCounts; leavesIssued?: number };
+  | { type: 'stats'; cpuMicros: number; rss: number; heapUsed: number; heapTotal: number; external: number; counts?: UpstreamCounts; leavesIssued?: number };

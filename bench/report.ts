@@ -134,6 +134,9 @@ export interface MemoryReport {
   /** V8 heap in use at the same two points: tells a leak from a heap that merely grew its reserve */
   heapFirstMiB: number;
   heapAllMiB: number;
+  /** V8 heap reserved (in use or not): RSS minus this is native memory, the allocator's share */
+  heapTotalFirstMiB: number;
+  heapTotalAllMiB: number;
   problems: string[];
 }
 
@@ -155,5 +158,7 @@ export function formatStorm(s: StormReport): string {
 
 export function formatMemory(m: MemoryReport): string {
   const sign = m.growthMiB >= 0 ? '+' : '';
-  return `memory (after a full GC): credproxy RSS ${fmt(m.rssFirstMiB, 1)} MiB after ${fmt(m.first)} requests, ${fmt(m.rssAllMiB, 1)} MiB after ${fmt(m.requests)} (${sign}${fmt(m.growthMiB, 1)} MiB; goal: within 20 MB); heap in use ${fmt(m.heapFirstMiB, 1)} then ${fmt(m.heapAllMiB, 1)} MiB`;
+  return `memory (after a full GC): credproxy RSS ${fmt(m.rssFirstMiB, 1)} MiB after ${fmt(m.first)} requests, ${fmt(m.rssAllMiB, 1)} MiB after ${fmt(m.requests)} (${sign}${fmt(m.growthMiB, 1)} MiB; goal: within 20 MB); heap in use ${fmt(m.heapFirstMiB, 1)} then ${fmt(m.heapAllMiB, 1)} MiB, ` +
+    `V8 heap reserved ${fmt(m.heapTotalFirstMiB, 1)} then ${fmt(m.heapTotalAllMiB, 1)} MiB, ` +
+    `outside the V8 heap ${fmt(m.rssFirstMiB - m.heapTotalFirstMiB, 1)} then ${fmt(m.rssAllMiB - m.heapTotalAllMiB, 1)} MiB`;
 }

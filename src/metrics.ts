@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 
 /** Methods kept as their own label value; anything else is "OTHER", so a client cannot grow the label set. */
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -10,7 +10,138 @@ export function methodClass(method: string | undefined): string {
 }
 
 /** `2xx`, `4xx`, …; `0xx` for a request that got no status at all. */
-export const statusClass = (status: number) => `${Math.floor(status / 100)}xx`;
+export const statusClass = (status: number) => STATUS_CLASSES[Math.floor(status / 100)] ?? `${Math.floor(status / 100)}xx`;
+const STATUS_CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
+
+/** One exposed sample, in the shape prom-client's own metrics give the registry. */
+interface Sample {
+  labels: Record<string, string | number>;
+  sharedLabels?: Record<string, string>;
+  value: number;
+  metricName?: string;
+  exemplar?: null;
+}
+
+/**
+ * The per-request counter and histograms keep their values in plain cells, found by one Map
+ * lookup; prom-client's registry reads them when scraped, and formats them as it does its
+ * own. prom-client's inc() and observe() build a label object, validate it and hash it to
+ * a string key on every call: four times per proxied request. The exposition is the same.
+ */
+abstract class RequestPathMetric<L extends string> {
+  readonly aggregator = 'sum';
+  abstract readonly type: 'counter' | 'histogram';
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    protected readonly labelNames: readonly L[],
+    registry: Registry,
+  ) {
+    // The registry only reads name, help, type, aggregator, get() and reset().
+    registry.registerMetric(this as unknown as Metric);
+  }
+
+  /** The cell key of a label set: its values in labelNames order. */
+  protected keyOf(labels: Readonly<Record<L, string>>): string {
+    const names = this.labelNames;
+    let key = labels[names[0]!];
+    for (let i = 1; i < names.length; i++) key += `\n${labels[names[i]!]}`;
+    return key;
+  }
+
+  protected labelsOf(labels: Readonly<Record<L, string>>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const n of this.labelNames) out[n] = labels[n];
+    return out;
+  }
+
+  protected abstract samples(): Sample[];
+  abstract reset(): void;
+
+  /** For the text exposition (the registry prefers it to get()). */
+  getForPromString(): Promise<{ name: string; help: string; type: string; values: Sample[]; aggregator: string }> {
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, values: this.samples(), aggregator: this.aggregator });
+  }
+
+  /** For getMetricsAsJSON (cluster aggregation): shared labels folded into each sample's own, as prom-client does. */
+  async get(): Promise<{ name: string; help: string; type: string; values: Sample[]; aggregator: string }> {
+    const data = await this.getForPromString();
+    data.values = data.values.map(({ sharedLabels, labels, ...rest }) => ({ ...rest, labels: { ...labels, ...sharedLabels } }));
+    return data;
+  }
+}
+
+export class RequestCounter<L extends string> extends RequestPathMetric<L> {
+  readonly type = 'counter';
+  private readonly cells = new Map<string, { labels: Record<string, string>; value: number }>();
+
+  inc(labels: Readonly<Record<L, string>>, value = 1): void {
+    const key = this.keyOf(labels);
+    const cell = this.cells.get(key);
+    if (cell) cell.value += value;
+    else this.cells.set(key, { labels: this.labelsOf(labels), value });
+  }
+
+  protected samples(): Sample[] {
+    return [...this.cells.values()].map((c) => ({ value: c.value, labels: c.labels }));
+  }
+
+  reset(): void {
+    this.cells.clear();
+  }
+}
+
+export class RequestHistogram<L extends string> extends RequestPathMetric<L> {
+  readonly type = 'histogram';
+  private readonly cells = new Map<string, { labels: Record<string, string>; buckets: number[]; sum: number; count: number }>();
+
+  constructor(name: string, help: string, labelNames: readonly L[], private readonly upperBounds: readonly number[], registry: Registry) {
+    super(name, help, labelNames, registry);
+  }
+
+  observe(labels: Readonly<Record<L, string>>, value: number): void {
+    if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
+    const key = this.keyOf(labels);
+    let cell = this.cells.get(key);
+    if (!cell) {
+      cell = { labels: this.labelsOf(labels), buckets: this.upperBounds.map(() => 0), sum: 0, count: 0 };
+      this.cells.set(key, cell);
+    }
+    const bounds = this.upperBounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= bounds[i]!) {
+        cell.buckets[i]!++;
+        break;
+      }
+    }
+    cell.sum += value;
+    cell.count++;
+  }
+
+  /** As prom-client writes a histogram: cumulative buckets, +Inf, sum, count for each label set. */
+  protected samples(): Sample[] {
+    const bucket = `${this.name}_bucket`;
+    const out: Sample[] = [];
+    for (const c of this.cells.values()) {
+      let acc = 0;
+      this.upperBounds.forEach((le, i) => {
+        acc += c.buckets[i]!;
+        out.push({ labels: { le }, sharedLabels: c.labels, value: acc, metricName: bucket, exemplar: null });
+      });
+      out.push(
+        { labels: { le: '+Inf' }, sharedLabels: c.labels, value: c.count, metricName: bucket, exemplar: null },
+        { labels: {}, sharedLabels: c.labels, value: c.sum, metricName: `${this.name}_sum` },
+        { labels: {}, sharedLabels: c.labels, value: c.count, metricName: `${this.name}_count` },
+      );
+    }
+    return out;
+  }
+
+  reset(): void {
+    this.cells.clear();
+  }
+}
 
 const CONNECTION_STATUSES = ['initiated', 'active', 'expired', 'failed'] as const;
 
@@ -23,26 +154,26 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: 'credproxy_requests_total',
-    help: 'Proxied requests by integration (or "passthrough"), method (GET, POST, …, OTHER) and status class (2xx, …)',
-    labelNames: ['integration', 'method', 'status'] as const,
-    registers: [this.registry],
-  });
-  readonly upstreamSeconds = new Histogram({
-    name: 'credproxy_request_duration_seconds',
-    help: 'Time from request to the end of the response, through the proxy',
-    labelNames: ['integration'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly upstreamLatency = new Histogram({
-    name: 'credproxy_upstream_latency_seconds',
-    help: 'Time from sending a request upstream to its response headers',
-    labelNames: ['integration'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly requests = new RequestCounter(
+    'credproxy_requests_total',
+    'Proxied requests by integration (or "passthrough"), method (GET, POST, …, OTHER) and status class (2xx, …)',
+    ['integration', 'method', 'status'] as const,
+    this.registry,
+  );
+  readonly upstreamSeconds = new RequestHistogram(
+    'credproxy_request_duration_seconds',
+    'Time from request to the end of the response, through the proxy',
+    ['integration'] as const,
+    LATENCY_BUCKETS,
+    this.registry,
+  );
+  readonly upstreamLatency = new RequestHistogram(
+    'credproxy_upstream_latency_seconds',
+    'Time from sending a request upstream to its response headers',
+    ['integration'] as const,
+    LATENCY_BUCKETS,
+    this.registry,
+  );
   /** outcome: ok | invalid_grant | error (the oauth code increments it) */
   readonly refreshes = new Counter({
     name: 'credproxy_refreshes_total',
@@ -77,13 +208,13 @@ export class Metrics {
       }
     },
   });
-  readonly storeSeconds = new Histogram({
-    name: 'credproxy_store_duration_seconds',
-    help: 'Connection store operations (get is usually served from the in-memory cache)',
-    labelNames: ['op'] as const,
-    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-    registers: [this.registry],
-  });
+  readonly storeSeconds = new RequestHistogram(
+    'credproxy_store_duration_seconds',
+    'Connection store operations (get is usually served from the in-memory cache)',
+    ['op'] as const,
+    [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    this.registry,
+  );
   readonly storeErrors = new Counter({
     name: 'credproxy_store_errors_total',
     help: 'Connection store operations that failed',

@@ -1,5 +1,11 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
 import t from 'tap';
-import { createLogger, requestLogger } from '../src/log.js';
+import { createLogger, LineBatch, LOG_BATCH_BYTES, LOG_FLUSH_MS, logRequestLine, requestLogger } from '../src/log.js';
 import { integrationYaml, LogCapture, setup, viaProxy } from './support/servers.js';
 
 t.test('one line per proxied request with its fields, and no secret anywhere in the log', async (t) => {
@@ -57,4 +63,57 @@ t.test('requestLogger: the request line keeps top-level redaction and follows th
   log.level = 'info';
   requestLogger(log).info({ entity: 'carol' }, 'proxied');
   t.equal(out.lines.length, 2);
+});
+
+t.test('logRequestLine writes the line pino would, for a logger from createLogger', async (t) => {
+  const out = new LogCapture();
+  const log = createLogger({ destination: out, level: 'info' });
+  const fields = { client: undefined, entity: 'al"ice\n', integration: 'x', method: 'GET', host: 'h:1', path: '/p\u00e9', status: 200, refreshed: false, replayed: true, ms: 0.4, token: 's1', odd: NaN };
+  logRequestLine(log, fields, 'proxied');
+  requestLogger(log).info(fields, 'proxied');
+  t.equal(out.lines.length, 2);
+  const [mine, pinos] = out.lines.map((l) => l.replace(/"time":\d+/, '"time":0'));
+  t.equal(mine, pinos, 'same fields, same order, same escaping');
+  t.match(JSON.parse(out.lines[0]!), { level: 30, time: Number, entity: 'al"ice\n', token: '[redacted]', odd: null, msg: 'proxied' });
+  t.notOk('client' in JSON.parse(out.lines[0]!), 'an undefined field is left out, as pino does');
+
+  log.level = 'warn';
+  logRequestLine(log, { entity: 'bob' }, 'proxied');
+  t.equal(out.lines.length, 2, 'the level applies');
+  log.level = 'info';
+  logRequestLine(log, { entity: 'carol', nested: { token: 's2' } }, 'proxied');
+  t.equal(out.lines.length, 3, 'a field that is not a scalar goes through pino');
+  t.match(JSON.parse(out.lines[2]!), { entity: 'carol', nested: { token: 's2' }, msg: 'proxied' }, 'with the request logger\'s top-level redaction, as before');
+
+  const other = new LogCapture();
+  const bound = createLogger({ destination: other }).child({ name: 'bound' });
+  logRequestLine(bound, { entity: 'dave' }, 'proxied');
+  t.match(JSON.parse(other.lines[0]!), { name: 'bound', entity: 'dave' }, 'a logger createLogger did not make (bindings) goes through pino');
+});
+
+t.test('LineBatch: lines wait for a full batch, the flush timer, flush() or exit', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'credproxy-log-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'out.log');
+  const batch = new LineBatch(pino.destination({ dest: file, sync: true }));
+  const read = () => readFileSync(file, 'utf8');
+  batch.write('one\n');
+  t.equal(read(), '', 'a single line waits');
+  batch.flushSync();
+  t.equal(read(), 'one\n', 'flushSync writes it');
+  batch.write('two\n');
+  await new Promise((resolve) => setTimeout(resolve, LOG_FLUSH_MS + 100));
+  t.equal(read(), 'one\ntwo\n', 'the flush timer writes a quiet batch');
+  const long = `${'x'.repeat(LOG_BATCH_BYTES)}\n`;
+  batch.write(long);
+  t.equal(read(), `one\ntwo\n${long}`, 'a full batch goes at once');
+  batch.write('three\n');
+  await new Promise<void>((resolve) => batch.flush(() => resolve()));
+  t.match(read(), /three\n$/, 'flush() writes what is pending');
+
+  // A process that logs and exits at once still writes its lines.
+  const logModule = fileURLToPath(new URL('../src/log.js', import.meta.url));
+  const code = `import { createLogger } from ${JSON.stringify(logModule)}; const log = createLogger(); log.info('before exit'); process.exit(0);`;
+  const child = spawnSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', code], { encoding: 'utf8' });
+  t.match(child.stdout, /"msg":"before exit"/, child.stderr);
 });

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import pino from 'pino';
-import { Metrics, methodClass, statusClass } from '../src/metrics.js';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { Metrics, methodClass, RequestCounter, RequestHistogram, statusClass } from '../src/metrics.js';
 import { COUNTS_KEY, observeStore } from '../src/store/observed.js';
 import type { Connection, ConnectionStore } from '../src/store/types.js';
 import { configDir, LogCapture, LOOPBACK_EGRESS, startProxy, startUpstream, viaProxy } from './support/servers.js';
@@ -157,4 +158,36 @@ t.test('credproxy\'s own failures and passthrough traffic are counted too', asyn
   t.equal(sample(text, 'credproxy_upstream_latency_seconds_count', 'integration="down"'), undefined, 'no upstream answer, no upstream latency');
   t.equal(sample(text, 'credproxy_requests_total', 'integration="passthrough",method="DELETE",status="2xx"'), 1);
   t.equal(sample(text, 'credproxy_upstream_latency_seconds_count', 'integration="passthrough"'), 1);
+});
+
+t.test('the request-path counter and histogram expose exactly what prom-client would', async (t) => {
+  const buckets = [0.005, 0.1, 1];
+  const mine = new Registry();
+  const theirs = new Registry();
+  const c1 = new RequestCounter('c_total', 'help "c"', ['integration', 'method'] as const, mine);
+  const c2 = new Counter({ name: 'c_total', help: 'help "c"', labelNames: ['integration', 'method'] as const, registers: [theirs] });
+  const h1 = new RequestHistogram('h_seconds', 'help h', ['op'] as const, buckets, mine);
+  const h2 = new Histogram({ name: 'h_seconds', help: 'help h', labelNames: ['op'] as const, buckets, registers: [theirs] });
+  t.equal(await mine.metrics(), await theirs.metrics(), 'nothing observed yet');
+  for (const [integration, method] of [['a', 'GET'], ['a', 'GET'], ['b"\\', 'POST']] as const) {
+    c1.inc({ integration, method });
+    c2.inc({ integration, method });
+  }
+  c1.inc({ integration: 'a', method: 'GET' }, 3);
+  c2.inc({ integration: 'a', method: 'GET' }, 3);
+  for (const [op, v] of [['get', 0.001], ['get', 0.005], ['get', 0.0051], ['put', 2], ['get', 1]] as const) {
+    h1.observe({ op }, v);
+    h2.observe({ op }, v);
+  }
+  t.equal(await mine.metrics(), await theirs.metrics(), 'same text exposition');
+  // Cluster workers send this over IPC, as JSON.
+  const json = async (r: Registry) => JSON.parse(JSON.stringify(await r.getMetricsAsJSON())) as unknown;
+  t.same(await json(mine), await json(theirs), 'same JSON (cluster aggregation reads it)');
+  t.throws(() => h1.observe({ op: 'get' }, NaN), TypeError);
+  mine.resetMetrics();
+  theirs.resetMetrics();
+  t.equal(await mine.metrics(), await theirs.metrics(), 'reset empties both');
+  t.equal(statusClass(204), '2xx');
+  t.equal(statusClass(0), '0xx');
+  t.equal(statusClass(700), '7xx', 'beyond the usual classes still says its class');
 });

@@ -2,7 +2,7 @@ import { IncomingMessage, type ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import { errors, util, type Dispatcher } from 'undici';
 import { CredproxyError } from '../errors.js';
-import { clientResponseHeaders } from './headers.js';
+import { clientResponseHeaderList, clientResponseHeaders } from './headers.js';
 import { scrubbable, scrubHeaders, ScrubStream } from './scrub.js';
 
 export interface UpstreamRequest {
@@ -122,10 +122,10 @@ class Relay implements Dispatcher.DispatchHandler {
       this.discarding = true;
       return true;
     }
-    const headers = util.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>;
-    let out = clientResponseHeaders(headers);
     const secrets = this.opts.scrub;
     if (secrets && secrets.length > 0) {
+      const headers = util.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>;
+      let out = clientResponseHeaders(headers);
       const text = scrubbable(headers);
       // A scrubbed body changes length: it goes chunked.
       if (text) delete out['content-length'];
@@ -135,8 +135,10 @@ class Relay implements Dispatcher.DispatchHandler {
         scrub.pipe(this.res);
         this.sink = scrub;
       }
+      this.res.writeHead(statusCode, out);
+    } else {
+      this.res.writeHead(statusCode, clientResponseHeaderList(rawHeaders));
     }
-    this.res.writeHead(statusCode, out);
     this.streaming = true;
     this.resume = resume;
     this.sink.on('drain', resume);

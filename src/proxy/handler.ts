@@ -5,7 +5,7 @@ import type { SchemeContext } from '../auth/types.js';
 import type { IntegrationConfig } from '../config/types.js';
 import { audit, markBytes, type ByteMark } from '../audit/record.js';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
-import { requestLogger } from '../log.js';
+import { logRequestLine } from '../log.js';
 import { methodClass, statusClass } from '../metrics.js';
 import { markStale } from '../oauth/refresh.js';
 import type { Runtime } from '../runtime.js';
@@ -205,7 +205,7 @@ export function logRequest(
   const { client, entity, label, integration, host, path, refreshed = false, replayed = false } = info;
   rt.metrics.requests.inc({ integration, method: methodClass(method), status: statusClass(status) });
   rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
-  requestLogger(rt.log).info({ client, entity, label, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
+  logRequestLine(rt.log, { client, entity, label, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
 }
 
 function hasBody(req: IncomingMessage): boolean {

@@ -1,3 +1,5 @@
+import { util } from 'undici';
+
 /**
  * RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy's own, `expect` (node answered the
  * 100-continue already) and credproxy's connection label (it picks a credential; the upstream
@@ -69,6 +71,29 @@ export function clientResponseHeaders(headers: Record<string, string | string[] 
     out[name] = value;
   }
   return out;
+}
+
+/**
+ * The same headers as clientResponseHeaders, straight from undici's raw list into the flat
+ * [name, value, …] list node's writeHead takes: names lower-cased as parseHeaders gives them,
+ * values latin1, a repeated header kept as separate fields in the upstream's order. Saves
+ * building a header object and a filtered copy of it on every response.
+ */
+export function clientResponseHeaderList(raw: readonly Buffer[]): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = util.headerNameToString(raw[i]!);
+    const value = raw[i + 1]!.toString('latin1');
+    if (name === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
+    if (!RESPONSE_DROP.has(name)) out.push(name, value);
+  }
+  if (connection === undefined) return out;
+  // Names the upstream listed in Connection are hop-by-hop too (rare: filtered afterwards).
+  const listed = new Set(connection.split(',').map((t) => t.trim().toLowerCase()));
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!listed.has(out[i]!)) kept.push(out[i]!, out[i + 1]!);
+  return kept;
 }
 
 /** Puts the injected query parameters on the path, after removing the client's own copies of them. */

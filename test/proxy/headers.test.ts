@@ -1,5 +1,6 @@
 import t from 'tap';
-import { clientResponseHeaders, injectQuery, upstreamRequestHeaders } from '../../src/proxy/headers.js';
+import { util } from 'undici';
+import { clientResponseHeaderList, clientResponseHeaders, injectQuery, upstreamRequestHeaders } from '../../src/proxy/headers.js';
 import { integrationYaml, setup, viaProxy } from '../support/servers.js';
 
 const names = (raw: string[]) => raw.filter((_h, i) => i % 2 === 0).map((h) => h.toLowerCase());
@@ -76,6 +77,22 @@ t.test('upstreamRequestHeaders keeps casing and order and appends injected heade
 
 t.test('clientResponseHeaders honours Connection given as a list', async (t) => {
   t.same(clientResponseHeaders({ connection: ['a', 'B'], a: '1', b: '2', c: '3', 'transfer-encoding': 'chunked', d: undefined }), { c: '3' });
+});
+
+t.test('clientResponseHeaderList drops what clientResponseHeaders drops, from the raw list', async (t) => {
+  const raw = [
+    ['Content-Type', 'text/plain'], ['Connection', 'X-Hop, keep-alive'], ['Set-Cookie', 'a=1'], ['X-Hop', 'gone'], ['Keep-Alive', 'timeout=5'],
+    ['Set-Cookie', 'b=2'], ['X-Credproxy-Error', 'forged'], ['Transfer-Encoding', 'chunked'], ['X-Latin1', 'caf\u00e9'], ['connection', 'X-Other'], ['X-Other', 'gone too'],
+  ].flatMap(([n, v]) => [Buffer.from(n!, 'latin1'), Buffer.from(v!, 'latin1')]);
+  const list = clientResponseHeaderList(raw);
+  t.same(list, ['content-type', 'text/plain', 'set-cookie', 'a=1', 'set-cookie', 'b=2', 'x-latin1', 'caf\u00e9'], 'lower-cased names, upstream order, latin1 values');
+  const asObject: Record<string, string | string[]> = {};
+  for (let i = 0; i < list.length; i += 2) {
+    const prev = asObject[list[i]!];
+    asObject[list[i]!] = prev === undefined ? list[i + 1]! : [prev, list[i + 1]!].flat();
+  }
+  t.same(asObject, clientResponseHeaders(util.parseHeaders(raw) as Record<string, string | string[]>), 'the same fields as the object form');
+  t.same(clientResponseHeaderList([Buffer.from('X-A'), Buffer.from('1')]), ['x-a', '1']);
 });
 
 t.test('injectQuery', async (t) => {
