@@ -28,8 +28,14 @@ RUN npx tsc -p tsconfig.build.json \
 
 # ---- runtime: only what `credproxy start` needs, as a non-root user ---------------------------
 FROM node:22-bookworm-slim
+# glibc keeps freed native memory in per-thread arenas and above a moving trim threshold, so
+# RSS drifts up and down by tens of MiB under steady load while the heap stays flat; fixed
+# thresholds kept it within 5-8 MiB over 1,000,000 requests (README, Performance).
 ENV NODE_ENV=production \
-    CREDPROXY_CONFIG=/app/config
+    CREDPROXY_CONFIG=/app/config \
+    MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
+    MALLOC_TRIM_THRESHOLD_=131072
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
