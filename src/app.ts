@@ -12,6 +12,7 @@ import { createLogger } from './log.js';
 import { checkListenPolicy } from './proxy/client-auth.js';
 import { egressConnector, parseCidrs } from './proxy/egress.js';
 import { passthroughTrust } from './tls/bundle.js';
+import { flushAudit } from './audit/record.js';
 import { Metrics } from './metrics.js';
 import { snapshotOf, type Runtime } from './runtime.js';
 import { closeTunnels, createServer } from './server.js';
@@ -176,6 +177,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
         server.closeIdleConnections();
         closeTunnels(server);
       });
+      flushAudit(runtime);
       await runtime.events.close();
       await runtime.agent.close();
       await runtime.passthrough.close();

@@ -36,20 +36,36 @@ export interface AuditQuery {
 /** How many entries the in-memory ring keeps (all the API has without `audit.file`). */
 const RING = 10_000;
 
-/**
- * How often the file's real size is read again: other processes (credproxy start
- * --workers) append to the same file, so this one's own count runs behind. A stat every
- * few lines bounds the overshoot past max_bytes to that many lines per other writer.
- */
-const RESTAT_EVERY = 16;
+/** Lines are appended in batches: when this many characters are pending, or after FLUSH_MS. */
+export const AUDIT_BATCH_CHARS = 65_536;
+export const AUDIT_FLUSH_MS = 200;
+
+const sizeOf = (file: string) => (existsSync(file) ? statSync(file).size : 0);
+
+const byTime = (a: AuditEntry, b: AuditEntry) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0);
+
+/** Audit logs with lines pending: written synchronously when the process exits. */
+const live = new Set<WeakRef<AuditLog>>();
+let exitHook = false;
+function trackForExit(log: AuditLog): void {
+  for (const ref of live) if (ref.deref() === undefined) live.delete(ref);
+  live.add(new WeakRef(log));
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const ref of live) ref.deref()?.flush();
+  });
+}
 
 /**
  * JSON lines appended to `audit.file`, rotated when it passes `max_bytes` (file → file.1 →
- * … → file.<keep>), or without a file a ring of the latest entries in memory. Appends are synchronous:
- * each line lands whole and in order, and an audit line is small.
+ * … → file.<keep>), or without a file a ring of the latest entries in memory. Lines are
+ * gathered and appended in batches (one synchronous append per AUDIT_FLUSH_MS or
+ * AUDIT_BATCH_CHARS, rather than an open, write and close per request), so each batch lands
+ * whole and in order; a query, flush() (at shutdown) and the process's exit write what is
+ * pending first.
+ * A process killed outright loses at most the last AUDIT_FLUSH_MS of lines.
  */
-const sizeOf = (file: string) => (existsSync(file) ? statSync(file).size : 0);
-
 export class AuditLog {
   /**
    * The latest RING entries, as a circular buffer: `next` is where the next one goes (and,
@@ -58,10 +74,13 @@ export class AuditLog {
    */
   private readonly ring: AuditEntry[] = [];
   private next = 0;
-  private size = -1;
-  private writes = 0;
+  private dirMade = false;
+  private pending = '';
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly opts: { file?: string; max_bytes: number; keep: number }) {}
+  constructor(private readonly opts: { file?: string; max_bytes: number; keep: number }) {
+    if (opts.file) trackForExit(this);
+  }
 
   get file(): string | undefined {
     return this.opts.file;
@@ -75,16 +94,32 @@ export class AuditLog {
       this.next = (this.next + 1) % RING;
       return;
     }
-    const line = `${JSON.stringify(entry)}\n`;
-    if (this.size < 0) mkdirSync(dirname(file), { recursive: true });
-    if (this.size < 0 || ++this.writes % RESTAT_EVERY === 0) this.size = sizeOf(file);
-    if (this.size > 0 && this.size + line.length > this.opts.max_bytes) {
-      // Another writer may have rotated it already: only a file really full is rotated.
-      this.size = sizeOf(file);
-      if (this.size > 0 && this.size + line.length > this.opts.max_bytes) this.rotate(file);
+    this.pending += `${JSON.stringify(entry)}\n`;
+    // A batch is a small part of max_bytes, so rotation (checked per batch) stays close to it.
+    if (this.pending.length >= Math.min(AUDIT_BATCH_CHARS, this.opts.max_bytes / 8)) this.flush();
+    else if (!this.timer) {
+      this.timer = setTimeout(() => this.flush(), AUDIT_FLUSH_MS);
+      this.timer.unref();
     }
-    appendFileSync(file, line, { mode: 0o600 });
-    this.size += Buffer.byteLength(line);
+  }
+
+  /** Appends the pending lines now (rotating first when they would take the file past max_bytes). */
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const file = this.opts.file;
+    if (!file || this.pending === '') return;
+    const batch = this.pending;
+    this.pending = '';
+    if (!this.dirMade) {
+      mkdirSync(dirname(file), { recursive: true });
+      this.dirMade = true;
+    }
+    // The file's real size, once per batch: other processes (credproxy start --workers)
+    // append to it and rotate it too.
+    const size = sizeOf(file);
+    if (size > 0 && size + batch.length > this.opts.max_bytes) this.rotate(file);
+    appendFileSync(file, batch, { mode: 0o600 });
   }
 
   private rotate(file: string): void {
@@ -92,12 +127,13 @@ export class AuditLog {
     if (existsSync(`${file}.${keep}`)) unlinkSync(`${file}.${keep}`);
     for (let i = keep - 1; i >= 1; i--) if (existsSync(`${file}.${i}`)) renameSync(`${file}.${i}`, `${file}.${i + 1}`);
     renameSync(file, `${file}.1`);
-    this.size = 0;
   }
 
   /** Matching entries, oldest first, the latest `limit` of them: from the files when there are some, else the ring. */
   query(q: AuditQuery): AuditEntry[] {
-    const all = this.opts.file ? this.readFiles(this.opts.file) : this.ringInOrder();
+    this.flush();
+    // Several writers (--workers) append whole batches, not single lines: order by time.
+    const all = this.opts.file ? this.readFiles(this.opts.file).sort(byTime) : this.ringInOrder();
     const since = q.since;
     const hits = all.filter(
       (e) =>

@@ -16,6 +16,11 @@ export function auditLogOf(rt: Runtime): AuditLog {
   return log;
 }
 
+/** Writes the audit lines still pending (shutdown). */
+export function flushAudit(rt: Runtime): void {
+  logs.get(rt)?.flush();
+}
+
 /** Byte counters of the request's connection when its handling starts. */
 export interface ByteMark {
   read: number;

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { pollUntil } from '../support/poll.js';
 import { join } from 'node:path';
 import t from 'tap';
 import { type CliIO } from '../../src/cli/admin.js';
@@ -27,6 +28,8 @@ t.test('every request to an integration host is audited, with no secret, query v
   t.equal((await viaProxy(proxy.port, `${up.origin}/v1/nobody`, { headers: { 'x-entity-id': 'carol' } })).status, 424);
   t.equal((await viaProxy(proxy.port, `${other.origin}/passthrough`)).status, 200);
 
+  // Lines go out in batches, within AUDIT_FLUSH_MS.
+  t.ok(await pollUntil(() => existsSync(file) && readFileSync(file, 'utf8').trim().split('\n').length >= 4, 2_000), 'the batch was written');
   const text = readFileSync(file, 'utf8');
   const lines = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   t.equal(lines.length, 4, 'one line per request to an integration host; passthrough is not audited');

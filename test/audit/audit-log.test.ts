@@ -1,8 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { AuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
+import { AUDIT_FLUSH_MS, AuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 
 const entry = (i: number, over: Partial<AuditEntry> = {}): AuditEntry => ({
   time: new Date(1_700_000_000_000 + i * 1000).toISOString(),
@@ -28,6 +29,7 @@ t.test('two writers on one file (--workers): rotation follows the real size, not
   const a = new AuditLog({ file, max_bytes: max, keep: 5 });
   const b = new AuditLog({ file, max_bytes: max, keep: 5 });
   for (let i = 0; i < 400; i++) (i % 2 ? a : b).record(entry(i));
+  b.flush();
   const sizes = [file, `${file}.1`, `${file}.2`].map((f) => (existsSync(f) ? readFileSync(f).length : 0));
   t.ok(sizes[1]! > 0 && sizes[2]! > 0, 'rotated');
   for (const s of sizes) t.ok(s <= max * 1.25, `a file of ${s} bytes: at most a few lines past max_bytes (each writer counting only its own lines would reach twice)`);
@@ -63,4 +65,27 @@ t.test('without a file: a ring in memory', async (t) => {
   const all = log.query({ limit: 100_000 });
   t.equal(all.length, 10_000);
   t.equal(all[0]!.path, '/r/5');
+});
+
+t.test('lines are appended in batches: after AUDIT_FLUSH_MS, before a query, and at exit', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'audit-')), 'audit.log');
+  const log = new AuditLog({ file, max_bytes: 10_000_000, keep: 1 });
+  log.record(entry(1));
+  log.record(entry(2));
+  t.notOk(existsSync(file), 'not one write per request');
+  await new Promise((r) => setTimeout(r, AUDIT_FLUSH_MS + 100));
+  t.equal(readFileSync(file, 'utf8').trim().split('\n').length, 2, 'written by the timer');
+  log.record(entry(3));
+  t.equal(log.query({ limit: 10 }).at(-1)!.path, '/r/3', 'a query sees the lines still pending');
+
+  // A process that exits right after recording still writes them (the exit hook).
+  const script = `
+    import { AuditLog } from ${JSON.stringify(new URL('../../src/audit/audit-log.ts', import.meta.url).href)};
+    const log = new AuditLog({ file: process.argv[1], max_bytes: 10_000_000, keep: 1 });
+    for (let i = 0; i < 3; i++) log.record({ time: new Date().toISOString(), entity: 'e', integration: 'svc', label: null, method: 'GET', host: 'h', path: '/x' + i, status: 200, bytes_in: 0, bytes_out: 0, ms: 1, refreshed: false, replayed: false, client: null });
+    process.exit(0);
+  `;
+  const exiting = join(mkdtempSync(join(tmpdir(), 'audit-')), 'audit.log');
+  execFileSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script, exiting]);
+  t.same(readFileSync(exiting, 'utf8').trim().split('\n').map((l) => JSON.parse(l).path), ['/x0', '/x1', '/x2']);
 });
