@@ -1,5 +1,4 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { pollUntil } from '../support/poll.js';
 import { join } from 'node:path';
 import t from 'tap';
 import { type CliIO } from '../../src/cli/admin.js';
