@@ -146,7 +146,9 @@ export const finishFlow = browserFacing(async (rt, req, res) => {
     res.writeHead(302, { location: flow.redirect_to, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).end();
     return;
   }
-  sendPage(res, 200, 'Connected', `${integration!.name} is connected. You can close this page.`);
+  // A user with several accounts should see which one this browser just connected.
+  const account = flow.label === undefined ? '' : ` as your "${flow.label}" account`;
+  sendPage(res, 200, 'Connected', `${integration!.name} is connected${account}. You can close this page.`);
 });
 
 /** Marks the flow's connection failed, unless it is already active (a failed re-connect loses nothing). */

@@ -53,6 +53,7 @@ t.test('a connect link with ?label= creates the labelled connection, through the
   t.notMatch(toProvider.headers.get('location')!, /work/, 'and no label');
   const done = await fetch(toProvider.headers.get('location')!);
   t.equal(done.status, 200);
+  t.match(await done.text(), /demo is connected as your &quot;work&quot; account/, 'the page says which account');
 
   t.match(await view(s, 'work'), { label: 'work', status: 'active' });
   t.equal(await view(s), undefined, 'still no default connection');
