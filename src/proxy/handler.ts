@@ -84,7 +84,8 @@ export async function prepareRequest(
   info.path = target.url.pathname;
   const route = routes.match(target.hostname, target.port, target.url.pathname);
   const tokenUse = await takeEntityToken(rt.store.kv, req.rawHeaders, target.url.pathname + target.url.search, route?.integration, proxyToken);
-  const entity = entityWithToken(identify(req, settings.entity_header, tokenUse ? undefined : proxyAuthorization), tokenUse);
+  const identity = identify(req, settings.entity_header, tokenUse ? undefined : proxyAuthorization);
+  const entity = entityWithToken(identity, tokenUse);
   info.entity = entity;
   if (client !== undefined && !proxyToken) clients?.authorize(client, entity);
 
@@ -106,7 +107,7 @@ export async function prepareRequest(
     if (!entity) {
       throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${info.integration}": name the entity with the ${settings.entity_header} header`);
     }
-    label = labelWithToken(connectionLabel(req), tokenUse);
+    label = labelWithToken(connectionLabel(identity), tokenUse);
     info.label = label;
     await checkRate(rt.store.rateLimit, settings, route.integration, entity);
     // A host template (`{{tenant}}.example.com`) matched: the connection's params must produce exactly this host.

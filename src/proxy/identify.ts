@@ -19,6 +19,8 @@ export interface Identity {
   entity: string | undefined;
   /** where the entity came from, for the log */
   via: 'header' | 'proxy-user' | undefined;
+  /** every X-Connection-Label value, as sent (gathered in the same pass; checked by connectionLabel where a label matters) */
+  labels?: string[];
 }
 
 /**
@@ -36,6 +38,7 @@ export function identify(
   const wanted = entityHeader.toLowerCase();
   let entity: string | undefined;
   let hosts = 0;
+  let labels: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if (name === wanted) {
@@ -43,13 +46,17 @@ export function identify(
       entity = raw[i + 1]!;
     } else if (name === 'host' && ++hosts > 1) {
       throw new CredproxyError('bad_request', 'the Host header is given more than once');
+    } else if (name === LABEL_NAME) {
+      (labels ??= []).push(raw[i + 1]!);
     }
   }
-  if (entity !== undefined) return { entity: checkEntityId(entity, `the ${entityHeader} header`), via: 'header' };
+  if (entity !== undefined) return { entity: checkEntityId(entity, `the ${entityHeader} header`), via: 'header', labels };
   const user = proxyUser(proxyAuthorization);
-  if (user) return { entity: checkEntityId(user, 'the proxy user name'), via: 'proxy-user' };
-  return { entity: undefined, via: undefined };
+  if (user) return { entity: checkEntityId(user, 'the proxy user name'), via: 'proxy-user', labels };
+  return { entity: undefined, via: undefined, labels };
 }
+
+const LABEL_NAME = LABEL_HEADER.toLowerCase();
 
 /** The user name of `Proxy-Authorization: Basic …`, if any. */
 export function proxyUser(header: string | undefined): string | undefined {
@@ -69,13 +76,9 @@ export function proxyUser(header: string | undefined): string | undefined {
  * `X-Connection-Label`, or undefined for the default (unlabelled) one. Given twice, empty or
  * malformed it is refused rather than guessed at, like the entity header.
  */
-export function connectionLabel(req: IncomingMessage): string | undefined {
-  const raw = req.rawHeaders;
-  let label: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() !== 'x-connection-label') continue;
-    if (label !== undefined) throw new CredproxyError('bad_request', `the ${LABEL_HEADER} header is given more than once`);
-    label = raw[i + 1]!;
-  }
-  return label === undefined ? undefined : checkLabel(label, `the ${LABEL_HEADER} header`);
+export function connectionLabel(identity: Identity): string | undefined {
+  const { labels } = identity;
+  if (labels === undefined) return undefined;
+  if (labels.length > 1) throw new CredproxyError('bad_request', `the ${LABEL_HEADER} header is given more than once`);
+  return checkLabel(labels[0]!, `the ${LABEL_HEADER} header`);
 }
