@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { flushAtExit } from './exit-flush.js';
 
 /** pino's asynchronous file destination (sonic-boom). */
 type SonicBoom = ReturnType<typeof pino.destination>;
@@ -89,10 +90,6 @@ export function logRequestLine(log: Logger, fields: Readonly<Record<string, unkn
 export const LOG_BATCH_BYTES = 65536;
 export const LOG_FLUSH_MS = 200;
 
-/** The batches not yet garbage: each one's pending lines are written synchronously at exit. */
-const liveBatches = new Set<WeakRef<LineBatch>>();
-let exitHookSet = false;
-
 /**
  * Gathers log lines into batches before they reach sonic-boom. sonic-boom measures the
  * UTF-8 length of its whole pending buffer on every write (a string it keeps appending to,
@@ -107,14 +104,7 @@ export class LineBatch {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly out: SonicBoom) {
-    for (const ref of liveBatches) if (ref.deref() === undefined) liveBatches.delete(ref);
-    liveBatches.add(new WeakRef(this));
-    if (!exitHookSet) {
-      exitHookSet = true;
-      process.once('exit', () => {
-        for (const ref of liveBatches) ref.deref()?.flushSync();
-      });
-    }
+    flushAtExit(this);
   }
 
   write(line: string): boolean {

@@ -1,5 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { flushAtExit, type SyncFlushable } from '../exit-flush.js';
 
 /**
  * One request to an integration host. Built from the pipeline's RequestInfo, which holds
@@ -44,29 +45,16 @@ const sizeOf = (file: string) => (existsSync(file) ? statSync(file).size : 0);
 
 const byTime = (a: AuditEntry, b: AuditEntry) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0);
 
-/** Audit logs with lines pending: written synchronously when the process exits. */
-const live = new Set<WeakRef<AuditLog>>();
-let exitHook = false;
-function trackForExit(log: AuditLog): void {
-  for (const ref of live) if (ref.deref() === undefined) live.delete(ref);
-  live.add(new WeakRef(log));
-  if (exitHook) return;
-  exitHook = true;
-  process.once('exit', () => {
-    for (const ref of live) ref.deref()?.flush();
-  });
-}
-
 /**
  * JSON lines appended to `audit.file`, rotated when it passes `max_bytes` (file → file.1 →
  * … → file.<keep>), or without a file a ring of the latest entries in memory. Lines are
  * gathered and appended in batches (one synchronous append per AUDIT_FLUSH_MS or
  * AUDIT_BATCH_CHARS, rather than an open, write and close per request), so each batch lands
- * whole and in order; a query, flush() (at shutdown) and the process's exit write what is
+ * whole and in order; a query, flushSync() (at shutdown) and the process's exit write what is
  * pending first.
  * A process killed outright loses at most the last AUDIT_FLUSH_MS of lines.
  */
-export class AuditLog {
+export class AuditLog implements SyncFlushable {
   /**
    * The latest RING entries, as a circular buffer: `next` is where the next one goes (and,
    * once full, the oldest). Dropping the oldest with splice() moved 10,000 slots on every
@@ -79,7 +67,7 @@ export class AuditLog {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: { file?: string; max_bytes: number; keep: number }) {
-    if (opts.file) trackForExit(this);
+    if (opts.file) flushAtExit(this);
   }
 
   get file(): string | undefined {
@@ -96,15 +84,15 @@ export class AuditLog {
     }
     this.pending += `${JSON.stringify(entry)}\n`;
     // A batch is a small part of max_bytes, so rotation (checked per batch) stays close to it.
-    if (this.pending.length >= Math.min(AUDIT_BATCH_CHARS, this.opts.max_bytes / 8)) this.flush();
+    if (this.pending.length >= Math.min(AUDIT_BATCH_CHARS, this.opts.max_bytes / 8)) this.flushSync();
     else if (!this.timer) {
-      this.timer = setTimeout(() => this.flush(), AUDIT_FLUSH_MS);
+      this.timer = setTimeout(() => this.flushSync(), AUDIT_FLUSH_MS);
       this.timer.unref();
     }
   }
 
-  /** Appends the pending lines now (rotating first when they would take the file past max_bytes). */
-  flush(): void {
+  /** Appends the pending lines now (rotating first when they would take the file past max_bytes); synchronous. */
+  flushSync(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     const file = this.opts.file;
@@ -131,7 +119,7 @@ export class AuditLog {
 
   /** Matching entries, oldest first, the latest `limit` of them: from the files when there are some, else the ring. */
   query(q: AuditQuery): AuditEntry[] {
-    this.flush();
+    this.flushSync();
     // Several writers (--workers) append whole batches, not single lines: order by time.
     const all = this.opts.file ? this.readFiles(this.opts.file).sort(byTime) : this.ringInOrder();
     const since = q.since;

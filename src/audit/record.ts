@@ -18,7 +18,7 @@ export function auditLogOf(rt: Runtime): AuditLog {
 
 /** Writes the audit lines still pending (shutdown). */
 export function flushAudit(rt: Runtime): void {
-  logs.get(rt)?.flush();
+  logs.get(rt)?.flushSync();
 }
 
 /** Byte counters of the request's connection when its handling starts. */

@@ -29,7 +29,7 @@ t.test('two writers on one file (--workers): rotation follows the real size, not
   const a = new AuditLog({ file, max_bytes: max, keep: 5 });
   const b = new AuditLog({ file, max_bytes: max, keep: 5 });
   for (let i = 0; i < 400; i++) (i % 2 ? a : b).record(entry(i));
-  b.flush();
+  b.flushSync();
   const sizes = [file, `${file}.1`, `${file}.2`].map((f) => (existsSync(f) ? readFileSync(f).length : 0));
   t.ok(sizes[1]! > 0 && sizes[2]! > 0, 'rotated');
   for (const s of sizes) t.ok(s <= max * 1.25, `a file of ${s} bytes: at most a few lines past max_bytes (each writer counting only its own lines would reach twice)`);
