@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCredproxy } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import type { Settings } from './config/types.js';
 import { createLogger, type LogFormat } from './log.js';
 import { installShutdown } from './shutdown.js';
 import { loadOrCreateCa } from './tls/ca.js';
@@ -103,19 +104,20 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'start': {
-      // LOG_LEVEL wins (a one-off debugging run); else credproxy.yaml's log.level, which a reload may change later.
-      let level = process.env.LOG_LEVEL;
-      if (level === undefined) {
-        try {
-          level = loadConfig(configDir).settings.log.level;
-        } catch {
-          /* startCredproxy below reports the config's problems */
-        }
+      // Read once here for the log level and the workers' primary; a config that does not
+      // validate is reported below, where it is used.
+      let loaded: { settings?: Settings; error?: unknown };
+      try {
+        loaded = { settings: loadConfig(configDir, { host: values.host, port }).settings };
+      } catch (error) {
+        loaded = { error };
       }
-      const base = createLogger({ format: format as LogFormat, level });
+      // LOG_LEVEL wins (a one-off debugging run); else credproxy.yaml's log.level, which a reload may change later.
+      const base = createLogger({ format: format as LogFormat, level: process.env.LOG_LEVEL ?? loaded.settings?.log.level });
       if (workers > 1 && cluster.isPrimary) {
         try {
-          const { settings } = loadConfig(configDir, { host: values.host, port });
+          const settings = loaded.settings;
+          if (!settings) throw loaded.error;
           const problem = workersProblem(settings, workers, process.env);
           if (problem) fail(`credproxy: ${problem}`, 1);
           const primary = await startPrimary({ workers, settings, log: base });
