@@ -1,12 +1,25 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { parseOptions } from '../bench/options.js';
 import { formatTable, summarize, type CaseInfo, type Sample } from '../bench/report.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const script = `${root}dist/bench/bench.js`;
+
+/** Runs the built bench with `args` and checks that it exits 0; its stdout. */
+async function runBench(t: Test, args: string[]): Promise<string> {
+  const child = spawn(process.execPath, [script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  t.equal(code, 0, 'bench exits 0');
+  if (code !== 0) t.comment(err);
+  return out;
+}
 
 t.test('options: defaults, --smoke, flags over the environment, bad values refused', async (t) => {
   t.match(parseOptions([], {}), { duration: 5, connections: 32, rounds: 1, warmup: 1, json: false, smoke: false, storm: 1000, stormRounds: 3, tokenLatency: 50, memory: 50_000, workers: 0, redis: 'redis://127.0.0.1:6379', only: undefined, cpuProf: undefined });
@@ -50,14 +63,7 @@ t.test('summary: medians over rounds, CPU per request, ratios within a group', a
 
 t.test('npm run bench --smoke runs every case end to end (speed is not checked)', async (t) => {
   t.ok(existsSync(script), `${script} exists (npm test builds it first; run npm run build)`);
-  const child = spawn(process.execPath, [script, '--smoke', '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  t.equal(code, 0, 'bench exits 0');
-  if (code !== 0) t.comment(err);
+  const out = await runBench(t, ['--smoke', '--json']);
   const report = JSON.parse(out) as {
     machine: { cores: number; node: string };
     problems: string[];
@@ -88,14 +94,7 @@ t.test('npm run bench --smoke runs every case end to end (speed is not checked)'
 });
 
 t.test('npm run bench --workers 2 compares credproxy start on Redis with 1 and 2 processes (speed is not checked)', async (t) => {
-  const child = spawn(process.execPath, [script, '--smoke', '--json', '--workers', '2', '--only', 'injection-redis,injection-workers', '--storm', '0', '--memory', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  t.equal(code, 0, 'bench exits 0');
-  if (code !== 0) t.comment(err);
+  const out = await runBench(t, ['--smoke', '--json', '--workers', '2', '--only', 'injection-redis,injection-workers', '--storm', '0', '--memory', '0']);
   const report = JSON.parse(out) as { problems: string[]; results: Array<{ name: string; label: string; rps: number; cpuPerRequest: number | null }>; workersRatio: number };
   t.same(report.problems, [], 'both saw the credential injected on every request');
   t.same(report.results.map((r) => r.name), ['injection-redis', 'injection-workers']);

@@ -124,20 +124,28 @@ function gateTokenEndpoint(s: Setup) {
   return { arrived, release };
 }
 
-t.test('requests that arrive while a refresh replaces their token wait for it instead of sending the refused token', async (t) => {
-  const s = await setup(t);
+/**
+ * One request finds its unexpired token refused and starts a refresh, which the token
+ * endpoint holds; `n` more requests arrive meanwhile (they find the stored, still unexpired
+ * token, and must not send it); then the endpoint answers (after `beforeRelease`).
+ */
+async function duringRefresh(s: Setup, n: number, beforeRelease: () => void = () => {}) {
   const tokens = s.as.issue();
   await s.proxy.connect('alice', 'demo', { credentials: { ...tokens, expires_in: 3600 } });
   s.as.revokeAccess(tokens.access_token);
   const gate = gateTokenEndpoint(s);
   const first = get(s);
   await gate.arrived;
-  // The refresh is under way (the token endpoint holds its answer): these find the stored,
-  // still unexpired token, and must not send it.
-  const later = Array.from({ length: 50 }, () => get(s));
+  const later = Array.from({ length: n }, () => get(s));
   await new Promise((r) => setTimeout(r, 100));
+  beforeRelease();
   gate.release();
-  const all = await Promise.all([first, ...later]);
+  return { tokens, all: await Promise.all([first, ...later]) };
+}
+
+t.test('requests that arrive while a refresh replaces their token wait for it instead of sending the refused token', async (t) => {
+  const s = await setup(t);
+  const { tokens, all } = await duringRefresh(s, 50);
   t.same(new Set(all.map((r) => r.status)), new Set([200]));
   t.equal(s.as.count('refresh_token'), 1, 'one token endpoint call');
   const withOld = s.up.seen.filter((r) => r.headers.authorization === `Bearer ${tokens.access_token}`).length;
@@ -147,17 +155,9 @@ t.test('requests that arrive while a refresh replaces their token wait for it in
 
 t.test('when the refresh they waited for fails, waiting requests get refresh_failed and the refresh token stays stored', async (t) => {
   const s = await setup(t);
-  const tokens = s.as.issue();
-  await s.proxy.connect('alice', 'demo', { credentials: { ...tokens, expires_in: 3600 } });
-  s.as.revokeAccess(tokens.access_token);
-  const gate = gateTokenEndpoint(s);
-  const first = get(s);
-  await gate.arrived;
-  const later = Array.from({ length: 5 }, () => get(s));
-  await new Promise((r) => setTimeout(r, 100));
-  s.as.tokenEndpoint = 'error500';
-  gate.release();
-  const all = await Promise.all([first, ...later]);
+  const { tokens, all } = await duringRefresh(s, 5, () => {
+    s.as.tokenEndpoint = 'error500';
+  });
   t.same(
     all.map((r) => [r.status, r.json<{ error: { code: string } }>().error.code]),
     Array(6).fill([502, 'refresh_failed']),
