@@ -24,7 +24,6 @@ export const ERRORS = {
   upstream_error: { status: 502, message: 'the upstream could not be reached or answered garbage' },
   refresh_failed: { status: 502, message: 'the token endpoint could not be reached or answered garbage' },
   store_unavailable: { status: 503, message: 'the store does not answer' },
-  not_ready: { status: 503, message: 'not ready' },
   upstream_timeout: { status: 504, message: 'the upstream did not answer in time' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

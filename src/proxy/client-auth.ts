@@ -97,17 +97,6 @@ export function proxyAuthorizationOf(req: IncomingMessage): string | undefined {
   return found;
 }
 
-/** Step one of a proxied request (CONNECT too): the client's name, 407 without a valid key, undefined when no clients are configured. */
-export function authenticateClient(settings: Settings, req: IncomingMessage): string | undefined {
-  const header = proxyAuthorizationOf(req);
-  return authenticatorFor(settings)?.authenticate(header);
-}
-
-/** Step two, once the entity is known: 403 entity_denied when the client may not act for it. */
-export function authorizeEntity(settings: Settings, client: string | undefined, entity: string | undefined): void {
-  if (client !== undefined) authenticatorFor(settings)?.authorize(client, entity);
-}
-
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);

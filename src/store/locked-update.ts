@@ -111,11 +111,6 @@ function writeBackOf(store: ConnectionStore, log: Logger | undefined): WriteBack
   return wb;
 }
 
-/** Pending writes of this process (for tests and shutdown logs). */
-export function pendingWrites(store: ConnectionStore): number {
-  return writeBacks.get(store)?.size ?? 0;
-}
-
 /**
  * Results that could not be stored, retried until the store answers. A pending result is
  * written only if the stored connection is still the one it was made from (the work's
@@ -128,10 +123,6 @@ class WriteBack {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly store: ConnectionStore, private readonly log: Logger | undefined, private readonly retryMs = 250) {}
-
-  get size(): number {
-    return this.pending.size;
-  }
 
   add(base: Connection, next: Connection, lock: LockHandle, unchanged: (stored: Connection, base: Connection) => boolean): void {
     this.log?.error({ entity: next.entity, integration: next.integration, label: next.label }, 'store: could not write an updated connection; kept in memory and retried until the store answers');

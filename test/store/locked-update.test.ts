@@ -2,12 +2,13 @@ import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import type { Settings } from '../../src/config/types.js';
-import { lockedUpdate, pendingWrites, type LockedUpdateWork } from '../../src/store/locked-update.js';
+import { lockedUpdate, type LockedUpdateWork } from '../../src/store/locked-update.js';
 import { openStore } from '../../src/store/open.js';
 import type { Connection, ConnectionStore } from '../../src/store/types.js';
 import { LogCapture, SECRET_KEY } from '../support/servers.js';
 import { cleanPrefix, REDIS_URL, RedisRelay, uniquePrefix } from '../support/redis.js';
 import { pollUntil } from '../support/poll.js';
+import { logLine } from '../support/log-wait.js';
 
 const env = { CREDPROXY_SECRET_KEY: SECRET_KEY, CREDPROXY_ADMIN_TOKEN: 'admin-token-for-update-tests' };
 type Teardown = { teardown(fn: () => unknown): void };
@@ -87,12 +88,12 @@ t.test('Redis lost after the token endpoint answered: the rotated token is kept 
   t.equal(r.updated, true);
   t.equal(r.persisted, false, 'reported as not yet stored');
   t.equal(r.connection?.credentials.access_token, 'at-new', 'the caller can use the new token at once');
-  t.equal(pendingWrites(viaRelay), 1);
+  t.match(logs.text, /kept in memory and retried/, 'the result waits in memory');
   t.equal((await direct.get('carol', 'demo', { fresh: true }))?.credentials.refresh_token, 'rt-old', 'not in Redis yet');
   await t.rejects(lockedUpdate(viaRelay, 'carol', 'demo', work), { code: 'store_unavailable' }, 'no new work while the store is down');
   await relay.restore();
   t.ok(await pollUntil(async () => (await direct.get('carol', 'demo', { fresh: true }))?.credentials.refresh_token === 'rt-new', 15_000), 'written once Redis is back');
-  t.ok(await pollUntil(() => pendingWrites(viaRelay) === 0, 5_000), 'and no longer pending');
+  t.ok(await logLine(logs, /pending connection update written/, 5_000), 'and no longer pending');
   const again = await lockedUpdate(direct, 'carol', 'demo', work, { waitMs: 5_000 });
   t.equal(again.updated, false);
   t.equal(again.connection?.credentials.refresh_token, 'rt-new', 'another instance finds the written-back result…');
@@ -106,12 +107,14 @@ t.test('a pending result is written before new work, and dropped if the connecti
   t.teardown(() => cleanPrefix(prefix));
   const relay = await new RedisRelay().start();
   t.teardown(() => relay.close());
+  const logs = new LogCapture();
+  const log = pino({ level: 'debug' }, logs);
   const viaRelay = await open(t, relay.url, prefix);
   const direct = await open(t, REDIS_URL, prefix);
 
   await direct.put(expiring('dave'));
   const first = refresher(20, () => relay.cut());
-  t.equal((await lockedUpdate(viaRelay, 'dave', 'demo', first.work)).persisted, false);
+  t.equal((await lockedUpdate(viaRelay, 'dave', 'demo', first.work, { log })).persisted, false);
   await relay.restore();
   const second = refresher(20);
   const r = await pollUntil(async () => {
@@ -123,11 +126,11 @@ t.test('a pending result is written before new work, and dropped if the connecti
 
   await direct.put(expiring('erin'));
   const third = refresher(20, () => relay.cut());
-  t.equal((await lockedUpdate(viaRelay, 'erin', 'demo', third.work)).persisted, false);
+  t.equal((await lockedUpdate(viaRelay, 'erin', 'demo', third.work, { log })).persisted, false);
   // Meanwhile the user connects again through an instance that still reaches Redis.
   await direct.put({ ...expiring('erin'), credentials: { access_token: 'at-user', refresh_token: 'rt-user' }, updated_at: 2 });
   await relay.restore();
-  t.ok(await pollUntil(() => pendingWrites(viaRelay) === 0, 15_000));
+  t.ok(await logLine(logs, /the update is dropped/, 15_000), 'the pending update is dropped, not written');
   t.equal((await direct.get('erin', 'demo', { fresh: true }))?.credentials.refresh_token, 'rt-user', 'the newer connection wins');
 });
 

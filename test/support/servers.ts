@@ -90,7 +90,10 @@ export const SECRET_KEY = Buffer.alloc(32, 7).toString('base64');
 export class LogCapture extends Writable {
   readonly lines: string[] = [];
   override _write(chunk: Buffer, _enc: string, cb: () => void) {
-    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
+      this.lines.push(line);
+      this.emit('line', line);
+    }
     cb();
   }
   get text() {
