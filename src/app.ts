@@ -12,9 +12,8 @@ import { createLogger } from './log.js';
 import { checkListenPolicy } from './proxy/client-auth.js';
 import { egressConnector, parseCidrs } from './proxy/egress.js';
 import { passthroughTrust } from './tls/bundle.js';
-import { flushAudit } from './audit/record.js';
 import { Metrics } from './metrics.js';
-import { snapshotOf, type Runtime } from './runtime.js';
+import { closeRuntime, instanceState, snapshotOf, type Runtime } from './runtime.js';
 import { closeTunnels, createServer } from './server.js';
 import { drainOnClose } from './shutdown.js';
 import { observeStore } from './store/observed.js';
@@ -129,6 +128,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     adminToken: adminTokenFor(config, env, dataDir, log),
     metrics,
     events: new Events({ ...opts.events, settings: () => runtime.current.config.settings.events, log, metrics }),
+    ...instanceState(config, store, log, () => runtime.current),
   };
   const reloader = new ConfigReloader(runtime, opts.configDir, { ...opts, env, debounceMs: opts.reloadDebounceMs });
   if (opts.watch) reloader.watch();
@@ -149,9 +149,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     // A failed start (port in use, …) must not leave the store file open or the pool alive.
     reloader.close();
     process.off('SIGHUP', onHangup);
-    await runtime.events.close();
-    await runtime.agent.close();
-    await store.close();
+    await closeRuntime(runtime);
     throw err;
   }
   const actual = (server.address() as AddressInfo).port;
@@ -177,11 +175,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
         server.closeIdleConnections();
         closeTunnels(server);
       });
-      flushAudit(runtime);
-      await runtime.events.close();
-      await runtime.agent.close();
-      await runtime.passthrough.close();
-      await store.close();
+      await closeRuntime(runtime);
     },
   };
 }

@@ -1,20 +1,27 @@
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
+import { AuditLog } from './audit/audit-log.js';
 import type { Config } from './config/types.js';
 import type { Events } from './events.js';
+import { TunnelGate } from './limits.js';
 import type { Metrics } from './metrics.js';
+import { newRefreshState, type RefreshState } from './oauth/refresh-state.js';
+import { authenticatorFor, type ClientAuthenticator } from './proxy/client-auth.js';
 import { RoutingTable } from './proxy/match.js';
+import { WriteBack } from './store/locked-update.js';
 import type { ConnectionStore } from './store/types.js';
 import type { TlsRuntime } from './tls/runtime.js';
 
-/** A config and the routing table built from it: what one request uses from start to end. */
+/** A config and what is built from it: what one request uses from start to end. */
 export interface Snapshot {
   readonly config: Config;
   readonly routes: RoutingTable;
+  /** who may use the proxy (`clients`); null when anyone may */
+  readonly clients: ClientAuthenticator | null;
 }
 
 export function snapshotOf(config: Config): Snapshot {
-  return { config, routes: new RoutingTable(config.integrations.values()) };
+  return { config, routes: new RoutingTable(config.integrations.values()), clients: authenticatorFor(config.settings) };
 }
 
 /** Everything a request handler needs; `current` is swapped whole when the config changes. */
@@ -30,4 +37,40 @@ export interface Runtime {
   readonly tls: TlsRuntime;
   /** connection events for the webhook: `rt.events.emit({ type, entity, integration, status })` */
   readonly events: Events;
+  /**
+   * The state this instance keeps between requests, made with the runtime (instanceState)
+   * and closed with it (closeRuntime); nothing of it lives in module-level maps.
+   * The audit writer is replaced when a reload changes `audit.*` (src/audit/record.ts).
+   */
+  audit: AuditLog;
+  readonly refresh: RefreshState;
+  /** refresh results the store could not take, retried until it answers (store/locked-update.ts) */
+  readonly writeBack: WriteBack;
+  /** open CONNECT tunnels against `limits.max_tunnels` (read live, so a reload applies) */
+  readonly tunnels: TunnelGate;
+}
+
+/** The per-instance state of a new runtime; `current` is read when needed, so a reload applies. */
+export function instanceState(
+  config: Config,
+  store: ConnectionStore,
+  log: Logger,
+  current: () => Snapshot,
+): Pick<Runtime, 'audit' | 'refresh' | 'writeBack' | 'tunnels'> {
+  return {
+    audit: new AuditLog(config.settings.audit),
+    refresh: newRefreshState(),
+    writeBack: new WriteBack(store, log),
+    tunnels: new TunnelGate(() => current().config.settings.limits.max_tunnels),
+  };
+}
+
+/** Ends what the runtime owns, in order: pending audit lines and write-backs, events, pools, store. */
+export async function closeRuntime(rt: Runtime): Promise<void> {
+  rt.audit.close();
+  rt.writeBack.close();
+  await rt.events.close();
+  await rt.agent.close();
+  await rt.passthrough.close();
+  await rt.store.close();
 }

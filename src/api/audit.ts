@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { auditLogOf } from '../audit/record.js';
 import { CredproxyError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { sendJson } from './http.js';
@@ -18,6 +17,6 @@ export function getAudit(rt: Runtime, req: IncomingMessage, res: ServerResponse)
     since = /^\d+$/.test(sinceText) ? Number(sinceText) : Date.parse(sinceText);
     if (Number.isNaN(since)) throw new CredproxyError('bad_request', 'since must be an ISO 8601 time or milliseconds since the epoch');
   }
-  const entries = auditLogOf(rt).query({ entity: q.get('entity') ?? undefined, integration: q.get('integration') ?? undefined, since, limit });
+  const entries = rt.audit.query({ entity: q.get('entity') ?? undefined, integration: q.get('integration') ?? undefined, since, limit });
   sendJson(res, 200, { entries });
 }

@@ -110,6 +110,11 @@ export class AuditLog implements SyncFlushable {
     appendFileSync(file, batch, { mode: 0o600 });
   }
 
+  /** Writes what is pending; the writer is not used again (a reload replaced it, or the runtime closed). */
+  close(): void {
+    this.flushSync();
+  }
+
   private rotate(file: string): void {
     const { keep } = this.opts;
     if (existsSync(`${file}.${keep}`)) unlinkSync(`${file}.${keep}`);

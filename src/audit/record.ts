@@ -4,21 +4,15 @@ import type { RequestInfo } from '../proxy/handler.js';
 import type { Runtime } from '../runtime.js';
 import { AuditLog } from './audit-log.js';
 
-/** One audit log per running instance, made from the settings it started with. */
-const logs = new WeakMap<Runtime, AuditLog>();
-export function auditLogOf(rt: Runtime): AuditLog {
-  let log = logs.get(rt);
-  if (!log) {
-    const a: Settings['audit'] = rt.current.config.settings.audit;
-    log = new AuditLog(a);
-    logs.set(rt, log);
-  }
-  return log;
-}
-
-/** Writes the audit lines still pending (shutdown). */
-export function flushAudit(rt: Runtime): void {
-  logs.get(rt)?.flushSync();
+/**
+ * Replaces the runtime's audit writer with one for `settings` (a reload changed `audit.*`):
+ * the next request is recorded by the new one, and the old one writes what it holds and closes.
+ */
+export function swapAudit(rt: Runtime, settings: Settings['audit']): void {
+  const old = rt.audit;
+  rt.audit = new AuditLog(settings);
+  old.close();
+  rt.log.info({ file: settings.file ?? null }, 'audit log reopened with the reloaded settings');
 }
 
 /** Byte counters of the request's connection when its handling starts. */
@@ -36,7 +30,7 @@ export function audit(rt: Runtime, info: RequestInfo, method: string | undefined
   if (info.integration === 'passthrough') return;
   const socket = res?.socket ?? req?.socket;
   try {
-    auditLogOf(rt).record({
+    rt.audit.record({
       time: new Date().toISOString(),
       entity: info.entity ?? null,
       integration: info.integration,

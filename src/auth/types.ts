@@ -3,6 +3,8 @@ import type { Dispatcher } from 'undici';
 import type { AuthConfig, AuthType, IntegrationConfig } from '../config/types.js';
 import type { EventSink } from '../events.js';
 import type { Metrics } from '../metrics.js';
+import type { RefreshState } from '../oauth/refresh-state.js';
+import type { WriteBack } from '../store/locked-update.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
 import type { Template } from './template.js';
 
@@ -51,6 +53,10 @@ export interface SchemeContext {
   events: EventSink;
   /** refresh outcomes are counted here */
   metrics: Pick<Metrics, 'refreshes'>;
+  /** the runtime's refresh bookkeeping (`rt.refresh`) */
+  refresh: RefreshState;
+  /** the runtime's queue of refresh results the store failed to take (`rt.writeBack`) */
+  writeBack: WriteBack;
 }
 
 /** A problem with a scheme's own YAML that only code can find (a key that does not parse). */

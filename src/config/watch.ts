@@ -2,43 +2,11 @@ import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
+import { swapAudit } from '../audit/record.js';
 import { snapshotOf, type Runtime } from '../runtime.js';
+import { changedKeys, RESTART_ONLY, withValuesOf } from './apply.js';
 import { ConfigError, loadConfig, type LoadOptions } from './load.js';
-import type { Config, IntegrationConfig, Settings } from './types.js';
-
-/**
- * Settings read once at start (the socket, the store, the admin token, the upstream agent):
- * a reload that changes one of them keeps the running value and says a restart is needed.
- */
-const RESTART_ONLY: Record<string, (s: Settings) => unknown> = {
-  listen: (s) => s.listen,
-  store: (s) => s.store,
-  store_prefix: (s) => s.store_prefix,
-  admin_token: (s) => s.admin_token,
-  'tls.ca_dir': (s) => s.tls.ca_dir,
-  'tls.upstream_ca': (s) => s.tls.upstream_ca,
-  'limits.upstream_connect_timeout_ms': (s) => s.limits.upstream_connect_timeout_ms,
-  // applied to the server and the upstream pools when they are created
-  'limits.header_bytes': (s) => s.limits.header_bytes,
-  'limits.header_count': (s) => s.limits.header_count,
-  'limits.request_header_timeout_ms': (s) => s.limits.request_header_timeout_ms,
-  'limits.keep_alive_timeout_ms': (s) => s.limits.keep_alive_timeout_ms,
-  'limits.max_connections': (s) => s.limits.max_connections,
-  'limits.upstream_keep_alive_timeout_ms': (s) => s.limits.upstream_keep_alive_timeout_ms,
-  'limits.shutdown_grace_ms': (s) => s.limits.shutdown_grace_ms,
-};
-
-/** The limits in RESTART_ONLY, copied from the running settings. */
-const STARTUP_LIMITS = [
-  'upstream_connect_timeout_ms',
-  'header_bytes',
-  'header_count',
-  'request_header_timeout_ms',
-  'keep_alive_timeout_ms',
-  'max_connections',
-  'upstream_keep_alive_timeout_ms',
-  'shutdown_grace_ms',
-] as const;
+import type { Config, IntegrationConfig } from './types.js';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -118,11 +86,10 @@ export class ConfigReloader {
       this.log.error({ trigger, problems }, `config reload failed; the last good config stays live:\n${problems.join('\n')}`);
       return { ok: false, problems };
     }
-    const restartNeeded = Object.entries(RESTART_ONLY)
-      .filter(([, get]) => JSON.stringify(get(old.settings)) !== JSON.stringify(get(next.settings)))
-      .map(([key]) => key);
+    // Settings read once at start (src/config/apply.ts): a change keeps the running value and says a restart is needed.
+    const restartNeeded = changedKeys(old.settings, next.settings, RESTART_ONLY);
     if (restartNeeded.length > 0) {
-      next = keepRunningValues(next, old.settings);
+      next = Object.freeze({ ...next, settings: Object.freeze(withValuesOf(next.settings, old.settings, RESTART_ONLY)) });
       this.log.warn({ trigger, settings: restartNeeded }, `config changed ${restartNeeded.join(', ')}: restart credproxy to apply; the running values are kept until then`);
     }
     if (next.settings.public_url.endsWith(':0') && old.settings.public_url !== next.settings.public_url) {
@@ -147,6 +114,7 @@ export class ConfigReloader {
     }
     // One assignment: requests that already read the old snapshot keep it to their end.
     this.rt.current = snapshotOf(next);
+    if (changedKeys(old.settings, next.settings, ['audit.file', 'audit.max_bytes', 'audit.keep']).length > 0) swapAudit(this.rt, next.settings.audit);
     this.log.info({ trigger, integrations: [...next.integrations.keys()], added, removed, changed }, 'config reloaded');
     return { ok: true, added, removed, changed, restartNeeded };
   }
@@ -196,18 +164,4 @@ export class ConfigReloader {
 /** Only what loadConfig reads (*.yaml, *.yml) and integrations/ itself matter; editors' swap and backup files do not. */
 export function isConfigFileName(name: string): boolean {
   return /\.ya?ml$/.test(name) || name === 'integrations';
-}
-
-/** The new config with the restart-only settings of the running one. */
-function keepRunningValues(next: Config, running: Settings): Config {
-  const settings: Settings = {
-    ...next.settings,
-    listen: running.listen,
-    store: running.store,
-    store_prefix: running.store_prefix,
-    admin_token: running.admin_token,
-    tls: { ...next.settings.tls, ca_dir: running.tls.ca_dir, upstream_ca: running.tls.upstream_ca },
-    limits: { ...next.settings.limits, ...Object.fromEntries(STARTUP_LIMITS.map((k) => [k, running.limits[k]])) },
-  };
-  return Object.freeze({ ...next, settings: Object.freeze(settings) });
 }

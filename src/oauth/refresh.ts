@@ -4,50 +4,13 @@ import { CredproxyError } from '../errors.js';
 import { connectionId, labelled } from '../store/label.js';
 import { LockTimeoutError } from '../store/lock.js';
 import { lockedUpdate } from '../store/locked-update.js';
-import type { Connection, ConnectionStore } from '../store/types.js';
-import { Backoff } from './backoff.js';
+import type { Connection } from '../store/types.js';
 import { refreshBeforeMs, withParams, type OAuthAuthConfig } from './client-config.js';
-import { SingleFlight } from './single-flight.js';
+import type { RefreshState } from './refresh-state.js';
 import { requestToken, TokenEndpointError, type TokenSet } from './token-client.js';
 import { applyTokenSet } from './token-set.js';
 
-/** Refresh bookkeeping of one store (so one running credproxy): locks, backoff, tokens known stale. */
-export interface RefreshState {
-  /**
-   * One refresh at a time per connection within this process (one lock attempt per
-   * instance); each run notes the access token it replaces, and whether an upstream refused
-   * it, so that requests about to use that token wait for its successor instead.
-   */
-  readonly local: SingleFlight<RefreshRun>;
-  readonly backoff: Backoff;
-  /** access tokens an upstream refused while the request could not be replayed: the next use refreshes first */
-  readonly stale: Set<string>;
-  /**
-   * Connections for which this instance announced `connection.refresh_failed` and has not yet
-   * seen a working refresh: one event per failure streak, not one per attempt, and
-   * `connection.recovered` exactly when a streak ends.
-   */
-  readonly failing: Set<string>;
-}
-
-/** What a refresh under way replaces. */
-export interface RefreshRun {
-  token: string | undefined;
-  /** an upstream refused the token (rather than it being about to expire) */
-  refused: boolean;
-}
-
-const states = new WeakMap<ConnectionStore, RefreshState>();
 const STALE_MAX = 10_000;
-
-export function refreshState(store: ConnectionStore): RefreshState {
-  let s = states.get(store);
-  if (!s) {
-    s = { local: new SingleFlight<RefreshRun>(), backoff: new Backoff(), stale: new Set(), failing: new Set() };
-    states.set(store, s);
-  }
-  return s;
-}
 
 /**
  * How long the store lock of a refresh lives: the token endpoint call (bounded by its
@@ -57,9 +20,9 @@ export function refreshState(store: ConnectionStore): RefreshState {
 export const refreshLockTtlMs = (tokenTimeoutMs: number) => tokenTimeoutMs + 10_000;
 
 /** Remembers that the upstream refused `token`, so the next request refreshes before using it. */
-export function markStale(store: ConnectionStore, token: string | undefined): void {
+export function markStale(state: RefreshState, token: string | undefined): void {
   if (token === undefined) return;
-  const s = refreshState(store).stale;
+  const s = state.stale;
   if (s.size >= STALE_MAX) s.clear();
   s.add(token);
 }
@@ -82,7 +45,7 @@ export async function freshConnection(
   conn: Connection,
   stale: string | undefined,
 ): Promise<Connection> {
-  const state = refreshState(ctx.store);
+  const state = ctx.refresh;
   const token = conn.credentials.access_token;
   const key = connectionKey(conn);
   // A refresh of this very token is under way: a request sent with it now would most
@@ -172,7 +135,7 @@ async function refreshNow(
         },
         unchanged: (stored, base) => stored.credentials.refresh_token === base.credentials.refresh_token,
       },
-      { ttlMs: refreshLockTtlMs(ctx.timeoutMs), log: ctx.log, label },
+      { ttlMs: refreshLockTtlMs(ctx.timeoutMs), log: ctx.log, label, writeBack: ctx.writeBack },
     );
   } catch (err) {
     if (err instanceof CredproxyError) throw err;

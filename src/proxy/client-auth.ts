@@ -70,16 +70,9 @@ export class ClientAuthenticator {
   }
 }
 
-/** One authenticator per settings object (a reloaded config brings new keys). */
-const cache = new WeakMap<Settings, ClientAuthenticator | null>();
-
+/** The authenticator of a config's `clients`, null without any; each snapshot makes its own (a reload brings new keys). */
 export function authenticatorFor(settings: Settings): ClientAuthenticator | null {
-  let a = cache.get(settings);
-  if (a === undefined) {
-    a = settings.clients && settings.clients.length > 0 ? new ClientAuthenticator(settings.clients) : null;
-    cache.set(settings, a);
-  }
-  return a;
+  return settings.clients && settings.clients.length > 0 ? new ClientAuthenticator(settings.clients) : null;
 }
 
 /**

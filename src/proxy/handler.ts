@@ -9,7 +9,7 @@ import { logRequestLine } from '../log.js';
 import { methodClass, statusClass } from '../metrics.js';
 import { markStale } from '../oauth/refresh.js';
 import type { Runtime } from '../runtime.js';
-import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
+import { proxyAuthorizationOf } from './client-auth.js';
 import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
 import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
@@ -69,13 +69,12 @@ export async function prepareRequest(
   info: RequestInfo,
   opts: { websocket?: boolean } = {},
 ): Promise<PreparedRequest> {
-  const { config, routes } = rt.current;
+  const { config, routes, clients } = rt.current;
   const settings = config.settings;
   // Client authentication comes first: an unauthenticated client learns nothing, not even
   // whether its target parses. Inside a tunnel the CONNECT carried the proxy credentials.
   const proxyAuthorization = tunnel ? tunnel.proxyAuthorization : proxyAuthorizationOf(req);
   const proxyToken = await verifyProxyToken(rt.store.kv, proxyAuthorization);
-  const clients = authenticatorFor(settings);
   // An entity token, admin-issued for one entity, stands in for a client key (entity-token.ts).
   const client = proxyToken ? `token:${proxyToken.id}` : clients?.authenticate(proxyAuthorization);
   info.client = client;
@@ -101,6 +100,8 @@ export async function prepareRequest(
     timeoutMs: Math.min(TOKEN_TIMEOUT_MS, settings.limits.upstream_response_timeout_ms),
     events: rt.events,
     metrics: rt.metrics,
+    refresh: rt.refresh,
+    writeBack: rt.writeBack,
   };
   if (route) {
     info.integration = route.integration.name;
@@ -173,7 +174,7 @@ export function createProxyHandler(rt: Runtime) {
         refresh: prepared.refresh,
         markStale: (token) => {
           injection?.forget?.();
-          markStale(rt.store, token);
+          markStale(rt.refresh, token);
         },
       });
       status = outcome.status;

@@ -1,9 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import net, { type Socket } from 'node:net';
 import { CredproxyError, isCredproxyError } from '../errors.js';
-import { TunnelGate } from '../limits.js';
 import type { Runtime } from '../runtime.js';
-import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
+import { proxyAuthorizationOf } from './client-auth.js';
 import { parseConnectTarget, type ConnectTarget } from './connect-target.js';
 import { parseCidrs, resolveChecked } from './egress.js';
 import { upstreamError } from './forward.js';
@@ -65,13 +64,12 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     let release: () => void;
     try {
       // The same order as for plain requests: who is asking, then where to.
-      const settings = rt.current.config.settings;
       proxyAuthorization = proxyAuthorizationOf(req);
-      const clients = authenticatorFor(settings);
+      const clients = rt.current.clients;
       const client = tokenVerified ? undefined : clients?.authenticate(proxyAuthorization);
       if (client !== undefined) clients?.authorize(client, proxyUser(proxyAuthorization));
       target = parseConnectTarget(req.url ?? '');
-      release = gateOf(rt).acquire();
+      release = rt.tunnels.acquire();
     } catch (err) {
       if (!isCredproxyError(err)) throw err;
       rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: err.status }, 'CONNECT refused');
@@ -104,17 +102,6 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     }
     void openTunnel(rt, socket, head, target, owned);
   }
-}
-
-/** One count of open tunnels per running instance, against `limits.max_tunnels` (read live, so a reload applies). */
-const gates = new WeakMap<Runtime, TunnelGate>();
-function gateOf(rt: Runtime): TunnelGate {
-  let gate = gates.get(rt);
-  if (!gate) {
-    gate = new TunnelGate(() => rt.current.config.settings.limits.max_tunnels);
-    gates.set(rt, gate);
-  }
-  return gate;
 }
 
 /**

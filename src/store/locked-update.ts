@@ -63,13 +63,13 @@ export async function lockedUpdate(
   entity: string,
   integration: string,
   work: LockedUpdateWork,
-  opts: LockOptions & { log?: Logger; label?: string } = {},
+  opts: LockOptions & { log?: Logger; label?: string; writeBack: WriteBack },
 ): Promise<LockedUpdateResult> {
   const { label } = opts;
   const name = lockNameOf(entity, integration, label);
   // A result of ours still waiting to be written goes first: re-doing the work from the
   // stale stored copy would spend a refresh token the provider already rotated.
-  await storeStep(async () => writeBacks.get(store)?.flushOne(name));
+  await storeStep(async () => opts.writeBack.flushOne(name));
   const lock = await storeStep(() => store.locks.acquire(name, opts));
   let keepLock = false;
   try {
@@ -94,7 +94,7 @@ export async function lockedUpdate(
       // The provider may already have rotated the refresh token: dropping `next` would
       // lose the only valid one. Keep it, and the lock (until its ttl), and write it once
       // the store answers again; waiters elsewhere then find it when the lock is released.
-      writeBackOf(store, opts.log).add(current, next, lock, unchanged);
+      opts.writeBack.add(current, next, lock, unchanged);
       keepLock = true;
       return { connection: next, updated: true, persisted: false };
     }
@@ -103,26 +103,29 @@ export async function lockedUpdate(
   }
 }
 
-const writeBacks = new WeakMap<ConnectionStore, WriteBack>();
-
-function writeBackOf(store: ConnectionStore, log: Logger | undefined): WriteBack {
-  let wb = writeBacks.get(store);
-  if (!wb) writeBacks.set(store, (wb = new WriteBack(store, log)));
-  return wb;
-}
-
 /**
- * Results that could not be stored, retried until the store answers. A pending result is
+ * Results that could not be stored, retried until the store answers: one queue per running
+ * credproxy (`rt.writeBack`, made with the runtime and closed with it). A pending result is
  * written only if the stored connection is still the one it was made from (the work's
  * `unchanged`, by default the same updated_at): if the user reconnected or deleted it
  * meanwhile, that wins. Lost if the process ends first (logged when added, so an operator
  * can tell).
  */
-class WriteBack {
+export class WriteBack {
   private readonly pending = new Map<string, { base: Connection; next: Connection; lock: LockHandle; unchanged: (stored: Connection, base: Connection) => boolean }>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly store: ConnectionStore, private readonly log: Logger | undefined, private readonly retryMs = 250) {}
+
+  /** Stops retrying (the store is closing); what is still pending is lost, and logged. */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const { next } of this.pending.values()) {
+      this.log?.error({ entity: next.entity, integration: next.integration, label: next.label }, 'store: closed with a connection update still unwritten');
+    }
+    this.pending.clear();
+  }
 
   add(base: Connection, next: Connection, lock: LockHandle, unchanged: (stored: Connection, base: Connection) => boolean): void {
     this.log?.error({ entity: next.entity, integration: next.integration, label: next.label }, 'store: could not write an updated connection; kept in memory and retried until the store answers');

@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import type { Settings } from '../../src/config/types.js';
 import type { ConnectionEvent } from '../../src/events.js';
 import { openStore } from '../../src/store/open.js';
-import { connectionKey, refreshState } from '../../src/oauth/refresh.js';
+import { connectionKey } from '../../src/oauth/refresh.js';
 import { OAuthServer, protectedHandler } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
 import { configDir, SECRET_KEY, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
@@ -41,7 +41,7 @@ const get = (s: Setup, entity = 'alice') => viaProxy(s.proxy.port, `${s.up.origi
 
 /** Waits out the refresh backoff of a connection, so the next request calls the provider again. */
 async function pastBackoff(s: Setup, entity = 'alice') {
-  await sleep(refreshState(s.proxy.runtime.store).backoff.waitFor(connectionKey({ entity, integration: 'demo' })) + 5);
+  await sleep(s.proxy.runtime.refresh.backoff.waitFor(connectionKey({ entity, integration: 'demo' })) + 5);
 }
 
 async function metric(s: Setup, outcome: string): Promise<number> {

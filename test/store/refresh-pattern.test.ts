@@ -2,7 +2,7 @@ import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import type { Settings } from '../../src/config/types.js';
-import { lockedUpdate } from '../../src/store/locked-update.js';
+import { lockedUpdate, WriteBack } from '../../src/store/locked-update.js';
 import { openStore } from '../../src/store/open.js';
 import type { Connection, ConnectionStore } from '../../src/store/types.js';
 import { SECRET_KEY, startUpstream } from '../support/servers.js';
@@ -35,10 +35,12 @@ t.test('200 concurrent callers over two instances: one token endpoint call, ever
   t.teardown(() => cleanPrefix(prefix));
   const env = { CREDPROXY_SECRET_KEY: SECRET_KEY, CREDPROXY_ADMIN_TOKEN: 'admin-token-for-refresh-tests' };
   const stores: ConnectionStore[] = [];
+  const writeBacks: WriteBack[] = [];
   for (let i = 0; i < 2; i++) {
     const { store } = await openStore({ store: REDIS_URL, store_prefix: prefix } as Settings, env, pino({ level: 'silent' }));
     t.teardown(() => store.close());
     stores.push(store);
+    writeBacks.push(new WriteBack(store, undefined));
   }
   await stores[0]!.put({
     entity: 'alice',
@@ -68,7 +70,7 @@ t.test('200 concurrent callers over two instances: one token endpoint call, ever
         const now = Date.now();
         return { ...current, credentials: { access_token: tok.access_token, refresh_token: tok.refresh_token }, expires_at: now + tok.expires_in * 1000, updated_at: now };
       },
-    });
+    }, { writeBack: writeBacks[stores.indexOf(store)]! });
     return r.connection;
   }
   // One refresh in flight per connection per instance (what the OAuth code does in-process).
