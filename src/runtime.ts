@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { AuditLog } from './audit/audit-log.js';
+import type { AuditLog } from './audit/audit-log.js';
+import { openAudit } from './audit/record.js';
 import type { Config } from './config/types.js';
 import type { Events } from './events.js';
 import { TunnelGate } from './limits.js';
@@ -58,7 +59,7 @@ export function instanceState(
   current: () => Snapshot,
 ): Pick<Runtime, 'audit' | 'refresh' | 'writeBack' | 'tunnels'> {
   return {
-    audit: new AuditLog(config.settings.audit),
+    audit: openAudit(config.settings.audit, log),
     refresh: newRefreshState(),
     writeBack: new WriteBack(store, log),
     tunnels: new TunnelGate(() => current().config.settings.limits.max_tunnels),
@@ -67,7 +68,7 @@ export function instanceState(
 
 /** Ends what the runtime owns, in order: pending audit lines and write-backs, events, pools, store. */
 export async function closeRuntime(rt: Runtime): Promise<void> {
-  rt.audit.close();
+  await rt.audit.close();
   rt.writeBack.close();
   await rt.events.close();
   await rt.agent.close();

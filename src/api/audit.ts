@@ -6,7 +6,7 @@ import { sendJson } from './http.js';
 const MAX_LIMIT = 1000;
 
 /** GET /api/audit?entity=&integration=&since=&limit=: the latest matching entries, oldest first. */
-export function getAudit(rt: Runtime, req: IncomingMessage, res: ServerResponse): void {
+export async function getAudit(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const q = new URL(req.url ?? '/', 'http://credproxy.invalid').searchParams;
   const limitText = q.get('limit');
   const limit = limitText === null ? 100 : Number(limitText);
@@ -17,6 +17,6 @@ export function getAudit(rt: Runtime, req: IncomingMessage, res: ServerResponse)
     since = /^\d+$/.test(sinceText) ? Number(sinceText) : Date.parse(sinceText);
     if (Number.isNaN(since)) throw new CredproxyError('bad_request', 'since must be an ISO 8601 time or milliseconds since the epoch');
   }
-  const entries = rt.audit.query({ entity: q.get('entity') ?? undefined, integration: q.get('integration') ?? undefined, since, limit });
+  const entries = await rt.audit.query({ entity: q.get('entity') ?? undefined, integration: q.get('integration') ?? undefined, since, limit });
   sendJson(res, 200, { entries });
 }

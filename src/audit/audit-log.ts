@@ -1,6 +1,8 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFile, mkdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { flushAtExit, type SyncFlushable } from '../exit-flush.js';
+import { readTail } from './tail.js';
 
 /**
  * One request to an integration host. Built from the pipeline's RequestInfo, which holds
@@ -41,18 +43,26 @@ const RING = 10_000;
 export const AUDIT_BATCH_CHARS = 65_536;
 export const AUDIT_FLUSH_MS = 200;
 
-const sizeOf = (file: string) => (existsSync(file) ? statSync(file).size : 0);
+const sizeOf = async (file: string) => {
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return 0;
+  }
+};
 
-const byTime = (a: AuditEntry, b: AuditEntry) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0);
+const ignoreMissing = (err: unknown) => {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+};
 
 /**
  * JSON lines appended to `audit.file`, rotated when it passes `max_bytes` (file → file.1 →
  * … → file.<keep>), or without a file a ring of the latest entries in memory. Lines are
- * gathered and appended in batches (one synchronous append per AUDIT_FLUSH_MS or
- * AUDIT_BATCH_CHARS, rather than an open, write and close per request), so each batch lands
- * whole and in order; a query, flushSync() (at shutdown) and the process's exit write what is
- * pending first.
- * A process killed outright loses at most the last AUDIT_FLUSH_MS of lines.
+ * gathered and appended in batches (one append per AUDIT_FLUSH_MS or AUDIT_BATCH_CHARS,
+ * rather than an open, write and close per request), asynchronously, so no request waits on
+ * the disk: batches are written one after another, each whole and in the order recorded.
+ * A query and close() wait for what is pending; the process's exit writes it synchronously
+ * (src/exit-flush.ts). A process killed outright loses at most the last AUDIT_FLUSH_MS of lines.
  */
 export class AuditLog implements SyncFlushable {
   /**
@@ -63,10 +73,22 @@ export class AuditLog implements SyncFlushable {
   private readonly ring: AuditEntry[] = [];
   private next = 0;
   private dirMade = false;
+  /** lines recorded and not yet handed to a write */
   private pending = '';
+  /** batches cut from `pending`, waiting for the batch ahead of them to be written */
+  private readonly queued: string[] = [];
+  /** the end of the chain of batch writes (never rejects: failures go to onError) */
+  private tail: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
+  private readonly onError: (err: unknown) => void;
 
-  constructor(private readonly opts: { file?: string; max_bytes: number; keep: number }) {
+  constructor(
+    private readonly opts: { file?: string; max_bytes: number; keep: number },
+    hooks: { onError?: (err: unknown) => void; after?: Promise<void> } = {},
+  ) {
+    this.onError = hooks.onError ?? (() => undefined);
+    // The writer this one replaces finishes first: its lines come before ours in the file.
+    if (hooks.after) this.tail = hooks.after.catch(() => undefined);
     if (opts.file) flushAtExit(this);
   }
 
@@ -84,83 +106,95 @@ export class AuditLog implements SyncFlushable {
     }
     this.pending += `${JSON.stringify(entry)}\n`;
     // A batch is a small part of max_bytes, so rotation (checked per batch) stays close to it.
-    if (this.pending.length >= Math.min(AUDIT_BATCH_CHARS, this.opts.max_bytes / 8)) this.flushSync();
+    if (this.pending.length >= Math.min(AUDIT_BATCH_CHARS, this.opts.max_bytes / 8)) void this.flush();
     else if (!this.timer) {
-      this.timer = setTimeout(() => this.flushSync(), AUDIT_FLUSH_MS);
+      this.timer = setTimeout(() => void this.flush(), AUDIT_FLUSH_MS);
       this.timer.unref();
     }
   }
 
-  /** Appends the pending lines now (rotating first when they would take the file past max_bytes); synchronous. */
+  /** Hands the pending lines to the write chain; resolves once they (and every batch before them) are written. */
+  flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.opts.file && this.pending !== '') {
+      this.queued.push(this.pending);
+      this.pending = '';
+      // One link per batch: each takes the oldest queued batch, so the order is the order recorded.
+      this.tail = this.tail.then(() => this.writeNext());
+    }
+    return this.tail;
+  }
+
+  /**
+   * The exit hook ('exit' handlers cannot wait): the queued and pending lines, appended
+   * synchronously in order. A batch whose asynchronous write already started is left to it.
+   */
   flushSync(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     const file = this.opts.file;
-    if (!file || this.pending === '') return;
-    const batch = this.pending;
+    const text = this.queued.join('') + this.pending;
+    this.queued.length = 0;
     this.pending = '';
-    if (!this.dirMade) {
-      mkdirSync(dirname(file), { recursive: true });
-      this.dirMade = true;
+    if (!file || text === '') return;
+    try {
+      if (!this.dirMade) mkdirSync(dirname(file), { recursive: true });
+      appendFileSync(file, text, { mode: 0o600 });
+    } catch (err) {
+      this.onError(err);
     }
-    // The file's real size, once per batch: other processes (credproxy start --workers)
-    // append to it and rotate it too.
-    const size = sizeOf(file);
-    if (size > 0 && size + batch.length > this.opts.max_bytes) this.rotate(file);
-    appendFileSync(file, batch, { mode: 0o600 });
   }
 
   /** Writes what is pending; the writer is not used again (a reload replaced it, or the runtime closed). */
-  close(): void {
-    this.flushSync();
+  close(): Promise<void> {
+    return this.flush();
   }
 
-  private rotate(file: string): void {
+  private async writeNext(): Promise<void> {
+    const batch = this.queued.shift();
+    const file = this.opts.file;
+    if (batch === undefined || !file) return; // written by flushSync meanwhile
+    try {
+      if (!this.dirMade) {
+        await mkdir(dirname(file), { recursive: true });
+        this.dirMade = true;
+      }
+      // The file's real size, once per batch: other processes (credproxy start --workers)
+      // append to it and rotate it too.
+      const size = await sizeOf(file);
+      if (size > 0 && size + batch.length > this.opts.max_bytes) await this.rotate(file);
+      await appendFile(file, batch, { mode: 0o600 });
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+
+  private async rotate(file: string): Promise<void> {
     const { keep } = this.opts;
-    if (existsSync(`${file}.${keep}`)) unlinkSync(`${file}.${keep}`);
-    for (let i = keep - 1; i >= 1; i--) if (existsSync(`${file}.${i}`)) renameSync(`${file}.${i}`, `${file}.${i + 1}`);
-    renameSync(file, `${file}.1`);
+    await unlink(`${file}.${keep}`).catch(ignoreMissing);
+    for (let i = keep - 1; i >= 1; i--) await rename(`${file}.${i}`, `${file}.${i + 1}`).catch(ignoreMissing);
+    await rename(file, `${file}.1`).catch(ignoreMissing);
   }
 
-  /** Matching entries, oldest first, the latest `limit` of them: from the files when there are some, else the ring. */
-  query(q: AuditQuery): AuditEntry[] {
-    this.flushSync();
-    // Several writers (--workers) append whole batches, not single lines: order by time.
-    const all = this.opts.file ? this.readFiles(this.opts.file).sort(byTime) : this.ringInOrder();
+  /**
+   * Matching entries, oldest first, the latest `limit` of them: read from the end of the
+   * files backwards until enough match (src/audit/tail.ts), or from the ring.
+   */
+  async query(q: AuditQuery): Promise<AuditEntry[]> {
     const since = q.since;
-    const hits = all.filter(
-      (e) =>
-        (q.entity === undefined || e.entity === q.entity) &&
-        (q.integration === undefined || e.integration === q.integration) &&
-        (since === undefined || Date.parse(e.time) >= since),
-    );
-    return hits.slice(-q.limit);
+    const matches = (e: AuditEntry) =>
+      (q.entity === undefined || e.entity === q.entity) &&
+      (q.integration === undefined || e.integration === q.integration) &&
+      (since === undefined || Date.parse(e.time) >= since);
+    if (!this.opts.file) return this.ringInOrder().filter(matches).slice(-q.limit);
+    await this.flush();
+    const files = [this.opts.file, ...Array.from({ length: this.opts.keep }, (_, i) => `${this.opts.file}.${i + 1}`)];
+    return readTail(files, { matches, limit: q.limit, since });
   }
 
   /** The ring's entries, oldest first. */
   private ringInOrder(): AuditEntry[] {
     return this.ring.length < RING ? this.ring : [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
-  }
-
-  private readFiles(file: string): AuditEntry[] {
-    const out: AuditEntry[] = [];
-    for (let i = this.opts.keep; i >= 0; i--) {
-      const f = i === 0 ? file : `${file}.${i}`;
-      let text: string;
-      try {
-        text = readFileSync(f, 'utf8');
-      } catch {
-        continue;
-      }
-      for (const line of text.split('\n')) {
-        if (!line) continue;
-        try {
-          out.push(JSON.parse(line) as AuditEntry);
-        } catch {
-          /* a torn last line (a crash mid-write) is skipped */
-        }
-      }
-    }
-    return out;
   }
 }

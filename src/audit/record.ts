@@ -1,17 +1,22 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import type { Settings } from '../config/types.js';
 import type { RequestInfo } from '../proxy/handler.js';
 import type { Runtime } from '../runtime.js';
 import { AuditLog } from './audit-log.js';
 
+/** An audit writer for `settings` whose write failures are logged; `after` is the writer it replaces closing. */
+export function openAudit(settings: Settings['audit'], log: Logger, after?: Promise<void>): AuditLog {
+  return new AuditLog(settings, { onError: (err) => log.error({ err }, 'the audit log could not be written'), after });
+}
+
 /**
  * Replaces the runtime's audit writer with one for `settings` (a reload changed `audit.*`):
- * the next request is recorded by the new one, and the old one writes what it holds and closes.
+ * the next request is recorded by the new one, and the old one writes what it holds first.
  */
 export function swapAudit(rt: Runtime, settings: Settings['audit']): void {
   const old = rt.audit;
-  rt.audit = new AuditLog(settings);
-  old.close();
+  rt.audit = openAudit(settings, rt.log, old.close());
   rt.log.info({ file: settings.file ?? null }, 'audit log reopened with the reloaded settings');
 }
 
