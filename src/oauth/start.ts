@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import * as oauth from 'oauth4webapi';
 import { CredproxyError } from '../errors.js';
-import { sendConnectPage } from '../ui/connect-page.js';
+import { sendConnectPage, sendContinuePage } from '../ui/connect-page.js';
 import { formToken, formTokenMatches, newNonce, nonceHash, readNonce, setCookie } from './binding.js';
 import { withParams } from './client-config.js';
 import { browserFacing, callbackUrl, oauth2ConfigOf } from './connect.js';
@@ -41,8 +41,7 @@ export const startFlow = browserFacing(async (rt, req, res, [name]) => {
       csrf: formToken(rt.adminToken, id, nonce),
     },
     setCookie(publicUrl, nonce, FLOW_TTL_MS / 1000),
-    // The POST's answer redirects to the provider: form-action covers that hop too.
-    [...new Set([new URL(publicUrl).origin, authorize.origin])],
+    new URL(publicUrl).origin,
   );
 });
 
@@ -50,6 +49,7 @@ export const startFlow = browserFacing(async (rt, req, res, [name]) => {
  * POST /connect/{integration} (the button): the cookie and the form token must belong together,
  * then the link is used up and the browser goes to the provider with state and PKCE; the state
  * keeps the hash of this browser's nonce for the callback to check.
+ * The answer is a page that moves on by itself (see sendContinuePage), not a redirect.
  */
 export const continueFlow = browserFacing(async (rt, req, res, [name]) => {
   const form = await readForm(req);
@@ -90,8 +90,7 @@ export const continueFlow = browserFacing(async (rt, req, res, [name]) => {
     q.set('code_challenge_method', 'S256');
   }
   rt.log.info({ entity: link.entity, integration: name, label: link.label, pkce: verifier !== undefined }, 'connect flow started');
-  // 303: the browser follows with a GET, whatever it posted.
-  res.writeHead(303, { location: authorize.href, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).end();
+  sendContinuePage(res, authorize);
 });
 
 /** The button's urlencoded body, bounded. */

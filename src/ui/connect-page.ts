@@ -41,12 +41,29 @@ export function connectPageHtml(v: ConnectPageView): string {
   );
 }
 
-export function sendConnectPage(res: ServerResponse, v: ConnectPageView, setCookie: string, formAction: string[]): void {
+/** `formAction`: credproxy's own origin, the only place the button may post to. */
+export function sendConnectPage(res: ServerResponse, v: ConnectPageView, setCookie: string, formAction: string): void {
   sendHtml(res, {
     status: 200,
     title: `Connect ${v.integration}`,
     bodyHtml: connectPageHtml(v),
-    formAction,
+    formAction: [formAction],
     headers: { 'set-cookie': setCookie },
+  });
+}
+
+/**
+ * The button's answer: on to the provider by a refresh, not a 3xx. Browsers apply the connect
+ * page's `form-action` to every redirect that follows a form post (Chrome, Firefox), and
+ * providers hop between their own origins on the way to consent; a refresh is a new
+ * navigation, so `form-action` can stay on credproxy's origin alone without breaking them.
+ */
+export function sendContinuePage(res: ServerResponse, authorize: URL): void {
+  const href = escapeHtml(authorize.href);
+  sendHtml(res, {
+    status: 200,
+    title: `Continuing to ${authorize.host}`,
+    headHtml: `<meta http-equiv="refresh" content="0; url=${href}">`,
+    bodyHtml: `<p><a href="${href}">Continue to ${escapeHtml(authorize.host)}</a> if nothing happens.</p>`,
   });
 }

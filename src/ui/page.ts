@@ -23,7 +23,9 @@ export interface PageOptions {
   title: string;
   /** already-escaped HTML for the body, below the title (build it with escapeHtml) */
   bodyHtml: string;
-  /** origins a form on the page may post to, including any origin the answer to that post redirects to */
+  /** already-escaped extra HTML in <head> (a refresh) */
+  headHtml?: string;
+  /** origins a form on the page may post to (browsers hold redirects after the post to it too) */
   formAction?: string[];
   headers?: Record<string, string | string[]>;
 }
@@ -32,7 +34,7 @@ export function sendHtml(res: ServerResponse, o: PageOptions): void {
   const body =
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(o.title)}</title>` +
     '<meta name="viewport" content="width=device-width, initial-scale=1">' +
-    `<style>${STYLE}</style></head><body><h1>${escapeHtml(o.title)}</h1>${o.bodyHtml}</body></html>`;
+    `<style>${STYLE}</style>${o.headHtml ?? ''}</head><body><h1>${escapeHtml(o.title)}</h1>${o.bodyHtml}</body></html>`;
   const formAction = o.formAction?.length ? o.formAction.join(' ') : "'none'";
   res.writeHead(o.status, {
     ...o.headers,

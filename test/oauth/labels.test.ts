@@ -3,7 +3,7 @@ import { OAuthServer, protectedHandler } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
 import { configDir, errorOf, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
 import { startReceiver, type Receiver } from '../support/webhook.js';
-import { Browser, connectInBrowser, pressConnect } from '../support/browser.js';
+import { authorizeUrlOf, Browser, connectInBrowser } from '../support/browser.js';
 
 /**
  * The OAuth side of labelled connections: a connect link with ?label= makes that connection
@@ -49,11 +49,11 @@ t.test('a connect link with ?label= creates the labelled connection, through the
 
   // The browser side of the flow: link → page → button → provider (with state) → callback.
   const browser = new Browser();
-  const toProvider = await pressConnect(browser, connect_url);
-  const state = new URL(toProvider.headers.get('location')!).searchParams.get('state');
+  const authorize = await authorizeUrlOf(browser, connect_url);
+  const state = new URL(authorize).searchParams.get('state');
   t.ok(state, 'the provider gets a state');
-  t.notMatch(toProvider.headers.get('location')!, /work/, 'and no label');
-  const done = await browser.follow(toProvider.headers.get('location')!);
+  t.notMatch(authorize, /work/, 'and no label');
+  const done = await browser.follow(authorize);
   t.equal(done.status, 200);
   t.match(await done.text(), /demo is connected as your &quot;work&quot; account/, 'the page says which account');
 

@@ -1,4 +1,4 @@
-import { fetch, type Response } from 'undici';
+import { fetch, Response } from 'undici';
 
 /**
  * A small browser for connect flows: follows redirects by hand and keeps cookies per host
@@ -48,12 +48,31 @@ export class Browser {
     return r;
   }
 
-  /** A request, then every redirect (as GET) until an answer that is not one. */
+  /** A request, then every redirect and refresh (as GET), like a browser. */
   async follow(url: string, init: Parameters<Browser['request']>[1] = {}): Promise<Response> {
-    let r = await this.request(url, init);
-    for (let hops = 0; hops < 10 && r.status >= 300 && r.status < 400 && r.headers.has('location'); hops++) {
-      await r.body?.cancel();
-      r = await this.request(new URL(r.headers.get('location')!, url).href);
+    return this.settle(await this.request(url, init), url);
+  }
+
+  /**
+   * Follows a response's redirects and `<meta http-equiv="refresh">` until an answer that is
+   * neither. A page it had to read comes back as a fresh Response with the same status and headers.
+   */
+  async settle(first: Response, url: string): Promise<Response> {
+    let r = first;
+    for (let hops = 0; hops < 10; hops++) {
+      let next: string | undefined;
+      if (r.status >= 300 && r.status < 400 && r.headers.has('location')) {
+        next = r.headers.get('location')!;
+        await r.body?.cancel();
+      } else if (/text\/html/.test(r.headers.get('content-type') ?? '')) {
+        const text = await r.text();
+        next = refreshTarget(text);
+        if (next === undefined) return new Response(text, { status: r.status, headers: r.headers });
+      } else {
+        return r;
+      }
+      url = new URL(next, url).href;
+      r = await this.request(url);
     }
     return r;
   }
@@ -61,6 +80,12 @@ export class Browser {
 
 const UNESCAPE: Record<string, string> = { '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#39;': "'" };
 const unescape = (s: string) => s.replace(/&(amp|lt|gt|quot|#39);/g, (e) => UNESCAPE[e]!);
+
+/** Where a page's `<meta http-equiv="refresh">` sends the browser, if it has one. */
+export function refreshTarget(html: string): string | undefined {
+  const m = /<meta http-equiv="refresh" content="0; url=([^"]*)">/.exec(html);
+  return m ? unescape(m[1]!) : undefined;
+}
 
 /** The connect page's form: where it posts and its hidden fields. */
 export function connectForm(html: string): { action: string; fields: Record<string, string> } {
@@ -71,7 +96,7 @@ export function connectForm(html: string): { action: string; fields: Record<stri
   return { action: unescape(action), fields };
 }
 
-/** Opens the connect page and presses its button, without following the POST's redirect. */
+/** Opens the connect page and presses its button; answers the button's response, unread. */
 export async function pressConnect(browser: Browser, link: string): Promise<Response> {
   const page = await browser.request(link);
   if (page.status !== 200) return page;
@@ -79,21 +104,28 @@ export async function pressConnect(browser: Browser, link: string): Promise<Resp
   return browser.request(action, { form: fields });
 }
 
+/** Opens the connect page and presses its button: the provider's authorize URL it moves on to. */
+export async function authorizeUrlOf(browser: Browser, link: string): Promise<string> {
+  const r = await pressConnect(browser, link);
+  const text = await r.text();
+  const target = r.status === 200 ? refreshTarget(text) : undefined;
+  if (target === undefined) throw new Error(`connect button: ${r.status} ${text.slice(0, 300)}`);
+  return target;
+}
+
 /**
  * The whole flow as a user does it: open the link, press the button, then the provider and
  * the callback. Answers the last response; `browser.url` says where it ended.
  */
 export async function connectInBrowser(link: string, browser = new Browser()): Promise<Response> {
-  const posted = await pressConnect(browser, link);
-  if (posted.status !== 303) return posted;
-  await posted.body?.cancel();
-  return browser.follow(new URL(posted.headers.get('location')!, link).href);
+  const page = await browser.request(link);
+  if (page.status !== 200) return page;
+  const { action, fields } = connectForm(await page.text());
+  return browser.follow(action, { form: fields });
 }
 
 /** Up to the callback URL, without calling it: for tests that take the callback elsewhere. */
 export async function callbackUrlOf(link: string, browser = new Browser()): Promise<string> {
-  const posted = await pressConnect(browser, link);
-  if (posted.status !== 303) throw new Error(`connect button: ${posted.status} ${await posted.text()}`);
-  const atProvider = await browser.request(posted.headers.get('location')!);
+  const atProvider = await browser.request(await authorizeUrlOf(browser, link));
   return atProvider.headers.get('location')!;
 }
