@@ -213,6 +213,11 @@ t.test('the button without the cookie or with a wrong form token is refused and 
   t.equal(ok.status, 200, 'the right browser with its own page still continues');
   t.match(refreshTarget(await ok.text()), /\/authorize\?/);
   t.equal((await b.request(action, { form: bForm })).status, 400, 'and then the link is used up for everyone');
+  const logs = proxy.logs.text;
+  for (const secret of [a.cookie('127.0.0.1', 'credproxy-connect')!, b.cookie('127.0.0.1', 'credproxy-connect')!, fields.csrf!, bForm.csrf!]) {
+    t.notOk(logs.includes(secret), 'no nonce or form token in the logs');
+  }
+  t.equal((await a.request(action, { form: fields })).status, 400, 'nor again for the browser that used it');
 });
 
 t.test('the connect page names the application, the integration and the account, escaped', async (t) => {
