@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { deleteConnection, getConnection, listConnections, putConnection } from './connections.js';
-import { finishFlow, startFlow } from '../oauth/connect.js';
+import { finishFlow } from '../oauth/connect.js';
+import { continueFlow, startFlow } from '../oauth/start.js';
 import { createConnectLink } from './connect.js';
 import { requireAdmin, sendJson } from './http.js';
 import { integrationView } from './views.js';
@@ -77,6 +78,8 @@ const routes: Route[] = [
   // The callback before /connect/{integration}, which would otherwise take it.
   { method: 'GET', pattern: /^\/connect\/callback$/, admin: false, handler: finishFlow },
   { method: 'GET', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, handler: startFlow },
+  // The connect page's button: the link is used up here, never by the GET.
+  { method: 'POST', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, handler: continueFlow },
 ];
 
 /** credproxy's own API: origin-form requests (`GET /healthz`). */

@@ -6,9 +6,9 @@ import type { Runtime } from '../runtime.js';
 import type { Connection } from '../store/types.js';
 import { authorizationServer, requestToken, TokenEndpointError } from './token-client.js';
 import { withParams, type OAuthAuthConfig } from './client-config.js';
-import { takeLink } from './links.js';
 import { sendFlowError, sendPage } from './pages.js';
-import { saveState, takeState, type FlowState } from './state.js';
+import { nonceMatches, readNonce } from './binding.js';
+import { peekState, takeState, type FlowState } from './state.js';
 import { applyTokenSet } from './token-set.js';
 
 /** A code exchange gets as long as a token refresh. */
@@ -36,7 +36,7 @@ async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
  * Runs a browser-facing handler: its errors become a page for browsers, JSON for programs.
  * HEAD (link checkers, previews) answers without consuming the single-use link or state.
  */
-function browserFacing(fn: (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>) {
+export function browserFacing(fn: (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void>) {
   return async (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => {
     if (req.method === 'HEAD') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end();
@@ -51,44 +51,29 @@ function browserFacing(fn: (rt: Runtime, req: IncomingMessage, res: ServerRespon
   };
 }
 
-/** GET /connect/{integration}?token=…: the link is good once; off to the provider with state and PKCE. */
-export const startFlow = browserFacing(async (rt, req, res, [name]) => {
-  const url = new URL(req.url ?? '/', 'http://credproxy.invalid');
-  const token = url.searchParams.get('token');
-  if (!token) throw new CredproxyError('bad_request', 'the connect link has no token');
-  const config = oauth2ConfigOf(rt.current.config.integrations.get(name!), name!);
-  const link = await takeLink(rt.store.kv, rt.adminToken, token, name!);
-  const c = withParams(config, link.params);
-  const scopes = link.scopes ?? c.scopes;
-  const verifier = c.pkce === false ? undefined : oauth.generateRandomCodeVerifier();
-  const state = await saveState(rt.store.kv, { entity: link.entity, integration: name!, label: link.label, params: link.params, verifier, redirect_to: link.redirect_to, scopes });
-  const authorize = new URL(c.authorize_url!);
-  const q = authorize.searchParams;
-  // Extra parameters first, so they can never replace the ones the flow's security rests on.
-  for (const [k, v] of Object.entries(c.authorization_params ?? {})) q.set(k, v);
-  q.set('response_type', 'code');
-  q.set('client_id', c.client_id ?? '');
-  q.set('redirect_uri', callbackUrl(rt));
-  if (scopes?.length) q.set('scope', scopes.join(c.scope_separator ?? ' '));
-  q.set('state', state);
-  if (verifier) {
-    q.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
-    q.set('code_challenge_method', 'S256');
-  }
-  rt.log.info({ entity: link.entity, integration: name, label: link.label, pkce: verifier !== undefined }, 'connect flow started');
-  res.writeHead(302, { location: authorize.href, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).end();
-});
-
 /** Provider text that ends up in the store and on a page: one line, bounded. */
 const tidy = (s: string) => s.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 300);
 
 /**
- * GET /connect/callback: the state is taken first (a bad one stores nothing), then either
- * the provider's error marks the connection failed, or the code is exchanged and the
- * connection becomes active.
+ * GET /connect/callback: the state must come back to the browser that pressed the connect
+ * button (its cookie nonce), else nothing is used up or stored: someone who was sent the
+ * authorize URL cannot get their account stored under the link's entity. Then the state is
+ * taken (a bad one stores nothing), and either the provider's error marks the connection
+ * failed, or the code is exchanged and the connection becomes active.
  */
 export const finishFlow = browserFacing(async (rt, req, res) => {
   const url = new URL(req.url ?? '/', 'http://credproxy.invalid');
+  const bound = await peekState(rt.store.kv, url.searchParams.get('state'));
+  if (!nonceMatches(readNonce(req, rt.current.config.settings.public_url), bound.browser)) {
+    rt.log.warn({ entity: bound.entity, integration: bound.integration, label: bound.label }, 'connect callback refused: another browser than the one that started the flow');
+    return sendPage(
+      res,
+      400,
+      'Connection not completed',
+      'This sign-in was started in another browser (or this browser did not keep its cookie). Nothing was connected. Start again from the connect link, in the same browser, with cookies allowed.',
+      { 'x-credproxy-error': 'bad_request' },
+    );
+  }
   const flow = await takeState(rt.store.kv, url.searchParams.get('state'));
   const integration = rt.current.config.integrations.get(flow.integration);
   const config = withParams(oauth2ConfigOf(integration, flow.integration), flow.params);

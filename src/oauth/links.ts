@@ -43,11 +43,8 @@ export async function createLink(kv: KeyValue, adminToken: string, record: LinkR
   return { token, expiresAt };
 }
 
-/**
- * Verifies a link token for `integration` and consumes it: a second use of the same link,
- * like a forged or expired one, is a 400.
- */
-export async function takeLink(kv: KeyValue, adminToken: string, token: string, integration: string): Promise<LinkRecord> {
+/** Verifies a link token for `integration`: its id, or a 400 for a forged, tampered or expired one. */
+async function verifyLink(adminToken: string, token: string, integration: string): Promise<string> {
   let id: string | undefined;
   try {
     const { payload } = await jwtVerify(token, linkKey(adminToken), { audience: AUDIENCE, algorithms: ['HS256'] });
@@ -58,9 +55,40 @@ export async function takeLink(kv: KeyValue, adminToken: string, token: string, 
     const why = err instanceof errors.JWTExpired ? 'has expired' : 'is not valid';
     throw new CredproxyError('bad_request', `this connect link ${why}; ask for a new one`);
   }
-  const raw = id === undefined ? undefined : await kvCall(() => kv.take(`link:${id}`));
-  if (raw === undefined) throw new CredproxyError('bad_request', 'this connect link was already used or has expired; ask for a new one');
-  return JSON.parse(raw) as LinkRecord;
+  if (id === undefined) throw new CredproxyError('bad_request', 'this connect link is not valid; ask for a new one');
+  return id;
+}
+
+const USED = 'this connect link was already used or has expired; ask for a new one';
+
+/**
+ * Verifies a link and reads it without consuming it: opening the link (a GET, which mail
+ * scanners and chat previews do too) only shows the connect page.
+ */
+export async function peekLink(kv: KeyValue, adminToken: string, token: string, integration: string): Promise<{ id: string; record: LinkRecord }> {
+  const id = await verifyLink(adminToken, token, integration);
+  const raw = await kvCall(() => kv.get(`link:${id}`));
+  if (raw === undefined) throw new CredproxyError('bad_request', USED);
+  return { id, record: JSON.parse(raw) as LinkRecord };
+}
+
+/**
+ * Verifies a link token for `integration` and consumes it: a second use of the same link,
+ * like a forged or expired one, is a 400. `check` runs on the verified id before anything is
+ * consumed, so a refused request leaves the link usable.
+ */
+export async function takeLink(
+  kv: KeyValue,
+  adminToken: string,
+  token: string,
+  integration: string,
+  check: (id: string) => void = () => {},
+): Promise<{ id: string; record: LinkRecord }> {
+  const id = await verifyLink(adminToken, token, integration);
+  check(id);
+  const raw = await kvCall(() => kv.take(`link:${id}`));
+  if (raw === undefined) throw new CredproxyError('bad_request', USED);
+  return { id, record: JSON.parse(raw) as LinkRecord };
 }
 
 /** Short-lived records live in the store too: its failure is a 503, never a 500. */

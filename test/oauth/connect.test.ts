@@ -1,6 +1,7 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { createLink } from '../../src/oauth/links.js';
+import { Browser, callbackUrlOf, connectInBrowser } from '../support/browser.js';
 import { OAuthServer } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
 import { ADMIN, configDir, startProxy, startUpstream, viaProxy, type TestProxy } from '../support/servers.js';
@@ -34,12 +35,6 @@ async function connectLink(proxy: TestProxy, body: unknown = {}, entity = 'alice
   return j.connect_url;
 }
 
-/** Follows the flow by hand up to the callback URL, without calling it. */
-async function callbackUrl(link: string): Promise<string> {
-  const toProvider = await fetch(link, { redirect: 'manual' });
-  const toCallback = await fetch(toProvider.headers.get('location')!, { redirect: 'manual' });
-  return toCallback.headers.get('location')!;
-}
 
 async function status(proxy: TestProxy, entity = 'alice') {
   const r = await proxy.admin('GET', `/api/entities/${entity}/connections/demo`);
@@ -57,9 +52,10 @@ t.test('full connect flow with a real client following the redirects, then the p
   t.ok(ttl > 9 * 60_000 && ttl <= 10 * 60_000, 'valid 10 minutes');
   t.equal(await status(proxy), 'initiated');
 
-  const done = await fetch(connect_url);
+  const browser = new Browser();
+  const done = await connectInBrowser(connect_url, browser);
   t.equal(done.status, 200);
-  t.equal(done.url, redirect, 'ends at redirect_to');
+  t.equal(browser.url, redirect, 'ends at redirect_to');
   t.equal(app.seen.length, 1);
 
   const q = as.authorizeRequests[0]!;
@@ -90,6 +86,7 @@ t.test('full connect flow with a real client following the redirects, then the p
   const again = await fetch(connect_url, { redirect: 'manual' });
   t.equal(again.status, 400);
   t.equal(again.headers.get('x-credproxy-error'), 'bad_request');
+  t.equal((await connectInBrowser(connect_url)).status, 400, 'also when its page is opened and the button pressed again');
   const logs = proxy.logs.text;
   t.notMatch(logs, /at-\d+-/, 'no access token in the logs');
   t.notMatch(logs, /rt-\d+-/, 'no refresh token in the logs');
@@ -102,7 +99,7 @@ t.test('without redirect_to the flow ends on a success page; pkce: false, client
     '  pkce: false\n  scopes: [a, b]\n  scope_separator: ","\n  token_request_auth_method: client_secret_post\n  token_params: { audience: api }',
     { form: true, expiresIn: null },
   );
-  const done = await fetch(await connectLink(proxy));
+  const done = await connectInBrowser(await connectLink(proxy));
   t.equal(done.status, 200);
   t.match(done.headers.get('content-type'), /text\/html/);
   t.match(await done.text(), /demo is connected/);
@@ -128,9 +125,10 @@ t.test('state forged, missing, reused and expired: 400 and nothing stored', asyn
   t.equal((await fetch(`${cb}?code=abc&state=%3Cscript%3E`)).status, 400, 'malformed state');
   t.equal(await status(proxy), 'none');
 
-  const url = await callbackUrl(await connectLink(proxy));
-  t.equal((await fetch(url, { redirect: 'manual' })).status, 200);
-  const reused = await fetch(url, { headers: { accept: 'text/html' } });
+  const browser = new Browser();
+  const url = await callbackUrlOf(await connectLink(proxy), browser);
+  t.equal((await browser.request(url)).status, 200);
+  const reused = await browser.request(url);
   t.equal(reused.status, 400, 'reused');
   t.match(reused.headers.get('content-type'), /text\/html/, 'a browser gets a page');
   t.match(await reused.text(), /already used/);
@@ -147,7 +145,7 @@ t.test('state forged, missing, reused and expired: 400 and nothing stored', asyn
 t.test('denied consent marks the connection failed and shows an escaped page', async (t) => {
   const { as, proxy, api } = await setup(t);
   as.consent = 'deny';
-  const r = await fetch(await connectLink(proxy));
+  const r = await connectInBrowser(await connectLink(proxy));
   t.equal(r.status, 400);
   const html = await r.text();
   t.match(html, /access_denied/);
@@ -166,7 +164,7 @@ t.test('denied consent marks the connection failed and shows an escaped page', a
 t.test('a failed code exchange marks the connection failed', async (t) => {
   const { as, proxy } = await setup(t);
   as.tokenEndpoint = 'error500';
-  const r = await fetch(await connectLink(proxy));
+  const r = await connectInBrowser(await connectLink(proxy));
   t.equal(r.status, 502);
   t.match(await r.text(), /token exchange failed/);
   t.equal(await status(proxy), 'failed');
@@ -175,19 +173,19 @@ t.test('a failed code exchange marks the connection failed', async (t) => {
 t.test('RFC 9207: a declared issuer must match the callback iss', async (t) => {
   t.test('mismatch', async (t) => {
     const { proxy, as } = await setup(t, '  issuer: https://good.example', { iss: 'https://evil.example' });
-    const r = await fetch(await connectLink(proxy));
+    const r = await connectInBrowser(await connectLink(proxy));
     t.equal(r.status, 400);
     t.equal(await status(proxy), 'failed');
     t.equal(as.count(), 0);
   });
   t.test('match', async (t) => {
     const { proxy } = await setup(t, '  issuer: https://good.example', { iss: 'https://good.example' });
-    t.equal((await fetch(await connectLink(proxy))).status, 200);
+    t.equal((await connectInBrowser(await connectLink(proxy))).status, 200);
     t.equal(await status(proxy), 'active');
   });
   t.test('no issuer declared: iss is ignored', async (t) => {
     const { proxy } = await setup(t, '', { iss: 'https://whoever.example' });
-    t.equal((await fetch(await connectLink(proxy))).status, 200);
+    t.equal((await connectInBrowser(await connectLink(proxy))).status, 200);
     t.equal(await status(proxy), 'active');
   });
 });
@@ -214,18 +212,19 @@ t.test('connect link requests: redirect_to allow-list, bad bodies, wrong integra
   const tampered = link.searchParams.get('token')!.slice(0, -2) + 'xx';
   t.equal((await fetch(`${proxy.url}/connect/demo?token=${tampered}`, { redirect: 'manual' })).status, 400, 'tampered');
   t.equal((await fetch(`${proxy.url}/connect/nothere?${link.searchParams}`, { redirect: 'manual' })).status, 404);
-  t.equal((await fetch(link, { redirect: 'manual' })).status, 302, 'the real link still works once');
+  t.equal((await fetch(link, { redirect: 'manual' })).status, 200, 'the real link still shows its page');
+  t.equal((await connectInBrowser(link.href)).status, 200, 'and still works once');
   t.ok(ADMIN);
 });
 
 t.test('an active connection stays active while it is re-connected, and a failed re-connect keeps it', async (t) => {
   const { as, proxy } = await setup(t);
-  await fetch(await connectLink(proxy));
+  await connectInBrowser(await connectLink(proxy));
   t.equal(await status(proxy), 'active');
   const link = await connectLink(proxy);
   t.equal(await status(proxy), 'active');
   as.consent = 'deny';
-  t.equal((await fetch(link)).status, 400);
+  t.equal((await connectInBrowser(link)).status, 400);
   t.equal(await status(proxy), 'active');
 });
 
@@ -244,9 +243,10 @@ t.test('an expired connect link and a callback without a code', async (t) => {
   t.equal(r.status, 400);
   t.match(await r.text(), /has expired/);
 
-  const cb = new URL(await callbackUrl(await connectLink(proxy)));
+  const browser = new Browser();
+  const cb = new URL(await callbackUrlOf(await connectLink(proxy), browser));
   cb.searchParams.delete('code');
-  const noCode = await fetch(cb);
+  const noCode = await browser.request(cb.href);
   t.equal(noCode.status, 400);
   t.match(await noCode.text(), /no authorization code/);
   t.equal(await status(proxy), 'failed');

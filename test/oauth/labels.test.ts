@@ -3,6 +3,7 @@ import { OAuthServer, protectedHandler } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
 import { configDir, errorOf, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
 import { startReceiver, type Receiver } from '../support/webhook.js';
+import { authorizeUrlOf, Browser, connectInBrowser } from '../support/browser.js';
 
 /**
  * The OAuth side of labelled connections: a connect link with ?label= makes that connection
@@ -46,12 +47,13 @@ t.test('a connect link with ?label= creates the labelled connection, through the
   t.match(await view(s, 'work'), { label: 'work', status: 'initiated' });
   t.equal(await view(s), undefined, 'no default connection is made');
 
-  // The browser side of the flow: link → provider (with state) → callback.
-  const toProvider = await fetch(connect_url, { redirect: 'manual' });
-  const state = new URL(toProvider.headers.get('location')!).searchParams.get('state');
+  // The browser side of the flow: link → page → button → provider (with state) → callback.
+  const browser = new Browser();
+  const authorize = await authorizeUrlOf(browser, connect_url);
+  const state = new URL(authorize).searchParams.get('state');
   t.ok(state, 'the provider gets a state');
-  t.notMatch(toProvider.headers.get('location')!, /work/, 'and no label');
-  const done = await fetch(toProvider.headers.get('location')!);
+  t.notMatch(authorize, /work/, 'and no label');
+  const done = await browser.follow(authorize);
   t.equal(done.status, 200);
   t.match(await done.text(), /demo is connected as your &quot;work&quot; account/, 'the page says which account');
 
@@ -80,7 +82,7 @@ t.test('a denied flow marks only the labelled connection failed', async (t) => {
   s.as.consent = 'deny';
   const link = await s.proxy.admin('POST', '/api/entities/alice/connections/demo/connect?label=personal', {});
   const { connect_url } = (await link.json()) as { connect_url: string };
-  t.equal((await fetch(connect_url)).status, 400);
+  t.equal((await connectInBrowser(connect_url)).status, 400);
   t.match(await view(s, 'personal'), { label: 'personal', status: 'failed', reason: /access_denied/ });
   t.match(await view(s), { label: null, status: 'active' }, 'the default connection is untouched');
   const e = errorOf(await get(s, 'personal'));

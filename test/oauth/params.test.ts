@@ -1,6 +1,7 @@
 import t from 'tap';
 import { OAuthServer } from '../support/oauth-server.js';
 import { configDir, startProxy, startUpstream } from '../support/servers.js';
+import { connectInBrowser } from '../support/browser.js';
 
 /** Connection params fill the oauth2 URLs of a connect flow, percent-encoded, and are stored with the connection. */
 t.test('params in authorize_url and token_url: filled from the link, encoded, kept on the connection', async (t) => {
@@ -27,7 +28,7 @@ t.test('params in authorize_url and token_url: filled from the link, encoded, ke
   });
   const r = await proxy.admin('POST', '/api/entities/alice/connections/demo/connect', { params: { tenant: 'a&x=1/../b' } });
   t.equal(r.status, 200);
-  t.equal((await fetch(((await r.json()) as { connect_url: string }).connect_url)).status, 200, 'the flow completed (the token_url with params worked)');
+  t.equal((await connectInBrowser(((await r.json()) as { connect_url: string }).connect_url)).status, 200, 'the flow completed (the token_url with params worked)');
   const q = as.authorizeRequests.at(-1)!;
   t.equal(q.get('tenant'), 'a&x=1/../b', 'the value arrived whole, encoded');
   t.equal(q.get('x'), null, 'it added no query parameter');

@@ -3,6 +3,7 @@ import type { Test } from 'tap';
 import { OAuthServer, protectedHandler, type OAuthServerOptions } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
 import { configDir, errorOf, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
+import { connectInBrowser } from '../support/browser.js';
 
 /**
  * Scopes: the integration's `scopes` are the default; a connect link may ask for others
@@ -24,11 +25,11 @@ async function setup(t: Test, asOpts: OAuthServerOptions = {}, extra = SCOPES): 
 }
 
 /** Asks for a link with this body and follows it through the provider and the callback. */
-async function connect(proxy: TestProxy, body: unknown, entity = 'alice'): Promise<Response> {
+async function connect(proxy: TestProxy, body: unknown, entity = 'alice'): Promise<{ status: number }> {
   const r = await proxy.admin('POST', `/api/entities/${entity}/connections/demo/connect`, body);
   if (r.status !== 200) return r;
   const { connect_url } = (await r.json()) as { connect_url: string };
-  return fetch(connect_url);
+  return connectInBrowser(connect_url);
 }
 
 const view = async (proxy: TestProxy, entity = 'alice') =>

@@ -7,6 +7,7 @@ import { decrypt, parseKey } from '../../src/store/crypto.js';
 import { testKey } from '../support/keys.js';
 import { OAuthServer } from '../support/oauth-server.js';
 import { configDir, SECRET_KEY, startProxy, startUpstream, viaProxy, type TestProxy } from '../support/servers.js';
+import { connectInBrowser } from '../support/browser.js';
 
 /**
  * One integration, two schemes: a token the user pastes (first, so the default) and OAuth
@@ -69,7 +70,7 @@ t.test('oauth2 + bearer: two entities by different schemes, both injected; switc
   // alice connects through OAuth: the link starts the oauth2 scheme, though bearer comes first.
   const link = await proxy.admin('POST', '/api/entities/alice/connections/svc/connect', {});
   t.equal(link.status, 200);
-  t.equal((await fetch(((await link.json()) as { connect_url: string }).connect_url)).status, 200);
+  t.equal((await connectInBrowser(((await link.json()) as { connect_url: string }).connect_url)).status, 200);
   t.equal(as.authorizeRequests.length, 1, 'the provider saw the authorize request');
   t.match(await shown('alice'), { scheme: 'oauth2', status: 'active', fields: ['access_token', 'refresh_token'] });
 
@@ -109,7 +110,7 @@ t.test('oauth2 + bearer: two entities by different schemes, both injected; switc
   const url = ((await relink.json()) as { connect_url: string }).connect_url;
   t.match(await shown('alice'), { scheme: 'bearer', status: 'active' }, 'still the pasted token while the flow runs');
   t.equal((await send('alice'))['x-api-token'], 'tok-alice');
-  t.equal((await fetch(url)).status, 200);
+  t.equal((await connectInBrowser(url)).status, 200);
   const after = raw('alice');
   t.equal(after.scheme, 'oauth2');
   t.same(Object.keys(after.secrets).sort(), ['access_token', 'refresh_token'], 'the pasted token is replaced by the token set');

@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+
+/**
+ * The one way credproxy answers a browser with HTML: every page gets the same strict headers,
+ * so a new page cannot forget them. Pages are static text (no script); the only inline style
+ * is allowed by its hash, and forms may only post where the page says.
+ */
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+}
+
+const STYLE =
+  'body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#222}' +
+  'dt{font-weight:600}dd{margin:0 0 .5em}button{font:inherit;padding:.5em 1.5em;cursor:pointer}';
+const STYLE_HASH = `'sha256-${createHash('sha256').update(STYLE).digest('base64')}'`;
+
+export interface PageOptions {
+  status: number;
+  title: string;
+  /** already-escaped HTML for the body, below the title (build it with escapeHtml) */
+  bodyHtml: string;
+  /** already-escaped extra HTML in <head> (a refresh) */
+  headHtml?: string;
+  /** origins a form on the page may post to (browsers hold redirects after the post to it too) */
+  formAction?: string[];
+  headers?: Record<string, string | string[]>;
+}
+
+export function sendHtml(res: ServerResponse, o: PageOptions): void {
+  const body =
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(o.title)}</title>` +
+    '<meta name="viewport" content="width=device-width, initial-scale=1">' +
+    `<style>${STYLE}</style>${o.headHtml ?? ''}</head><body><h1>${escapeHtml(o.title)}</h1>${o.bodyHtml}</body></html>`;
+  const formAction = o.formAction?.length ? o.formAction.join(' ') : "'none'";
+  res.writeHead(o.status, {
+    ...o.headers,
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'content-security-policy': `default-src 'none'; style-src ${STYLE_HASH}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+    'x-frame-options': 'DENY',
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+  });
+  res.end(body);
+}
+
+/** A page with a title and one paragraph of text. */
+export function sendTextPage(res: ServerResponse, status: number, title: string, text: string, headers: Record<string, string> = {}): void {
+  sendHtml(res, { status, title, bodyHtml: `<p>${escapeHtml(text)}</p>`, headers });
+}
