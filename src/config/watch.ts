@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import { swapAudit } from '../audit/record.js';
+import { openProxyProblem } from '../proxy/client-auth.js';
 import { snapshotOf, type Runtime } from '../runtime.js';
 import { changedKeys, RESTART_ONLY, withValuesOf } from './apply.js';
 import { ConfigError, loadConfig, type LoadOptions } from './load.js';
@@ -91,6 +92,14 @@ export class ConfigReloader {
     if (restartNeeded.length > 0) {
       next = Object.freeze({ ...next, settings: Object.freeze(withValuesOf(next.settings, old.settings, RESTART_ONLY)) });
       this.log.warn({ trigger, settings: restartNeeded }, `config changed ${restartNeeded.join(', ')}: restart credproxy to apply; the running values are kept until then`);
+    }
+    // `listen` and allow_unauthenticated keep their running values; `clients` is live, and
+    // dropping it must not turn a proxy on a public address into an open one.
+    const open = openProxyProblem(next.settings);
+    if (open) {
+      const problems = [`credproxy.yaml: a proxy listening on ${open}`];
+      this.log.error({ trigger, problems }, `config reload refused; the last good config stays live:\n${problems.join('\n')}`);
+      return { ok: false, problems };
     }
     if (next.settings.public_url.endsWith(':0') && old.settings.public_url !== next.settings.public_url) {
       // A public_url derived from `listen` port 0: the running one names the port actually bound.

@@ -106,12 +106,21 @@ export function checkListenPolicy(settings: Settings, log: Logger): void {
     log.info({ clients }, 'proxy clients must authenticate with Proxy-Authorization');
     return;
   }
-  if (isLoopback(host)) return;
-  if (!settings.allow_unauthenticated) {
-    throw new Error(
-      `refusing to listen on ${host}, which is not a loopback address, without client authentication: ` +
-        'configure `clients` in credproxy.yaml, or set `allow_unauthenticated: true` to run an open proxy on purpose',
-    );
-  }
-  log.warn({ listen: host }, 'allow_unauthenticated is set: anyone who can reach this address may use the proxy and its credentials');
+  const problem = openProxyProblem(settings);
+  if (problem) throw new Error(`refusing to listen on ${problem}`);
+  if (!isLoopback(host)) log.warn({ listen: host }, 'allow_unauthenticated is set: anyone who can reach this address may use the proxy and its credentials');
+}
+
+/**
+ * Why these settings would make an open proxy on a reachable address, undefined when they
+ * do not. Checked at start and on every reload: a reload that drops `clients` must not open
+ * a proxy that listens on a public address (src/config/watch.ts).
+ */
+export function openProxyProblem(settings: Settings): string | undefined {
+  const host = settings.listen.host;
+  if ((settings.clients?.length ?? 0) > 0 || isLoopback(host) || settings.allow_unauthenticated) return undefined;
+  return (
+    `${host}, which is not a loopback address, without client authentication: ` +
+    'configure `clients` in credproxy.yaml, or set `allow_unauthenticated: true` to run an open proxy on purpose'
+  );
 }

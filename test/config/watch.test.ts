@@ -206,3 +206,25 @@ t.test('every kind of broken edit is reported with its file:line and changes not
   }
   t.ok(proxy.reload().ok, 'the good files load again');
 });
+
+t.test('a reload that drops clients on a non-loopback listen address is refused: no open proxy by edit', async (t) => {
+  const key = 'reload-client-key-0123456789';
+  const withClients = `store: memory\n${LOOPBACK_EGRESS}clients: [{ name: a, key: "${key}" }]\n`;
+  const dir = configDir(withClients);
+  const proxy = await startProxy(dir, { host: '0.0.0.0' });
+  t.teardown(() => proxy.close());
+  const ask = () => viaProxy(proxy.port, 'http://127.0.0.1:9/x');
+  t.equal((await ask()).status, 407, 'a key is needed');
+
+  writeFileSync(join(dir, 'credproxy.yaml'), `store: memory\n${LOOPBACK_EGRESS}`);
+  const outcome = proxy.reload();
+  t.equal(outcome.ok, false);
+  t.match(outcome.problems?.join('\n'), /0\.0\.0\.0, which is not a loopback address, without client authentication/);
+  t.equal((await ask()).status, 407, 'the running config, with its clients, stays live');
+
+  writeFileSync(join(dir, 'credproxy.yaml'), `store: memory\n${LOOPBACK_EGRESS}allow_unauthenticated: true\n`);
+  const again = proxy.reload();
+  t.equal(again.ok, false, 'allow_unauthenticated is read at start: setting it in a reload does not open the proxy either');
+  t.same(again.restartNeeded ?? [], []);
+  t.equal((await ask()).status, 407);
+});
