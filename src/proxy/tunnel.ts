@@ -1,11 +1,11 @@
 import type { IncomingMessage } from 'node:http';
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { CredproxyError, isCredproxyError } from '../errors.js';
 import { TunnelGate } from '../limits.js';
 import type { Runtime } from '../runtime.js';
 import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
 import { parseConnectTarget, type ConnectTarget } from './connect-target.js';
-import { parseCidrs, resolveChecked } from './egress.js';
+import { dialTcp, parseCidrs } from './egress.js';
 import { upstreamError } from './forward.js';
 import { proxyEntityToken, verifyProxyToken } from './entity-token.js';
 import { proxyUser } from './identify.js';
@@ -118,51 +118,43 @@ function gateOf(rt: Runtime): TunnelGate {
 }
 
 /**
- * A plain TCP tunnel: credproxy sees only bytes, and adds nothing to them. A passthrough
- * target goes through the egress policy first, and the tunnel dials exactly the address that
- * was checked (no second lookup); an integration host (interception off) is trusted as configured.
+ * A plain TCP tunnel: credproxy sees only bytes, and adds nothing to them. It dials through
+ * egress.ts like every other way out: a passthrough target is checked against the egress
+ * policy and the tunnel dials exactly the address that was checked (no second lookup); an
+ * integration host (interception off) is trusted as configured.
  */
 async function openTunnel(rt: Runtime, socket: Socket, head: Buffer, target: ConnectTarget, owned: boolean): Promise<void> {
   const started = Date.now();
   const settings = rt.current.config.settings;
-  let host = target.hostname;
-  if (!owned) {
-    try {
-      host = (await resolveChecked(target.hostname, parseCidrs(settings.egress.allow_private), settings.limits.upstream_connect_timeout_ms))[0]!;
-    } catch (err) {
-      const e = isCredproxyError(err) ? err : upstreamError(err);
-      rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: e.status }, 'CONNECT refused');
-      return rawCredproxyError(socket, e);
-    }
-  }
-  const upstream = net.connect({ host, port: target.port, allowHalfOpen: true });
-  let connected = false;
-  const timer = setTimeout(() => {
-    upstream.destroy(new CredproxyError('upstream_timeout', `could not connect to ${target.hostname}:${target.port} in time`));
-  }, rt.current.config.settings.limits.upstream_connect_timeout_ms);
-  const abandon = () => {
-    if (connected) return;
-    clearTimeout(timer);
-    upstream.destroy();
-  };
+  const gone = new AbortController();
+  const abandon = () => gone.abort();
   socket.once('close', abandon);
-  upstream.once('error', (err) => {
-    clearTimeout(timer);
-    if (connected) return;
-    rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, err: (err as NodeJS.ErrnoException).code ?? err.message }, 'tunnel failed');
-    rawCredproxyError(socket, upstreamError(err));
-  });
-  upstream.once('connect', () => {
-    connected = true;
-    clearTimeout(timer);
+  let upstream: Socket;
+  try {
+    upstream = await dialTcp(
+      target.hostname,
+      target.port,
+      owned
+        ? { chooser: 'operator', timeout: settings.limits.upstream_connect_timeout_ms }
+        : { chooser: 'client', allowPrivate: () => parseCidrs(settings.egress.allow_private), timeout: settings.limits.upstream_connect_timeout_ms },
+      gone.signal,
+    );
+  } catch (err) {
     socket.off('close', abandon);
-    socket.write(ESTABLISHED);
-    if (head.length > 0) upstream.write(head);
-    relay(socket, upstream, () => {
-      rt.log.info(
-        { method: 'CONNECT', host: target.hostname, port: target.port, mode: 'tunnel', sent: upstream.bytesWritten, received: upstream.bytesRead, ms: Date.now() - started },
-        'tunnel closed',
-      );
-    });
+    if (gone.signal.aborted) return;
+    const e = isCredproxyError(err) ? err : upstreamError(err);
+    const code = (err as NodeJS.ErrnoException).code;
+    rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: e.status, ...(code ? { err: code } : {}) }, isCredproxyError(err) ? 'CONNECT refused' : 'tunnel failed');
+    return rawCredproxyError(socket, e);
+  }
+  socket.off('close', abandon);
+  if (gone.signal.aborted || socket.destroyed) return void upstream.destroy();
+  socket.write(ESTABLISHED);
+  if (head.length > 0) upstream.write(head);
+  relay(socket, upstream, () => {
+    rt.log.info(
+      { method: 'CONNECT', host: target.hostname, port: target.port, mode: 'tunnel', sent: upstream.bytesWritten, received: upstream.bytesRead, ms: Date.now() - started },
+      'tunnel closed',
+    );
   });
 }
