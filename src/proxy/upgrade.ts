@@ -28,8 +28,15 @@ export function isWebSocketUpgrade(req: IncomingMessage): boolean {
  * Upgrade headers and served as the ordinary HTTP/1.1 request it also is.
  */
 export function createUpgradeHandler(rt: Runtime, tunnelOf: (socket: Duplex) => TunnelContext | undefined) {
+  // One keep-alive connection may send any number of declined upgrades (issue 15 #7): its
+  // socket gets this listener once, not once per request.
+  const guarded = new WeakSet<Duplex>();
+  const onError = (err: Error) => rt.log.debug({ err }, 'upgrade client socket error');
   return function handleUpgrade(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', (err) => rt.log.debug({ err }, 'upgrade client socket error'));
+    if (!guarded.has(socket)) {
+      guarded.add(socket);
+      socket.on('error', onError);
+    }
     if (!isWebSocketUpgrade(req)) {
       replayWithoutUpgrade(server, req, socket, head);
       return;
