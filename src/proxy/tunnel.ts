@@ -12,6 +12,7 @@ import { proxyUser } from './identify.js';
 import { relay } from './relay.js';
 import { rawCredproxyError } from './socket-answer.js';
 import type { TunnelContext } from './target.js';
+import type { EntityToken } from '../tokens/entity-tokens.js';
 
 export const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
@@ -48,9 +49,9 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       header = undefined; // admit() answers the repeated header
     }
     // An entity token as the proxy password is checked in the store first; it stands in for a client key.
-    if (proxyEntityToken(header) === undefined) return admit(req, socket, head, false);
+    if (proxyEntityToken(header) === undefined) return admit(req, socket, head, undefined);
     verifyProxyToken(rt.store.kv, header).then(
-      () => admit(req, socket, head, true),
+      (token) => admit(req, socket, head, token),
       (err: unknown) => {
         const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
         rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: e.status }, 'CONNECT refused');
@@ -59,7 +60,8 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     );
   };
 
-  function admit(req: IncomingMessage, socket: Socket, head: Buffer, tokenVerified: boolean): void {
+  function admit(req: IncomingMessage, socket: Socket, head: Buffer, token: EntityToken | undefined): void {
+    const tokenVerified = token !== undefined;
     let target: ConnectTarget;
     let proxyAuthorization: string | undefined;
     let release: () => void;
@@ -71,7 +73,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       const client = tokenVerified ? undefined : clients?.authenticate(proxyAuthorization);
       if (client !== undefined) clients?.authorize(client, proxyUser(proxyAuthorization));
       target = parseConnectTarget(req.url ?? '');
-      release = gateOf(rt).acquire();
+      release = gateOf(rt).acquire(tunnelClient(token, client, socket));
     } catch (err) {
       if (!isCredproxyError(err)) throw err;
       rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: err.status }, 'CONNECT refused');
@@ -111,10 +113,24 @@ const gates = new WeakMap<Runtime, TunnelGate>();
 function gateOf(rt: Runtime): TunnelGate {
   let gate = gates.get(rt);
   if (!gate) {
-    gate = new TunnelGate(() => rt.current.config.settings.limits.max_tunnels);
+    gate = new TunnelGate(
+      () => rt.current.config.settings.limits.max_tunnels,
+      () => rt.current.config.settings.limits.max_tunnels_per_client,
+    );
     gates.set(rt, gate);
   }
   return gate;
+}
+
+/**
+ * Whose share of `limits.max_tunnels_per_client` a tunnel counts against: the entity token
+ * it came with, else the client key, else (no client authentication configured, so nothing
+ * tells clients apart) the address it comes from.
+ */
+function tunnelClient(token: EntityToken | undefined, client: string | undefined, socket: Socket): string {
+  if (token) return `token:${token.id}`;
+  if (client !== undefined) return `client:${client}`;
+  return `address:${socket.remoteAddress ?? 'unknown'}`;
 }
 
 /**
