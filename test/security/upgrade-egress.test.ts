@@ -66,7 +66,7 @@ function refused(t: Test, fx: Fixture, before: number, r: { status: number; head
 t.test('an upgrade in absolute form to a denied address is 403 host_denied, in every spelling', async (t) => {
   const fx = await fixture(t);
   for (const [name, host] of spellings(fx.internal.port)) {
-    for (const scheme of ['ws', 'http']) {
+    for (const scheme of ['ws', 'http', 'wss', 'https']) {
       for (const who of ['no token', 'entity token']) {
         await t.test(`${name}, ${scheme}://, ${who}`, async (t) => {
           const before = fx.seenCount();
@@ -108,4 +108,20 @@ t.test('an upgrade to an owned host still reaches it with the credential', async
   t.equal(fx.owned.seen.at(-1)?.url, '/socket');
   t.equal(fx.owned.seen.at(-1)?.headers.authorization, 'Bearer sec-token-7f3a9c-do-not-leak');
   t.equal(fx.internal.seen.length, 0);
+});
+
+t.test('other upgrade tokens (h2c, a non-GET websocket) take the plain path and its egress check', async (t) => {
+  const fx = await fixture(t);
+  const host = `2130706433:${fx.internal.port}`;
+  const cases: Array<[string, string]> = [
+    ['Upgrade: h2c', `GET http://${host}/ HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`],
+    ['POST with Upgrade: websocket', `POST http://${host}/ HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n`],
+    ['Upgrade: websocket, h2c', upgradeRequest(`http://${host}/`, host).replace('Upgrade: websocket', 'Upgrade: h2c, websocket')],
+  ];
+  for (const [name, text] of cases) {
+    await t.test(name, async (t) => {
+      const before = fx.seenCount();
+      refused(t, fx, before, await rawRequest(fx.proxy.port, text));
+    });
+  }
 });
