@@ -3,14 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import { loadConfig, type LoadOptions } from './config/load.js';
 import { ConfigReloader, type ReloadOutcome } from './config/watch.js';
 import type { Config } from './config/types.js';
 import { Events, STATUS_EVENTS, type EventOptions } from './events.js';
 import { createLogger } from './log.js';
 import { checkListenPolicy } from './proxy/client-auth.js';
-import { egressConnector, parseCidrs } from './proxy/egress.js';
+import { egressAgent, parseCidrs } from './proxy/egress.js';
 import { passthroughTrust } from './tls/bundle.js';
 import { Metrics } from './metrics.js';
 import { closeRuntime, instanceState, snapshotOf, type Runtime } from './runtime.js';
@@ -76,12 +76,13 @@ const poolOptions = (config: Config) => ({
   connections: 256,
 });
 
-/** Upstream TLS is verified against `ca` (system roots plus tls.upstream_ca); nothing turns that off. */
+/**
+ * Integration hosts (and their token endpoints, verify requests) are the operator's choice:
+ * resolved once and the resolved address dialled, without the private-range check. Upstream
+ * TLS is verified against `ca` (system roots plus tls.upstream_ca); nothing turns that off.
+ */
 function upstreamAgent(config: Config, ca: string[] | undefined): Agent {
-  return new Agent({
-    ...poolOptions(config),
-    connect: { timeout: config.settings.limits.upstream_connect_timeout_ms, ...(ca ? { ca } : {}) },
-  });
+  return egressAgent({ ...poolOptions(config), chooser: 'operator', timeout: config.settings.limits.upstream_connect_timeout_ms, ca: () => ca });
 }
 
 /** Passthrough gets its own pools, whose connector checks every address it dials. */
@@ -96,10 +97,7 @@ function passthroughAgent(config: Config, ca: () => string[] | undefined, runtim
     }
     return allow;
   };
-  return new Agent({
-    ...poolOptions(config),
-    connect: egressConnector({ timeout: config.settings.limits.upstream_connect_timeout_ms, allowPrivate, ca }),
-  });
+  return egressAgent({ ...poolOptions(config), chooser: 'client', timeout: config.settings.limits.upstream_connect_timeout_ms, allowPrivate, ca });
 }
 
 /** Loads the config, opens the store and listens; what `credproxy start` and the tests run. */

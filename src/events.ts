@@ -1,6 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Agent, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
+import { egressAgent } from './proxy/egress.js';
 import type { Settings } from './config/types.js';
 import type { Metrics } from './metrics.js';
 import type { ConnectionStatus } from './store/types.js';
@@ -101,7 +102,8 @@ export class Events implements EventSink {
       timeoutMs: o.timeoutMs ?? 10_000,
     };
     // Its own pool: a slow receiver never takes sockets from proxied traffic.
-    this.agent = new Agent({ connections: 4, keepAliveTimeout: 10_000 });
+    // The receiver is the operator's choice (events.webhook_url): resolved and pinned like every other way out, not range-checked.
+    this.agent = egressAgent({ chooser: 'operator', timeout: this.opts.timeoutMs, connections: 4, keepAliveTimeout: 10_000 });
   }
 
   /** Queues an event; returns at once. Without `events.webhook_url` it does nothing. */

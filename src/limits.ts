@@ -38,31 +38,52 @@ export function headerCountError(req: IncomingMessage, limits: Limits): Credprox
 }
 
 /**
- * Counts open CONNECT tunnels against `limits.max_tunnels`. The CONNECT handler takes a slot
- * before it answers 200 and gives it back when the tunnel closes.
+ * Counts open CONNECT tunnels against `limits.max_tunnels`, and each client's against
+ * `limits.max_tunnels_per_client`, so one client cannot take every slot. The CONNECT handler
+ * takes a slot before it answers 200 and gives it back when the tunnel closes.
  */
 export class TunnelGate {
   private open = 0;
-  constructor(private readonly max: () => number) {}
+  private readonly byClient = new Map<string, number>();
+  constructor(
+    private readonly max: () => number,
+    private readonly perClient: () => number = () => Infinity,
+  ) {}
 
   get count(): number {
     return this.open;
   }
 
+  /** open tunnels of one client */
+  countOf(client: string): number {
+    return this.byClient.get(client) ?? 0;
+  }
+
   /**
-   * Returns the slot's release function (safe to call twice). Over the limit it throws 429
+   * Returns the slot's release function (safe to call twice). Over either limit it throws 429
    * `rate_limited` with Retry-After: the nearest documented answer to "too busy, come back".
+   * `client` names who asks (client key, entity token, or address); without it only the
+   * global limit applies.
    */
-  acquire(): () => void {
+  acquire(client?: string): () => void {
+    const mine = client === undefined ? 0 : this.countOf(client);
+    if (client !== undefined && mine >= this.perClient()) {
+      throw new CredproxyError('rate_limited', `this client has ${this.perClient()} tunnels open (limits.max_tunnels_per_client); try again later`, { 'retry-after': '1' });
+    }
     if (this.open >= this.max()) {
       throw new CredproxyError('rate_limited', `more than ${this.max()} tunnels are open; try again later`, { 'retry-after': '1' });
     }
     this.open++;
+    if (client !== undefined) this.byClient.set(client, mine + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
       this.open--;
+      if (client === undefined) return;
+      const left = this.countOf(client) - 1;
+      if (left > 0) this.byClient.set(client, left);
+      else this.byClient.delete(client);
     };
   }
 }

@@ -62,7 +62,10 @@ export function instanceState(
     audit: openAudit(config.settings.audit, log),
     refresh: newRefreshState(),
     writeBack: new WriteBack(store, log),
-    tunnels: new TunnelGate(() => current().config.settings.limits.max_tunnels),
+    tunnels: new TunnelGate(
+      () => current().config.settings.limits.max_tunnels,
+      () => current().config.settings.limits.max_tunnels_per_client,
+    ),
   };
 }
 

@@ -63,6 +63,7 @@ export function createServer(rt: Runtime): http.Server {
   const open = new Set<Socket>();
   openTunnels.set(server, { sockets: open, inner });
   const track = (socket: Socket) => {
+    if (open.has(socket)) return; // a keep-alive connection's second upgrade (h2c): tracked already
     open.add(socket);
     socket.once('close', () => open.delete(socket));
   };

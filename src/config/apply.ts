@@ -35,6 +35,7 @@ export const SETTINGS_APPLY = {
   'limits.upstream_keep_alive_timeout_ms': 'restart',
   'limits.max_connections': 'restart',
   'limits.max_tunnels': 'live',
+  'limits.max_tunnels_per_client': 'live',
   'limits.shutdown_grace_ms': 'restart',
   'events.webhook_url': 'live',
   'events.secret': 'live',

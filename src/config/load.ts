@@ -76,6 +76,8 @@ function defaults(raw: Record<string, unknown>, opts: LoadOptions, env: NodeJS.P
       upstream_keep_alive_timeout_ms: r.limits?.upstream_keep_alive_timeout_ms ?? 30_000,
       max_connections: r.limits?.max_connections ?? 4096,
       max_tunnels: r.limits?.max_tunnels ?? 1024,
+      // One client may hold half the tunnels unless told otherwise (issue 15: no single client takes every slot).
+      max_tunnels_per_client: r.limits?.max_tunnels_per_client ?? Math.max(1, Math.floor((r.limits?.max_tunnels ?? 1024) / 2)),
       shutdown_grace_ms: r.limits?.shutdown_grace_ms ?? 30_000,
     },
     events: r.events,

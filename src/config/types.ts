@@ -123,6 +123,8 @@ export interface Settings {
     max_connections: number;
     /** open CONNECT tunnels; more are refused */
     max_tunnels: number;
+    /** open CONNECT tunnels of one client (client key, entity token, or address without client auth); default max_tunnels / 2 */
+    max_tunnels_per_client: number;
     /** on SIGTERM/SIGINT, in-flight requests get this long before their connections are cut */
     shutdown_grace_ms: number;
   };

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import net, { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
-import { buildConnector } from 'undici';
+import { Agent, buildConnector } from 'undici';
 import { CredproxyError } from '../errors.js';
 
 type Address = ipaddr.IPv4 | ipaddr.IPv6;
@@ -94,18 +94,45 @@ export function withTimeout<T>(p: Promise<T>, ms: number, host: string): Promise
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-export interface EgressConnectorOptions {
+/**
+ * Who chose where a connection goes. `client`: a proxy client picked the host (passthrough,
+ * CONNECT tunnels, upgrades to hosts no integration owns), so every address is checked
+ * against the private ranges. `operator`: the config names it (integration hosts, token
+ * endpoints, verify requests, the webhook), so it may well be internal and is not checked;
+ * either way the address is resolved once and the one resolved is the one dialled.
+ */
+export type Chooser = 'client' | 'operator';
+
+export interface EgressPolicy {
+  chooser: Chooser;
+  /** read at every new connection, so a reloaded config applies at once (ignored for `operator`) */
+  allowPrivate?: () => readonly Cidr[];
+  /** connect timeout, the lookup included */
   timeout: number;
-  /** the CAs to verify TLS upstreams against, asked for at every new connection; undefined = node's defaults */
-  ca?: () => string[] | undefined;
-  /** read at every new connection, so a reloaded config applies at once */
-  allowPrivate: () => readonly Cidr[];
 }
 
 /**
- * An undici connector for passthrough: resolve, check, then dial a checked address. TLS
- * still uses the host name for SNI and certificate checks, because undici derives the
- * servername from `host`, which stays as the client gave it.
+ * The addresses a connection may dial, in resolver order: the one resolve → check step every
+ * way out of credproxy goes through (pooled requests via egressConnector, raw tunnels via dialTcp).
+ */
+export async function addressesFor(hostname: string, policy: EgressPolicy): Promise<string[]> {
+  if (policy.chooser === 'client') return resolveChecked(hostname, policy.allowPrivate?.() ?? [], policy.timeout);
+  const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname;
+  if (isIP(host)) return [host];
+  const addresses = (await withTimeout(lookup(host, { all: true, verbatim: true }), policy.timeout, host)).map((r) => r.address);
+  if (addresses.length === 0) throw new CredproxyError('upstream_error', `${host} has no address`);
+  return addresses;
+}
+
+export interface EgressConnectorOptions extends EgressPolicy {
+  /** the CAs to verify TLS upstreams against, asked for at every new connection; undefined = node's defaults */
+  ca?: () => string[] | undefined;
+}
+
+/**
+ * An undici connector: resolve, check (for client-chosen hosts), then dial a checked
+ * address. TLS still uses the host name for SNI and certificate checks, because undici
+ * derives the servername from `host`, which stays as the client gave it.
  */
 export function egressConnector(opts: EgressConnectorOptions): buildConnector.connector {
   let dialFor: string[] | undefined;
@@ -119,11 +146,77 @@ export function egressConnector(opts: EgressConnectorOptions): buildConnector.co
     return dial;
   };
   return (options, callback) => {
-    resolveChecked(options.hostname, opts.allowPrivate(), opts.timeout).then(
+    addressesFor(options.hostname, opts).then(
       (addresses) => dialInOrder(dialer(), options, addresses, callback),
       (err: Error) => callback(err, null),
     );
   };
+}
+
+export interface EgressAgentOptions extends EgressConnectorOptions {
+  connections?: number;
+  keepAliveTimeout?: number;
+  keepAliveMaxTimeout?: number;
+}
+
+/**
+ * The only way src/ builds an HTTP connection pool (eslint.config.js forbids `new Agent`
+ * elsewhere): every request, upgrade, verify call, token call and webhook dials through
+ * egressConnector, so no path can forget the policy.
+ */
+export function egressAgent(opts: EgressAgentOptions): Agent {
+  const { connections, keepAliveTimeout, keepAliveMaxTimeout } = opts;
+  return new Agent({
+    ...(connections !== undefined ? { connections } : {}),
+    ...(keepAliveTimeout !== undefined ? { keepAliveTimeout } : {}),
+    ...(keepAliveMaxTimeout !== undefined ? { keepAliveMaxTimeout } : {}),
+    connect: egressConnector(opts),
+  });
+}
+
+/**
+ * A raw TCP connection (CONNECT tunnels) through the same resolve → check → pin step:
+ * resolves with a connected socket, trying the addresses in order, or rejects with the
+ * CredproxyError (host_denied, upstream_timeout) or the last socket error.
+ */
+export async function dialTcp(hostname: string, port: number, policy: EgressPolicy, signal?: AbortSignal): Promise<net.Socket> {
+  return connectInOrder(await addressesFor(hostname, policy), port, policy.timeout, hostname, signal);
+}
+
+/** The raw-socket dialInOrder: the next checked address only when one fails to connect. */
+export async function connectInOrder(addresses: readonly string[], port: number, timeout: number, name: string, signal?: AbortSignal): Promise<net.Socket> {
+  let last: unknown;
+  for (const host of addresses) {
+    try {
+      return await connectOne(host, port, timeout, name, signal);
+    } catch (err) {
+      last = err;
+      if (signal?.aborted) break;
+    }
+  }
+  throw last;
+}
+
+function connectOne(host: string, port: number, timeout: number, name: string, signal?: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, allowHalfOpen: true });
+    const timer = setTimeout(() => socket.destroy(new CredproxyError('upstream_timeout', `could not connect to ${name}:${port} in time`)), timeout);
+    const abort = () => socket.destroy(new Error('the client went away'));
+    signal?.addEventListener('abort', abort, { once: true });
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', abort);
+    };
+    socket.once('error', (err) => {
+      done();
+      reject(err);
+    });
+    socket.once('connect', () => {
+      done();
+      // The error listener stays (a no-op once settled) until the caller has added its own.
+      resolve(socket);
+    });
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import { IncomingMessage, type ServerResponse } from 'node:http';
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { errors, util, type Dispatcher } from 'undici';
 import { CredproxyError } from '../errors.js';
 import { clientResponseHeaderList, clientResponseHeaders } from './headers.js';
@@ -27,6 +27,12 @@ export interface ForwardOptions {
   onResponse?: () => void;
   /** secrets to replace in the response headers and text body (`scrub_responses`, scrub.ts) */
   scrub?: readonly string[];
+  /**
+   * Ask for a protocol switch (`Upgrade: websocket`, undici's `upgrade` option). On 101 the
+   * upstream socket goes to `onUpgrade`; any other answer is relayed to `res` like every
+   * other response, filtered and scrubbed the same way.
+   */
+  upgrade?: { protocol: string; onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void };
 }
 
 /**
@@ -52,6 +58,7 @@ export function forward(agent: Dispatcher, up: UpstreamRequest, res: ServerRespo
           body: up.body,
           headersTimeout: opts.headersTimeout,
           bodyTimeout: opts.headersTimeout,
+          ...(opts.upgrade ? { upgrade: opts.upgrade.protocol } : {}),
           // No redirect interceptor on the agent: redirects go back to the client untouched,
           // and the proxy never follows one with a credential.
         },
@@ -112,6 +119,18 @@ class Relay implements Dispatcher.DispatchHandler {
   onConnect(abort: Abort): void {
     this.abort = abort;
     if (this.gone) abort();
+  }
+
+  /** 101 to an upgrade request: the upstream socket is the caller's now. */
+  onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void {
+    this.status = statusCode;
+    this.opts.onResponse?.();
+    if (!this.opts.upgrade) {
+      socket.destroy();
+      return this.settle(upstreamError(new Error('unexpected protocol switch')));
+    }
+    this.opts.upgrade.onUpgrade(statusCode, rawHeaders, socket);
+    this.settle();
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {

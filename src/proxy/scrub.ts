@@ -35,6 +35,11 @@ export function scrubHeaders(headers: Record<string, string | string[]>, secrets
   return out;
 }
 
+/** scrubHeaders for a flat [name, value, …] list (a 101's headers, written straight to the socket). */
+export function scrubHeaderList(list: readonly string[], secrets: readonly string[]): string[] {
+  return list.map((v, i) => (i % 2 === 0 ? v : secrets.reduce((s, secret) => s.split(secret).join(SCRUBBED), v)));
+}
+
 /**
  * Replaces every occurrence of a secret in a streamed body, across chunk boundaries: it holds
  * back only the last (longest secret − 1) bytes, which could be the start of one, so memory

@@ -1,16 +1,17 @@
 import type { IncomingMessage } from 'node:http';
-import net, { type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { CredproxyError, isCredproxyError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { proxyAuthorizationOf } from './client-auth.js';
 import { parseConnectTarget, type ConnectTarget } from './connect-target.js';
-import { parseCidrs, resolveChecked } from './egress.js';
+import { dialTcp, parseCidrs } from './egress.js';
 import { upstreamError } from './forward.js';
 import { proxyEntityToken, verifyProxyToken } from './entity-token.js';
 import { proxyUser } from './identify.js';
 import { relay } from './relay.js';
 import { rawCredproxyError } from './socket-answer.js';
 import type { TunnelContext } from './target.js';
+import type { EntityToken } from '../tokens/entity-tokens.js';
 
 export const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
@@ -47,9 +48,9 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       header = undefined; // admit() answers the repeated header
     }
     // An entity token as the proxy password is checked in the store first; it stands in for a client key.
-    if (proxyEntityToken(header) === undefined) return admit(req, socket, head, false);
+    if (proxyEntityToken(header) === undefined) return admit(req, socket, head, undefined);
     verifyProxyToken(rt.store.kv, header).then(
-      () => admit(req, socket, head, true),
+      (token) => admit(req, socket, head, token),
       (err: unknown) => {
         const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
         rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: e.status }, 'CONNECT refused');
@@ -58,7 +59,8 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     );
   };
 
-  function admit(req: IncomingMessage, socket: Socket, head: Buffer, tokenVerified: boolean): void {
+  function admit(req: IncomingMessage, socket: Socket, head: Buffer, token: EntityToken | undefined): void {
+    const tokenVerified = token !== undefined;
     let target: ConnectTarget;
     let proxyAuthorization: string | undefined;
     let release: () => void;
@@ -69,7 +71,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       const client = tokenVerified ? undefined : clients?.authenticate(proxyAuthorization);
       if (client !== undefined) clients?.authorize(client, proxyUser(proxyAuthorization));
       target = parseConnectTarget(req.url ?? '');
-      release = rt.tunnels.acquire();
+      release = rt.tunnels.acquire(tunnelClient(token, client, socket));
     } catch (err) {
       if (!isCredproxyError(err)) throw err;
       rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: err.status }, 'CONNECT refused');
@@ -105,51 +107,54 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
 }
 
 /**
- * A plain TCP tunnel: credproxy sees only bytes, and adds nothing to them. A passthrough
- * target goes through the egress policy first, and the tunnel dials exactly the address that
- * was checked (no second lookup); an integration host (interception off) is trusted as configured.
+ * Whose share of `limits.max_tunnels_per_client` a tunnel counts against: the entity token
+ * it came with, else the client key, else (no client authentication configured, so nothing
+ * tells clients apart) the address it comes from.
+ */
+function tunnelClient(token: EntityToken | undefined, client: string | undefined, socket: Socket): string {
+  if (token) return `token:${token.id}`;
+  if (client !== undefined) return `client:${client}`;
+  return `address:${socket.remoteAddress ?? 'unknown'}`;
+}
+
+/**
+ * A plain TCP tunnel: credproxy sees only bytes, and adds nothing to them. It dials through
+ * egress.ts like every other way out: a passthrough target is checked against the egress
+ * policy and the tunnel dials exactly the address that was checked (no second lookup); an
+ * integration host (interception off) is trusted as configured.
  */
 async function openTunnel(rt: Runtime, socket: Socket, head: Buffer, target: ConnectTarget, owned: boolean): Promise<void> {
   const started = Date.now();
   const settings = rt.current.config.settings;
-  let host = target.hostname;
-  if (!owned) {
-    try {
-      host = (await resolveChecked(target.hostname, parseCidrs(settings.egress.allow_private), settings.limits.upstream_connect_timeout_ms))[0]!;
-    } catch (err) {
-      const e = isCredproxyError(err) ? err : upstreamError(err);
-      rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: e.status }, 'CONNECT refused');
-      return rawCredproxyError(socket, e);
-    }
-  }
-  const upstream = net.connect({ host, port: target.port, allowHalfOpen: true });
-  let connected = false;
-  const timer = setTimeout(() => {
-    upstream.destroy(new CredproxyError('upstream_timeout', `could not connect to ${target.hostname}:${target.port} in time`));
-  }, rt.current.config.settings.limits.upstream_connect_timeout_ms);
-  const abandon = () => {
-    if (connected) return;
-    clearTimeout(timer);
-    upstream.destroy();
-  };
+  const gone = new AbortController();
+  const abandon = () => gone.abort();
   socket.once('close', abandon);
-  upstream.once('error', (err) => {
-    clearTimeout(timer);
-    if (connected) return;
-    rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, err: (err as NodeJS.ErrnoException).code ?? err.message }, 'tunnel failed');
-    rawCredproxyError(socket, upstreamError(err));
-  });
-  upstream.once('connect', () => {
-    connected = true;
-    clearTimeout(timer);
+  let upstream: Socket;
+  try {
+    upstream = await dialTcp(
+      target.hostname,
+      target.port,
+      owned
+        ? { chooser: 'operator', timeout: settings.limits.upstream_connect_timeout_ms }
+        : { chooser: 'client', allowPrivate: () => parseCidrs(settings.egress.allow_private), timeout: settings.limits.upstream_connect_timeout_ms },
+      gone.signal,
+    );
+  } catch (err) {
     socket.off('close', abandon);
-    socket.write(ESTABLISHED);
-    if (head.length > 0) upstream.write(head);
-    relay(socket, upstream, () => {
-      rt.log.info(
-        { method: 'CONNECT', host: target.hostname, port: target.port, mode: 'tunnel', sent: upstream.bytesWritten, received: upstream.bytesRead, ms: Date.now() - started },
-        'tunnel closed',
-      );
-    });
+    if (gone.signal.aborted) return;
+    const e = isCredproxyError(err) ? err : upstreamError(err);
+    const code = (err as NodeJS.ErrnoException).code;
+    rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: e.status, ...(code ? { err: code } : {}) }, isCredproxyError(err) ? 'CONNECT refused' : 'tunnel failed');
+    return rawCredproxyError(socket, e);
+  }
+  socket.off('close', abandon);
+  if (gone.signal.aborted || socket.destroyed) return void upstream.destroy();
+  socket.write(ESTABLISHED);
+  if (head.length > 0) upstream.write(head);
+  relay(socket, upstream, () => {
+    rt.log.info(
+      { method: 'CONNECT', host: target.hostname, port: target.port, mode: 'tunnel', sent: upstream.bytesWritten, received: upstream.bytesRead, ms: Date.now() - started },
+      'tunnel closed',
+    );
   });
 }

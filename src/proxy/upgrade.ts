@@ -1,18 +1,16 @@
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
-import { isIP } from 'node:net';
+import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { CredproxyError, isCredproxyError } from '../errors.js';
+import { isCredproxyError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
-import { upstreamError } from './forward.js';
-import { logRequest, prepareRequest, type PreparedRequest, type RequestInfo } from './handler.js';
+import { forward, upstreamError } from './forward.js';
+import { logRequest, prepareRequest, type RequestInfo } from './handler.js';
+import { clientResponseHeaderList } from './headers.js';
+import { scrubHeaderList, secretsOf } from './scrub.js';
 import { relay } from './relay.js';
 import { rawCredproxyError, rawError } from './socket-answer.js';
 import { isProxyRequest, type TunnelContext } from './target.js';
-
-/** Response headers not passed on when an upgrade is refused: the answer is re-framed to end with the connection. */
-const REFUSAL_DROP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'trailer']);
 
 function tokens(value: string | undefined): string[] {
   return (value ?? '').split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
@@ -30,8 +28,15 @@ export function isWebSocketUpgrade(req: IncomingMessage): boolean {
  * Upgrade headers and served as the ordinary HTTP/1.1 request it also is.
  */
 export function createUpgradeHandler(rt: Runtime, tunnelOf: (socket: Duplex) => TunnelContext | undefined) {
-  return function handleUpgrade(server: http.Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', (err) => rt.log.debug({ err }, 'upgrade client socket error'));
+  // One keep-alive connection may send any number of declined upgrades (issue 15 #7): its
+  // socket gets this listener once, not once per request.
+  const guarded = new WeakSet<Duplex>();
+  const onError = (err: Error) => rt.log.debug({ err }, 'upgrade client socket error');
+  return function handleUpgrade(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!guarded.has(socket)) {
+      guarded.add(socket);
+      socket.on('error', onError);
+    }
     if (!isWebSocketUpgrade(req)) {
       replayWithoutUpgrade(server, req, socket, head);
       return;
@@ -45,7 +50,7 @@ export function createUpgradeHandler(rt: Runtime, tunnelOf: (socket: Duplex) => 
   };
 }
 
-function replayWithoutUpgrade(server: http.Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+function replayWithoutUpgrade(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
@@ -67,76 +72,59 @@ function replayWithoutUpgrade(server: http.Server, req: IncomingMessage, socket:
 async function relayWebSocket(rt: Runtime, req: IncomingMessage, socket: Duplex, head: Buffer, tunnel: TunnelContext | undefined): Promise<void> {
   const started = performance.now();
   const info: RequestInfo = { entity: undefined, integration: 'passthrough', host: '', path: '' };
+  const limits = rt.current.config.settings.limits;
+  const res = answerOn(req, socket);
   let status: number;
   try {
     const up = await prepareRequest(rt, req, tunnel, info, { websocket: true });
-    status = await upgradeUpstream(rt, up, req, socket, head);
+    const scrub = up.integration?.scrub_responses ? secretsOf(up.injection) : undefined;
+    const sent = performance.now();
+    // The same forward path as every other request: the integration's pool or the
+    // egress-checked passthrough one, so an upgrade can reach nothing a plain request cannot.
+    status = await forward(up.dispatcher, { origin: up.origin, path: up.path, method: req.method ?? 'GET', headers: up.headers, body: null }, res, {
+      headersTimeout: limits.upstream_response_timeout_ms,
+      onResponse: () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000),
+      scrub,
+      upgrade: {
+        protocol: 'websocket',
+        onUpgrade: (_code, rawHeaders, upSocket) => {
+          res.detachSocket(socket as Socket);
+          socket.write(switchingProtocols(rawHeaders, scrub));
+          if (head.length > 0) upSocket.write(head);
+          relay(socket, upSocket);
+        },
+      },
+    });
   } catch (err) {
     const e = isCredproxyError(err) ? err : upstreamError(err);
     status = e.status;
+    res.detachSocket(socket as Socket);
     rawCredproxyError(socket, e);
   }
   logRequest(rt, info, req.method, status, started);
 }
 
-function headerBlock(statusLine: string, raw: readonly string[], drop?: Set<string>, extra = ''): Buffer {
-  let text = `${statusLine}\r\n`;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (drop?.has(raw[i]!.toLowerCase())) continue;
-    text += `${raw[i]}: ${raw[i + 1]}\r\n`;
-  }
-  return Buffer.from(`${text}${extra}\r\n`, 'latin1');
+/**
+ * A ServerResponse on the handed-over socket, so that an upstream's refusal (401, 403, …)
+ * goes back through forward.ts like any answer: hop-by-hop and X-Credproxy-Error dropped,
+ * `scrub_responses` applied, and the connection closed after it.
+ */
+function answerOn(req: IncomingMessage, socket: Duplex): ServerResponse {
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as Socket);
+  res.once('finish', () => {
+    res.detachSocket(socket as Socket);
+    socket.end();
+  });
+  return res;
 }
 
-/**
- * Sends the upgrade request upstream (TLS verified against the same CAs as every other
- * upstream request) and, on 101, joins the two sockets. A refusal (401, 403, …) goes back to
- * the client as the upstream's own answer. Resolves with the upstream status.
- */
-function upgradeUpstream(rt: Runtime, up: PreparedRequest, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<number> {
-  const url = new URL(up.origin);
-  const secure = url.protocol === 'https:';
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const limits = rt.current.config.settings.limits;
-  return new Promise<number>((resolve, reject) => {
-    const upReq = (secure ? https : http).request({
-      host,
-      port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
-      method: req.method,
-      path: up.path,
-      headers: [...up.headers, 'Connection', 'Upgrade', 'Upgrade', 'websocket'],
-      agent: false,
-      ...(secure ? { servername: isIP(host) ? undefined : host, ca: rt.tls.upstreamCa } : {}),
-    });
-    const timer = setTimeout(() => {
-      upReq.destroy(new CredproxyError('upstream_timeout', 'the upstream did not answer the WebSocket upgrade in time'));
-    }, limits.upstream_response_timeout_ms);
-    const abandon = () => upReq.destroy();
-    socket.once('close', abandon);
-    const settle = () => {
-      clearTimeout(timer);
-      socket.off('close', abandon);
-    };
-    upReq.once('error', (err) => {
-      settle();
-      reject(err);
-    });
-    upReq.once('upgrade', (res, upSocket, upHead) => {
-      settle();
-      socket.write(headerBlock(`HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}`, res.rawHeaders));
-      if (upHead.length > 0) socket.write(upHead);
-      if (head.length > 0) upSocket.write(head);
-      relay(socket, upSocket);
-      resolve(101);
-    });
-    upReq.once('response', (res) => {
-      settle();
-      const code = res.statusCode ?? 502;
-      socket.write(headerBlock(`HTTP/1.1 ${code} ${res.statusMessage ?? ''}`, res.rawHeaders, REFUSAL_DROP, 'connection: close\r\n'));
-      res.pipe(socket);
-      res.once('error', () => socket.destroy());
-      resolve(code);
-    });
-    upReq.end();
-  });
+/** The 101 for the client: the upstream's headers filtered and scrubbed as any response's are, and the upgrade itself. */
+function switchingProtocols(rawHeaders: Buffer[], scrub: readonly string[] | undefined): Buffer {
+  let list = clientResponseHeaderList(rawHeaders);
+  if (scrub && scrub.length > 0) list = scrubHeaderList(list, scrub);
+  let text = 'HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n';
+  for (let i = 0; i < list.length; i += 2) text += `${list[i]}: ${list[i + 1]}\r\n`;
+  return Buffer.from(`${text}\r\n`, 'latin1');
 }

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { buildConnector } from 'undici';
-import { deniedRange, dialInOrder, parseCidrs, resolveChecked, withTimeout } from '../../src/proxy/egress.js';
+import { addressesFor, connectInOrder, deniedRange, dialInOrder, dialTcp, parseCidrs, resolveChecked, withTimeout } from '../../src/proxy/egress.js';
 import { CredproxyError } from '../../src/errors.js';
 import { configDir, startProxy, startUpstream, viaProxy } from '../support/servers.js';
 
@@ -124,6 +124,30 @@ t.test('dialInOrder falls through to the next checked address, and reports the l
   t.equal(ok.remote, '127.0.0.1');
   const bad = await connect(['127.0.0.2', '127.0.0.3']);
   t.match(bad.err, { code: 'ECONNREFUSED' });
+});
+
+t.test('connectInOrder (CONNECT tunnels) falls through to the next checked address too', async (t) => {
+  const up = await startUpstream();
+  t.teardown(() => up.close());
+  const ok = await connectInOrder(['127.0.0.2', '127.0.0.1'], up.port, 2000, 'x');
+  t.equal(ok.remoteAddress, '127.0.0.1');
+  ok.destroy();
+  await t.rejects(connectInOrder(['127.0.0.2', '127.0.0.3'], up.port, 2000, 'x'), { code: 'ECONNREFUSED' });
+});
+
+t.test('dialTcp and addressesFor: client-chosen hosts are checked, operator-chosen ones only resolved', async (t) => {
+  const up = await startUpstream();
+  t.teardown(() => up.close());
+  await t.rejects(dialTcp('localhost', up.port, { chooser: 'client', timeout: 2000 }), { code: 'host_denied' });
+  await t.rejects(dialTcp('2130706433', up.port, { chooser: 'client', timeout: 2000 }), { code: 'host_denied' });
+  const allowed = await dialTcp('127.0.0.1', up.port, { chooser: 'client', allowPrivate: () => parseCidrs(['127.0.0.0/8']), timeout: 2000 });
+  t.equal(allowed.remoteAddress, '127.0.0.1');
+  allowed.destroy();
+  const operator = await dialTcp('localhost', up.port, { chooser: 'operator', timeout: 2000 });
+  t.match(operator.remoteAddress, /^(127\.0\.0\.1|::1)$/);
+  operator.destroy();
+  t.same(await addressesFor('[::1]', { chooser: 'operator', timeout: 2000 }), ['::1']);
+  await t.rejects(addressesFor('[::1]', { chooser: 'client', timeout: 2000 }), { code: 'host_denied' });
 });
 
 t.test('integration hosts are trusted as configured: no egress check for them', async (t) => {

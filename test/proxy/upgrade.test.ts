@@ -101,7 +101,12 @@ t.test('wss:// inside an intercepted tunnel, with the entity from the CONNECT pr
 t.test('an upgrade the upstream refuses comes back as the upstream\'s answer; pipeline errors as credproxy\'s', async (t) => {
   const up = await startUpstream();
   const echo = attachEcho(up, { requireAuthorization: 'Bearer right' });
-  const proxy = await startProxy(configDir('store: memory\n', { chat: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` }));
+  const proxy = await startProxy(
+    configDir('store: memory\n', {
+      chat: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n`,
+      down: 'hosts: ["127.0.0.1:1"]\nupstream: http\nauth: { type: bearer }\n',
+    }),
+  );
   t.teardown(async () => {
     await proxy.close();
     await echo.close();
@@ -117,7 +122,12 @@ t.test('an upgrade the upstream refuses comes back as the upstream\'s answer; pi
   const api = await absoluteUpgrade(proxy.port, '/healthz', {});
   t.equal(api.status, 404);
   t.match(api.body, /"code":"not_found"/);
-  const gone = await absoluteUpgrade(proxy.port, 'ws://127.0.0.1:1/', {});
+  // Was 502 upstream_error: the upgrade dialled a loopback passthrough target itself (issue 15 #1).
+  const denied = await absoluteUpgrade(proxy.port, 'ws://127.0.0.1:2/', {});
+  t.equal(denied.status, 403);
+  t.match(denied.body, /"code":"host_denied"/);
+  await proxy.connect('alice', 'down', { credentials: { token: 'down-secret' } });
+  const gone = await absoluteUpgrade(proxy.port, 'ws://127.0.0.1:1/', { 'x-entity-id': 'alice' });
   t.equal(gone.status, 502);
   t.match(gone.body, /"code":"upstream_error"/);
 });
