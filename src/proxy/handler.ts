@@ -13,6 +13,7 @@ import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
 import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
 import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
+import { refuseDotSegments } from './dot-segments.js';
 import { entityWithToken, labelWithToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
 import { connectionLabel, identify } from './identify.js';
 import { checkRate } from './rate-limit.js';
@@ -83,6 +84,11 @@ export async function prepareRequest(
   info.host = target.url.host;
   info.path = target.url.pathname;
   const route = routes.match(target.hostname, target.port, target.url.pathname);
+  // On a host an integration owns (on any path), a dot segment in any spelling could lead the
+  // upstream outside the path prefix the credential is for (`/v1/..;/admin`): refused.
+  if (route || routes.owns(target.hostname, target.port) || (target.port !== undefined && routes.owns(target.hostname, undefined))) {
+    refuseDotSegments(req.url ?? '', target.hostname);
+  }
   const tokenUse = await takeEntityToken(rt.store.kv, req.rawHeaders, target.url.pathname + target.url.search, route?.integration, proxyToken);
   const identity = identify(req, settings.entity_header, tokenUse ? undefined : proxyAuthorization);
   const entity = entityWithToken(identity, tokenUse);
