@@ -18,6 +18,7 @@ import { entityWithToken, labelWithToken, takeEntityToken, verifyProxyToken } fr
 import { connectionLabel, identify } from './identify.js';
 import { checkRate } from './rate-limit.js';
 import { secretsOf } from './scrub.js';
+import { bodyIdleError, failBody, replayBudgetOf, watchBodyIdle } from './body-guard.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
 import { signUpstream } from './sign.js';
 import { parseTarget, tunnelTarget, type Target, type TunnelContext } from './target.js';
@@ -154,22 +155,42 @@ export function createProxyHandler(rt: Runtime) {
     const settings = rt.current.config.settings;
     const info: RequestInfo = { entity: undefined, integration: 'passthrough', host: '', path: '' };
     let status = 0;
+    const { limits } = settings;
+    // A body that stops arriving is ended (408) instead of holding its buffer and connection for
+    // ever. The watch outlives the answer: after an early refusal node reads the rest of the
+    // body to reuse the connection, and a client that never sends it is cut off then.
+    let idle: CredproxyError | undefined;
+    if (hasBody(req) && !req.complete) {
+      watchBodyIdle(req, limits.body_idle_ms, () => {
+        if (res.headersSent) return void req.socket?.destroy();
+        failBody(req, (idle = bodyIdleError(limits.body_idle_ms)));
+      });
+    }
+    let body: PreparedBody | undefined;
     try {
       const prepared = await prepareRequest(rt, req, tunnel, info);
+      if (idle) throw idle;
       const { injection } = prepared;
       // Only a request that a refresh could cure, or a signature must cover, is held in memory; everything else streams.
-      const body: PreparedBody =
+      body =
         injection?.refreshable || injection?.sign
-          ? await prepareBody(req, settings.limits.replay_body_bytes)
+          ? await prepareBody(req, limits.replay_body_bytes, replayBudgetOf(rt))
           : { body: hasBody(req) ? req : null, replayable: false };
+      if (body.overBudget) {
+        rt.metrics.replayUnbuffered.inc({ integration: info.integration });
+        rt.log.warn({ integration: info.integration, entity: info.entity, replay_budget_bytes: limits.replay_budget_bytes }, 'the replay budget is spent: this body streams unbuffered and will not be replayed or signed');
+      }
+      const ready = body;
       const send = async (inj: Injection | undefined, holdBack?: (status: number) => boolean) => {
-        let up: UpstreamRequest = { origin: prepared.origin, ...prepared.withInjection(inj), method: req.method ?? 'GET', body: body.body };
-        // Signed per send, so a replay carries a fresh date and nonce.
-        if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, settings.limits.replay_body_bytes);
+        let up: UpstreamRequest = { origin: prepared.origin, ...prepared.withInjection(inj), method: req.method ?? 'GET', body: ready.body };
+        // Signed per send, so a replay carries a fresh date and nonce. A body that was not
+        // buffered (too large, or over the replay budget) is not read into memory again here.
+        const signLimit = ready.body === null || Buffer.isBuffer(ready.body) ? limits.replay_body_bytes : 0;
+        if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, signLimit);
         const sent = performance.now();
         const onResponse = () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000);
         const scrub = prepared.integration?.scrub_responses ? secretsOf(inj) : undefined;
-        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, holdBack, onResponse, scrub });
+        return forward(prepared.dispatcher, up, res, { headersTimeout: limits.upstream_response_timeout_ms, holdBack, onResponse, scrub });
       };
       const outcome = await forwardWithReplay({
         refreshOn: prepared.integration?.refresh_on ?? [],
@@ -189,10 +210,13 @@ export function createProxyHandler(rt: Runtime) {
       const stored = injection?.connection?.credentials.access_token;
       info.refreshed = outcome.refreshed || (stored !== undefined && injection?.token !== stored);
     } catch (err) {
-      const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
-      if (!isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
+      // Whatever a step made of the idle body's end (undici's abort, a signer's read), it is the 408.
+      const e = idle ?? (isCredproxyError(err) ? err : new CredproxyError('internal_error'));
+      if (!idle && !isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
       status = e.status;
       sendError(res, e);
+    } finally {
+      body?.release?.();
     }
     logRequest(rt, info, req.method, status, started, { req, res, mark });
   };
