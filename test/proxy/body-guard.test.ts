@@ -57,6 +57,15 @@ t.test('a body that stops arriving is 408 request_timeout after limits.body_idle
   t.equal((await bare.answer)?.status, 400, 'entity_required is answered first, without waiting for the body');
   const none = holdBack(proxy.port, `${up.origin}/plain/y`, alice, 10, Buffer.alloc(0));
   t.equal((await none.answer)?.status, 408);
+  // A chunked body that stops between chunks, buffered and streamed.
+  for (const path of ['/s3/chunked', '/plain/chunked']) {
+    const s = net.connect(proxy.port, '127.0.0.1');
+    let text = '';
+    s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    s.write(`PUT ${up.origin}${path} HTTP/1.1\r\nHost: 127.0.0.1:${up.port}\r\nX-Entity-Id: alice\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`);
+    await new Promise((r) => s.once('close', r));
+    t.equal(parseResponse(text)?.status, 408, path);
+  }
   t.ok(up.seen.every((s) => s.body.length !== 1000 && s.body.length !== 10), 'the upstream never got a complete-looking body');
   t.match(proxy.logs.text, /"status":408/);
 
