@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CredproxyError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 
@@ -49,6 +49,29 @@ export function watchBodyIdle(req: IncomingMessage, ms: number, onIdle: () => vo
   req.once('end', stop);
   req.once('close', stop);
   return stop;
+}
+
+export function hasBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+}
+
+/**
+ * Puts a request's body under `limits.body_idle_ms` (proxied requests and credproxy's own API
+ * alike). Returns what ended it, if it went idle: its readers fail, and the pipeline answers
+ * this 408 whatever they made of it. The watch outlives the answer: after an early refusal
+ * node reads the rest of the body to reuse the connection, and a client that never sends it
+ * is cut off then.
+ */
+export function guardBody(req: IncomingMessage, res: ServerResponse, ms: number): () => CredproxyError | undefined {
+  let idle: CredproxyError | undefined;
+  if (hasBody(req) && !req.complete) {
+    watchBodyIdle(req, ms, () => {
+      if (res.headersSent) return void req.socket?.destroy();
+      failBody(req, (idle = bodyIdleError(ms)));
+    });
+  }
+  return () => idle;
 }
 
 /** The 408 for an idle body; the connection is closed, since the rest of the body may still come. */

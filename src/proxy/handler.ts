@@ -18,7 +18,7 @@ import { entityWithToken, labelWithToken, takeEntityToken, verifyProxyToken } fr
 import { connectionLabel, identify } from './identify.js';
 import { checkRate } from './rate-limit.js';
 import { secretsOf } from './scrub.js';
-import { bodyIdleError, failBody, replayBudgetOf, watchBodyIdle } from './body-guard.js';
+import { guardBody, hasBody, replayBudgetOf } from './body-guard.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
 import { signUpstream } from './sign.js';
 import { parseTarget, tunnelTarget, type Target, type TunnelContext } from './target.js';
@@ -156,20 +156,13 @@ export function createProxyHandler(rt: Runtime) {
     const info: RequestInfo = { entity: undefined, integration: 'passthrough', host: '', path: '' };
     let status = 0;
     const { limits } = settings;
-    // A body that stops arriving is ended (408) instead of holding its buffer and connection for
-    // ever. The watch outlives the answer: after an early refusal node reads the rest of the
-    // body to reuse the connection, and a client that never sends it is cut off then.
-    let idle: CredproxyError | undefined;
-    if (hasBody(req) && !req.complete) {
-      watchBodyIdle(req, limits.body_idle_ms, () => {
-        if (res.headersSent) return void req.socket?.destroy();
-        failBody(req, (idle = bodyIdleError(limits.body_idle_ms)));
-      });
-    }
+    // A body that stops arriving is ended (408) instead of holding its buffer and connection for ever.
+    const idle = guardBody(req, res, limits.body_idle_ms);
     let body: PreparedBody | undefined;
     try {
       const prepared = await prepareRequest(rt, req, tunnel, info);
-      if (idle) throw idle;
+      const stalled = idle();
+      if (stalled) throw stalled;
       const { injection } = prepared;
       // Only a request that a refresh could cure, or a signature must cover, is held in memory; everything else streams.
       body =
@@ -211,8 +204,9 @@ export function createProxyHandler(rt: Runtime) {
       info.refreshed = outcome.refreshed || (stored !== undefined && injection?.token !== stored);
     } catch (err) {
       // Whatever a step made of the idle body's end (undici's abort, a signer's read), it is the 408.
-      const e = idle ?? (isCredproxyError(err) ? err : new CredproxyError('internal_error'));
-      if (!idle && !isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
+      const stalled = idle();
+      const e = stalled ?? (isCredproxyError(err) ? err : new CredproxyError('internal_error'));
+      if (!stalled && !isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
       status = e.status;
       sendError(res, e);
     } finally {
@@ -237,11 +231,6 @@ export function logRequest(
   rt.metrics.requests.inc({ integration, method: methodClass(method), status: statusClass(status) });
   rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
   logRequestLine(rt.log, { client, entity, label, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const cl = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }
 
 /** Where the request goes: an integration's `upstream: https` upgrades plain http, so a credential never leaves in clear text. */

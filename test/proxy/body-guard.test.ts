@@ -144,3 +144,28 @@ t.test('limits.replay_budget_bytes: past the budget a body streams unbuffered, c
   t.equal(again.status, 200);
   t.equal(up.seen.at(-1)!.headers['x-amz-content-sha256'], sha(body), 'the budget was given back');
 });
+
+t.test("credproxy's own API: a stalled body is 408, and one refused before it is read is cut off", async (t) => {
+  const dir = configDir('store: memory\nlimits: { body_idle_ms: 200 }\n', {
+    plain: 'hosts: ["api.example.test"]\nauth: { type: bearer }\n',
+  });
+  const proxy = await startProxy(dir);
+  t.teardown(() => proxy.close());
+  const send = (auth: string) => {
+    const s = net.connect(proxy.port, '127.0.0.1');
+    let text = '';
+    s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    s.on('error', () => {});
+    s.write(`PUT /api/entities/alice/connections/plain HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"credentials":`);
+    return new Promise<{ text: string; ms: number }>((r) => {
+      const started = Date.now();
+      s.once('close', () => r({ text, ms: Date.now() - started }));
+    });
+  };
+  const admin = await send('Authorization: Bearer test-admin-token-0123456789\r\n');
+  t.equal(parseResponse(admin.text)?.status, 408);
+  t.equal(parseResponse(admin.text)?.headers['x-credproxy-error'], 'request_timeout');
+  const anonymous = await send('');
+  t.equal(parseResponse(anonymous.text)?.status, 401, 'refused at once');
+  t.ok(anonymous.ms < 3000, `and the connection closed after ${anonymous.ms} ms instead of waiting for the body for ever`);
+});
