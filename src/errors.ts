@@ -15,6 +15,7 @@ export const ERRORS = {
   host_denied: { status: 403, message: 'policy forbids this host' },
   entity_denied: { status: 403, message: 'this client may not act for that entity' },
   proxy_auth_required: { status: 407, message: 'proxy authentication required' },
+  request_timeout: { status: 408, message: 'the request body stopped arriving' },
   payload_too_large: { status: 413, message: 'request body too large' },
   connection_missing: { status: 424, message: 'no connection for this entity and integration' },
   connection_expired: { status: 424, message: 'the connection expired; the user must connect again' },

@@ -187,6 +187,12 @@ export class Metrics {
     labelNames: ['integration'] as const,
     registers: [this.registry],
   });
+  readonly replayUnbuffered = new Counter({
+    name: 'credproxy_replay_unbuffered_total',
+    help: 'Request bodies streamed unbuffered (so never replayed) because limits.replay_budget_bytes was spent',
+    labelNames: ['integration'] as const,
+    registers: [this.registry],
+  });
   /** Where the connection counts come from (set by the observed store); read once per scrape. */
   countConnections: (() => Promise<Readonly<Record<string, number>>>) | undefined;
   /** Set from counts kept on writes (store/observed.ts) when scraped: one read, never a scan of the store. */

@@ -10,6 +10,7 @@ import { integrationView } from './views.js';
 import { createEntityToken, deleteEntityToken } from './tokens.js';
 import { getAudit } from './audit.js';
 import { clusterMetrics, workerId } from '../cluster.js';
+import { guardBody } from '../proxy/body-guard.js';
 
 type Handler = (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void> | void;
 interface Route {
@@ -85,6 +86,8 @@ const routes: Route[] = [
 /** credproxy's own API: origin-form requests (`GET /healthz`). */
 export function createApiHandler(rt: Runtime) {
   return async function handleApiRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // An API body that stops arriving (even one refused before it is read) ends too.
+    const idle = guardBody(req, res, rt.current.config.settings.limits.body_idle_ms);
     try {
       const url = new URL(req.url ?? '/', 'http://credproxy.invalid');
       let pathMatched = false;
@@ -107,8 +110,9 @@ export function createApiHandler(rt: Runtime) {
       if (pathMatched) throw new CredproxyError('method_not_allowed', `${req.method} is not allowed on ${url.pathname}`);
       throw new CredproxyError('not_found', `no such endpoint: ${url.pathname}`);
     } catch (err) {
-      if (!isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the API');
-      sendError(res, isCredproxyError(err) ? err : new CredproxyError('internal_error'));
+      const stalled = idle();
+      if (!stalled && !isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the API');
+      sendError(res, stalled ?? (isCredproxyError(err) ? err : new CredproxyError('internal_error')));
     }
   };
 }

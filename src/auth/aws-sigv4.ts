@@ -64,7 +64,7 @@ export class AwsSigV4Scheme extends StaticScheme {
     if (body === undefined && !unsignedAllowed) {
       throw new CredproxyError(
         'payload_too_large',
-        `aws_sigv4 must hash the body to sign it, and this one is larger than limits.replay_body_bytes; service "${this.service}" does not accept UNSIGNED-PAYLOAD, so raise that limit to send it`,
+        `aws_sigv4 must hash the body to sign it, and this one is larger than limits.replay_body_bytes (or came while limits.replay_budget_bytes was spent); service "${this.service}" does not accept UNSIGNED-PAYLOAD, so raise that limit to send it`,
       );
     }
     const headers: Record<string, string> = {};

@@ -126,7 +126,7 @@ export class JwtBearerScheme implements AuthScheme {
     } else {
       headers.authorization = `Bearer ${jwt}`;
     }
-    const token = await exchangeToken({ url, method: this.request.method, headers, body, dispatcher: req.dispatcher }, this.response, now);
+    const token = await exchangeToken({ url, method: this.request.method, headers, body, dispatcher: req.dispatcher, log: req.ctx?.log, redact: [jwt] }, this.response, now);
     const expires = token.expires_at ?? now + DEFAULT_LIFETIME_MS;
     return { value: token.access_token, until: expires - Math.min(this.refreshBeforeMs, (expires - now) / 2) };
   }

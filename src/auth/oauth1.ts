@@ -126,7 +126,7 @@ export class OAuth1Scheme extends StaticScheme {
     if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) return [];
     const body = await request.body();
     if (body === undefined) {
-      throw new CredproxyError('payload_too_large', 'oauth1 signs form-encoded bodies, and this one is larger than limits.replay_body_bytes; raise that limit to send it');
+      throw new CredproxyError('payload_too_large', 'oauth1 signs form-encoded bodies, and this one is larger than limits.replay_body_bytes (or came while limits.replay_budget_bytes was spent); raise that limit to send it');
     }
     return body === null ? [] : formPairs(body.toString('utf8'));
   }

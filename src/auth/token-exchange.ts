@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { request, type Dispatcher } from 'undici';
 import { CredproxyError } from '../errors.js';
 import { CONTROL } from './fields.js';
@@ -15,6 +16,10 @@ export interface ExchangeRequest {
   headers: Record<string, string>;
   body?: string;
   dispatcher?: Dispatcher;
+  /** where the provider's own reason for a refusal goes (debug), never to the proxy client */
+  log?: Logger;
+  /** values never to log, even inside the provider's reason (the signed assertion) */
+  redact?: readonly string[];
 }
 
 export interface ExchangedToken {
@@ -56,7 +61,11 @@ export async function exchangeToken(req: ExchangeRequest, map: TokenResponseMap,
     json = undefined;
   }
   if (res.statusCode < 200 || res.statusCode > 299) {
-    throw new CredproxyError('refresh_failed', `the token endpoint ${shown(req.url)} answered ${res.statusCode}${providerError(json)}`);
+    const { code, detail } = providerError(json);
+    // The description may echo what was sent (an entity id, a claim, the assertion): it is the
+    // operator's to read at debug, as token-client.ts does; the client gets the error code only.
+    if (detail !== undefined) req.log?.debug({ endpoint: shown(req.url), status: res.statusCode, error: code, detail: redacted(detail, req.redact) }, 'the token endpoint refused the exchange');
+    throw new CredproxyError('refresh_failed', `the token endpoint ${shown(req.url)} answered ${res.statusCode}${code === undefined ? '' : `: ${code}`}`);
   }
   if (json === null || typeof json !== 'object') {
     throw new CredproxyError('refresh_failed', `the token endpoint ${shown(req.url)} answered ${res.statusCode} without a JSON object`);
@@ -94,12 +103,26 @@ function pick(json: object, path: string): unknown {
   return v;
 }
 
-/** The provider's own short reason (OAuth `error`/`error_description`, GitHub's `message`), never the whole body. */
-function providerError(json: unknown): string {
-  if (json === null || typeof json !== 'object') return '';
+/** An OAuth error code is a short token (RFC 6749 §5.2); anything else is not shown as one. */
+const ERROR_CODE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * The provider's answer to a refusal: its error code (OAuth `error`), which is safe to show,
+ * and its free text (`error_description`, GitHub's `message`), which is only logged.
+ */
+function providerError(json: unknown): { code?: string; detail?: string } {
+  if (json === null || typeof json !== 'object') return {};
   const j = json as Record<string, unknown>;
-  const parts = [j.error, j.error_description, j.message].filter((v): v is string => typeof v === 'string').map((s) => s.slice(0, 200));
-  return parts.length > 0 ? `: ${parts.join(': ')}` : '';
+  const code = typeof j.error === 'string' && ERROR_CODE.test(j.error) ? j.error : undefined;
+  const texts = [j.error_description, j.message].filter((v): v is string => typeof v === 'string');
+  return { code, detail: texts.length > 0 ? texts.join(': ') : undefined };
+}
+
+/** The text without the given secrets or anything shaped like a JWT (a piece of the assertion), cut short. */
+function redacted(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const s of secrets) if (s !== '') out = out.split(s).join('[redacted]');
+  return out.replace(/eyJ[\w-]*(\.[\w-]*)*/g, '[redacted]').slice(0, 400);
 }
 
 async function readLimited(body: Dispatcher.ResponseData['body'], url: string): Promise<string> {

@@ -65,6 +65,8 @@ function defaults(raw: Record<string, unknown>, opts: LoadOptions, env: NodeJS.P
     connect: { allowed_redirects: r.connect?.allowed_redirects ?? [] },
     limits: {
       replay_body_bytes: r.limits?.replay_body_bytes ?? 1024 * 1024,
+      replay_budget_bytes: r.limits?.replay_budget_bytes ?? 64 * 1024 * 1024,
+      body_idle_ms: r.limits?.body_idle_ms ?? 30_000,
       admin_body_bytes: r.limits?.admin_body_bytes ?? 1024 * 1024,
       upstream_connect_timeout_ms: r.limits?.upstream_connect_timeout_ms ?? 10_000,
       upstream_response_timeout_ms: r.limits?.upstream_response_timeout_ms ?? 120_000,

@@ -221,6 +221,8 @@ export const settingsSpec: ObjectSpec = obj({
   connect: obj({ allowed_redirects: list(url()) }),
   limits: obj({
     replay_body_bytes: int(0, 1 << 30),
+    replay_budget_bytes: int(0, 2 ** 40),
+    body_idle_ms: int(1, 3_600_000),
     admin_body_bytes: int(1024, 1 << 30),
     upstream_connect_timeout_ms: int(1, 600000),
     upstream_response_timeout_ms: int(1, 3600000),

@@ -105,6 +105,10 @@ export interface Settings {
   connect: { allowed_redirects: string[] };
   limits: {
     replay_body_bytes: number;
+    /** buffered replay bytes across all requests; past it a body streams unbuffered and is not replayed */
+    replay_budget_bytes: number;
+    /** a proxied request body that sends nothing for this long: 408 request_timeout */
+    body_idle_ms: number;
     admin_body_bytes: number;
     upstream_connect_timeout_ms: number;
     upstream_response_timeout_ms: number;

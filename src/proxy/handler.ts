@@ -13,10 +13,12 @@ import { proxyAuthorizationOf } from './client-auth.js';
 import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
 import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
+import { refuseDotSegments } from './dot-segments.js';
 import { entityWithToken, labelWithToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
 import { connectionLabel, identify } from './identify.js';
 import { checkRate } from './rate-limit.js';
 import { secretsOf } from './scrub.js';
+import { guardBody, hasBody, replayBudgetOf } from './body-guard.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
 import { signUpstream } from './sign.js';
 import { parseTarget, tunnelTarget, type Target, type TunnelContext } from './target.js';
@@ -82,6 +84,11 @@ export async function prepareRequest(
   info.host = target.url.host;
   info.path = target.url.pathname;
   const route = routes.match(target.hostname, target.port, target.url.pathname);
+  // On a host an integration owns (on any path), a dot segment in any spelling could lead the
+  // upstream outside the path prefix the credential is for (`/v1/..;/admin`): refused.
+  if (route || routes.owns(target.hostname, target.port) || (target.port !== undefined && routes.owns(target.hostname, undefined))) {
+    refuseDotSegments(req.url ?? '', target.hostname);
+  }
   const tokenUse = await takeEntityToken(rt.store.kv, req.rawHeaders, target.url.pathname + target.url.search, route?.integration, proxyToken);
   const identity = identify(req, settings.entity_header, tokenUse ? undefined : proxyAuthorization);
   const entity = entityWithToken(identity, tokenUse);
@@ -149,22 +156,35 @@ export function createProxyHandler(rt: Runtime) {
     const settings = rt.current.config.settings;
     const info: RequestInfo = { entity: undefined, integration: 'passthrough', host: '', path: '' };
     let status = 0;
+    const { limits } = settings;
+    // A body that stops arriving is ended (408) instead of holding its buffer and connection for ever.
+    const idle = guardBody(req, res, limits.body_idle_ms);
+    let body: PreparedBody | undefined;
     try {
       const prepared = await prepareRequest(rt, req, tunnel, info);
+      const stalled = idle();
+      if (stalled) throw stalled;
       const { injection } = prepared;
       // Only a request that a refresh could cure, or a signature must cover, is held in memory; everything else streams.
-      const body: PreparedBody =
+      body =
         injection?.refreshable || injection?.sign
-          ? await prepareBody(req, settings.limits.replay_body_bytes)
+          ? await prepareBody(req, limits.replay_body_bytes, replayBudgetOf(rt))
           : { body: hasBody(req) ? req : null, replayable: false };
+      if (body.overBudget) {
+        rt.metrics.replayUnbuffered.inc({ integration: info.integration });
+        rt.log.warn({ integration: info.integration, entity: info.entity, replay_budget_bytes: limits.replay_budget_bytes }, 'the replay budget is spent: this body streams unbuffered and will not be replayed or signed');
+      }
+      const ready = body;
       const send = async (inj: Injection | undefined, holdBack?: (status: number) => boolean) => {
-        let up: UpstreamRequest = { origin: prepared.origin, ...prepared.withInjection(inj), method: req.method ?? 'GET', body: body.body };
-        // Signed per send, so a replay carries a fresh date and nonce.
-        if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, settings.limits.replay_body_bytes);
+        let up: UpstreamRequest = { origin: prepared.origin, ...prepared.withInjection(inj), method: req.method ?? 'GET', body: ready.body };
+        // Signed per send, so a replay carries a fresh date and nonce. A body that was not
+        // buffered (too large, or over the replay budget) is not read into memory again here.
+        const signLimit = ready.body === null || Buffer.isBuffer(ready.body) ? limits.replay_body_bytes : 0;
+        if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, signLimit);
         const sent = performance.now();
         const onResponse = () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000);
         const scrub = prepared.integration?.scrub_responses ? secretsOf(inj) : undefined;
-        return forward(prepared.dispatcher, up, res, { headersTimeout: settings.limits.upstream_response_timeout_ms, holdBack, onResponse, scrub });
+        return forward(prepared.dispatcher, up, res, { headersTimeout: limits.upstream_response_timeout_ms, holdBack, onResponse, scrub });
       };
       const outcome = await forwardWithReplay({
         refreshOn: prepared.integration?.refresh_on ?? [],
@@ -184,10 +204,14 @@ export function createProxyHandler(rt: Runtime) {
       const stored = injection?.connection?.credentials.access_token;
       info.refreshed = outcome.refreshed || (stored !== undefined && injection?.token !== stored);
     } catch (err) {
-      const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
-      if (!isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
+      // Whatever a step made of the idle body's end (undici's abort, a signer's read), it is the 408.
+      const stalled = idle();
+      const e = stalled ?? (isCredproxyError(err) ? err : new CredproxyError('internal_error'));
+      if (!stalled && !isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
       status = e.status;
       sendError(res, e);
+    } finally {
+      body?.release?.();
     }
     logRequest(rt, info, req.method, status, started, { req, res, mark });
   };
@@ -208,11 +232,6 @@ export function logRequest(
   rt.metrics.requests.inc({ integration, method: methodClass(method), status: statusClass(status) });
   rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
   logRequestLine(rt.log, { client, entity, label, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const cl = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }
 
 /** Where the request goes: an integration's `upstream: https` upgrades plain http, so a credential never leaves in clear text. */

@@ -1,20 +1,26 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import { CredproxyError } from '../errors.js';
+import { CredproxyError, isCredproxyError } from '../errors.js';
+import type { ReplayBudget } from './body-guard.js';
 import type { Injection } from './credential.js';
 
 /** A request body as it will be sent: held whole (replayable) or streamed through. */
 export interface PreparedBody {
   body: Readable | Buffer | null;
   replayable: boolean;
+  /** it fit in `limit`, but the replay budget was spent: it streams unbuffered, never replayed */
+  overBudget?: boolean;
+  /** gives the bytes held for it back to the replay budget (once the request is done) */
+  release?: () => void;
 }
 
 /**
- * Buffers the request body when it fits in `limit` bytes, so the request can be sent again
- * after a refresh. A larger body streams as before: what was read so far goes first, the
- * rest follows from the socket, and nothing is held whole.
+ * Buffers the request body when it fits in `limit` bytes and in what is left of the replay
+ * `budget` (shared by all requests), so the request can be sent again after a refresh, or
+ * signed. A larger body, or one the budget cannot hold, streams as before: what was read so
+ * far goes first, the rest follows from the socket, and nothing is held whole.
  */
-export async function prepareBody(req: IncomingMessage, limit: number): Promise<PreparedBody> {
+export async function prepareBody(req: IncomingMessage, limit: number, budget?: ReplayBudget): Promise<PreparedBody> {
   const te = req.headers['transfer-encoding'];
   const cl = req.headers['content-length'];
   if (te === undefined && (cl === undefined || cl === '0')) return { body: null, replayable: true };
@@ -22,20 +28,36 @@ export async function prepareBody(req: IncomingMessage, limit: number): Promise<
   const it = (req as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const chunks: Buffer[] = [];
   let size = 0;
+  let held = 0;
+  const release = () => {
+    budget?.release(held);
+    held = 0;
+  };
   const next = async () => {
     try {
       return await it.next();
-    } catch {
+    } catch (err) {
+      release();
+      // An idle body (body-guard.ts) says so itself: 408, not a broken body.
+      if (isCredproxyError(err)) throw err;
       throw new CredproxyError('bad_request', 'the request body broke off before its end');
     }
   };
+  let overBudget = false;
   for (;;) {
     const { value, done } = await next();
-    if (done) return { body: Buffer.concat(chunks), replayable: true };
+    if (done) return { body: Buffer.concat(chunks), replayable: true, release };
     chunks.push(value);
     size += value.length;
     if (size > limit) break;
+    if (budget && !budget.take(value.length)) {
+      overBudget = true;
+      break;
+    }
+    held += value.length;
   }
+  // Streamed from here: what was read goes out first, with backpressure, and is not held for a replay.
+  release();
   async function* rest() {
     yield* chunks;
     for (;;) {
@@ -44,7 +66,7 @@ export async function prepareBody(req: IncomingMessage, limit: number): Promise<
       yield value;
     }
   }
-  return { body: Readable.from(rest(), { objectMode: false }), replayable: false };
+  return { body: Readable.from(rest(), { objectMode: false }), replayable: false, overBudget };
 }
 
 export interface ReplayPlan {

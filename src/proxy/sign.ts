@@ -13,6 +13,19 @@ export function bindSigner(
   return scheme.sign ? (request) => scheme.sign!(request, cred) : undefined;
 }
 
+/**
+ * The URL a signature covers: the request's real origin with its path exactly as sent.
+ * `new URL(path, origin)` reads a path starting with `//` as a network-path reference, so
+ * `//bucket/key` would be signed for host `bucket` (a host the client chose) and path
+ * `/key`. Joined as text, the origin's authority ends before the path's first `/`.
+ */
+export function signedUrl(origin: string, path: string): URL {
+  const url = new URL(`${origin}${path.startsWith('/') ? '' : '/'}${path}`);
+  // Belt and braces: whatever the path holds, the signed host is the one the request goes to.
+  if (url.origin !== new URL(origin).origin) throw new CredproxyError('bad_request', 'the request path changes the host it would be signed for');
+  return url;
+}
+
 type Buffered = { kind: 'whole'; body: Buffer } | { kind: 'partial'; head: Buffer[]; rest: Readable };
 
 /** Reads a body up to `limit` bytes; past it, stops reading and keeps what was read for the stream. */
@@ -71,7 +84,7 @@ export async function signUpstream(up: UpstreamRequest, origin: string, sign: Si
     const b = await read;
     return b.kind === 'whole' ? b.body : undefined;
   };
-  const signed = await sign({ method: up.method, url: new URL(up.path, origin), headers: up.headers, body });
+  const signed = await sign({ method: up.method, url: signedUrl(origin, up.path), headers: up.headers, body });
   const replaced = new Set([...signed.headers.map(([n]) => n.toLowerCase()), ...(signed.remove ?? [])]);
   const headers: string[] = [];
   for (let i = 0; i < up.headers.length; i += 2) {

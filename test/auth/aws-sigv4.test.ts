@@ -111,3 +111,28 @@ t.test('aws_sigv4 through the proxy: the upstream verifies every request indepen
   t.same(verdicts, [undefined, undefined, undefined, undefined, undefined]);
   t.notMatch(proxy.logs.text, /alice\/secret|FwoGZXIv/);
 });
+
+t.test('a path starting with // is signed for the real host, not a network-path reference', async (t) => {
+  const secrets = { AKIAALICE: 'alice-secret' };
+  const verdicts: Array<string | undefined> = [];
+  const s3 = await startUpstream((req, res, body) => {
+    const problem = verifySigV4({ method: req.method!, url: req.url!, headers: req.headers, body }, secrets, { s3: true });
+    verdicts.push(problem);
+    res.writeHead(problem ? 403 : 200).end(problem);
+  });
+  const dir = configDir('store: memory\n', { s3: `hosts: ["127.0.0.1:${s3.port}"]\nupstream: http\nauth: { type: aws_sigv4, region: us-east-1, service: s3 }\n` });
+  const proxy = await startProxy(dir);
+  t.teardown(async () => {
+    await proxy.close();
+    await s3.close();
+  });
+  t.equal((await proxy.connect('alice', 's3', { credentials: { access_key_id: 'AKIAALICE', secret_access_key: secrets.AKIAALICE } })).status, 200);
+  const alice = { 'X-Entity-Id': 'alice' };
+  // An S3 key that begins with '/': the bucket path is `//bucket-key/with/slash`.
+  const r = await viaProxy(proxy.port, `${s3.origin}//bucket-key/with/slash`, { method: 'PUT', headers: alice, body: 'object' });
+  t.equal(r.status, 200, r.body.toString());
+  t.equal(s3.seen[0]!.url, '//bucket-key/with/slash', 'the path travels as sent');
+  const q = await viaProxy(proxy.port, `${s3.origin}//bucket-key/with/slash?versionId=1`, { headers: alice });
+  t.equal(q.status, 200, q.body.toString());
+  t.same(verdicts, [undefined, undefined]);
+});

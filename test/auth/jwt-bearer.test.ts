@@ -91,13 +91,15 @@ t.test('jwt_bearer (RFC 7523, Google service-account style): the token server ve
   t.equal((await send('alice@example.com')).status, 200);
   t.equal(up.seen.at(-1)!.headers.authorization, 'Bearer ya29.token-3', 'which is then reused');
 
-  // The provider refuses: 502 refresh_failed with its reason, and nothing is forwarded.
+  // The provider refuses: 502 refresh_failed with its error code (its description is only
+  // logged, at debug, as token-client.ts does), and nothing is forwarded.
   failNext = true;
   const before = up.seen.length;
   const refused = await send('carol@example.com');
   t.equal(refused.status, 502);
   t.equal(refused.headers['x-credproxy-error'], 'refresh_failed');
-  t.match(refused.json<{ error: { message: string } }>().error.message, /answered 400: invalid_grant: Not a valid email or user ID\./);
+  t.match(refused.json<{ error: { message: string } }>().error.message, /answered 400: invalid_grant$/);
+  t.match(proxy.logs.text, /Not a valid email or user ID\./, 'the description is in the debug log');
   t.equal(up.seen.length, before);
   t.equal((await send('carol@example.com')).status, 200, 'a failed exchange is not cached');
   t.notMatch(proxy.logs.text, /ya29\.token/);
@@ -203,5 +205,53 @@ t.test('jwt_bearer: unreachable or garbage token endpoints are 502 refresh_faile
   t.match(b, /without a usable token at "access_token"/);
   t.notMatch(b, /secret=x/, 'the token URL query is not shown');
   t.match(await msg('/c'), /could not be reached \(ECONNREFUSED\)/);
+  t.equal(up.seen.length, 0);
+});
+
+t.test('jwt_bearer: the provider’s error_description and message never reach the proxy client, and the log holds no assertion', async (t) => {
+  const key = testKey('ES256');
+  // Providers that echo what they were sent: the assertion, the subject (another entity's id).
+  const echo = await startUpstream((_req, res, body) => {
+    const assertion = new URLSearchParams(body.toString('utf8')).get('assertion') ?? '';
+    res.writeHead(400, { 'content-type': 'application/json' }).end(
+      JSON.stringify({ error: 'invalid_grant', error_description: `assertion ${assertion} rejected for sub alice`, message: `head ${assertion.split('.')[0]}` }),
+    );
+  });
+  const github = await startUpstream((_req, res) => res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'installation 42 of user mallory not found' })));
+  const odd = await startUpstream((_req, res) => res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'bad\r\nX-Injected: 1 <script>' })));
+  const up = await startUpstream();
+  const auth = (url: string) => `{ type: jwt_bearer, algorithm: ES256, private_key: "\${K}", claims: { iss: me, sub: "{{entity}}" }, token_url: "${url}" }`;
+  const dir = configDir('store: memory\n', {
+    a: `hosts: ["127.0.0.1:${up.port}"]\npaths: [/a]\nupstream: http\nauth: ${auth(echo.origin + '/t')}\n`,
+    b: `hosts: ["127.0.0.1:${up.port}"]\npaths: [/b]\nupstream: http\nauth: ${auth(github.origin + '/t')}\n`,
+    c: `hosts: ["127.0.0.1:${up.port}"]\npaths: [/c]\nupstream: http\nauth: ${auth(odd.origin + '/t')}\n`,
+  });
+  const proxy = await startProxy(dir, { env: { K: key.privateText } });
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+    await echo.close();
+    await github.close();
+    await odd.close();
+  });
+  const msg = async (path: string) => {
+    const r = await viaProxy(proxy.port, `${up.origin}${path}`, { headers: { 'X-Entity-Id': 'alice' } });
+    t.equal(r.status, 502);
+    t.equal(r.headers['x-credproxy-error'], 'refresh_failed');
+    return r.json<{ error: { message: string } }>().error.message;
+  };
+  const a = await msg('/a');
+  t.match(a, /answered 400: invalid_grant$/);
+  t.notMatch(a, /eyJ|rejected|head/);
+  const b = await msg('/b');
+  t.match(b, /answered 401$/);
+  t.notMatch(b, /mallory|installation/);
+  const c = await msg('/c');
+  t.match(c, /answered 400$/, 'an error code that is not a code is not shown');
+  t.notMatch(c, /Injected|script/);
+  // The operator still sees why, at debug, with no piece of the assertion.
+  t.match(proxy.logs.text, /rejected for sub alice/);
+  t.match(proxy.logs.text, /installation 42 of user mallory not found/);
+  t.notMatch(proxy.logs.text, /eyJ/, 'no assertion (nor its header) in the log');
   t.equal(up.seen.length, 0);
 });

@@ -131,3 +131,31 @@ t.test('oauth1 through the proxy: the upstream checks each signature method with
   t.equal(up.seen.at(-1)!.body.length, 8192);
   t.notMatch(proxy.logs.text, /tok-1|token secret/);
 });
+
+t.test('oauth1: a path starting with // is signed for the real host, not a network-path reference', async (t) => {
+  const consumerSecret = 'cs-1';
+  const tokenSecret = 'ts-1';
+  const results: boolean[] = [];
+  const up = await startUpstream((req, res) => {
+    const auth = authParams(req.headers.authorization ?? '');
+    const { oauth_signature: signature, ...oauthData } = auth;
+    const hash = (base: string, key: string) => createHmac('sha1', key).update(base).digest('base64');
+    const lib = new OAuth({ consumer: { key: 'ck-1', secret: consumerSecret }, signature_method: 'HMAC-SHA1', hash_function: hash });
+    // The base string URI is the host the request reached and the path it carried.
+    const expected = lib.getSignature({ url: `http://${req.headers.host}${req.url}`, method: req.method!, data: {} }, tokenSecret, oauthData as unknown as OAuth.Data);
+    const ok = expected === signature;
+    results.push(ok);
+    res.writeHead(ok ? 200 : 401).end();
+  });
+  const dir = configDir('store: memory\n', { o: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: oauth1, consumer_key: ck-1, consumer_secret: "${consumerSecret}" }\n` });
+  const proxy = await startProxy(dir);
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+  });
+  t.equal((await proxy.connect('alice', 'o', { credentials: { token: 'tok-1', token_secret: tokenSecret } })).status, 200);
+  const r = await viaProxy(proxy.port, `${up.origin}//bucket-key/with/slash?a=1`, { headers: { 'X-Entity-Id': 'alice' } });
+  t.equal(r.status, 200);
+  t.equal(up.seen[0]!.url, '//bucket-key/with/slash?a=1');
+  t.same(results, [true]);
+});
