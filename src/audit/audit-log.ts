@@ -1,6 +1,7 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { flushAtExit, type SyncFlushable } from '../exit-flush.js';
+import { makePrivateDir } from '../store/private-files.js';
 
 /**
  * One request to an integration host. Built from the pipeline's RequestInfo, which holds
@@ -100,7 +101,7 @@ export class AuditLog implements SyncFlushable {
     const batch = this.pending;
     this.pending = '';
     if (!this.dirMade) {
-      mkdirSync(dirname(file), { recursive: true });
+      makePrivateDir(dirname(file));
       this.dirMade = true;
     }
     // The file's real size, once per batch: other processes (credproxy start --workers)

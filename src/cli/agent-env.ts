@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
+import { makePrivateDir, PRIVATE_FILE, tightenIfExists } from '../store/private-files.js';
 
 /** The variables common clients read for their CA bundle; all point at the one combined file. */
 export const CA_VARS = ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'PIP_CERT'] as const;
@@ -29,11 +30,17 @@ export function systemCas(env: NodeJS.ProcessEnv, ownBundle?: string): string[] 
   return out;
 }
 
-/** Writes system CAs + credproxy's CA to `file` (mode 0644: certificates are public) and returns its path. */
+/**
+ * Writes system CAs + credproxy's CA to `file` and returns its path. Mode 0600 like every file
+ * in the data folder: the certificates are public, but the folder is the proxy user's alone
+ * and the agent runs as that user (`credproxy run`).
+ */
 export function writeBundle(file: string, credproxyCaPem: string, env: NodeJS.ProcessEnv): string {
-  mkdirSync(join(file, '..'), { recursive: true });
+  makePrivateDir(join(file, '..'));
   const parts = [`# credproxy CA (intercepted HTTPS)\n${credproxyCaPem.trim()}`, ...systemCas(env, file)];
-  writeFileSync(file, `${parts.join('\n')}\n`, { mode: 0o644 });
+  writeFileSync(file, `${parts.join('\n')}\n`, { mode: PRIVATE_FILE });
+  // An existing bundle keeps its old mode through writeFileSync.
+  tightenIfExists(file);
   return file;
 }
 
