@@ -72,6 +72,27 @@ export function agentVariables(input: AgentEnvInput): Array<[string, string]> {
   return vars;
 }
 
+/** The server's own secrets: an agent that holds the admin token can mint a token for any entity. */
+export const SERVER_SECRETS = ['CREDPROXY_ADMIN_TOKEN', 'CREDPROXY_SECRET_KEY', 'CREDPROXY_SECRET_KEYS'] as const;
+
+/**
+ * Variables a process needs to run at all and that are never a secret: kept even when the
+ * config names one (`ca_dir: ${HOME}/…`).
+ */
+const ALWAYS_KEPT = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'PWD', 'TMPDIR', 'TMP', 'TEMP', 'LANG', 'TERM']);
+
+/**
+ * The environment `credproxy run` gives its command: the caller's, without the server's
+ * secrets and without any variable the config refers to as `${VAR}` (credentials the
+ * integrations or webhooks read). The agent gets the proxy and a token, not what is behind them.
+ */
+export function childEnvironment(env: NodeJS.ProcessEnv, configRefs: readonly string[]): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const name of SERVER_SECRETS) delete out[name];
+  for (const name of configRefs) if (!ALWAYS_KEPT.has(name)) delete out[name];
+  return out;
+}
+
 type Formatter = (name: string, value: string) => string;
 
 /** One line per variable in the shell's own quoting, so any value round-trips. */
