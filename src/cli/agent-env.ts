@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { rootCertificates } from 'node:tls';
 import { makePrivateDir, PRIVATE_FILE, tightenIfExists } from '../store/private-files.js';
 
@@ -53,9 +54,35 @@ export interface AgentEnvInput {
   bundle?: string;
   /** variable names from integrations' `placeholder_env` */
   placeholders: string[];
+  /** the caller's NODE_OPTIONS, kept ahead of the fetch preload */
+  nodeOptions?: string;
+  /** bin/fetch-proxy.mjs; default: found next to this module */
+  fetchPreload?: string;
 }
 
-/** The variables, in a stable order: proxies, NO_PROXY, CA bundle, placeholders. */
+/**
+ * bin/fetch-proxy.mjs, the preload that makes Node's built-in fetch() use the proxy: two
+ * folders up from src/cli/ (tests), three from dist/src/cli/ (the package).
+ */
+export function fetchPreloadPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const file = join(dir, 'bin', 'fetch-proxy.mjs');
+    if (existsSync(file)) return file;
+    dir = dirname(dir);
+  }
+  throw new Error('bin/fetch-proxy.mjs is missing from the credproxy package');
+}
+
+/** NODE_OPTIONS with `--import <preload>` added once; the path is quoted as NODE_OPTIONS parses it. */
+export function nodeOptionsWith(existing: string | undefined, preload: string): string {
+  const flag = `--import "${preload.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  const before = (existing ?? '').trim();
+  if (before.includes(flag)) return before;
+  return before === '' ? flag : `${before} ${flag}`;
+}
+
+/** The variables, in a stable order: proxies, NO_PROXY, CA bundle, placeholders, Node's fetch. */
 export function agentVariables(input: AgentEnvInput): Array<[string, string]> {
   const u = new URL(input.proxyUrl);
   u.username = encodeURIComponent(input.entity);
@@ -69,6 +96,9 @@ export function agentVariables(input: AgentEnvInput): Array<[string, string]> {
   vars.push(['NO_PROXY', input.noProxy], ['no_proxy', input.noProxy]);
   if (input.bundle) for (const name of CA_VARS) vars.push([name, input.bundle]);
   if (input.token) for (const name of input.placeholders) vars.push([name, input.token]);
+  // Node 20/22's fetch() ignores HTTP(S)_PROXY and would take a cpx_ placeholder straight to
+  // the host: the preload routes it through the proxy; Node 24 reads NODE_USE_ENV_PROXY.
+  vars.push(['NODE_OPTIONS', nodeOptionsWith(input.nodeOptions, input.fetchPreload ?? fetchPreloadPath())], ['NODE_USE_ENV_PROXY', '1']);
   return vars;
 }
 

@@ -85,6 +85,7 @@ async function prepare(values: Record<string, string | boolean | undefined>, io:
     noProxy: (values['no-proxy'] as string | undefined) ?? DEFAULT_NO_PROXY,
     bundle,
     placeholders,
+    nodeOptions: io.env.NODE_OPTIONS,
   });
   return { vars, envRefs: config.envRefs, issued, client };
 }

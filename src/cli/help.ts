@@ -63,7 +63,9 @@ and the token is the proxy password, so that every CONNECT tunnel of the command
 inspected and the token can never leave through one.
 With tls.intercept, a CA bundle of the system CAs plus credproxy's CA is written to
 <tls.ca_dir>/bundle.pem and named in SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE,
-CURL_CA_BUNDLE, GIT_SSL_CAINFO and PIP_CERT.`;
+CURL_CA_BUNDLE, GIT_SSL_CAINFO and PIP_CERT.
+NODE_OPTIONS gets --import <credproxy>/bin/fetch-proxy.mjs, which makes Node's built-in fetch()
+use the proxy (Node 20/22 ignore HTTPS_PROXY there), and NODE_USE_ENV_PROXY=1 is set (Node 24).`;
 
 export const COMMAND_HELP: Record<string, string> = {
   audit: `Usage: credproxy audit [--entity E] [--integration I] [--since TIME] [--limit N] [--follow] [--json]
