@@ -1,9 +1,12 @@
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import type { CliIO } from '../../src/cli/admin.js';
 import { runAgentCommand } from '../../src/cli/agent.js';
+import { pollUntil } from '../support/poll.js';
 import { configDir, startProxy, startUpstream, viaProxy } from '../support/servers.js';
 
 /** Every file and folder under `dir`, with its permission bits. */
@@ -68,4 +71,33 @@ t.test('files an older credproxy left open to others are tightened on the next s
   t.equal(statSync(join(data, 'credproxy.db-wal')).mode & 0o777, 0o600, 'SQLite gives the -wal the database file\'s (tightened) mode');
   await proxy.close();
   for (const f of ['credproxy.db', 'ca/ca.crt']) t.equal(statSync(join(data, f)).mode & 0o777, 0o600, `${f} is 0600 again`);
+});
+
+const BIN = join(process.cwd(), 'bin', 'credproxy.js');
+const built = existsSync(join(process.cwd(), 'dist', 'src', 'cli.js'));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+t.test('`credproxy start` (the real binary) leaves nothing under the data folder open to others', { skip: built ? false : 'dist/ is not built' }, async (t) => {
+  const data = join(mkdtempSync(join(tmpdir(), 'credproxy-modes-')), 'data');
+  const dir = configDir(`store: "sqlite:${join(data, 'credproxy.db')}"\ntls: { ca_dir: "${join(data, 'ca')}" }\n`);
+  const port = await freePort();
+  const child = spawn(process.execPath, [BIN, 'start', '--config', dir, '--port', String(port), '--host', '127.0.0.1'], {
+    env: { PATH: process.env.PATH },
+    stdio: 'ignore',
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  const up = await pollUntil(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, 20_000);
+  t.ok(up, 'the server started');
+  for (const f of modes(data)) t.equal(f.mode, f.dir ? 0o700 : 0o600, `${f.path.slice(data.length + 1)} while running`);
+  t.ok(modes(data).some((f) => f.path.endsWith('-wal')), 'the SQLite side files are among them');
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
 });
