@@ -104,6 +104,9 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'start': {
+      // Whatever the server or a library it uses creates (SQLite's -wal/-shm, rotated logs) is
+      // its own user's only; the files it creates knowingly also get explicit modes.
+      process.umask(0o077);
       // Read once here for the log level and the workers' primary; a config that does not
       // validate is reported below, where it is used.
       let loaded: { settings?: Settings; error?: unknown };

@@ -1,7 +1,8 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { appendFile, mkdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { flushAtExit, type SyncFlushable } from '../exit-flush.js';
+import { makePrivateDir } from '../store/private-files.js';
 import { readTail } from './tail.js';
 
 /**
@@ -139,7 +140,7 @@ export class AuditLog implements SyncFlushable {
     this.pending = '';
     if (!file || text === '') return;
     try {
-      if (!this.dirMade) mkdirSync(dirname(file), { recursive: true });
+      if (!this.dirMade) makePrivateDir(dirname(file));
       appendFileSync(file, text, { mode: 0o600 });
     } catch (err) {
       this.onError(err);
@@ -157,7 +158,7 @@ export class AuditLog implements SyncFlushable {
     if (batch === undefined || !file) return; // written by flushSync meanwhile
     try {
       if (!this.dirMade) {
-        await mkdir(dirname(file), { recursive: true });
+        await mkdir(dirname(file), { recursive: true, mode: 0o700 });
         this.dirMade = true;
       }
       // The file's real size, once per batch: other processes (credproxy start --workers)

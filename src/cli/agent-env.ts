@@ -1,6 +1,8 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { rootCertificates } from 'node:tls';
+import { makePrivateDir, PRIVATE_FILE, tightenIfExists } from '../store/private-files.js';
 
 /** The variables common clients read for their CA bundle; all point at the one combined file. */
 export const CA_VARS = ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'PIP_CERT'] as const;
@@ -29,11 +31,17 @@ export function systemCas(env: NodeJS.ProcessEnv, ownBundle?: string): string[] 
   return out;
 }
 
-/** Writes system CAs + credproxy's CA to `file` (mode 0644: certificates are public) and returns its path. */
+/**
+ * Writes system CAs + credproxy's CA to `file` and returns its path. Mode 0600 like every file
+ * in the data folder: the certificates are public, but the folder is the proxy user's alone
+ * and the agent runs as that user (`credproxy run`).
+ */
 export function writeBundle(file: string, credproxyCaPem: string, env: NodeJS.ProcessEnv): string {
-  mkdirSync(join(file, '..'), { recursive: true });
+  makePrivateDir(join(file, '..'));
   const parts = [`# credproxy CA (intercepted HTTPS)\n${credproxyCaPem.trim()}`, ...systemCas(env, file)];
-  writeFileSync(file, `${parts.join('\n')}\n`, { mode: 0o644 });
+  writeFileSync(file, `${parts.join('\n')}\n`, { mode: PRIVATE_FILE });
+  // An existing bundle keeps its old mode through writeFileSync.
+  tightenIfExists(file);
   return file;
 }
 
@@ -46,9 +54,35 @@ export interface AgentEnvInput {
   bundle?: string;
   /** variable names from integrations' `placeholder_env` */
   placeholders: string[];
+  /** the caller's NODE_OPTIONS, kept ahead of the fetch preload */
+  nodeOptions?: string;
+  /** bin/fetch-proxy.mjs; default: found next to this module */
+  fetchPreload?: string;
 }
 
-/** The variables, in a stable order: proxies, NO_PROXY, CA bundle, placeholders. */
+/**
+ * bin/fetch-proxy.mjs, the preload that makes Node's built-in fetch() use the proxy: two
+ * folders up from src/cli/ (tests), three from dist/src/cli/ (the package).
+ */
+export function fetchPreloadPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const file = join(dir, 'bin', 'fetch-proxy.mjs');
+    if (existsSync(file)) return file;
+    dir = dirname(dir);
+  }
+  throw new Error('bin/fetch-proxy.mjs is missing from the credproxy package');
+}
+
+/** NODE_OPTIONS with `--import <preload>` added once; the path is quoted as NODE_OPTIONS parses it. */
+export function nodeOptionsWith(existing: string | undefined, preload: string): string {
+  const flag = `--import "${preload.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  const before = (existing ?? '').trim();
+  if (before.includes(flag)) return before;
+  return before === '' ? flag : `${before} ${flag}`;
+}
+
+/** The variables, in a stable order: proxies, NO_PROXY, CA bundle, placeholders, Node's fetch. */
 export function agentVariables(input: AgentEnvInput): Array<[string, string]> {
   const u = new URL(input.proxyUrl);
   u.username = encodeURIComponent(input.entity);
@@ -62,7 +96,31 @@ export function agentVariables(input: AgentEnvInput): Array<[string, string]> {
   vars.push(['NO_PROXY', input.noProxy], ['no_proxy', input.noProxy]);
   if (input.bundle) for (const name of CA_VARS) vars.push([name, input.bundle]);
   if (input.token) for (const name of input.placeholders) vars.push([name, input.token]);
+  // Node 20/22's fetch() ignores HTTP(S)_PROXY and would take a cpx_ placeholder straight to
+  // the host: the preload routes it through the proxy; Node 24 reads NODE_USE_ENV_PROXY.
+  vars.push(['NODE_OPTIONS', nodeOptionsWith(input.nodeOptions, input.fetchPreload ?? fetchPreloadPath())], ['NODE_USE_ENV_PROXY', '1']);
   return vars;
+}
+
+/** The server's own secrets: an agent that holds the admin token can mint a token for any entity. */
+export const SERVER_SECRETS = ['CREDPROXY_ADMIN_TOKEN', 'CREDPROXY_SECRET_KEY', 'CREDPROXY_SECRET_KEYS'] as const;
+
+/**
+ * Variables a process needs to run at all and that are never a secret: kept even when the
+ * config names one (`ca_dir: ${HOME}/…`).
+ */
+const ALWAYS_KEPT = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'PWD', 'TMPDIR', 'TMP', 'TEMP', 'LANG', 'TERM']);
+
+/**
+ * The environment `credproxy run` gives its command: the caller's, without the server's
+ * secrets and without any variable the config refers to as `${VAR}` (credentials the
+ * integrations or webhooks read). The agent gets the proxy and a token, not what is behind them.
+ */
+export function childEnvironment(env: NodeJS.ProcessEnv, configRefs: readonly string[]): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const name of SERVER_SECRETS) delete out[name];
+  for (const name of configRefs) if (!ALWAYS_KEPT.has(name)) delete out[name];
+  return out;
 }
 
 type Formatter = (name: string, value: string) => string;

@@ -2,11 +2,12 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError } from '../config/load.js';
 import { BUNDLE_FILE } from '../tls/bundle.js';
 import { loadOrCreateCa } from '../tls/ca.js';
 import { adminToken, EXIT, exitCodeFor, UsageError, type CliIO } from './admin.js';
-import { agentVariables, SHELLS, writeBundle } from './agent-env.js';
+import { readAgentConfig } from './agent-config.js';
+import { agentVariables, childEnvironment, SHELLS, writeBundle } from './agent-env.js';
 import { AdminClient } from './client.js';
 import { COMMAND_HELP } from './help.js';
 
@@ -32,6 +33,8 @@ export function isAgentCommand(argv: readonly string[]): boolean {
 
 interface Prepared {
   vars: Array<[string, string]>;
+  /** variables the config names as `${VAR}`: the server's secrets, not the agent's */
+  envRefs: string[];
   /** the token issued for this environment, if any */
   issued?: { id: string; expires_at: string };
   client?: AdminClient;
@@ -52,18 +55,18 @@ async function prepare(values: Record<string, string | boolean | undefined>, io:
   }
   const url = (values.url as string | undefined) ?? io.env.CREDPROXY_URL ?? 'http://127.0.0.1:8080';
   if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`--url "${url}" is not an http(s) URL`);
-  const config = loadConfig(resolve((values.config as string | undefined) ?? io.env.CREDPROXY_CONFIG ?? 'config'));
-  const placeholders = [...new Set([...config.integrations.values()].flatMap((i) => (i.placeholder_env ? [i.placeholder_env] : [])))];
+  // Only tls.intercept, tls.ca_dir and placeholder_env: the server's ${VAR} secrets need not be set here.
+  const config = readAgentConfig(resolve((values.config as string | undefined) ?? io.env.CREDPROXY_CONFIG ?? 'config'), io.env);
+  const { placeholders } = config;
   const label = values.label as string | undefined;
   // The label travels in the entity token: without one in the environment it would reach no request.
   if (label !== undefined && !values.token && placeholders.length === 0) {
     throw new UsageError('--label is carried by the entity token: add --token (no integration declares placeholder_env)');
   }
-  const { tls } = config.settings;
   let bundle: string | undefined;
-  if (tls.intercept) {
-    const ca = loadOrCreateCa(tls.ca_dir);
-    bundle = writeBundle(join(tls.ca_dir, BUNDLE_FILE), ca.certPem, io.env);
+  if (config.intercept) {
+    const ca = loadOrCreateCa(config.caDir);
+    bundle = writeBundle(join(config.caDir, BUNDLE_FILE), ca.certPem, io.env);
   }
   let token: string | undefined;
   let issued: Prepared['issued'];
@@ -82,8 +85,9 @@ async function prepare(values: Record<string, string | boolean | undefined>, io:
     noProxy: (values['no-proxy'] as string | undefined) ?? DEFAULT_NO_PROXY,
     bundle,
     placeholders,
+    nodeOptions: io.env.NODE_OPTIONS,
   });
-  return { vars, issued, client };
+  return { vars, envRefs: config.envRefs, issued, client };
 }
 
 /** `credproxy env` and `credproxy run`; returns the exit code (run: the command's). */
@@ -119,7 +123,7 @@ export async function runAgentCommand(argv: string[], io: CliIO): Promise<number
       io.stdout(`${lines.join('\n')}\n`);
       return EXIT.ok;
     }
-    const code = await runChild(positionals, { ...io.env, ...Object.fromEntries(prepared.vars) });
+    const code = await runChild(positionals, { ...childEnvironment(io.env, prepared.envRefs), ...Object.fromEntries(prepared.vars) });
     // The token was for this run only.
     if (prepared.issued && prepared.client) await prepared.client.call('DELETE', `/api/tokens/${encodeURIComponent(prepared.issued.id)}`).catch(() => undefined);
     return code;

@@ -50,8 +50,9 @@ const AGENT_OPTIONS = `Options:
   --label LABEL       use the entity's connections labelled LABEL (one of several accounts),
                       carried by the entity token: needs --token or a placeholder_env
   --no-proxy LIST     NO_PROXY; default localhost,127.0.0.1,::1
-  --config DIR        the proxy's config folder (its CA and integrations' placeholder_env);
-                      default $CREDPROXY_CONFIG or ./config
+  --config DIR        the proxy's config folder: only tls.intercept, tls.ca_dir and the
+                      integrations' placeholder_env are read (the \${VAR}s the server needs
+                      need not be set); default $CREDPROXY_CONFIG or ./config
   --url URL           the proxy; default $CREDPROXY_URL or http://127.0.0.1:8080
   --token-file PATH   admin token file, for issuing the entity token; default ./data/admin.token
                       ($CREDPROXY_ADMIN_TOKEN is used when set and no --token-file is given)
@@ -62,7 +63,9 @@ and the token is the proxy password, so that every CONNECT tunnel of the command
 inspected and the token can never leave through one.
 With tls.intercept, a CA bundle of the system CAs plus credproxy's CA is written to
 <tls.ca_dir>/bundle.pem and named in SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE,
-CURL_CA_BUNDLE, GIT_SSL_CAINFO and PIP_CERT.`;
+CURL_CA_BUNDLE, GIT_SSL_CAINFO and PIP_CERT.
+NODE_OPTIONS gets --import <credproxy>/bin/fetch-proxy.mjs, which makes Node's built-in fetch()
+use the proxy (Node 20/22 ignore HTTPS_PROXY there), and NODE_USE_ENV_PROXY=1 is set (Node 24).`;
 
 export const COMMAND_HELP: Record<string, string> = {
   audit: `Usage: credproxy audit [--entity E] [--integration I] [--since TIME] [--limit N] [--follow] [--json]
@@ -90,6 +93,8 @@ ${EXIT_CODES}
 
 Runs CMD with the environment \`credproxy env\` prints, and exits with its status (128 + N
 when a signal N ended it). The entity token issued for the run is revoked when CMD ends.
+CMD does not inherit CREDPROXY_ADMIN_TOKEN, CREDPROXY_SECRET_KEY(S), or any variable the
+config names as \${VAR}.
 
 ${AGENT_OPTIONS}
 

@@ -1,9 +1,9 @@
 import { IncomingMessage, type ServerResponse } from 'node:http';
-import type { Duplex, Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Transform, Writable } from 'node:stream';
 import { errors, util, type Dispatcher } from 'undici';
 import { CredproxyError } from '../errors.js';
 import { clientResponseHeaderList, clientResponseHeaders } from './headers.js';
-import { scrubbable, scrubHeaders, ScrubStream } from './scrub.js';
+import { decodersFor, scrubbable, scrubHeaders, ScrubStream, scrubUrlHeaders } from './scrub.js';
 
 export interface UpstreamRequest {
   /** scheme://host[:port] */
@@ -33,6 +33,8 @@ export interface ForwardOptions {
    * other response, filtered and scrubbed the same way.
    */
   upgrade?: { protocol: string; onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void };
+  /** the injected values, always replaced in Location, Content-Location, Link and Refresh */
+  redact?: readonly string[];
 }
 
 /**
@@ -84,8 +86,12 @@ class Relay implements Dispatcher.DispatchHandler {
   private complete = false;
   private settled = false;
   private resume: (() => void) | undefined;
-  /** where the body goes: the response, or a scrubber in front of it */
+  /** where the body goes: the response, or a scrubber (and decoders) in front of it */
   private sink: Writable;
+  /** decoders to put in front of the scrubber at the first body byte (an empty body cannot be decoded) */
+  private decode: Array<() => Transform> | undefined;
+  /** why the answer is refused rather than relayed */
+  private refused: CredproxyError | undefined;
 
   constructor(
     private readonly res: ServerResponse,
@@ -146,8 +152,17 @@ class Relay implements Dispatcher.DispatchHandler {
       const headers = util.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>;
       let out = clientResponseHeaders(headers);
       const text = scrubbable(headers);
-      // A scrubbed body changes length: it goes chunked.
-      if (text) delete out['content-length'];
+      if (text) {
+        // An upstream that compressed although asked for identity: decode to scrub, or refuse.
+        const { decoders, unknown } = decodersFor(headers);
+        if (unknown !== undefined) return this.refuse(unknown);
+        if (decoders.length > 0) {
+          this.decode = decoders;
+          delete out['content-encoding'];
+        }
+        // A scrubbed body changes length: it goes chunked.
+        delete out['content-length'];
+      }
       out = scrubHeaders(out, secrets);
       if (text) {
         const scrub = new ScrubStream(secrets);
@@ -156,7 +171,8 @@ class Relay implements Dispatcher.DispatchHandler {
       }
       this.res.writeHead(statusCode, out);
     } else {
-      this.res.writeHead(statusCode, clientResponseHeaderList(rawHeaders));
+      // A redirect can carry a query-injected key back: URL headers are always scrubbed.
+      this.res.writeHead(statusCode, scrubUrlHeaders(clientResponseHeaderList(rawHeaders), this.opts.redact ?? []));
     }
     this.streaming = true;
     this.resume = resume;
@@ -164,13 +180,46 @@ class Relay implements Dispatcher.DispatchHandler {
     return !this.sink.writableNeedDrain;
   }
 
+  /** A text body in an encoding credproxy cannot decode cannot be scrubbed: 502, nothing relayed. */
+  private refuse(encoding: string): boolean {
+    this.discarding = true;
+    this.refused = new CredproxyError(
+      'upstream_error',
+      `the upstream answered with Content-Encoding "${encoding}", which credproxy cannot decode to scrub the response (scrub_responses): refused`,
+    );
+    this.abort?.(this.refused);
+    return true;
+  }
+
+  /** Puts the decoders in front of the scrubber, the first one now taking the body. */
+  private startDecoding(makers: Array<() => Transform>): void {
+    const chain = makers.map((make) => make());
+    let head: Writable = this.sink;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      chain[i]!.pipe(head);
+      head = chain[i]!;
+    }
+    // A body that does not decode: the client is cut off (headers are out), never sent it raw.
+    for (const d of chain) d.on('error', () => this.res.destroy());
+    if (this.resume) {
+      this.sink.off('drain', this.resume);
+      head.on('drain', this.resume);
+    }
+    this.sink = head;
+  }
+
   onData(chunk: Buffer): boolean {
-    return this.discarding ? true : this.sink.write(chunk);
+    if (this.discarding) return true;
+    if (this.decode) {
+      this.startDecoding(this.decode);
+      this.decode = undefined;
+    }
+    return this.sink.write(chunk);
   }
 
   onComplete(): void {
     this.complete = true;
-    if (this.discarding) return this.settle();
+    if (this.discarding) return this.settle(this.refused);
     // Resolves once the body is handed to the client's socket, as stream() did.
     if (this.sink === this.res) return void this.res.end(() => this.settle());
     this.res.once('finish', () => this.settle());
@@ -179,6 +228,7 @@ class Relay implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     if (this.settled) return;
+    if (this.refused) return this.settle(this.refused);
     const body = this.body;
     this.body = null;
     if (body && !Buffer.isBuffer(body) && !body.destroyed) {

@@ -183,8 +183,9 @@ export function createProxyHandler(rt: Runtime) {
         if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, signLimit);
         const sent = performance.now();
         const onResponse = () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000);
-        const scrub = prepared.integration?.scrub_responses ? secretsOf(inj) : undefined;
-        return forward(prepared.dispatcher, up, res, { headersTimeout: limits.upstream_response_timeout_ms, holdBack, onResponse, scrub });
+        const redact = secretsOf(inj);
+        const scrub = prepared.integration?.scrub_responses ? redact : undefined;
+        return forward(prepared.dispatcher, up, res, { headersTimeout: limits.upstream_response_timeout_ms, holdBack, onResponse, scrub, redact });
       };
       const outcome = await forwardWithReplay({
         refreshOn: prepared.integration?.refresh_on ?? [],

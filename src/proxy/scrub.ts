@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Injection } from './credential.js';
 
 /** What an echoed secret becomes. */
@@ -12,7 +13,9 @@ export function secretsOf(injection: Injection | undefined): string[] {
   if (!injection) return [];
   const all = [
     ...injection.headers.map((h) => h[2]),
-    ...injection.query.flatMap(([, v]) => [v, encodeURIComponent(v)]),
+    // As sent, and as a redirect may carry it back: percent-encoded once or twice (a URL in
+    // a `next=` parameter), form-encoded.
+    ...injection.query.flatMap(([, v]) => [v, encodeURIComponent(v), encodeURIComponent(encodeURIComponent(v)), new URLSearchParams({ v }).toString().slice(2)]),
     injection.token ?? '',
     ...Object.values(injection.connection?.credentials ?? {}),
   ];
@@ -21,15 +24,56 @@ export function secretsOf(injection: Injection | undefined): string[] {
 
 const TEXT = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|problem\+json)|[^;]*\+(json|xml))/i;
 
-/** Bodies credproxy scrubs: text of some kind, not content-encoded (it asks the upstream for identity). */
+/**
+ * Bodies credproxy scrubs: text of some kind. A compressed one (credproxy asks for identity,
+ * an upstream may compress anyway) is decoded first: see `decodersFor`.
+ */
 export function scrubbable(headers: Record<string, string | string[] | undefined>): boolean {
   const type = String(headers['content-type'] ?? '');
-  const encoding = String(headers['content-encoding'] ?? 'identity').toLowerCase();
-  return (type === '' || TEXT.test(type)) && encoding === 'identity';
+  return type === '' || TEXT.test(type);
+}
+
+const DECODERS: Record<string, () => Transform> = {
+  gzip: createGunzip,
+  'x-gzip': createGunzip,
+  deflate: createInflate,
+  br: createBrotliDecompress,
+};
+
+/**
+ * The decoders for a response's Content-Encoding, in the order the body goes through them
+ * (the last encoding applied is undone first); `unknown` names one credproxy cannot decode
+ * (zstd, compress, …): such a body cannot be scrubbed and is refused.
+ */
+export function decodersFor(headers: Record<string, string | string[] | undefined>): { decoders: Array<() => Transform>; unknown?: string } {
+  const raw = headers['content-encoding'];
+  const list = (Array.isArray(raw) ? raw.join(',') : (raw ?? '')).split(',').map((e) => e.trim().toLowerCase()).filter((e) => e !== '' && e !== 'identity');
+  const decoders: Array<() => Transform> = [];
+  for (const e of list.reverse()) {
+    const make = DECODERS[e];
+    if (!make) return { decoders: [], unknown: e };
+    decoders.push(make);
+  }
+  return { decoders };
+}
+
+/** Headers that carry a URL back to the client: scrubbed of injected values even without scrub_responses. */
+export const URL_HEADERS = new Set(['location', 'content-location', 'link', 'refresh']);
+
+/** Replaces each secret in one header value. */
+export function scrubValue(value: string, secrets: readonly string[]): string {
+  return secrets.reduce((s, secret) => s.split(secret).join(SCRUBBED), value);
+}
+
+/** A flat [name, value, …] list with the URL-carrying headers scrubbed (scrub_responses off). */
+export function scrubUrlHeaders(list: string[], secrets: readonly string[]): string[] {
+  if (secrets.length === 0) return list;
+  for (let i = 0; i < list.length; i += 2) if (URL_HEADERS.has(list[i]!)) list[i + 1] = scrubValue(list[i + 1]!, secrets);
+  return list;
 }
 
 export function scrubHeaders(headers: Record<string, string | string[]>, secrets: readonly string[]): Record<string, string | string[]> {
-  const fix = (v: string) => secrets.reduce((s, secret) => s.split(secret).join(SCRUBBED), v);
+  const fix = (v: string) => scrubValue(v, secrets);
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(headers)) out[k] = Array.isArray(v) ? v.map(fix) : fix(v);
   return out;

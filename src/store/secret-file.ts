@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { makePrivateDir } from './private-files.js';
 
 /**
  * Reads a generated secret from `path`, or creates it once with mode 0600. Used for the
@@ -13,7 +14,7 @@ export function readOrCreateSecret(path: string, bytes = 32): { value: string; c
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  makePrivateDir(dirname(path));
   const value = randomBytes(bytes).toString('base64url');
   // 'wx': never overwrite a secret another process created in the meantime.
   try {

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { KeyvStoreAdapter, StoredData } from 'keyv';
+import { makePrivateDir, makePrivateFile, tightenIfExists } from './private-files.js';
 
 /**
  * A keyv adapter on better-sqlite3: the embedded, persistent default store. @keyv/sqlite
@@ -19,7 +19,13 @@ export class SqliteAdapter extends EventEmitter implements KeyvStoreAdapter {
   constructor(path: string) {
     super();
     this.opts = { path };
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      makePrivateDir(dirname(path));
+      // SQLite creates the file 0644 and gives its -wal and -shm the database file's mode:
+      // creating it 0600 first keeps all three private.
+      makePrivateFile(path);
+      for (const side of ['-wal', '-shm', '-journal']) tightenIfExists(path + side);
+    }
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');

@@ -1,8 +1,9 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import forge from 'node-forge';
+import { makePrivateDir, PRIVATE_FILE, tightenIfExists } from '../store/private-files.js';
 
 /** File names inside `tls.ca_dir`; `.crt` because Debian's update-ca-certificates only picks up that extension. */
 export const CA_CERT_FILE = 'ca.crt';
@@ -86,7 +87,7 @@ export function loadOrCreateCa(dir: string): CertificateAuthority {
   const abs = resolve(dir);
   const certPath = join(abs, CA_CERT_FILE);
   const keyPath = join(abs, CA_KEY_FILE);
-  mkdirSync(abs, { recursive: true, mode: 0o700 });
+  makePrivateDir(abs);
   const hasKey = existsSync(keyPath);
   const hasCert = existsSync(certPath);
   if (hasCert && !hasKey) {
@@ -100,7 +101,9 @@ export function loadOrCreateCa(dir: string): CertificateAuthority {
   } catch (err) {
     throw new Error(`${keyPath} is not a PEM RSA private key (${(err as Error).message})`);
   }
-  if (!hasCert && createExclusively(certPath, forge.pki.certificateToPem(issueCaCertificate(key)), 0o644)) created = true;
+  if (!hasCert && createExclusively(certPath, forge.pki.certificateToPem(issueCaCertificate(key)), PRIVATE_FILE)) created = true;
+  // A CA an older credproxy wrote with its certificate 0644.
+  tightenIfExists(certPath);
   let cert: forge.pki.Certificate;
   try {
     cert = forge.pki.certificateFromPem(readFileSync(certPath, 'utf8'));

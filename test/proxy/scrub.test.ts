@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import t from 'tap';
-import { SCRUBBED, ScrubStream, scrubbable } from '../../src/proxy/scrub.js';
+import { decodersFor, SCRUBBED, ScrubStream, scrubbable } from '../../src/proxy/scrub.js';
 import { integrationYaml, setup, viaProxy } from '../support/servers.js';
 
 async function through(secrets: string[], chunks: string[]): Promise<string> {
@@ -25,7 +25,9 @@ t.test('ScrubStream replaces secrets across any chunk boundary', async (t) => {
   t.ok(scrubbable({ 'content-type': 'application/json; charset=utf-8' }));
   t.ok(scrubbable({}));
   t.notOk(scrubbable({ 'content-type': 'image/png' }));
-  t.notOk(scrubbable({ 'content-type': 'text/plain', 'content-encoding': 'gzip' }));
+  t.ok(scrubbable({ 'content-type': 'text/plain', 'content-encoding': 'gzip' }), 'a compressed text body is decoded to be scrubbed (scrub-limits.test.ts)');
+  t.equal(decodersFor({ 'content-encoding': 'gzip, br' }).decoders.length, 2);
+  t.equal(decodersFor({ 'content-encoding': 'zstd' }).unknown, 'zstd');
 });
 
 t.test('scrub_responses: an echoed key is scrubbed from headers and a streamed body; off by default', async (t) => {
