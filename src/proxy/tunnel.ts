@@ -15,8 +15,8 @@ import type { TunnelContext } from './target.js';
 
 export const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
-/** Terminates a tunnel to an integration host (see intercept.ts). */
-export type Interceptor = (socket: Socket, head: Buffer, tunnel: Omit<TunnelContext, 'secure'>) => void;
+/** Terminates a tunnel to an integration host (see intercept.ts), presenting the leaf certificate `leafName`. */
+export type Interceptor = (socket: Socket, head: Buffer, tunnel: Omit<TunnelContext, 'secure'>, leafName: string) => void;
 
 /**
  * Whether an integration owns the CONNECT target. Routes keep "the default port" as
@@ -92,7 +92,8 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     // client is terminated and its requests checked like plain ones; without a CA to do
     // that, the tunnel is refused rather than left blind.
     if ((owned || tokenVerified) && rt.tls.leaves) {
-      intercept(socket, head, { ...target, proxyAuthorization });
+      const leafName = owned ? rt.current.routes.leafName(target.hostname) : target.hostname;
+      intercept(socket, head, { ...target, proxyAuthorization }, leafName);
       return;
     }
     if (tokenVerified) {
