@@ -76,6 +76,7 @@ function defaults(raw: Record<string, unknown>, opts: LoadOptions, env: NodeJS.P
       upstream_keep_alive_timeout_ms: r.limits?.upstream_keep_alive_timeout_ms ?? 30_000,
       max_connections: r.limits?.max_connections ?? 4096,
       max_tunnels: r.limits?.max_tunnels ?? 1024,
+      new_leaves_per_second: r.limits?.new_leaves_per_second ?? 20,
       shutdown_grace_ms: r.limits?.shutdown_grace_ms ?? 30_000,
     },
     events: r.events,

@@ -123,6 +123,8 @@ export interface Settings {
     max_connections: number;
     /** open CONNECT tunnels; more are refused */
     max_tunnels: number;
+    /** leaf certificates one client may cause to be signed per second; further CONNECTs to new names get 429 */
+    new_leaves_per_second: number;
     /** on SIGTERM/SIGINT, in-flight requests get this long before their connections are cut */
     shutdown_grace_ms: number;
   };

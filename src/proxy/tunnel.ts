@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import net, { type Socket } from 'node:net';
 import { CredproxyError, isCredproxyError } from '../errors.js';
 import { TunnelGate } from '../limits.js';
+import { NewLeafLimiter } from '../tls/leaf-rate.js';
 import type { Runtime } from '../runtime.js';
 import { authenticatorFor, proxyAuthorizationOf } from './client-auth.js';
 import { parseConnectTarget, type ConnectTarget } from './connect-target.js';
@@ -50,7 +51,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     // An entity token as the proxy password is checked in the store first; it stands in for a client key.
     if (proxyEntityToken(header) === undefined) return admit(req, socket, head, false);
     verifyProxyToken(rt.store.kv, header).then(
-      () => admit(req, socket, head, true),
+      (token) => admit(req, socket, head, true, token && `token:${token.id}`),
       (err: unknown) => {
         const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
         rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: e.status }, 'CONNECT refused');
@@ -59,16 +60,17 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     );
   };
 
-  function admit(req: IncomingMessage, socket: Socket, head: Buffer, tokenVerified: boolean): void {
+  function admit(req: IncomingMessage, socket: Socket, head: Buffer, tokenVerified: boolean, tokenClient?: string): void {
     let target: ConnectTarget;
     let proxyAuthorization: string | undefined;
     let release: () => void;
+    let client: string | undefined;
     try {
       // The same order as for plain requests: who is asking, then where to.
       const settings = rt.current.config.settings;
       proxyAuthorization = proxyAuthorizationOf(req);
       const clients = authenticatorFor(settings);
-      const client = tokenVerified ? undefined : clients?.authenticate(proxyAuthorization);
+      client = tokenVerified ? undefined : clients?.authenticate(proxyAuthorization);
       if (client !== undefined) clients?.authorize(client, proxyUser(proxyAuthorization));
       target = parseConnectTarget(req.url ?? '');
       release = gateOf(rt).acquire();
@@ -93,6 +95,15 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     // that, the tunnel is refused rather than left blind.
     if ((owned || tokenVerified) && rt.tls.leaves) {
       const leafName = owned ? rt.current.routes.leafName(target.hostname) : target.hostname;
+      // A new name costs a signature: capped per client, and refused here, before the 200 and any handshake.
+      if (!rt.tls.leaves.has(leafName) && !leafRateOf(rt).take(tokenClient ?? (client === undefined ? `addr:${socket.remoteAddress}` : `client:${client}`))) {
+        const perSecond = rt.current.config.settings.limits.new_leaves_per_second;
+        rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: 429 }, 'CONNECT refused: new certificates over limits.new_leaves_per_second');
+        return rawCredproxyError(
+          socket,
+          new CredproxyError('rate_limited', `more than ${perSecond} new host names per second need a certificate; try again later`, { 'retry-after': '1' }),
+        );
+      }
       intercept(socket, head, { ...target, proxyAuthorization }, leafName);
       return;
     }
@@ -105,6 +116,17 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     }
     void openTunnel(rt, socket, head, target, owned);
   }
+}
+
+/** One new-leaf rate per running instance, against `limits.new_leaves_per_second` (read live). */
+const leafRates = new WeakMap<Runtime, NewLeafLimiter>();
+function leafRateOf(rt: Runtime): NewLeafLimiter {
+  let limiter = leafRates.get(rt);
+  if (!limiter) {
+    limiter = new NewLeafLimiter(() => rt.current.config.settings.limits.new_leaves_per_second);
+    leafRates.set(rt, limiter);
+  }
+  return limiter;
 }
 
 /** One count of open tunnels per running instance, against `limits.max_tunnels` (read live, so a reload applies). */

@@ -7,6 +7,7 @@ import { ProxyAgent, request } from 'undici';
 import { loadConfig } from '../../src/config/load.js';
 import { RoutingTable } from '../../src/proxy/match.js';
 import { loadOrCreateCa } from '../../src/tls/ca.js';
+import { NewLeafLimiter } from '../../src/tls/leaf-rate.js';
 import { makeTestCa } from '../support/certs.js';
 import { configDir, startProxy, startUpstream } from '../support/servers.js';
 import { connectVia, tlsOver } from '../support/tunnel.js';
@@ -100,6 +101,41 @@ t.test('names under one wildcard or template parent share one leaf; deeper names
   const deep = await handshake(proxy.port, 'x.y.wild.test', ca);
   t.equal(deep.subjectAltName, 'DNS:x.y.wild.test');
   t.equal(leaves.issued, 3);
+});
+
+t.test('limits.new_leaves_per_second: a client over it gets 429 rate_limited before any handshake; known names and other clients do not', async (t) => {
+  const { proxy, ca } = await setup(t, 'limits: { new_leaves_per_second: 2 }\n');
+  const leaves = proxy.runtime.tls.leaves!;
+  await handshake(proxy.port, 'n1.x.wild.test', ca);
+  await handshake(proxy.port, 'n2.x.wild.test', ca);
+  const refused = await connectVia(proxy.port, 'n3.x.wild.test:443', { 'proxy-authorization': basic('x', KEY_A) });
+  t.equal(refused.status, 429);
+  t.equal(refused.headers['x-credproxy-error'], 'rate_limited');
+  t.equal(refused.headers['retry-after'], '1');
+  t.match(JSON.parse(refused.body.toString()), { error: { code: 'rate_limited', message: /new host names per second/ } });
+  t.equal(leaves.issued, 2, 'nothing was signed for the refused name');
+  t.ok((await handshake(proxy.port, 'n1.x.wild.test', ca)).checkHost('n1.x.wild.test'), 'a name that has its certificate costs nothing');
+  t.ok(await handshake(proxy.port, 'n3.x.wild.test', ca, KEY_B), 'another client has its own allowance');
+  t.equal(leaves.issued, 3);
+  await new Promise((r) => setTimeout(r, 1100));
+  t.ok(await handshake(proxy.port, 'n4.x.wild.test', ca), 'a second later the client may again');
+});
+
+t.test('NewLeafLimiter: a bucket of one second per client, refilled at the rate, read live; idle clients are forgotten', async (t) => {
+  t.equal(loadConfig(configDir('store: memory\n'), { env: {} }).settings.limits.new_leaves_per_second, 20, 'documented default');
+  let rate = 3;
+  const l = new NewLeafLimiter(() => rate);
+  const now = 1_000_000;
+  t.same([l.take('a', now), l.take('a', now), l.take('a', now), l.take('a', now)], [true, true, true, false]);
+  t.ok(l.take('b', now), 'per client');
+  t.notOk(l.take('a', now + 100), 'a third of a token back after 100 ms: not enough');
+  t.ok(l.take('a', now + 400), 'one token back after a third of a second');
+  rate = 1;
+  t.ok(l.take('c', now));
+  t.notOk(l.take('c', now + 10), 'a lowered rate applies at once');
+  for (let i = 0; i < 1100; i++) l.take(`x${i}`, now);
+  t.ok(l.take('late', now + 5000), 'sweeping the idle clients');
+  t.ok(l.take('a', now + 5000), 'a forgotten client starts with a full bucket');
 });
 
 t.test('signing 50 new names leaves the event loop free: it turns while the certificates are made', async (t) => {
