@@ -2,12 +2,13 @@
 // metadata API; it must be loaded before the library's module runs, so it is imported first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { createPrivateKey, generateKeyPairSync, webcrypto, type KeyObject } from 'node:crypto';
+import * as asn1 from '@peculiar/asn1-x509';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import { createPrivateKey, generateKeyPairSync, sign as signData, webcrypto, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { randomSerial, type CertificateAuthority } from './ca.js';
 
-// Node's WebCrypto: its sign() runs on libuv's thread pool, so the event loop only builds the
-// DER around the signature (well under a millisecond) instead of computing an RSA signature in JS.
+// Node's WebCrypto, for what @peculiar/x509 computes once at start (key identifiers, the template leaf).
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 /** What WebCrypto needs to sign with the CA key, by the key's type. */
@@ -47,34 +48,63 @@ export async function createLeafSigner(ca: CertificateAuthority): Promise<LeafSi
   // The issuer is the CA's subject byte for byte, so that chain building never depends on
   // how a library re-encodes a name (forge wrote the CA's as PrintableString).
   const issuer = new x509.Name(caCert.subjectName.toArrayBuffer());
-  const authorityKeyId = await x509.AuthorityKeyIdentifierExtension.create(caCert);
-  const subjectKeyId = await x509.SubjectKeyIdentifierExtension.create(publicKey);
-  // The same for every leaf, so encoded once: building extensions is most of the library's per-leaf work.
   const common = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     // ECDSA keys sign the handshake; there is no key encipherment as with RSA.
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
     new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-    subjectKeyId,
-    authorityKeyId,
+    await x509.SubjectKeyIdentifierExtension.create(publicKey),
+    await x509.AuthorityKeyIdentifierExtension.create(caCert),
   ];
+  // One leaf made by @peculiar/x509 (and checked against the CA) is the template: its parsed
+  // parts (issuer, key, shared extensions, signature algorithm) are reused as they are, and
+  // each leaf only adds its serial, dates, name and subjectAltName. Building through the
+  // generator re-parses all of those for every leaf, several times the cost of the rest.
+  const template = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: [{ CN: ['credproxy template'] }],
+    issuer,
+    publicKey,
+    signingKey,
+    signingAlgorithm: signAlg,
+    extensions: common,
+  });
+  if (!(await template.verify({ publicKey: caCert.publicKey, signatureOnly: true }))) throw new Error('the CA key does not verify a certificate it signed');
+  const parsed = AsnConvert.parse(template.rawData, asn1.Certificate);
+  const shared = parsed.tbsCertificate;
+  const algorithm = parsed.signatureAlgorithm;
+  const hash = ((signAlg as { hash?: string }).hash ?? 'SHA-256').replace('-', '').toLowerCase();
   return {
     keyPem: leaf.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     async sign(name, notBefore, notAfter) {
       const ip = isIP(name) !== 0;
-      const cert = await x509.X509CertificateGenerator.create({
-        serialNumber: randomSerial(),
+      const san = new asn1.SubjectAlternativeName([new asn1.GeneralName(ip ? { iPAddress: name } : { dNSName: name })]);
+      const tbs = new asn1.TBSCertificate({
+        version: asn1.Version.v3,
+        serialNumber: new Uint8Array(Buffer.from(randomSerial(), 'hex')).buffer,
+        signature: algorithm,
+        issuer: shared.issuer,
+        validity: new asn1.Validity({ notBefore, notAfter }),
         // CN is limited to 64 characters; SAN is what clients check anyway.
-        subject: name.length <= 64 ? [{ CN: [name] }] : [{ O: ['credproxy'] }],
-        issuer,
-        notBefore,
-        notAfter,
-        publicKey,
-        signingKey,
-        signingAlgorithm: signAlg,
-        extensions: [...common, new x509.SubjectAlternativeNameExtension([{ type: ip ? 'ip' : 'dns', value: name }])],
+        subject: new asn1.Name([
+          new asn1.RelativeDistinguishedName([
+            name.length <= 64
+              ? new asn1.AttributeTypeAndValue({ type: '2.5.4.3', value: new asn1.AttributeValue({ utf8String: name }) })
+              : new asn1.AttributeTypeAndValue({ type: '2.5.4.10', value: new asn1.AttributeValue({ utf8String: 'credproxy' }) }),
+          ]),
+        ]),
+        subjectPublicKeyInfo: shared.subjectPublicKeyInfo,
+        extensions: new asn1.Extensions([
+          ...(shared.extensions ?? []),
+          new asn1.Extension({ extnID: asn1.id_ce_subjectAltName, critical: false, extnValue: new OctetString(AsnConvert.serialize(san)) }),
+        ]),
       });
-      return cert.toString('pem');
+      const tbsDer = AsnConvert.serialize(tbs);
+      // crypto.sign with a callback runs on libuv's thread pool (and gives ECDSA in DER, as X.509 wants).
+      const signature = await new Promise<Buffer>((resolve, reject) => signData(hash, Buffer.from(tbsDer), caKey, (err, sig) => (err ? reject(err) : resolve(sig))));
+      const der = AsnConvert.serialize(new asn1.Certificate({ tbsCertificate: tbs, signatureAlgorithm: algorithm, signatureValue: new Uint8Array(signature).buffer }));
+      const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n');
+      return `-----BEGIN CERTIFICATE-----\n${b64}${b64.length % 64 === 0 ? '' : '\n'}-----END CERTIFICATE-----\n`;
     },
   };
 }
