@@ -8,6 +8,7 @@ import { formatMemory, formatStorm, formatTable, summarize, type CaseInfo, type 
 import { LARGE_BYTES, type UpstreamCounts } from './upstream.js';
 import { undiciLoad, type LoadResult } from './driver.js';
 import { runMemoryCheck, runStorm } from './phases.js';
+import { formatNewNames, runNewNames, type NewNamesReport } from './new-names.js';
 import { startCliProxy, type CliProxy } from './cli-proxy.js';
 
 /**
@@ -255,6 +256,12 @@ async function main(): Promise<number> {
       storm = await runStorm(p, opts.storm, opts.tokenLatency, opts.stormRounds);
       problems.push(...storm.problems.map((m) => `storm: ${m}`));
     }
+    let newNames: NewNamesReport | undefined;
+    if (opts.newNames > 0) {
+      log(`new names: ${opts.newNames} CONNECT + TLS handshakes to unique intercepted names, then ${opts.newNames} under one wildcard, /healthz probed meanwhile`);
+      newNames = await runNewNames(credproxy, readFileSync(credproxy.info.caPath!, 'utf8'), opts.newNames, 8);
+      problems.push(...newNames.problems.map((m) => `new names: ${m}`));
+    }
     let memory: MemoryReport | undefined;
     if (opts.memory > 0) {
       log(`memory: RSS after ${opts.memory / 100} and after ${opts.memory} injected requests`);
@@ -269,12 +276,13 @@ async function main(): Promise<number> {
     const many = rows.find((r) => r.name === 'injection-workers');
     const workersRatio = one && many && one.rps > 0 ? many.rps / one.rps : undefined;
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify({ machine: m, options: opts, results: rows, httpsRatio, workersRatio, leavesIssued: leaves, storm, memory, problems }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ machine: m, options: opts, results: rows, httpsRatio, workersRatio, leavesIssued: leaves, storm, newNames, memory, problems }, null, 2)}\n`);
     } else {
       const notes: string[] = [];
       if (httpsRatio !== undefined) notes.push(`intercepted HTTPS / plain HTTP (same client): ${httpsRatio.toFixed(2)}; leaf certificates issued: ${leaves}`);
       if (workersRatio !== undefined) notes.push(`--workers ${opts.workers} / 1 process (both credproxy start on Redis, same load): ${workersRatio.toFixed(2)} × the req/s on ${m.cores} cores shared with the load generator and the upstream`);
       if (storm) notes.push(formatStorm(storm));
+      if (newNames) notes.push(formatNewNames(newNames));
       if (memory) notes.push(formatMemory(memory));
       process.stdout.write(
         `\n${formatTable(rows)}\n\n${notes.map((n) => `${n}\n`).join('')}\n${m.cores} cores (${m.cpu}), Node ${m.node}, ${m.os}; ` +

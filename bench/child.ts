@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCredproxy } from '../src/app.js';
 import { createLogger } from '../src/log.js';
+import { NEW_NAMES_PARENT } from './new-names.js';
 import { startReferenceProxy } from './reference-proxy.js';
 import { ADMIN, BENCH_ENTITY, BENCH_TOKEN, type ChildMessage } from './protocol.js';
 import { startBenchUpstream, type UpstreamCounts } from './upstream.js';
@@ -28,8 +29,12 @@ async function startCredproxyRole(ownedPort: number, stormPort: number, tokenPor
   writeFileSync(
     join(dir, 'credproxy.yaml'),
     'store: memory\npassthrough: allow\n# the bench upstream is on loopback, which passthrough may not reach unless listed\negress: { allow_private: ["127.0.0.0/8"] }\n' +
-      `tls: { intercept: true, ca_dir: ${JSON.stringify(join(dir, 'ca'))} }\n`,
+      `tls: { intercept: true, ca_dir: ${JSON.stringify(join(dir, 'ca'))} }\n` +
+      // The new-names phase measures what a leaf costs; the per-client cap is tested in test/tls/.
+      'limits: { new_leaves_per_second: 100000 }\n',
   );
+  // Names under it are terminated by credproxy itself (the new-names phase): never looked up or dialled.
+  writeFileSync(join(dir, 'integrations', 'newnames.yaml'), `hosts: ["*.${NEW_NAMES_PARENT}"]\nauth: { type: bearer }\n`);
   // upstream: http, so the HTTPS case measures credproxy's interception (client-side TLS) alone.
   writeFileSync(join(dir, 'integrations', 'bench.yaml'), `hosts: ["127.0.0.1:${ownedPort}"]\nupstream: http\nauth: { type: bearer }\n`);
   writeFileSync(

@@ -19,6 +19,8 @@ export interface BenchOptions {
   tokenLatency: number;
   /** requests of the flat-memory check (RSS after n/100 vs after n); 0 skips it */
   memory: number;
+  /** new intercepted names per mode of the new-names phase (unique names, and under one wildcard); 0 skips it */
+  newNames: number;
   /** processes of the --workers comparison (credproxy start on Redis, 1 vs N); 0 skips it */
   workers: number;
   /** the Redis the workers comparison uses */
@@ -39,6 +41,8 @@ export const USAGE = `npm run bench -- [--duration S] [--connections N] [--round
   --token-latency MS  the storm token endpoint's own latency (default 50)
   --memory N        RSS after N/100 vs after N injected requests (default 50000; the issue's
                     full check is --memory 1000000, a few minutes here; 0 skips)
+  --new-names N     CONNECT + TLS handshakes to N new intercepted names, unique and under one
+                    wildcard, with /healthz latency meanwhile (default 300; 0 skips)
   --workers N       also compare credproxy start on a Redis store with 1 process and with
                     --workers N (cases injection-redis, injection-workers; default 0: skipped)
   --redis URL       the Redis of that comparison (env BENCH_REDIS; default redis://127.0.0.1:6379)
@@ -76,6 +80,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       'token-latency': { type: 'string' },
       'storm-rounds': { type: 'string' },
       memory: { type: 'string' },
+      'new-names': { type: 'string' },
       workers: { type: 'string' },
       redis: { type: 'string' },
       'cpu-prof': { type: 'string' },
@@ -97,6 +102,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     stormRounds: values['storm-rounds'] === undefined ? (smoke ? 1 : 3) : positive('storm-rounds', values['storm-rounds'], true),
     tokenLatency: values['token-latency'] === undefined ? 50 : count('token-latency', values['token-latency']),
     memory: values.memory === undefined ? (smoke ? 1000 : 50_000) : count('memory', values.memory),
+    newNames: values['new-names'] === undefined ? (smoke ? 30 : 300) : count('new-names', values['new-names']),
     workers: values.workers === undefined ? 0 : count('workers', values.workers),
     redis: pick(values.redis, 'BENCH_REDIS') ?? 'redis://127.0.0.1:6379',
     only: values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter((x) => x !== ''),

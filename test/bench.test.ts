@@ -22,10 +22,12 @@ async function runBench(t: Test, args: string[]): Promise<string> {
 }
 
 t.test('options: defaults, --smoke, flags over the environment, bad values refused', async (t) => {
-  t.match(parseOptions([], {}), { duration: 5, connections: 32, rounds: 1, warmup: 1, json: false, smoke: false, storm: 1000, stormRounds: 3, tokenLatency: 50, memory: 50_000, workers: 0, redis: 'redis://127.0.0.1:6379', only: undefined, cpuProf: undefined });
+  t.match(parseOptions([], {}), { duration: 5, connections: 32, rounds: 1, warmup: 1, json: false, smoke: false, storm: 1000, stormRounds: 3, tokenLatency: 50, memory: 50_000, newNames: 300, workers: 0, redis: 'redis://127.0.0.1:6379', only: undefined, cpuProf: undefined });
   t.match(parseOptions(['--workers', '4'], { BENCH_REDIS: 'redis://r:1' }), { workers: 4, redis: 'redis://r:1' });
   t.throws(() => parseOptions(['--workers', 'two'], {}), /workers: "two" is not a positive integer/);
-  t.match(parseOptions(['--smoke'], {}), { duration: 0.5, connections: 4, warmup: 0, smoke: true, storm: 50, stormRounds: 1, memory: 1000 });
+  t.match(parseOptions(['--smoke'], {}), { duration: 0.5, connections: 4, warmup: 0, smoke: true, storm: 50, stormRounds: 1, memory: 1000, newNames: 30 });
+  t.match(parseOptions(['--new-names', '0'], {}), { newNames: 0 });
+  t.throws(() => parseOptions(['--new-names', 'many'], {}), /new-names/);
   t.match(parseOptions(['--storm', '0', '--memory', '1000000', '--token-latency', '20', '--storm-rounds', '5', '--only', 'reference, injection'], {}), { storm: 0, stormRounds: 5, memory: 1_000_000, tokenLatency: 20, only: ['reference', 'injection'] });
   t.match(parseOptions(['--cpu-prof', 'profiles'], {}), { cpuProf: 'profiles' });
   t.throws(() => parseOptions(['--memory', '-1'], {}), /memory/);
@@ -71,6 +73,7 @@ t.test('npm run bench --smoke runs every case end to end (speed is not checked)'
     leavesIssued: number;
     storm: { requests: number; tokenCalls: number; ok: number; refused: number; runs: Array<{ timeline: Record<string, number | undefined> }>; clientFloorMs: number; proxyFloorMs: number };
     memory: { requests: number; rssFirstMiB: number; rssAllMiB: number };
+    newNames: { names: number; idle: { count: number }; runs: Array<{ mode: string; handshakes: number; failed: number; perSecond: number; leavesIssued: number; cpuPerLeafMs: number; healthz: { count: number; p99: number } }> };
   };
   t.same(report.problems, [], 'every case saw what it claims: credential injected, or no Authorization at all');
   t.same(
@@ -84,6 +87,16 @@ t.test('npm run bench --smoke runs every case end to end (speed is not checked)'
   const tl = report.storm.runs[0]!.timeline;
   t.ok(tl.first401! <= tl.tokenStart! && tl.tokenEnd! <= tl.first200! && tl.first200! <= tl.last200!, 'timeline: refused, refreshed, then answered');
   t.ok(report.storm.clientFloorMs > 0 && report.storm.proxyFloorMs > 0, 'both floors measured');
+  t.equal(report.newNames.names, 30);
+  t.match(
+    report.newNames.runs.map((r) => ({ mode: r.mode, handshakes: r.handshakes, failed: r.failed, leavesIssued: r.leavesIssued })),
+    [
+      { mode: 'exact', handshakes: 30, failed: 0, leavesIssued: 30 },
+      { mode: 'wildcard', handshakes: 30, failed: 0, leavesIssued: 1 },
+    ],
+    'new names: a leaf per unique name, one for all names under the wildcard',
+  );
+  for (const r of report.newNames.runs) t.ok(r.perSecond > 0 && r.cpuPerLeafMs > 0 && r.healthz.count > 0, `new names, ${r.mode}: rate, CPU and /healthz latency measured`);
   t.equal(report.memory.requests, 1000);
   t.ok(report.memory.rssFirstMiB > 0 && report.memory.rssAllMiB > 0, 'RSS measured twice');
   for (const r of report.results) {
@@ -94,7 +107,7 @@ t.test('npm run bench --smoke runs every case end to end (speed is not checked)'
 });
 
 t.test('npm run bench --workers 2 compares credproxy start on Redis with 1 and 2 processes (speed is not checked)', async (t) => {
-  const out = await runBench(t, ['--smoke', '--json', '--workers', '2', '--only', 'injection-redis,injection-workers', '--storm', '0', '--memory', '0']);
+  const out = await runBench(t, ['--smoke', '--json', '--workers', '2', '--only', 'injection-redis,injection-workers', '--storm', '0', '--memory', '0', '--new-names', '0']);
   const report = JSON.parse(out) as { problems: string[]; results: Array<{ name: string; label: string; rps: number; cpuPerRequest: number | null }>; workersRatio: number };
   t.same(report.problems, [], 'both saw the credential injected on every request');
   t.same(report.results.map((r) => r.name), ['injection-redis', 'injection-workers']);

@@ -36,6 +36,7 @@ export const SETTINGS_APPLY = {
   'limits.max_connections': 'restart',
   'limits.max_tunnels': 'live',
   'limits.max_tunnels_per_client': 'live',
+  'limits.new_leaves_per_second': 'live',
   'limits.body_idle_ms': 'live',
   'limits.replay_budget_bytes': 'live',
   'limits.shutdown_grace_ms': 'restart',

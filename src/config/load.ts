@@ -80,6 +80,7 @@ function defaults(raw: Record<string, unknown>, opts: LoadOptions, env: NodeJS.P
       max_tunnels: r.limits?.max_tunnels ?? 1024,
       // One client may hold half the tunnels unless told otherwise (issue 15: no single client takes every slot).
       max_tunnels_per_client: r.limits?.max_tunnels_per_client ?? Math.max(1, Math.floor((r.limits?.max_tunnels ?? 1024) / 2)),
+      new_leaves_per_second: r.limits?.new_leaves_per_second ?? 20,
       shutdown_grace_ms: r.limits?.shutdown_grace_ms ?? 30_000,
     },
     events: r.events,

@@ -235,6 +235,7 @@ export const settingsSpec: ObjectSpec = obj({
     max_connections: int(1, 1_000_000),
     max_tunnels: int(1, 1_000_000),
     max_tunnels_per_client: int(1, 1_000_000),
+    new_leaves_per_second: int(1, 100_000),
     shutdown_grace_ms: int(0, 3_600_000),
   }),
   events: obj({ webhook_url: url(), secret: str({ minLength: 1 }) }, ['webhook_url']),

@@ -129,6 +129,8 @@ export interface Settings {
     max_tunnels: number;
     /** open CONNECT tunnels of one client (client key, entity token, or address without client auth); default max_tunnels / 2 */
     max_tunnels_per_client: number;
+    /** leaf certificates one client may cause to be signed per second; further CONNECTs to new names get 429 */
+    new_leaves_per_second: number;
     /** on SIGTERM/SIGINT, in-flight requests get this long before their connections are cut */
     shutdown_grace_ms: number;
   };

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { TLSSocket } from 'node:tls';
+import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Runtime } from '../runtime.js';
 import type { TunnelContext } from './target.js';
 import { ESTABLISHED, type Interceptor } from './tunnel.js';
@@ -21,14 +21,14 @@ export const FIRST_BYTES_TIMEOUT_MS = 30_000;
  * runs each request through the proxy pipeline with the tunnel as its target.
  */
 export function createInterceptor(rt: Runtime, inner: Server, tunnels: WeakMap<Duplex, TunnelContext>): Interceptor {
-  return function intercept(socket: Socket, head: Buffer, tunnel: Omit<TunnelContext, 'secure'>): void {
+  return function intercept(socket: Socket, head: Buffer, tunnel: Omit<TunnelContext, 'secure'>, leafName: string): void {
     socket.write(ESTABLISHED);
     socket.setTimeout(FIRST_BYTES_TIMEOUT_MS, () => socket.destroy());
     const start = (first: Buffer) => {
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(first);
-      if (first[0] === TLS_HANDSHAKE) terminateTls(rt, inner, tunnels, socket, tunnel);
+      if (first[0] === TLS_HANDSHAKE) terminateTls(rt, inner, tunnels, socket, tunnel, leafName);
       else {
         tunnels.set(socket, { ...tunnel, secure: false });
         inner.emit('connection', socket);
@@ -40,15 +40,21 @@ export function createInterceptor(rt: Runtime, inner: Server, tunnels: WeakMap<D
   };
 }
 
-function terminateTls(rt: Runtime, inner: Server, tunnels: WeakMap<Duplex, TunnelContext>, socket: Socket, tunnel: Omit<TunnelContext, 'secure'>): void {
-  let secureContext;
-  try {
-    secureContext = rt.tls.leaves!.contextFor(tunnel.hostname);
-  } catch (err) {
-    rt.log.error({ err, host: tunnel.hostname }, 'could not issue a leaf certificate');
-    socket.destroy();
-    return;
-  }
+function terminateTls(rt: Runtime, inner: Server, tunnels: WeakMap<Duplex, TunnelContext>, socket: Socket, tunnel: Omit<TunnelContext, 'secure'>, leafName: string): void {
+  // Signing a new leaf is asynchronous (src/tls/leaf.ts); the ClientHello waits in the paused socket meanwhile.
+  rt.tls.leaves!.contextFor(leafName).then(
+    (secureContext) => {
+      if (socket.destroyed) return; // the client gave up (or timed out) while the certificate was made
+      handshake(rt, inner, tunnels, socket, tunnel, secureContext);
+    },
+    (err: unknown) => {
+      rt.log.error({ err, host: tunnel.hostname }, 'could not issue a leaf certificate');
+      socket.destroy();
+    },
+  );
+}
+
+function handshake(rt: Runtime, inner: Server, tunnels: WeakMap<Duplex, TunnelContext>, socket: Socket, tunnel: Omit<TunnelContext, 'secure'>, secureContext: SecureContext): void {
   // The TLSSocket reads what the raw socket already buffered (the ClientHello put back above).
   const tls = new TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
   tunnels.set(tls, { ...tunnel, secure: true });

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { IntegrationConfig } from '../config/types.js';
 import type { HostPattern } from '../config/hosts.js';
 import { compileHostTemplate, matchHostTemplate, type CompiledHostTemplate } from '../config/host-template.js';
@@ -82,6 +83,24 @@ export class RoutingTable {
     if (this.exact.has(routeKey(hostname, port))) return true;
     if (this.wildcards.some((r) => r.pattern.port === port && hostname.endsWith(`.${r.pattern.host}`))) return true;
     return this.templates.some((r) => r.pattern.port === port && matchHostTemplate(r.compiled, hostname) !== undefined);
+  }
+
+  /**
+   * The name of the leaf certificate for an owned host: `*.parent` when a wildcard
+   * (`*.parent`) or a template whose params are all in its first label (`{{sub}}.parent`)
+   * owns it one label below `parent`, so that every name there shares one signature; else
+   * the host itself.
+   * A wildcard certificate covers exactly one label (RFC 6125 §6.4.3), so `a.b.parent` gets
+   * its own; and never one for a parent of a single label (`*.com` is no valid certificate).
+   */
+  leafName(hostname: string): string {
+    const dot = hostname.indexOf('.');
+    const parent = hostname.slice(dot + 1);
+    if (dot <= 0 || !parent.includes('.') || isIP(hostname) !== 0) return hostname;
+    if (this.wildcards.some((r) => r.pattern.host === parent)) return `*.${parent}`;
+    // The template's literal rest is `parent` itself, so its params can only fill the first label.
+    const oneLabel = this.templates.some((r) => r.pattern.host.endsWith(`.${parent}`) && !r.pattern.host.slice(0, -parent.length - 1).includes('.') && matchHostTemplate(r.compiled, hostname));
+    return oneLabel ? `*.${parent}` : hostname;
   }
 }
 

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { CredproxyError, isCredproxyError } from '../errors.js';
+import { NewLeafLimiter } from '../tls/leaf-rate.js';
 import type { Runtime } from '../runtime.js';
 import { proxyAuthorizationOf } from './client-auth.js';
 import { parseConnectTarget, type ConnectTarget } from './connect-target.js';
@@ -15,8 +16,8 @@ import type { EntityToken } from '../tokens/entity-tokens.js';
 
 export const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
-/** Terminates a tunnel to an integration host (see intercept.ts). */
-export type Interceptor = (socket: Socket, head: Buffer, tunnel: Omit<TunnelContext, 'secure'>) => void;
+/** Terminates a tunnel to an integration host (see intercept.ts), presenting the leaf certificate `leafName`. */
+export type Interceptor = (socket: Socket, head: Buffer, tunnel: Omit<TunnelContext, 'secure'>, leafName: string) => void;
 
 /**
  * Whether an integration owns the CONNECT target. Routes keep "the default port" as
@@ -64,11 +65,12 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     let target: ConnectTarget;
     let proxyAuthorization: string | undefined;
     let release: () => void;
+    let client: string | undefined;
     try {
       // The same order as for plain requests: who is asking, then where to.
       proxyAuthorization = proxyAuthorizationOf(req);
       const clients = rt.current.clients;
-      const client = tokenVerified ? undefined : clients?.authenticate(proxyAuthorization);
+      client = tokenVerified ? undefined : clients?.authenticate(proxyAuthorization);
       if (client !== undefined) clients?.authorize(client, proxyUser(proxyAuthorization));
       target = parseConnectTarget(req.url ?? '');
       release = rt.tunnels.acquire(tunnelClient(token, client, socket));
@@ -92,7 +94,17 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     // client is terminated and its requests checked like plain ones; without a CA to do
     // that, the tunnel is refused rather than left blind.
     if ((owned || tokenVerified) && rt.tls.leaves) {
-      intercept(socket, head, { ...target, proxyAuthorization });
+      const leafName = owned ? rt.current.routes.leafName(target.hostname) : target.hostname;
+      // A new name costs a signature: capped per client, and refused here, before the 200 and any handshake.
+      if (!rt.tls.leaves.has(leafName) && !leafRateOf(rt).take(tunnelClient(token, client, socket))) {
+        const perSecond = rt.current.config.settings.limits.new_leaves_per_second;
+        rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: 429 }, 'CONNECT refused: new certificates over limits.new_leaves_per_second');
+        return rawCredproxyError(
+          socket,
+          new CredproxyError('rate_limited', `more than ${perSecond} new host names per second need a certificate; try again later`, { 'retry-after': '1' }),
+        );
+      }
+      intercept(socket, head, { ...target, proxyAuthorization }, leafName);
       return;
     }
     if (tokenVerified) {
@@ -115,6 +127,17 @@ function tunnelClient(token: EntityToken | undefined, client: string | undefined
   if (token) return `token:${token.id}`;
   if (client !== undefined) return `client:${client}`;
   return `address:${socket.remoteAddress ?? 'unknown'}`;
+}
+
+/** One new-leaf rate per running instance, against `limits.new_leaves_per_second` (read live). */
+const leafRates = new WeakMap<Runtime, NewLeafLimiter>();
+function leafRateOf(rt: Runtime): NewLeafLimiter {
+  let limiter = leafRates.get(rt);
+  if (!limiter) {
+    limiter = new NewLeafLimiter(() => rt.current.config.settings.limits.new_leaves_per_second);
+    leafRates.set(rt, limiter);
+  }
+  return limiter;
 }
 
 /**

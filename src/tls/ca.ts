@@ -15,6 +15,8 @@ export interface CertificateAuthority {
   certPem: string;
   cert: forge.pki.Certificate;
   key: forge.pki.rsa.PrivateKey;
+  /** the key file's PEM, for node's crypto (leaf signing, src/tls/leaf-signer.ts) */
+  keyPem: string;
   /** true when this call created the CA */
   created: boolean;
 }
@@ -96,8 +98,9 @@ export function loadOrCreateCa(dir: string): CertificateAuthority {
   let created = false;
   if (!hasKey) created = createExclusively(keyPath, newRsaKey().pem, 0o600);
   let key: forge.pki.rsa.PrivateKey;
+  const keyPem = readFileSync(keyPath, 'utf8');
   try {
-    key = forge.pki.privateKeyFromPem(readFileSync(keyPath, 'utf8')) as forge.pki.rsa.PrivateKey;
+    key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
   } catch (err) {
     throw new Error(`${keyPath} is not a PEM RSA private key (${(err as Error).message})`);
   }
@@ -112,5 +115,5 @@ export function loadOrCreateCa(dir: string): CertificateAuthority {
   }
   const pub = cert.publicKey as forge.pki.rsa.PublicKey;
   if (pub.n.compareTo(key.n) !== 0) throw new Error(`${certPath} does not belong to the key in ${keyPath}`);
-  return { certPath, keyPath, certPem: forge.pki.certificateToPem(cert), cert, key, created };
+  return { certPath, keyPath, certPem: forge.pki.certificateToPem(cert), cert, key, keyPem, created };
 }
