@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Settings } from '../config/types.js';
 import { parseKey } from './crypto.js';
 import { KeyvConnectionStore } from './keyv-store.js';
+import { isPostgresUrl, openPostgres } from './postgres.js';
 import { openRedis, redactUrl, type RedisTuning } from './redis.js';
 import { readOrCreateSecret } from './secret-file.js';
 import { SqliteAdapter } from './sqlite.js';
@@ -22,12 +23,13 @@ export function dataDirOf(settings: Settings): string | undefined {
   return undefined;
 }
 
-export const isShared = (settings: Settings) => /^rediss?:/.test(settings.store);
+/** Stores several instances use at once (Redis, PostgreSQL): secrets must be given, never generated. */
+export const isShared = (settings: Settings) => /^(rediss?|postgres(ql)?):/.test(settings.store);
 
 /**
- * Instances sharing a Redis must share the storage key (or none can read what another
+ * Instances sharing a Redis or a PostgreSQL must share the storage key (or none can read what another
  * wrote) and the admin token (or the admin API answers 401 depending on which instance the
- * load balancer picks): with Redis both must be given, never generated per instance.
+ * load balancer picks): with a shared store both must be given, never generated per instance.
  */
 export function requireSharedSecrets(settings: Settings, env: NodeJS.ProcessEnv): void {
   const missing = [];
@@ -77,6 +79,10 @@ export async function openStore(settings: Settings, env: NodeJS.ProcessEnv, log:
   if (url.startsWith('memory')) {
     const keyv = new Keyv<string>({ namespace: settings.store_prefix, throwOnErrors: true });
     return { store: new KeyvConnectionStore(keyv, key), dataDir };
+  }
+  if (isPostgresUrl(url)) {
+    const { keyv, pool: _pool, migrated: _migrated, ...opts } = await openPostgres(url, settings.store_prefix, log, redis);
+    return { store: new KeyvConnectionStore(keyv, key, opts), dataDir };
   }
   const { keyv, ...opts } = await openRedis(url, settings.store_prefix, log, redis);
   return { store: new KeyvConnectionStore(keyv, key, opts), dataDir };
