@@ -185,3 +185,35 @@ t.test('a database that does not answer at start is a clear start error, passwor
   t.notMatch(err?.message, /hunter2/);
   await t.rejects(openStore(settings(URL, 'x'), {}, log), /CREDPROXY_SECRET_KEY/, 'a shared store needs the key given');
 });
+
+t.test('lockedUpdate: a holder whose lock expired mid-work does not write over the new holder (fenced)', async (t) => {
+  const { lockedUpdate } = await import('../../src/store/locked-update.js');
+  const prefix = uniquePrefix();
+  const a = await open(t, prefix);
+  const b = await open(t, prefix);
+  await a.put(conn('fenced', 'v0', 1));
+  let releaseB!: () => void;
+  const bMayWrite = new Promise<void>((r) => (releaseB = r));
+  let bStarted!: () => void;
+  const bHasLock = new Promise<void>((r) => (bStarted = r));
+  const work = (token: string, wait: () => Promise<void>) => ({
+    needed: () => true,
+    update: async (cur: Connection) => {
+      await wait();
+      return { ...cur, credentials: { token }, updated_at: cur.updated_at + 1 };
+    },
+  });
+  // A's lock lives 200 ms; its work takes until B holds the lock (a stalled process).
+  const ra = lockedUpdate(a, 'fenced', 'demo', work('from-a', () => bHasLock), { ttlMs: 200 });
+  const rb = lockedUpdate(b, 'fenced', 'demo', work('from-b', async () => {
+    bStarted();
+    await bMayWrite;
+  }), { ttlMs: 10_000, waitMs: 5_000 });
+  const resA = await ra;
+  t.equal(resA.persisted, false, "A's result was refused: its lock is B's now");
+  t.equal((await b.get('fenced', 'demo', { fresh: true }))?.credentials.token, 'v0', 'nothing written by A');
+  releaseB();
+  const resB = await rb;
+  t.equal(resB.persisted, true);
+  t.equal((await a.get('fenced', 'demo', { fresh: true }))?.credentials.token, 'from-b', "the lock holder's result is stored");
+});
