@@ -1,9 +1,10 @@
 import t, { type Test } from 'tap';
+import { pendingWrites } from '../../src/store/locked-update.js';
 import type { RedisTuning } from '../../src/store/redis.js';
 import { OAuthServer, protectedHandler, type OAuthServerOptions } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
 import { pollUntil } from '../support/poll.js';
-import { freshDatabase, pgUrl } from '../support/postgres.js';
+import { freshDatabase, pgUrl, PostgresRelay } from '../support/postgres.js';
 import { uniquePrefix } from '../support/redis.js';
 import { configDir, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
 
@@ -87,4 +88,91 @@ t.test('an update on A and a delete on B reach the other instance within 1 s', a
   t.equal(c.up.seen.length, seenBefore, 'nothing forwarded after the delete');
   const listed = (await (await a.admin('GET', '/api/entities/bob/connections')).json()) as { connections: unknown[] };
   t.same(listed.connections, []);
+});
+
+t.test('the database cut mid-storm: 503 store_unavailable and readyz 503, no refresh, then recovery without a restart', async (t) => {
+  const relay = await new PostgresRelay().start();
+  t.teardown(() => relay.close());
+  const c = await cluster(t);
+  // A reaches PostgreSQL through the relay the test cuts; B directly.
+  const a = await c.start(c.dirFor(relay.url(db)), { opTimeoutMs: 1_000, connectTimeoutMs: 1_000 });
+  const b = await c.start(c.dirFor(pgUrl(db)));
+  const tok = c.as.issue();
+  await a.connect('carol', 'demo', { credentials: { ...tok, expires_in: 3600 } });
+  // dave's token is past its expiry: a request for him wants a refresh.
+  await b.connect('dave', 'demo', { credentials: { ...c.as.issue(), expires_at: Math.floor(Date.now() / 1000) - 10 } });
+  const callsBefore = c.as.count();
+
+  const results: Array<{ phase: string; status: number; code: unknown }> = [];
+  let phase = 'before';
+  let stop = false;
+  const storm = Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        const r = await get(a, c, 'carol');
+        results.push({ phase, status: r.status, code: r.headers['x-credproxy-error'] });
+      }
+    }),
+  );
+  await pollUntil(() => results.length >= 40, 5_000);
+  phase = 'cut';
+  await relay.cut();
+  t.ok(await pollUntil(() => results.some((r) => r.phase === 'cut' && r.status === 503), 2_000), '503 within a second or so of the cut');
+  const ready = await fetch(`${a.url}/readyz`);
+  t.equal(ready.status, 503, 'readyz 503 while the database is unreachable');
+  t.equal(ready.headers.get('x-credproxy-error'), 'store_unavailable');
+  const expired = await get(a, c, 'dave');
+  t.equal(expired.status, 503, 'a connection that needs a refresh: 503, not refreshed');
+  t.equal(c.as.count(), callsBefore, 'no refresh started without the lock');
+  t.equal((await fetch(`${a.url}/healthz`)).status, 200, 'the process is up');
+  t.equal((await get(b, c, 'carol')).status, 200, 'B, which still reaches the database, serves');
+  await new Promise((r) => setTimeout(r, 500));
+
+  phase = 'restored';
+  await relay.restore();
+  t.ok(await pollUntil(async () => (await fetch(`${a.url}/readyz`)).status === 200, 15_000), 'ready again by itself');
+  t.ok(await pollUntil(() => results.filter((r) => r.phase === 'restored' && r.status === 200).length >= 20, 15_000), 'the storm is served again');
+  stop = true;
+  await storm;
+
+  const odd = results.filter((r) => !(r.status === 200 || (r.status === 503 && r.code === 'store_unavailable')));
+  t.same(odd, [], 'every answer is 200 or 503 store_unavailable');
+  t.ok(results.filter((r) => r.phase === 'before').every((r) => r.status === 200));
+  t.ok(results.filter((r) => r.phase === 'cut').length > 0 && results.filter((r) => r.phase === 'cut' && r.status === 503).length > 0);
+  t.ok(c.up.seen.every((s) => s.headers.authorization !== undefined), 'nothing was forwarded without its credential');
+  const back = await get(a, c, 'dave');
+  t.equal(back.status, 200, 'after recovery the expired connection is refreshed');
+  t.equal(c.as.count(), callsBefore + 1, 'once');
+  t.comment(`storm: ${results.length} requests, ${results.filter((r) => r.status === 503).length} answered 503`);
+});
+
+t.test('the database lost after the provider rotated the refresh token: kept with the lock, written back, B reuses it', async (t) => {
+  const relay = await new PostgresRelay().start();
+  t.teardown(() => relay.close());
+  const c = await cluster(t);
+  const a = await c.start(c.dirFor(relay.url(db)), { opTimeoutMs: 1_000, connectTimeoutMs: 1_000 });
+  const b = await c.start(c.dirFor(pgUrl(db)));
+  const old = c.as.issue();
+  await b.connect('erin', 'demo', { credentials: { ...old, expires_at: Math.floor(Date.now() / 1000) - 10 } });
+  c.as.beforeTokenReply = async () => {
+    c.as.beforeTokenReply = undefined;
+    await relay.cut();
+  };
+  const ra = await get(a, c, 'erin');
+  t.equal(ra.status, 200, 'the refreshing request is served with the new token');
+  const fresh = ra.json<{ token: string }>().token;
+  t.equal(pendingWrites(a.runtime.store), 1, 'the result waits in memory on A');
+  t.equal((await b.runtime.store.get('erin', 'demo', { fresh: true }))?.credentials.refresh_token, old.refresh_token, 'the database still holds the spent refresh token');
+
+  // B's token is expired too; A's lock row is still there, so B waits instead of spending the dead refresh token.
+  const pendingB = get(b, c, 'erin');
+  await relay.restore();
+  const rb = await pendingB;
+  t.equal(rb.status, 200);
+  t.equal(rb.json<{ token: string }>().token, fresh, 'with the token A obtained');
+  t.equal(c.as.count(), 1, 'no second token endpoint call');
+  t.ok(await pollUntil(() => pendingWrites(a.runtime.store) === 0, 15_000), 'nothing left pending on A');
+  const stored = await b.runtime.store.get('erin', 'demo', { fresh: true });
+  t.equal(stored?.credentials.access_token, fresh);
+  t.ok(c.as.validRefresh.has(stored!.credentials.refresh_token!), 'the stored refresh token is the rotated, valid one');
 });
