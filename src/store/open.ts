@@ -3,7 +3,7 @@ import Keyv from 'keyv';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/types.js';
 import { parseKey } from './crypto.js';
-import { KeyvConnectionStore } from './keyv-store.js';
+import { KeyvConnectionStore, type KeyvStoreOptions } from './keyv-store.js';
 import { isPostgresUrl, openPostgres } from './postgres.js';
 import { openRedis, redactUrl, type RedisTuning } from './redis.js';
 import { readOrCreateSecret } from './secret-file.js';
@@ -69,21 +69,38 @@ export async function openStore(settings: Settings, env: NodeJS.ProcessEnv, log:
   if (isShared(settings)) requireSharedSecrets(settings, env);
   const dataDir = dataDirOf(settings);
   const key = storageKey(env, dataDir, log);
-  const url = settings.store;
+  const { keyv, options } = await openBackend(settings.store, settings.store_prefix, log, redis);
+  return { store: new KeyvConnectionStore(keyv, key, options), dataDir };
+}
+
+/** A store's backend below the connection store: what credproxy migrate copies between. */
+export interface Backend {
+  keyv: Keyv<string>;
+  /** locks, invalidation, timings: what KeyvConnectionStore needs besides keyv */
+  options: KeyvStoreOptions;
+  /** every record's key under the prefix, as keyv names it (without `<prefix>:`) */
+  keys(): AsyncGenerator<string>;
+}
+
+export async function openBackend(url: string, prefix: string, log: Logger, tuning: Partial<RedisTuning> = {}): Promise<Backend> {
+  const strip = async function* (all: AsyncIterable<string>) {
+    for await (const k of all) if (k.startsWith(`${prefix}:`)) yield k.slice(prefix.length + 1);
+  };
   if (url.startsWith('sqlite:')) {
     const adapter = new SqliteAdapter(resolve(url.slice('sqlite:'.length)));
-    const keyv = new Keyv<string>({ store: adapter, namespace: settings.store_prefix, throwOnErrors: true });
+    const keyv = new Keyv<string>({ store: adapter, namespace: prefix, throwOnErrors: true });
     adapter.purgeExpired();
-    return { store: new KeyvConnectionStore(keyv, key, { onClose: () => adapter.disconnect() }), dataDir };
+    return { keyv, options: { onClose: () => adapter.disconnect() }, keys: () => strip(adapter.keys(prefix)) };
   }
   if (url.startsWith('memory')) {
-    const keyv = new Keyv<string>({ namespace: settings.store_prefix, throwOnErrors: true });
-    return { store: new KeyvConnectionStore(keyv, key), dataDir };
+    const keyv = new Keyv<string>({ namespace: prefix, throwOnErrors: true });
+    const map = keyv.store as Map<string, unknown>;
+    return { keyv, options: {}, keys: () => strip((async function* () { yield* [...map.keys()]; })()) };
   }
   if (isPostgresUrl(url)) {
-    const { keyv, pool: _pool, migrated: _migrated, ...opts } = await openPostgres(url, settings.store_prefix, log, redis);
-    return { store: new KeyvConnectionStore(keyv, key, opts), dataDir };
+    const { keyv, pool: _pool, migrated: _migrated, keys, ...options } = await openPostgres(url, prefix, log, tuning);
+    return { keyv, options, keys: () => strip(keys()) };
   }
-  const { keyv, ...opts } = await openRedis(url, settings.store_prefix, log, redis);
-  return { store: new KeyvConnectionStore(keyv, key, opts), dataDir };
+  const { keyv, keys, ...options } = await openRedis(url, prefix, log, tuning);
+  return { keyv, options, keys: () => strip(keys()) };
 }

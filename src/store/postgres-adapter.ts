@@ -56,6 +56,22 @@ export class PostgresAdapter extends EventEmitter implements KeyvStoreAdapter {
     await this.pool.query("DELETE FROM credproxy_kv WHERE key LIKE $1 ESCAPE '\\'", [`${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`]);
   }
 
+  /** Every live key under `<prefix>:` (credproxy migrate), in pages so a large table is not read at once. */
+  async *keys(prefix: string): AsyncGenerator<string> {
+    const like = `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}:%`;
+    let after = '';
+    for (;;) {
+      const { rows } = await this.pool.query<{ key: string }>(
+        "SELECT key FROM credproxy_kv WHERE key LIKE $1 ESCAPE '\\' AND key > $2 AND (expires_at IS NULL OR expires_at > now()) ORDER BY key LIMIT 500",
+        [like, after],
+      );
+      for (const r of rows) yield r.key;
+      const last = rows.at(-1);
+      if (!last) return;
+      after = last.key;
+    }
+  }
+
   /** Drops expired rows (single-use states, links, idle rate buckets) so the tables do not grow forever. */
   async purgeExpired(): Promise<void> {
     await this.pool.query('DELETE FROM credproxy_kv WHERE expires_at <= now()');

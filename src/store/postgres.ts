@@ -17,6 +17,8 @@ export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);
 export interface OpenedPostgres extends KeyvStoreOptions {
   keyv: Keyv<string>;
   pool: pg.Pool;
+  /** every live key under `<prefix>:` (credproxy migrate) */
+  keys(): AsyncGenerator<string>;
   /** schema versions applied by this start (empty when the database was up to date) */
   migrated: number[];
 }
@@ -80,6 +82,7 @@ export async function openPostgres(url: string, prefix: string, log: Logger, tun
   return {
     keyv,
     pool,
+    keys: () => adapter.keys(prefix),
     migrated,
     locks,
     rateLimit: new PostgresRateLimit(pool, prefix),
