@@ -31,7 +31,7 @@ Options of start, validate and ca:
   --port N          listen port (overrides listen: and $PORT)
   --host H          listen address (overrides listen:)
   --log-format F    json (default when not a terminal) or pretty
-  --workers N       start only: N processes sharing the listen socket (needs a Redis store)
+  --workers N       start only: N processes sharing the listen socket (needs a PostgreSQL or Redis store)
 
 ${CLIENT_OPTIONS}
 
@@ -103,7 +103,7 @@ a change that does not validate is logged with file:line and the running config 
 Changing listen or store needs a restart (the log says so).
 
 --workers N runs N worker processes (node:cluster) that share the listen socket, for
-machines with more cores. It needs a shared store (store: redis://…) with
+machines with more cores. It needs a shared store (store: postgres://… or redis://…) with
 CREDPROXY_SECRET_KEY and the admin token given; SIGHUP, SIGTERM and SIGINT go to the
 first process, which passes them on, and a worker that dies is restarted.
 

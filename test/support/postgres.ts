@@ -3,7 +3,7 @@ import pg from 'pg';
 import { TcpRelay } from './relay.js';
 
 /** The machine's PostgreSQL (.ci/run starts it when none answers): trust auth, user postgres. */
-export const PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/test';
+export const PG_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export const pgUrl = (database: string, port = 5432) => `postgres://postgres@127.0.0.1:${port}/${database}`;
 
