@@ -62,11 +62,17 @@ export async function openPostgres(url: string, prefix: string, log: Logger, tun
     throw new Error(`store ${shown}: could not connect to PostgreSQL within ${t.connectTimeoutMs} ms (${(err as Error).message})`);
   }
   let migrated: number[];
+  // A connection of its own without the per-query timeout: waiting for the advisory lock
+  // while another instance migrates, or a long step, must not fail the start.
+  const migrator = new pg.Pool({ connectionString: url, connectionTimeoutMillis: t.connectTimeoutMs, max: 1 });
+  migrator.on('error', () => undefined);
   try {
-    migrated = await migrate(pool);
+    migrated = await migrate(migrator);
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw new Error(`store ${shown}: ${(err as Error).message}`);
+  } finally {
+    await migrator.end().catch(() => undefined);
   }
   if (migrated.length > 0) log.info({ store: shown, versions: migrated }, 'store: PostgreSQL schema migrated');
 

@@ -217,3 +217,21 @@ t.test('lockedUpdate: a holder whose lock expired mid-work does not write over t
   t.equal(resB.persisted, true);
   t.equal((await a.get('fenced', 'demo', { fresh: true }))?.credentials.token, 'from-b', "the lock holder's result is stored");
 });
+
+t.test('an instance waiting for another one migrating is not failed by the per-query timeout', async (t) => {
+  const fresh = await freshDatabase(t);
+  const holder = new pg.Client({ connectionString: pgUrl(fresh) });
+  await holder.connect();
+  t.teardown(() => holder.end());
+  // The lock migrating instances take ("cred"), held here as a long migration would.
+  await holder.query('SELECT pg_advisory_lock($1)', [0x63726564]);
+  const opening = openPostgres(pgUrl(fresh), uniquePrefix(), log, { opTimeoutMs: 200 });
+  await new Promise((r) => setTimeout(r, 700));
+  await holder.query('SELECT pg_advisory_unlock($1)', [0x63726564]);
+  const o = await opening;
+  t.teardown(async () => {
+    await o.invalidation?.close();
+    await o.onClose?.();
+  });
+  t.same(o.migrated, MIGRATIONS.map((m) => m.version), 'it waited, then migrated');
+});
