@@ -87,6 +87,11 @@ export class PostgresInvalidation implements Invalidation {
     this.closed = true;
     this.listening = false;
     clearTimeout(this.retry);
-    await this.client?.end().catch(() => undefined);
+    const client = this.client;
+    if (!client) return;
+    let timer: NodeJS.Timeout | undefined;
+    // A stalled database never answers the goodbye: do not hold the shutdown for it.
+    await Promise.race([client.end().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 1_000)))]);
+    clearTimeout(timer);
   }
 }

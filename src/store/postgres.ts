@@ -23,6 +23,15 @@ export interface OpenedPostgres extends KeyvStoreOptions {
   migrated: number[];
 }
 
+/** How long closing waits for the database to acknowledge (a stalled one never does). */
+export const CLOSE_WAIT_MS = 1_000;
+
+export async function boundedWait(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 /** Expired rows are swept this often (and once at start). */
 const PURGE_EVERY_MS = 10 * 60_000;
 
@@ -99,7 +108,8 @@ export async function openPostgres(url: string, prefix: string, log: Logger, tun
     opTimeoutMs: t.opTimeoutMs,
     onClose: async () => {
       clearInterval(sweeper);
-      await pool.end().catch(() => undefined);
+      // A stalled database never answers the goodbye: do not hold the shutdown for it.
+      await boundedWait(pool.end(), CLOSE_WAIT_MS);
     },
   };
 }

@@ -176,3 +176,27 @@ t.test('the database lost after the provider rotated the refresh token: kept wit
   t.equal(stored?.credentials.access_token, fresh);
   t.ok(c.as.validRefresh.has(stored!.credentials.refresh_token!), 'the stored refresh token is the rotated, valid one');
 });
+
+t.test('cache hits do not touch the database: a stalled database does not slow cached injection', async (t) => {
+  const relay = await new PostgresRelay().start();
+  t.teardown(() => relay.close());
+  const c = await cluster(t);
+  const a = await c.start(c.dirFor(relay.url(db)), { opTimeoutMs: 500, cacheTtlMs: 3_600_000 });
+  await a.connect('gina', 'demo', { credentials: { ...c.as.issue(), expires_in: 3600 } });
+  t.equal((await get(a, c, 'gina')).status, 200, 'cached');
+  // Open connections stay open (the listener does not notice), but no query would ever be
+  // answered: a request that touched the database would wait out the 500 ms timeout and fail.
+  relay.stall();
+  const slowest: number[] = [];
+  const all = await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      const started = Date.now();
+      const r = await get(a, c, 'gina');
+      slowest.push(Date.now() - started);
+      return r;
+    }),
+  );
+  t.same(all.map((r) => r.status), Array(20).fill(200), 'served from the cache');
+  t.comment(`slowest cached request with the database stalled: ${Math.max(...slowest)} ms`);
+  t.equal((await get(a, c, 'hank')).status, 503, 'a miss does need the database');
+});
