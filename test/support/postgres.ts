@@ -12,6 +12,7 @@ export const pgUrl = (database: string, port = 5432) => `postgres://postgres@127
  * connections a failed test left open). Returns its name.
  */
 export async function freshDatabase(t: { teardown(fn: () => unknown): void }): Promise<string> {
+  await dropOrphans();
   const name = `credproxy_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   await adminQuery(`CREATE DATABASE ${name}`);
   t.teardown(() => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
@@ -47,5 +48,30 @@ export class PostgresRelay extends TcpRelay {
 
   url(database: string): string {
     return pgUrl(database, this.port);
+  }
+}
+
+/** Databases of test processes that ended without their teardown (a timeout, a kill). */
+async function dropOrphans(): Promise<void> {
+  const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'credproxy\\_test\\_%'");
+    for (const { datname } of rows) {
+      const pid = Number(/^credproxy_test_(\d+)_/.exec(datname)?.[1]);
+      if (!Number.isInteger(pid) || alive(pid)) continue;
+      await c.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`).catch(() => undefined);
+    }
+  } finally {
+    await c.end();
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
