@@ -70,7 +70,7 @@ interface CaseDef extends CaseInfo {
    */
   driver?: 'undici-http' | 'undici-https';
   /** which credproxy process: the in-process bench one (default), or `credproxy start` on Redis with 1 or N processes */
-  process?: 'redis1' | 'workers';
+  process?: 'redis1' | 'workers' | 'postgres1';
 }
 
 const UPLOAD_BODY = Buffer.alloc(LARGE_BYTES, 'u');
@@ -92,6 +92,8 @@ const CASES: CaseDef[] = [
   // Only with --workers N (they need Redis): the same command, one process and N.
   { name: 'injection-redis', label: 'credproxy start on Redis, 1 process: injection', group: 'small', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', process: 'redis1' },
   { name: 'injection-workers', label: 'credproxy start on Redis, --workers N: injection', group: 'small', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', process: 'workers' },
+  // Only with --postgres URL: the same command on a PostgreSQL store, beside injection-redis.
+  { name: 'injection-postgres', label: 'credproxy start on PostgreSQL, 1 process: injection', group: 'small', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', process: 'postgres1' },
 ];
 
 interface Processes {
@@ -100,6 +102,7 @@ interface Processes {
   reference: Child;
   redis1?: CliProxy;
   workers?: CliProxy;
+  postgres1?: CliProxy;
 }
 
 function proxyOf(p: Processes, c: CaseDef): Pick<CliProxy, 'ports' | 'stats'> | undefined {
@@ -226,11 +229,17 @@ async function main(): Promise<number> {
       children.push(redis1, workers);
       Object.assign(p, { redis1, workers });
     }
+    if (opts.postgres !== undefined) {
+      const postgres1 = await startCliProxy(upstream.ports.owned!, 1, opts.postgres);
+      children.push(postgres1);
+      p.postgres1 = postgres1;
+    }
     const log = (s: string) => process.stderr.write(`${s}\n`);
 
     const unknown = (opts.only ?? []).filter((n) => !CASES.some((c) => c.name === n));
     if (unknown.length > 0) throw new Error(`--only: no case named ${unknown.join(', ')} (cases: ${CASES.map((c) => c.name).join(', ')})`);
-    const cases = CASES.filter((c) => (opts.workers > 0 || c.process === undefined) && (opts.only === undefined || opts.only.includes(c.name))).map((c) =>
+    const enabled = (c: CaseDef) => c.process === undefined || (c.process === 'postgres1' ? opts.postgres !== undefined : opts.workers > 0);
+    const cases = CASES.filter((c) => enabled(c) && (opts.only === undefined || opts.only.includes(c.name))).map((c) =>
       c.process === 'workers' ? { ...c, label: c.label.replace('--workers N', `--workers ${opts.workers}`) } : c,
     );
     if (opts.warmup > 0) {

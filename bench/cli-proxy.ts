@@ -4,11 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '@keyv/redis';
+import pg from 'pg';
 import { ADMIN, BENCH_ENTITY, BENCH_TOKEN, type ChildMessage } from './protocol.js';
 
 /**
  * credproxy started as users start it (`credproxy start`, optionally `--workers N`) on a
- * Redis store, for the workers comparison: the same command with one process and with N.
+ * shared store: Redis for the workers comparison (the same command with one process and
+ * with N), PostgreSQL for injection-postgres.
  * Its CPU time and RSS are read from /proc for the primary and every worker, so the figure
  * per request counts all of them (Linux only; elsewhere they are left out).
  */
@@ -41,11 +43,11 @@ function procStats(pids: number[]): { cpuMicros: number; rss: number } | undefin
   return { cpuMicros, rss };
 }
 
-export async function startCliProxy(ownedPort: number, workers: number, redisUrl: string): Promise<CliProxy> {
+export async function startCliProxy(ownedPort: number, workers: number, storeUrl: string): Promise<CliProxy> {
   const dir = mkdtempSync(join(tmpdir(), 'credproxy-bench-cli-'));
   mkdirSync(join(dir, 'integrations'));
   const prefix = `credproxy-bench-${process.pid}-${workers}`;
-  writeFileSync(join(dir, 'credproxy.yaml'), `store: ${redisUrl}\nstore_prefix: ${prefix}\n`);
+  writeFileSync(join(dir, 'credproxy.yaml'), `store: ${storeUrl}\nstore_prefix: ${prefix}\n`);
   writeFileSync(join(dir, 'integrations', 'bench.yaml'), `hosts: ["127.0.0.1:${ownedPort}"]\nupstream: http\nauth: { type: bearer }\n`);
   // The request log goes to a file rather than a pipe this process would have to read.
   const logPath = join(dir, 'log.jsonl');
@@ -90,11 +92,28 @@ export async function startCliProxy(ownedPort: number, workers: number, redisUrl
     close: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
-      const redis = createClient({ url: redisUrl });
-      await redis.connect();
-      for await (const keys of redis.scanIterator({ MATCH: `${prefix}:*`, COUNT: 500 })) if (keys.length > 0) await redis.del(keys);
-      redis.destroy();
+      await removeRecords(storeUrl, prefix);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The bench's records, out of the shared store it used (its tables stay: credproxy made them once). */
+async function removeRecords(storeUrl: string, prefix: string): Promise<void> {
+  if (/^postgres(ql)?:/.test(storeUrl)) {
+    const c = new pg.Client({ connectionString: storeUrl });
+    await c.connect();
+    try {
+      await c.query('DELETE FROM credproxy_kv WHERE starts_with(key, $1)', [`${prefix}:`]);
+      await c.query('DELETE FROM credproxy_locks WHERE starts_with(name, $1)', [`${prefix}:`]);
+      await c.query('DELETE FROM credproxy_rate WHERE starts_with(key, $1)', [`${prefix}:`]);
+    } finally {
+      await c.end();
+    }
+    return;
+  }
+  const redis = createClient({ url: storeUrl });
+  await redis.connect();
+  for await (const keys of redis.scanIterator({ MATCH: `${prefix}:*`, COUNT: 500 })) if (keys.length > 0) await redis.del(keys);
+  redis.destroy();
 }

@@ -25,6 +25,8 @@ export interface BenchOptions {
   workers: number;
   /** the Redis the workers comparison uses */
   redis: string;
+  /** a PostgreSQL database for the injection-postgres case (credproxy start on it); undefined skips it */
+  postgres: string | undefined;
   /** case names to run (all when undefined) */
   only: string[] | undefined;
   /** a directory for V8 CPU profiles of the credproxy and reference processes (node --cpu-prof) */
@@ -46,6 +48,8 @@ export const USAGE = `npm run bench -- [--duration S] [--connections N] [--round
   --workers N       also compare credproxy start on a Redis store with 1 process and with
                     --workers N (cases injection-redis, injection-workers; default 0: skipped)
   --redis URL       the Redis of that comparison (env BENCH_REDIS; default redis://127.0.0.1:6379)
+  --postgres URL    also run credproxy start on this PostgreSQL database, 1 process (case
+                    injection-postgres; env BENCH_POSTGRES; default: skipped)
   --only A,B        run only these cases (by name, e.g. reference,injection)
   --cpu-prof DIR    write CPU profiles of the credproxy and reference processes to DIR
                     (node --cpu-prof; open them in Chrome DevTools or speedscope)
@@ -83,6 +87,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       'new-names': { type: 'string' },
       workers: { type: 'string' },
       redis: { type: 'string' },
+      postgres: { type: 'string' },
       'cpu-prof': { type: 'string' },
     },
   });
@@ -105,6 +110,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     newNames: values['new-names'] === undefined ? (smoke ? 30 : 300) : count('new-names', values['new-names']),
     workers: values.workers === undefined ? 0 : count('workers', values.workers),
     redis: pick(values.redis, 'BENCH_REDIS') ?? 'redis://127.0.0.1:6379',
+    postgres: pick(values.postgres, 'BENCH_POSTGRES'),
     only: values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter((x) => x !== ''),
     cpuProf: values['cpu-prof'],
   };

@@ -11,6 +11,7 @@ import { isAdminCommand, runAdminCommand } from './cli/admin.js';
 import { COMMAND_HELP, MAIN_HELP } from './cli/help.js';
 import { isAgentCommand, runAgentCommand } from './cli/agent.js';
 import { runAuditCommand } from './cli/audit.js';
+import { runMigrateCommand } from './cli/migrate.js';
 import { startPrimary, workerId, workerReady, workerShutdownSource, workersProblem } from './cluster.js';
 
 const HELP = MAIN_HELP;
@@ -23,6 +24,10 @@ function fail(message: string, code: number): never {
 export async function main(argv: string[]): Promise<void> {
   if (isAgentCommand(argv)) {
     process.exitCode = await runAgentCommand(argv, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env, readStdin: async () => '' });
+    return;
+  }
+  if (argv[0] === 'migrate') {
+    process.exitCode = await runMigrateCommand(argv, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env, readStdin: async () => '' });
     return;
   }
   if (argv[0] === 'audit') {

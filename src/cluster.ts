@@ -32,7 +32,7 @@ export function workersProblem(settings: Settings, workers: number, env: NodeJS.
   if (workers <= 1) return undefined;
   if (!isShared(settings)) {
     return (
-      `--workers ${workers} needs a shared store (store: redis://…): with store "${redactUrl(settings.store)}" each worker process ` +
+      `--workers ${workers} needs a shared store (store: postgres://… or redis://…): with store "${redactUrl(settings.store)}" each worker process ` +
       'would keep its own refresh locks, connection cache, rate-limit buckets and OAuth state, so a connection written through one ' +
       'worker would not be seen by the others. Use a Redis store, or run one process (no --workers)'
     );

@@ -24,6 +24,8 @@ async function runBench(t: Test, args: string[]): Promise<string> {
 t.test('options: defaults, --smoke, flags over the environment, bad values refused', async (t) => {
   t.match(parseOptions([], {}), { duration: 5, connections: 32, rounds: 1, warmup: 1, json: false, smoke: false, storm: 1000, stormRounds: 3, tokenLatency: 50, memory: 50_000, newNames: 300, workers: 0, redis: 'redis://127.0.0.1:6379', only: undefined, cpuProf: undefined });
   t.match(parseOptions(['--workers', '4'], { BENCH_REDIS: 'redis://r:1' }), { workers: 4, redis: 'redis://r:1' });
+  t.equal(parseOptions([], {}).postgres, undefined, 'injection-postgres only when a database is given');
+  t.match(parseOptions([], { BENCH_POSTGRES: 'postgres://p@h/db' }), { postgres: 'postgres://p@h/db' });
   t.throws(() => parseOptions(['--workers', 'two'], {}), /workers: "two" is not a positive integer/);
   t.match(parseOptions(['--smoke'], {}), { duration: 0.5, connections: 4, warmup: 0, smoke: true, storm: 50, stormRounds: 1, memory: 1000, newNames: 30 });
   t.match(parseOptions(['--new-names', '0'], {}), { newNames: 0 });

@@ -165,7 +165,7 @@ t.test('--workers refuses what it cannot run correctly', async (t) => {
       (err: Error) => err.message,
     );
   const sqlite = configDir(`store: sqlite:${join(data, 'db.sqlite')}\n`);
-  t.match(await run(sqlite, ['--workers', '2']), /exited with 1[\s\S]*--workers 2 needs a shared store \(store: redis:\/\/…\): with store "sqlite:/);
+  t.match(await run(sqlite, ['--workers', '2']), /exited with 1[\s\S]*--workers 2 needs a shared store \(store: postgres:\/\/… or redis:\/\/…\): with store "sqlite:/);
   t.match(await run(data, ['--workers', '3']), /exited with 1[\s\S]*needs a shared store[\s\S]*"memory"/);
   const prefix = uniquePrefix();
   t.teardown(() => cleanPrefix(prefix));

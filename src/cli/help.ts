@@ -23,6 +23,7 @@ Usage:
   credproxy env      --entity E [--token] [--shell sh|fish|powershell] ...
   credproxy run      --entity E [--token] ... -- CMD ARGS...
   credproxy audit    [--entity E] [--integration I] [--since T] [--limit N] [--follow] [--json]
+  credproxy migrate  --from STORE --to STORE [--prefix P]   copy every record to another store
   credproxy help [COMMAND]          (or: credproxy COMMAND --help)
 
 Options of start, validate and ca:
@@ -30,7 +31,7 @@ Options of start, validate and ca:
   --port N          listen port (overrides listen: and $PORT)
   --host H          listen address (overrides listen:)
   --log-format F    json (default when not a terminal) or pretty
-  --workers N       start only: N processes sharing the listen socket (needs a Redis store)
+  --workers N       start only: N processes sharing the listen socket (needs a PostgreSQL or Redis store)
 
 ${CLIENT_OPTIONS}
 
@@ -107,11 +108,31 @@ a change that does not validate is logged with file:line and the running config 
 Changing listen or store needs a restart (the log says so).
 
 --workers N runs N worker processes (node:cluster) that share the listen socket, for
-machines with more cores. It needs a shared store (store: redis://…) with
+machines with more cores. It needs a shared store (store: postgres://… or redis://…) with
 CREDPROXY_SECRET_KEY and the admin token given; SIGHUP, SIGTERM and SIGINT go to the
 first process, which passes them on, and a worker that dies is restarted.
 
 ${EXIT_CODES}
+`,
+  migrate: `Usage: credproxy migrate --from STORE --to STORE [--prefix P]
+
+Copies every record of one store to another: connections (credentials stay sealed, they
+are not decrypted to be copied), label indexes, entity token hashes, links and counts.
+STORE is sqlite:PATH, redis://… or postgres://…, as in credproxy.yaml's store; --prefix is
+its store_prefix (default credproxy). The source is only read, so proxies on it keep
+serving; run migrate again just before switching to copy what changed meanwhile (each run
+overwrites the destination's copies). Then it checks that every copied record is on the
+destination and that a sample of connections decrypts there to the same credentials.
+
+The storage key is CREDPROXY_SECRET_KEY, or the secret.key beside an SQLite source. An
+SQLite destination gets that key file too.
+
+  credproxy migrate --from sqlite:./data/credproxy.db --to postgres://credproxy@db:5432/credproxy
+
+Exit codes:
+  0  copied and checked
+  1  the copy or the check failed (the source is unchanged)
+  2  bad usage
 `,
   ca: `Usage: credproxy ca [--config DIR]
 

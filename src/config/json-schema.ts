@@ -17,7 +17,7 @@ const DESCRIPTIONS: Record<string, string> = {
   listen: 'host:port that serves proxy traffic and the API (restart to change)',
   public_url: 'base of OAuth redirect URIs and connect links',
   entity_header: 'the header naming the entity a request acts for',
-  store: 'sqlite:PATH (embedded, default), redis://host:6379, or memory (restart to change)',
+  store: 'sqlite:PATH (embedded, default), postgres://user@host:5432/db, redis://host:6379, or memory (restart to change)',
   store_prefix: 'namespace of every key in the store',
   admin_token: 'bearer token of the admin API; use ${CREDPROXY_ADMIN_TOKEN}',
   clients: 'when present, every proxied request needs Proxy-Authorization with one of these keys',

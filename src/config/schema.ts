@@ -196,9 +196,9 @@ export const settingsSpec: ObjectSpec = obj({
   entity_header: str({ pattern: HEADER_NAME, hint: 'a valid header name' }),
   store: str({
     check: (v) =>
-      /^(sqlite:.+|memory:?|rediss?:\/\/.+)$/.test(v)
+      /^(sqlite:.+|memory:?|rediss?:\/\/.+|postgres(ql)?:\/\/.+)$/.test(v)
         ? undefined
-        : `"${v}" is not a store; expected sqlite:PATH, memory, or redis://host:port`,
+        : `"${v}" is not a store; expected sqlite:PATH, memory, redis://host:port, or postgres://user@host/db`,
   }),
   store_prefix: str({ pattern: /^[A-Za-z0-9_.:-]{1,64}$/, hint: 'a prefix of letters, digits and _.:-' }),
   admin_token: str({ minLength: 16, check: (v) => (v.length < 16 ? 'must be at least 16 characters' : undefined) }),

@@ -1,9 +1,9 @@
 import Keyv from 'keyv';
 import { decrypt, encrypt } from './crypto.js';
 import type { Invalidation } from './invalidation.js';
-import { LocalLockBackend, Locks, type LockBackend } from './lock.js';
+import { LocalLockBackend, Locks, type LockBackend, type LockHandle } from './lock.js';
 import { LocalRateLimit, type RateLimitBackend } from './rate-limit.js';
-import type { Connection, ConnectionStore, GetOptions, KeyValue } from './types.js';
+import type { Connection, ConnectionStore, GetOptions, KeyValue, PutOptions } from './types.js';
 
 /** What is written to the store: metadata in clear, credentials sealed. */
 interface StoredConnection {
@@ -46,6 +46,19 @@ export interface KeyvStoreOptions {
   /** a backend call that has not answered after this long fails (a paused or unreachable server) */
   opTimeoutMs?: number;
   onClose?: () => Promise<void>;
+  /**
+   * Writes a connection record only while `lock` holds, atomically (PostgreSQL's fenced
+   * locks); false when the lock was lost. Without it a `lock` given to put is not checked.
+   */
+  fencedSet?: (key: string, value: string, lock: LockHandle) => Promise<boolean>;
+}
+
+/** A fenced write refused: the lock it was prepared under expired and another holder took it. */
+export class LockLostError extends Error {
+  constructor(readonly lockName: string) {
+    super(`lock "${lockName}" was lost before the write; the write was refused`);
+    this.name = 'LockLostError';
+  }
 }
 
 export class StoreClosedError extends Error {
@@ -123,7 +136,7 @@ export class KeyvConnectionStore implements ConnectionStore {
     return conn;
   }
 
-  async put(c: Connection): Promise<void> {
+  async put(c: Connection, opts: PutOptions = {}): Promise<void> {
     const k = connKey(c.entity, c.integration, c.label);
     const stored: StoredConnection = {
       v: 1,
@@ -144,7 +157,13 @@ export class KeyvConnectionStore implements ConnectionStore {
     // Drop the cached copy first: if the write fails, the next read goes to the backend
     // rather than trusting a value the backend may not hold.
     this.cache.delete(k);
-    await this.call(() => this.keyv.set(k, JSON.stringify(stored)));
+    const { lock } = opts;
+    const fenced = this.opts.fencedSet;
+    if (lock && fenced) {
+      if (!(await this.call(() => fenced(k, JSON.stringify(stored), lock)))) throw new LockLostError(lock.name);
+    } else {
+      await this.call(() => this.keyv.set(k, JSON.stringify(stored)));
+    }
     this.cache.set(k, { conn: Object.freeze({ ...c }), at: Date.now() });
     await this.announce(k);
     if (c.label !== undefined) await this.index(c.entity, c.integration, c.label, true);

@@ -10,6 +10,11 @@ export interface LockHandle {
   readonly name: string;
   /** the random value that proves ownership; a lock is released only by its owner */
   readonly token: string;
+  /**
+   * Fencing number (PostgreSQL): grows with every take of the lock, so a write made under a
+   * lock that was lost meanwhile can be refused by the store (ConnectionStore.put's `lock`).
+   */
+  readonly fence?: string;
   /** releases the lock if this handle still owns it; false when it had expired (or was taken over) */
   release(): Promise<boolean>;
   /** whether this handle still owns the lock (it expires after its ttl even if the holder still runs) */
@@ -86,6 +91,7 @@ export class Locks {
     return {
       name: handle.name,
       token: handle.token,
+      fence: handle.fence,
       held: () => handle.held(),
       release: async () => {
         try {

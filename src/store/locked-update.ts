@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { CredproxyError } from '../errors.js';
-import { connKey, StoreClosedError } from './keyv-store.js';
+import { connKey, LockLostError, StoreClosedError } from './keyv-store.js';
 import { LockTimeoutError, type LockHandle, type LockOptions } from './lock.js';
 import type { Connection, ConnectionStore } from './types.js';
 
@@ -87,10 +87,17 @@ export async function lockedUpdate(
         opts.log?.warn({ entity, integration, label, lockHeld: held }, 'store: the connection changed during the update; the newer stored value is kept');
         return { connection: stored, updated: false, persisted: true };
       }
-      await store.put(next);
+      await store.put(next, { lock });
       return { connection: next, updated: true, persisted: true };
     } catch (err) {
       if (err instanceof StoreClosedError) throw err;
+      if (err instanceof LockLostError) {
+        // The lock expired during the work and another instance holds it now: the store
+        // refused the write (fencing), so that holder's result is the one kept. This
+        // request may still use what the work produced.
+        opts.log?.warn({ entity, integration, label }, 'store: the lock expired during the update and was taken by another holder; the result was not stored');
+        return { connection: next, updated: true, persisted: false };
+      }
       // The provider may already have rotated the refresh token: dropping `next` would
       // lose the only valid one. Keep it, and the lock (until its ttl), and write it once
       // the store answers again; waiters elsewhere then find it when the lock is released.

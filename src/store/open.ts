@@ -3,7 +3,8 @@ import Keyv from 'keyv';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/types.js';
 import { parseKey } from './crypto.js';
-import { KeyvConnectionStore } from './keyv-store.js';
+import { KeyvConnectionStore, type KeyvStoreOptions } from './keyv-store.js';
+import { isPostgresUrl, openPostgres } from './postgres.js';
 import { openRedis, redactUrl, type RedisTuning } from './redis.js';
 import { readOrCreateSecret } from './secret-file.js';
 import { SqliteAdapter } from './sqlite.js';
@@ -22,12 +23,13 @@ export function dataDirOf(settings: Settings): string | undefined {
   return undefined;
 }
 
-export const isShared = (settings: Settings) => /^rediss?:/.test(settings.store);
+/** Stores several instances use at once (Redis, PostgreSQL): secrets must be given, never generated. */
+export const isShared = (settings: Settings) => /^(rediss?|postgres(ql)?):/.test(settings.store);
 
 /**
- * Instances sharing a Redis must share the storage key (or none can read what another
+ * Instances sharing a Redis or a PostgreSQL must share the storage key (or none can read what another
  * wrote) and the admin token (or the admin API answers 401 depending on which instance the
- * load balancer picks): with Redis both must be given, never generated per instance.
+ * load balancer picks): with a shared store both must be given, never generated per instance.
  */
 export function requireSharedSecrets(settings: Settings, env: NodeJS.ProcessEnv): void {
   const missing = [];
@@ -67,17 +69,38 @@ export async function openStore(settings: Settings, env: NodeJS.ProcessEnv, log:
   if (isShared(settings)) requireSharedSecrets(settings, env);
   const dataDir = dataDirOf(settings);
   const key = storageKey(env, dataDir, log);
-  const url = settings.store;
+  const { keyv, options } = await openBackend(settings.store, settings.store_prefix, log, redis);
+  return { store: new KeyvConnectionStore(keyv, key, options), dataDir };
+}
+
+/** A store's backend below the connection store: what credproxy migrate copies between. */
+export interface Backend {
+  keyv: Keyv<string>;
+  /** locks, invalidation, timings: what KeyvConnectionStore needs besides keyv */
+  options: KeyvStoreOptions;
+  /** every record's key under the prefix, as keyv names it (without `<prefix>:`) */
+  keys(): AsyncGenerator<string>;
+}
+
+export async function openBackend(url: string, prefix: string, log: Logger, tuning: Partial<RedisTuning> = {}): Promise<Backend> {
+  const strip = async function* (all: AsyncIterable<string>) {
+    for await (const k of all) if (k.startsWith(`${prefix}:`)) yield k.slice(prefix.length + 1);
+  };
   if (url.startsWith('sqlite:')) {
     const adapter = new SqliteAdapter(resolve(url.slice('sqlite:'.length)));
-    const keyv = new Keyv<string>({ store: adapter, namespace: settings.store_prefix, throwOnErrors: true });
+    const keyv = new Keyv<string>({ store: adapter, namespace: prefix, throwOnErrors: true });
     adapter.purgeExpired();
-    return { store: new KeyvConnectionStore(keyv, key, { onClose: () => adapter.disconnect() }), dataDir };
+    return { keyv, options: { onClose: () => adapter.disconnect() }, keys: () => strip(adapter.keys(prefix)) };
   }
   if (url.startsWith('memory')) {
-    const keyv = new Keyv<string>({ namespace: settings.store_prefix, throwOnErrors: true });
-    return { store: new KeyvConnectionStore(keyv, key), dataDir };
+    const keyv = new Keyv<string>({ namespace: prefix, throwOnErrors: true });
+    const map = keyv.store as Map<string, unknown>;
+    return { keyv, options: {}, keys: () => strip((async function* () { yield* [...map.keys()]; })()) };
   }
-  const { keyv, ...opts } = await openRedis(url, settings.store_prefix, log, redis);
-  return { store: new KeyvConnectionStore(keyv, key, opts), dataDir };
+  if (isPostgresUrl(url)) {
+    const { keyv, pool: _pool, migrated: _migrated, keys, ...options } = await openPostgres(url, prefix, log, tuning);
+    return { keyv, options, keys: () => strip(keys()) };
+  }
+  const { keyv, keys, ...options } = await openRedis(url, prefix, log, tuning);
+  return { keyv, options, keys: () => strip(keys()) };
 }

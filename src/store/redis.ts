@@ -25,6 +25,8 @@ export function redactUrl(url: string): string {
 
 export interface OpenedRedis extends KeyvStoreOptions {
   keyv: Keyv<string>;
+  /** every Redis key under `<prefix>:` (credproxy migrate) */
+  keys(): AsyncGenerator<string>;
 }
 
 /** Reconnect quickly at first, then every second, forever: the process outlives a Redis outage. */
@@ -84,6 +86,9 @@ export async function openRedis(url: string, prefix: string, log: Logger, tuning
   keyv.on('error', () => undefined);
   return {
     keyv,
+    keys: async function* () {
+      for await (const batch of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 500 })) yield* batch;
+    },
     locks: new RedisLockBackend(client, prefix),
     rateLimit: new RedisRateLimit(client, prefix),
     invalidation: new RedisInvalidation(client, subscriber, prefix, log),

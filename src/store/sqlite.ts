@@ -36,6 +36,7 @@ export class SqliteAdapter extends EventEmitter implements KeyvStoreAdapter {
       del: this.db.prepare('DELETE FROM keyv WHERE key = ?'),
       clear: this.db.prepare('DELETE FROM keyv WHERE key LIKE ? ESCAPE \'\\\''),
       purge: this.db.prepare('DELETE FROM keyv WHERE expires IS NOT NULL AND expires <= ?'),
+      keys: this.db.prepare<[string], { key: string }>('SELECT key FROM keyv WHERE key LIKE ? ESCAPE \'\\\' ORDER BY key'),
     };
   }
 
@@ -70,6 +71,11 @@ export class SqliteAdapter extends EventEmitter implements KeyvStoreAdapter {
   async clear(): Promise<void> {
     const prefix = this.namespace ? `${this.namespace}:` : '';
     this.stmts.clear.run(`${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+  }
+
+  /** Every key under `<prefix>:` (credproxy migrate); WAL lets this read while the proxy writes. */
+  async *keys(prefix: string): AsyncGenerator<string> {
+    for (const r of this.stmts.keys.all(`${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}:%`)) yield r.key;
   }
 
   /** Drops expired rows (single-use states, links) so the file does not grow forever. */

@@ -1,4 +1,4 @@
-import type { Locks } from './lock.js';
+import type { LockHandle, Locks } from './lock.js';
 import type { RateLimitBackend } from './rate-limit.js';
 
 /** Connection status (DESIGN.md, contract). */
@@ -40,7 +40,11 @@ export interface GetOptions {
  */
 export interface ConnectionStore {
   get(entity: string, integration: string, opts?: GetOptions): Promise<Connection | undefined>;
-  put(connection: Connection): Promise<void>;
+  /**
+   * `lock`: the lock the write was prepared under. A store with fenced locks (PostgreSQL)
+   * writes only while that lock still holds and throws LockLostError otherwise.
+   */
+  put(connection: Connection, opts?: PutOptions): Promise<void>;
   /** the default connection, or the one with `label` */
   delete(entity: string, integration: string, label?: string): Promise<boolean>;
   /** the entity's connections among the given integrations, labelled ones included */
@@ -54,6 +58,10 @@ export interface ConnectionStore {
   /** token buckets for rate caps, shared by every instance on this store (Redis) or in-process */
   readonly rateLimit: RateLimitBackend;
   close(): Promise<void>;
+}
+
+export interface PutOptions {
+  lock?: LockHandle;
 }
 
 export interface KeyValue {

@@ -57,7 +57,7 @@ t.test('host, name, inject and settings problems', async (t) => {
   for (const [files, re] of cases) t.match(problems('', files).join('\n'), re, JSON.stringify(files));
   for (const [settings, re] of [
     ['listen: nope\n', /host:port/],
-    ['store: postgres://x\n', /not a store/],
+    ['store: mysql://x\n', /not a store/],
     ['public_url: "ftp://x"\n', /http/],
     ['admin_token: short\n', /.+/],
     ['limits: { replay_body_bytes: -5 }\n', /replay_body_bytes/],
@@ -69,6 +69,9 @@ t.test('host, name, inject and settings problems', async (t) => {
     ['tls: { intercept: "yes" }\n', /intercept/],
   ] as const) {
     t.match(problems(settings, {}).join('\n'), re, settings);
+  }
+  for (const store of ['postgres://credproxy@db:5432/credproxy', 'postgresql://u:p@db/credproxy?sslmode=require']) {
+    t.same(problems(`store: "${store}"\n`, {}), [], `${store} is a store`);
   }
 });
 
