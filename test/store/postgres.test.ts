@@ -2,6 +2,7 @@ import t from 'tap';
 import pg from 'pg';
 import pino from 'pino';
 import type { Settings } from '../../src/config/types.js';
+import { WriteBack } from '../../src/store/locked-update.js';
 import { LockLostError } from '../../src/store/keyv-store.js';
 import { openStore } from '../../src/store/open.js';
 import { openPostgres, type StoreTuning } from '../../src/store/postgres.js';
@@ -204,11 +205,11 @@ t.test('lockedUpdate: a holder whose lock expired mid-work does not write over t
     },
   });
   // A's lock lives 200 ms; its work takes until B holds the lock (a stalled process).
-  const ra = lockedUpdate(a, 'fenced', 'demo', work('from-a', () => bHasLock), { ttlMs: 200 });
+  const ra = lockedUpdate(a, 'fenced', 'demo', work('from-a', () => bHasLock), { ttlMs: 200, writeBack: new WriteBack(a, log) });
   const rb = lockedUpdate(b, 'fenced', 'demo', work('from-b', async () => {
     bStarted();
     await bMayWrite;
-  }), { ttlMs: 10_000, waitMs: 5_000 });
+  }), { ttlMs: 10_000, waitMs: 5_000, writeBack: new WriteBack(b, log) });
   const resA = await ra;
   t.equal(resA.persisted, false, "A's result was refused: its lock is B's now");
   t.equal((await b.get('fenced', 'demo', { fresh: true }))?.credentials.token, 'v0', 'nothing written by A');
