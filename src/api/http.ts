@@ -8,10 +8,9 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-/** Reads a JSON object body up to `limit` bytes: 413 beyond, 400 when it is not a JSON object. */
-export async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new CredproxyError('payload_too_large', `the body is over ${limit} bytes`);
+/** A request body up to `limit` bytes, 413 beyond (checked on the declared length first, then on what arrives). */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  if (Number(req.headers['content-length'] ?? 0) > limit) throw new CredproxyError('payload_too_large', `the body is over ${limit} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -19,10 +18,16 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<Rec
     if (size > limit) throw new CredproxyError('payload_too_large', `the body is over ${limit} bytes`);
     chunks.push(chunk);
   }
-  if (size === 0) return {};
+  return Buffer.concat(chunks);
+}
+
+/** Reads a JSON object body up to `limit` bytes: 413 beyond, 400 when it is not a JSON object. */
+export async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
+  const body = await readBody(req, limit);
+  if (body.length === 0) return {};
   let parsed: unknown;
   try {
-    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    parsed = JSON.parse(body.toString('utf8'));
   } catch {
     throw new CredproxyError('bad_request', 'the body is not valid JSON');
   }

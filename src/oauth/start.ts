@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import * as oauth from 'oauth4webapi';
+import { readBody } from '../api/http.js';
 import { CredproxyError } from '../errors.js';
 import { sendConnectPage, sendContinuePage } from '../ui/connect-page.js';
 import { formToken, formTokenMatches, newNonce, nonceHash, readNonce, setCookie } from './binding.js';
@@ -98,13 +99,5 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   if (!/^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] ?? '')) {
     throw new CredproxyError('bad_request', 'the connect form must be posted as application/x-www-form-urlencoded');
   }
-  if (Number(req.headers['content-length'] ?? 0) > FORM_LIMIT) throw new CredproxyError('payload_too_large', `the body is over ${FORM_LIMIT} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > FORM_LIMIT) throw new CredproxyError('payload_too_large', `the body is over ${FORM_LIMIT} bytes`);
-    chunks.push(chunk);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  return new URLSearchParams((await readBody(req, FORM_LIMIT)).toString('utf8'));
 }
