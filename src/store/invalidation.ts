@@ -5,8 +5,12 @@
 export interface Invalidation {
   /** tells the other instances that `key` changed (this instance already dropped its copy) */
   publish(key: string): Promise<void>;
-  /** `onKey` for each key another instance changed; `onReset` when messages may have been missed */
-  subscribe(onKey: (key: string) => void, onReset: () => void): void;
+  /**
+   * `onKey` for each key another instance changed; `onReset` when messages may have been missed.
+   * Resolves once the first attempt to listen is over (listening or not), so that an instance
+   * can start live instead of emptying a cache it already filled when the channel comes up.
+   */
+  subscribe(onKey: (key: string) => void, onReset: () => void): Promise<void>;
   /** true while messages are being received: only then may a cached entry be trusted */
   readonly live: boolean;
   close(): Promise<void>;

@@ -88,6 +88,8 @@ export class KeyvConnectionStore implements ConnectionStore {
   /** bumped on every invalidation: a read that started before one must not fill the cache */
   private epoch = 0;
   private closed = false;
+  /** settles once a shared store's invalidation channel made its first attempt to listen */
+  readonly listening: Promise<void>;
 
   constructor(
     private readonly keyv: Keyv<string>,
@@ -96,13 +98,13 @@ export class KeyvConnectionStore implements ConnectionStore {
   ) {
     this.locks = new Locks(opts.locks ?? new LocalLockBackend());
     this.rateLimit = opts.rateLimit ?? new LocalRateLimit();
-    opts.invalidation?.subscribe(
+    this.listening = Promise.resolve(opts.invalidation?.subscribe(
       (k) => this.forget(k),
       () => {
         this.epoch++;
         this.cache.clear();
       },
-    );
+    ));
     const call = <T>(op: () => Promise<T>) => this.call(op);
     this.kv = {
       get: async (k) => (await call(() => keyv.get(`kv:${k}`))) ?? undefined,

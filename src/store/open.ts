@@ -10,6 +10,8 @@ import { readOrCreateSecret } from './secret-file.js';
 import { SqliteAdapter } from './sqlite.js';
 import type { ConnectionStore } from './types.js';
 
+const LISTEN_WAIT_MS = 5_000;
+
 export interface OpenedStore {
   store: ConnectionStore;
   /** where generated secrets live; undefined for the memory store (nothing persists) */
@@ -70,7 +72,13 @@ export async function openStore(settings: Settings, env: NodeJS.ProcessEnv, log:
   const dataDir = dataDirOf(settings);
   const key = storageKey(env, dataDir, log);
   const { keyv, options } = await openBackend(settings.store, settings.store_prefix, log, redis);
-  return { store: new KeyvConnectionStore(keyv, key, options), dataDir };
+  const store = new KeyvConnectionStore(keyv, key, options);
+  // Serving before the channel listens would cache entries that its start then throws away.
+  // Bounded: a channel that cannot come up yet is retried in the background (served uncached).
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([store.listening, new Promise((r) => (timer = setTimeout(r, LISTEN_WAIT_MS)))]);
+  clearTimeout(timer);
+  return { store, dataDir };
 }
 
 /** A store's backend below the connection store: what credproxy migrate copies between. */

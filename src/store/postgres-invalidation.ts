@@ -39,10 +39,10 @@ export class PostgresInvalidation implements Invalidation {
     await this.pool.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.prefix}\n${this.id}\n${key}`]);
   }
 
-  subscribe(onKey: (key: string) => void, onReset: () => void): void {
+  subscribe(onKey: (key: string) => void, onReset: () => void): Promise<void> {
     this.onKey = onKey;
     this.onReset = onReset;
-    void this.connect();
+    return this.connect();
   }
 
   /** Resolves once listening (or after a failed attempt, with a retry scheduled). */

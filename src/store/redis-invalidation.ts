@@ -42,7 +42,7 @@ export class RedisInvalidation implements Invalidation {
     await this.publisher.sendCommand(['PUBLISH', this.channel, `${this.id}\n${key}`]);
   }
 
-  subscribe(onKey: (key: string) => void, onReset: () => void): void {
+  subscribe(onKey: (key: string) => void, onReset: () => void): Promise<void> {
     const lost = () => {
       if (this.subscribed) this.log.warn('store: cache invalidation channel lost; serving connections from the store until it is back');
       this.subscribed = false;
@@ -57,7 +57,7 @@ export class RedisInvalidation implements Invalidation {
       if (!this.subscribed) onReset();
       this.subscribed = true;
     });
-    void this.subscriber
+    return this.subscriber
       .subscribe(this.channel, (message) => {
         const nl = message.indexOf('\n');
         if (nl < 0 || message.slice(0, nl) === this.id) return;

@@ -23,10 +23,14 @@ export interface CertificateAuthority {
 
 const CA_YEARS = 10;
 
-/** A positive serial number of 128 random bits (RFC 5280 wants positive and unique). */
+/**
+ * A positive serial number of 126 random bits (RFC 5280 wants positive and unique). The top
+ * bits are fixed at 01: a first byte of 0x00 would make the DER integer non-minimal ("illegal
+ * padding"), which OpenSSL refuses, and did for about one leaf in 512.
+ */
 export function randomSerial(): string {
   const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f;
+  bytes[0] = (bytes[0]! & 0x3f) | 0x40;
   return bytes.toString('hex');
 }
 

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, statSync, unlinkSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { CA_CERT_FILE, CA_KEY_FILE, loadOrCreateCa } from '../../src/tls/ca.js';
+import { CA_CERT_FILE, CA_KEY_FILE, loadOrCreateCa, randomSerial } from '../../src/tls/ca.js';
 import { configDir, startProxy } from '../support/servers.js';
 
 const fresh = () => join(mkdtempSync(join(tmpdir(), 'credproxy-ca-')), 'ca');
@@ -107,4 +107,18 @@ t.test('instances starting at once on a shared ca_dir end up with one CA', async
     t.equal(r.out, onDisk, 'every instance uses the certificate on disk');
   }
   t.equal(loadOrCreateCa(dir).certPem, onDisk, 'and it matches the key on disk');
+});
+
+t.test('serial numbers are positive, minimal DER integers of 126 random bits: never a leading zero byte OpenSSL refuses', async (t) => {
+  const seen = new Set<string>();
+  let bad = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const serial = randomSerial();
+    const first = parseInt(serial.slice(0, 2), 16);
+    // 0x00 first would need the next byte >= 0x80 to be minimal; 0x80 and up would be negative.
+    if (serial.length !== 32 || first < 0x40 || first > 0x7f) bad++;
+    seen.add(serial);
+  }
+  t.equal(bad, 0, 'every first byte in 0x40..0x7f');
+  t.equal(seen.size, 20_000, 'no repeats');
 });
