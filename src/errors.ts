@@ -1,4 +1,5 @@
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 /**
  * The one registry of errors credproxy answers itself (DESIGN.md, "Errors that credproxy
@@ -52,18 +53,57 @@ export function isCredproxyError(err: unknown): err is CredproxyError {
   return err instanceof CredproxyError;
 }
 
-/** Writes the JSON error answer, unless the response is already under way. */
-export function sendError(res: ServerResponse, err: CredproxyError): void {
+/** The header that marks credproxy's own answers (DESIGN.md, contract). */
+export const ERROR_HEADER = 'x-credproxy-error';
+
+/** What every error answer is made of; the one place its body and headers are decided. */
+export interface ErrorAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * The documented answer to `err`: `{"error": {"code", "message"}}` (plus `extra` fields beside
+ * `error`, for an answer that says more) and X-Credproxy-Error, with the error's own headers
+ * (Retry-After, Proxy-Authenticate, …) first.
+ */
+export function errorAnswer(err: CredproxyError, extra: Readonly<Record<string, unknown>> = {}): ErrorAnswer {
+  const body = JSON.stringify({ error: { code: err.code, message: err.message }, ...extra });
+  return {
+    status: err.status,
+    headers: {
+      ...err.headers,
+      'content-type': 'application/json; charset=utf-8',
+      [ERROR_HEADER]: err.code,
+      'content-length': String(Buffer.byteLength(body)),
+    },
+    body,
+  };
+}
+
+/** Writes the error answer on a response (the proxy path, the admin API), unless it is already under way. */
+export function sendError(res: ServerResponse, err: CredproxyError, extra?: Readonly<Record<string, unknown>>): void {
   if (res.headersSent) {
     res.destroy(err);
     return;
   }
-  const body = JSON.stringify({ error: { code: err.code, message: err.message } });
-  res.writeHead(err.status, {
-    ...err.headers,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'x-credproxy-error': err.code,
-  });
+  const { status, headers, body } = errorAnswer(err, extra);
+  res.writeHead(status, headers);
   res.end(body);
+}
+
+/**
+ * The same answer written straight to a socket: for CONNECT and upgrade requests, and requests
+ * node could not even parse, which have no ServerResponse. The connection is closed after it.
+ */
+export function sendRawError(socket: Duplex, err: CredproxyError): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const { status, headers, body } = errorAnswer(err);
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`;
+  for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
+  socket.end(`${head}connection: close\r\n\r\n${body}`);
 }

@@ -1,12 +1,11 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CredproxyError, sendError } from './errors.js';
+import { CredproxyError, sendError, sendRawError } from './errors.js';
 import { applyServerLimits, headerCountError, serverOptions } from './limits.js';
 import { createApiHandler } from './api/router.js';
 import { createProxyHandler } from './proxy/handler.js';
 import { createInterceptor } from './proxy/intercept.js';
-import { rawError } from './proxy/socket-answer.js';
 import { isProxyRequest, type TunnelContext } from './proxy/target.js';
 import { createConnectHandler } from './proxy/tunnel.js';
 import { createUpgradeHandler } from './proxy/upgrade.js';
@@ -14,9 +13,9 @@ import type { Runtime } from './runtime.js';
 
 function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (!socket.writable) return void socket.destroy();
-  if (err.code === 'HPE_HEADER_OVERFLOW') return rawError(socket, 'headers_too_large', 'request headers too large');
-  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return rawError(socket, 'bad_request', 'the request headers did not arrive in time');
-  rawError(socket, 'bad_request', `malformed request (${err.code ?? 'parse error'})`);
+  if (err.code === 'HPE_HEADER_OVERFLOW') return sendRawError(socket, new CredproxyError('headers_too_large', 'request headers too large'));
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return sendRawError(socket, new CredproxyError('bad_request', 'the request headers did not arrive in time'));
+  sendRawError(socket, new CredproxyError('bad_request', `malformed request (${err.code ?? 'parse error'})`));
 }
 
 /** Sockets handed over by CONNECT and upgrades (node no longer tracks them) and the inner server, so that close() can end them. */

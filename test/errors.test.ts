@@ -1,7 +1,7 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import t from 'tap';
-import { CredproxyError, ERRORS, isCredproxyError, sendError } from '../src/errors.js';
+import { CredproxyError, ERRORS, errorAnswer, isCredproxyError, sendError, sendRawError } from '../src/errors.js';
 
 /* README.md's Errors table is checked against ERRORS in test/readme.test.ts. */
 
@@ -46,4 +46,29 @@ t.test('CredproxyError and sendError, on a real server', async (t) => {
   t.match(r.headers.get('content-type'), /application\/json/);
   t.same(await r.json(), { error: { code: 'rate_limited', message: ERRORS.rate_limited.message } });
   await t.rejects(fetch(`${base}/late`).then((l) => l.text()), 'a response under way is cut off instead');
+});
+
+t.test('one answer for every sink: a response, a raw socket, and extra fields beside the error', async (t) => {
+  const e = new CredproxyError('proxy_auth_required', 'the proxy key is not valid', { 'proxy-authenticate': 'Basic realm="credproxy"' });
+  const a = errorAnswer(e, { verification: { ok: false } });
+  t.same(JSON.parse(a.body), { error: { code: 'proxy_auth_required', message: 'the proxy key is not valid' }, verification: { ok: false } });
+  t.equal(a.headers['x-credproxy-error'], 'proxy_auth_required');
+  t.equal(a.headers['content-length'], String(Buffer.byteLength(a.body)));
+
+  const server = net.createServer((socket) => socket.once('data', () => sendRawError(socket, e)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const text = await new Promise<string>((resolve, reject) => {
+    const c = net.connect((server.address() as AddressInfo).port, '127.0.0.1', () => c.write('CONNECT x:443 HTTP/1.1\r\n\r\n'));
+    let got = '';
+    c.on('data', (d) => (got += d.toString('latin1')));
+    c.on('end', () => resolve(got));
+    c.on('error', reject);
+  });
+  const [head = '', body] = text.split('\r\n\r\n');
+  t.match(head, /^HTTP\/1\.1 407 Proxy Authentication Required\r\n/);
+  t.match(head, /\r\nproxy-authenticate: Basic realm="credproxy"\r\n/);
+  t.match(head, /\r\nx-credproxy-error: proxy_auth_required\r\n/);
+  t.match(head, /\r\nconnection: close$/);
+  t.same(JSON.parse(body ?? ''), { error: { code: 'proxy_auth_required', message: 'the proxy key is not valid' } });
 });

@@ -3,7 +3,7 @@ import { CONTROL } from '../auth/fields.js';
 import type { CredentialRequest } from '../auth/types.js';
 import { HOST_LABEL, hostParamNames } from '../config/host-template.js';
 import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
-import { CredproxyError } from '../errors.js';
+import { CredproxyError, sendError } from '../errors.js';
 import { checkEntityId } from '../proxy/identify.js';
 import type { Runtime } from '../runtime.js';
 import { checkLabel, labelled } from '../store/label.js';
@@ -155,17 +155,8 @@ const verificationView = (v: Verification) => ({ ok: v.ok, status: v.status, mes
  */
 function refuseUnverified(rt: Runtime, res: ServerResponse, c: Connection, v: Verification): void {
   rt.log.warn({ entity: c.entity, integration: c.integration, label: c.label, status: v.status }, 'connection not stored: verification failed');
-  const body = JSON.stringify({
-    error: { code: 'bad_request', message: `verification failed: ${v.message}; nothing was stored` },
-    verification: verificationView(v),
-  });
-  res.writeHead(400, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    'x-credproxy-error': 'bad_request',
-  });
-  res.end(body);
+  const err = new CredproxyError('bad_request', `verification failed: ${v.message}; nothing was stored`, { 'cache-control': 'no-store' });
+  sendError(res, err, { verification: verificationView(v) });
 }
 
 export async function getConnection(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {

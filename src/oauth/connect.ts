@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as oauth from 'oauth4webapi';
 import type { IntegrationConfig } from '../config/types.js';
-import { CredproxyError, isCredproxyError } from '../errors.js';
+import { CredproxyError, ERROR_HEADER, isCredproxyError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import type { Connection } from '../store/types.js';
 import { authorizationServer, requestToken, TokenEndpointError } from './token-client.js';
@@ -71,7 +71,7 @@ export const finishFlow = browserFacing(async (rt, req, res) => {
       400,
       'Connection not completed',
       'This sign-in was started in another browser (or this browser did not keep its cookie). Nothing was connected. Start again from the connect link, in the same browser, with cookies allowed.',
-      { 'x-credproxy-error': 'bad_request' },
+      { [ERROR_HEADER]: 'bad_request' },
     );
   }
   const flow = await takeState(rt.store.kv, url.searchParams.get('state'));

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { sendError, type CredproxyError } from '../errors.js';
+import { ERROR_HEADER, sendError, type CredproxyError } from '../errors.js';
 import { sendTextPage } from '../ui/page.js';
 
 export { escapeHtml } from '../ui/page.js';
@@ -12,7 +12,7 @@ export function sendPage(res: ServerResponse, status: number, title: string, tex
 /** Browsers get the error as a page, programs as the usual JSON; both carry X-Credproxy-Error. */
 export function sendFlowError(req: IncomingMessage, res: ServerResponse, err: CredproxyError): void {
   if (/text\/html/.test(req.headers.accept ?? '')) {
-    return sendPage(res, err.status, 'Connection not completed', err.message, { 'x-credproxy-error': err.code });
+    return sendPage(res, err.status, 'Connection not completed', err.message, { [ERROR_HEADER]: err.code });
   }
   sendError(res, err);
 }

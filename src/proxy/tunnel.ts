@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { CredproxyError, isCredproxyError } from '../errors.js';
+import { CredproxyError, isCredproxyError, sendRawError } from '../errors.js';
 import { NewLeafLimiter } from '../tls/leaf-rate.js';
 import type { Runtime } from '../runtime.js';
 import { proxyAuthorizationOf } from './client-auth.js';
@@ -10,7 +10,6 @@ import { upstreamError } from './forward.js';
 import { proxyEntityToken, verifyProxyToken } from './entity-token.js';
 import { proxyUser } from './identify.js';
 import { relay } from './relay.js';
-import { rawCredproxyError } from './socket-answer.js';
 import type { TunnelContext } from './target.js';
 import type { EntityToken } from '../tokens/entity-tokens.js';
 
@@ -55,7 +54,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       (err: unknown) => {
         const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
         rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: e.status }, 'CONNECT refused');
-        rawCredproxyError(socket, e);
+        sendRawError(socket, e);
       },
     );
   };
@@ -77,7 +76,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     } catch (err) {
       if (!isCredproxyError(err)) throw err;
       rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: err.status }, 'CONNECT refused');
-      return rawCredproxyError(socket, err);
+      return sendRawError(socket, err);
     }
     rt.metrics.openTunnels.inc();
     socket.once('close', () => {
@@ -87,7 +86,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     const owned = ownedByIntegration(rt, target);
     if (!owned && rt.current.config.settings.passthrough === 'deny') {
       rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: 403 }, 'CONNECT refused');
-      return rawCredproxyError(socket, new CredproxyError('host_denied', `${target.hostname} belongs to no integration and passthrough is denied`));
+      return sendRawError(socket, new CredproxyError('host_denied', `${target.hostname} belongs to no integration and passthrough is denied`));
     }
     // A client that holds an entity token may put it anywhere (an SDK's key variable, a URL).
     // Inside an opaque tunnel credproxy could not see it leave, so every tunnel of such a
@@ -99,7 +98,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       if (!rt.tls.leaves.has(leafName) && !leafRateOf(rt).take(tunnelClient(token, client, socket))) {
         const perSecond = rt.current.config.settings.limits.new_leaves_per_second;
         rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: 429 }, 'CONNECT refused: new certificates over limits.new_leaves_per_second');
-        return rawCredproxyError(
+        return sendRawError(
           socket,
           new CredproxyError('rate_limited', `more than ${perSecond} new host names per second need a certificate; try again later`, { 'retry-after': '1' }),
         );
@@ -109,7 +108,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     }
     if (tokenVerified) {
       rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: 403 }, 'CONNECT refused');
-      return rawCredproxyError(
+      return sendRawError(
         socket,
         new CredproxyError('entity_denied', 'a client identified by an entity token gets only tunnels credproxy can inspect, and tls.intercept is off; nothing was forwarded'),
       );
@@ -168,7 +167,7 @@ async function openTunnel(rt: Runtime, socket: Socket, head: Buffer, target: Con
     const e = isCredproxyError(err) ? err : upstreamError(err);
     const code = (err as NodeJS.ErrnoException).code;
     rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: e.status, ...(code ? { err: code } : {}) }, isCredproxyError(err) ? 'CONNECT refused' : 'tunnel failed');
-    return rawCredproxyError(socket, e);
+    return sendRawError(socket, e);
   }
   socket.off('close', abandon);
   if (gone.signal.aborted || socket.destroyed) return void upstream.destroy();

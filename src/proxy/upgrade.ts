@@ -2,14 +2,13 @@ import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { isCredproxyError } from '../errors.js';
+import { CredproxyError, isCredproxyError, sendRawError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { forward, upstreamError } from './forward.js';
 import { logRequest, prepareRequest, type RequestInfo } from './handler.js';
 import { clientResponseHeaderList } from './headers.js';
 import { scrubHeaderList, secretsOf } from './scrub.js';
 import { relay } from './relay.js';
-import { rawCredproxyError, rawError } from './socket-answer.js';
 import { isProxyRequest, type TunnelContext } from './target.js';
 
 function tokens(value: string | undefined): string[] {
@@ -43,7 +42,7 @@ export function createUpgradeHandler(rt: Runtime, tunnelOf: (socket: Duplex) => 
     }
     const tunnel = tunnelOf(socket);
     if (!tunnel && !isProxyRequest(req)) {
-      rawError(socket, 'not_found', "credproxy's own API has no WebSocket endpoints");
+      sendRawError(socket, new CredproxyError('not_found', "credproxy's own API has no WebSocket endpoints"));
       return;
     }
     void relayWebSocket(rt, req, socket, head, tunnel);
@@ -99,7 +98,7 @@ async function relayWebSocket(rt: Runtime, req: IncomingMessage, socket: Duplex,
     const e = isCredproxyError(err) ? err : upstreamError(err);
     status = e.status;
     res.detachSocket(socket as Socket);
-    rawCredproxyError(socket, e);
+    sendRawError(socket, e);
   }
   logRequest(rt, info, req.method, status, started);
 }
