@@ -40,8 +40,9 @@ export class CredproxyError extends Error {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
 
-  constructor(code: ErrorCode, message?: string, headers: Record<string, string> = {}) {
-    super(message ?? ERRORS[code].message);
+  /** `options.cause`: what went wrong underneath (kept for the log, never sent to the client) */
+  constructor(code: ErrorCode, message?: string, headers: Record<string, string> = {}, options?: ErrorOptions) {
+    super(message ?? ERRORS[code].message, options);
     this.name = 'CredproxyError';
     this.code = code;
     this.status = ERRORS[code].status;

@@ -227,6 +227,13 @@ export class Metrics {
     labelNames: ['op'] as const,
     registers: [this.registry],
   });
+  /** Incremented where a 503 store_unavailable is answered (src/store/failure.ts), with the failed operation. */
+  readonly storeFailures = new Counter({
+    name: 'credproxy_store_failures_total',
+    help: 'Answers of 503 store_unavailable, by the store operation that failed',
+    labelNames: ['op'] as const,
+    registers: [this.registry],
+  });
   /** The CONNECT code increments on open and decrements on close. */
   readonly openTunnels = new Gauge({
     name: 'credproxy_open_tunnels',

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CredproxyError } from '../errors.js';
+import { storeUnavailable } from '../store/failure.js';
 import { oauth2ConfigOf } from '../oauth/connect.js';
 import { createLink } from '../oauth/links.js';
 import { requestedScopes } from '../oauth/scopes.js';
@@ -64,8 +65,8 @@ export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: 
         updated_at: now,
       });
     }
-  } catch {
-    throw new CredproxyError('store_unavailable', 'the store does not answer');
+  } catch (err) {
+    throw storeUnavailable(err, 'connection.put');
   }
   const { token, expiresAt } = await createLink(rt.store.kv, rt.adminToken, { entity, integration: name, label, params: accepted, redirect_to: redirect, scopes: asked }, now);
   const connect_url = `${rt.current.config.settings.public_url}/connect/${encodeURIComponent(name)}?token=${token}`;

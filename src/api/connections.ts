@@ -4,6 +4,7 @@ import type { CredentialRequest } from '../auth/types.js';
 import { HOST_LABEL, hostParamNames } from '../config/host-template.js';
 import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
 import { CredproxyError, sendError } from '../errors.js';
+import { storeCall } from '../store/failure.js';
 import { checkEntityId } from '../proxy/identify.js';
 import type { Runtime } from '../runtime.js';
 import { checkLabel, labelled } from '../store/label.js';
@@ -29,14 +30,6 @@ export function labelOf(req: IncomingMessage): string | undefined {
   return checkLabel(values[0]!, 'the label query parameter');
 }
 
-async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof CredproxyError) throw err;
-    throw new CredproxyError('store_unavailable', 'the store does not answer');
-  }
-}
 
 /**
  * Declared params only; defaults filled; each value checked against its pattern. A param that
@@ -120,7 +113,7 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
   const accepted = resolved.scheme.accept(credentials as Record<string, unknown>, now);
   const acceptedParams = acceptParams(integration, params);
   await resolved.scheme.verify?.(accepted);
-  const existing = await storeCall(() => rt.store.get(entity, name, { label }));
+  const existing = await storeCall('connection.get', () => rt.store.get(entity, name, { label }));
   const connection: Connection = {
     entity,
     integration: name,
@@ -138,7 +131,7 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
   // Before storing: credentials the upstream refuses never replace a connection that works.
   const verification = await verifyConnection(rt, integration, connection);
   if (verification?.refused) return refuseUnverified(rt, res, connection, verification);
-  await storeCall(() => rt.store.put(connection));
+  await storeCall('connection.put', () => rt.store.put(connection));
   rt.log.info({ entity, integration: name, label, scheme: connection.scheme }, 'connection stored');
   // A connection that was not active becomes so: the store announces that (connection.active).
   // Credentials replaced on an active connection change no status; say it here, so every PUT
@@ -163,7 +156,7 @@ export async function getConnection(rt: Runtime, req: IncomingMessage, res: Serv
   checkEntityId(entity, 'the entity in the path');
   const label = labelOf(req);
   integrationOf(rt, name);
-  const c = await storeCall(() => rt.store.get(entity, name, { label }));
+  const c = await storeCall('connection.get', () => rt.store.get(entity, name, { label }));
   if (!c) throw new CredproxyError('not_found', `entity "${entity}" has no connection${labelled(label)} for "${name}"`);
   sendJson(res, 200, connectionView(c));
 }
@@ -171,14 +164,14 @@ export async function getConnection(rt: Runtime, req: IncomingMessage, res: Serv
 export async function listConnections(rt: Runtime, res: ServerResponse, entity: string) {
   checkEntityId(entity, 'the entity in the path');
   const names = [...rt.current.config.integrations.keys()];
-  const list = await storeCall(() => rt.store.list(entity, names));
+  const list = await storeCall('connection.list', () => rt.store.list(entity, names));
   sendJson(res, 200, { entity, connections: list.map(connectionView) });
 }
 
 export async function deleteConnection(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
   checkEntityId(entity, 'the entity in the path');
   const label = labelOf(req);
-  await storeCall(() => rt.store.delete(entity, name, label));
+  await storeCall('connection.delete', () => rt.store.delete(entity, name, label));
   rt.log.info({ entity, integration: name, label }, 'connection deleted');
   res.writeHead(204).end();
 }

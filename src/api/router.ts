@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
+import { reportStoreFailure, storeCall } from '../store/failure.js';
 import type { Runtime } from '../runtime.js';
 import { deleteConnection, getConnection, listConnections, putConnection } from './connections.js';
 import { finishFlow } from '../oauth/connect.js';
@@ -34,11 +35,7 @@ const routes: Route[] = [
     pattern: /^\/readyz$/,
     admin: false,
     handler: async (rt, _q, res) => {
-      try {
-        await rt.store.ping();
-      } catch {
-        throw new CredproxyError('store_unavailable', 'the store does not answer');
-      }
+      await storeCall('ping', () => rt.store.ping());
       sendJson(res, 200, { status: 'ready', integrations: rt.current.config.integrations.size });
     },
   },
@@ -112,6 +109,7 @@ export function createApiHandler(rt: Runtime) {
     } catch (err) {
       const stalled = idle();
       if (!stalled && !isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the API');
+      reportStoreFailure(rt, err);
       sendError(res, stalled ?? (isCredproxyError(err) ? err : new CredproxyError('internal_error')));
     }
   };

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as oauth from 'oauth4webapi';
 import type { IntegrationConfig } from '../config/types.js';
 import { CredproxyError, ERROR_HEADER, isCredproxyError } from '../errors.js';
+import { reportStoreFailure, storeCall } from '../store/failure.js';
 import type { Runtime } from '../runtime.js';
 import type { Connection } from '../store/types.js';
 import { authorizationServer, requestToken, TokenEndpointError } from './token-client.js';
@@ -24,13 +25,6 @@ export function oauth2ConfigOf(integration: IntegrationConfig | undefined, name:
 
 export const callbackUrl = (rt: Runtime) => `${rt.current.config.settings.public_url}/connect/callback`;
 
-async function storeCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch {
-    throw new CredproxyError('store_unavailable', 'the store does not answer');
-  }
-}
 
 /**
  * Runs a browser-facing handler: its errors become a page for browsers, JSON for programs.
@@ -46,6 +40,7 @@ export function browserFacing(fn: (rt: Runtime, req: IncomingMessage, res: Serve
       await fn(rt, req, res, params);
     } catch (err) {
       if (!isCredproxyError(err)) throw err;
+      reportStoreFailure(rt, err);
       sendFlowError(req, res, err);
     }
   };
@@ -110,7 +105,7 @@ export const finishFlow = browserFacing(async (rt, req, res) => {
     return sendPage(res, 502, 'Connection not completed', `${integration!.name}: ${reason}. You can close this page and try again.`);
   }
   const now = Date.now();
-  const existing = await storeCall(() => rt.store.get(flow.entity, flow.integration, { label: flow.label }));
+  const existing = await storeCall('connection.get', () => rt.store.get(flow.entity, flow.integration, { label: flow.label }));
   const tokens = applyTokenSet(undefined, set, now);
   const connection: Connection = {
     entity: flow.entity,
@@ -125,7 +120,7 @@ export const finishFlow = browserFacing(async (rt, req, res) => {
     created_at: existing?.created_at ?? now,
     updated_at: now,
   };
-  await storeCall(() => rt.store.put(connection));
+  await storeCall('connection.put', () => rt.store.put(connection));
   rt.log.info({ entity: flow.entity, integration: flow.integration, label: flow.label }, 'connection active');
   if (flow.redirect_to) {
     res.writeHead(302, { location: flow.redirect_to, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).end();
@@ -139,10 +134,10 @@ export const finishFlow = browserFacing(async (rt, req, res) => {
 /** Marks the flow's connection failed, unless it is already active (a failed re-connect loses nothing). */
 async function fail(rt: Runtime, flow: FlowState, reason: string): Promise<void> {
   const now = Date.now();
-  const existing = await storeCall(() => rt.store.get(flow.entity, flow.integration, { label: flow.label }));
+  const existing = await storeCall('connection.get', () => rt.store.get(flow.entity, flow.integration, { label: flow.label }));
   rt.log.warn({ entity: flow.entity, integration: flow.integration, label: flow.label, reason }, 'connect flow failed');
   if (existing?.status === 'active') return;
-  await storeCall(() =>
+  await storeCall('connection.put', () =>
     rt.store.put({
       entity: flow.entity,
       integration: flow.integration,

@@ -1,6 +1,7 @@
 import { hkdfSync, randomBytes } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { CredproxyError } from '../errors.js';
+import { storeCall, type StoreOp } from '../store/failure.js';
 import type { KeyValue } from '../store/types.js';
 
 /** Connect links and OAuth state live this long (DESIGN: 10 minutes). */
@@ -92,10 +93,4 @@ export async function takeLink(
 }
 
 /** Short-lived records live in the store too: its failure is a 503, never a 500. */
-export async function kvCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch {
-    throw new CredproxyError('store_unavailable', 'the store does not answer');
-  }
-}
+export const kvCall = <T>(fn: () => Promise<T>, op: StoreOp = 'link'): Promise<T> => storeCall(op, fn);

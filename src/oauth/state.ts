@@ -23,7 +23,7 @@ export interface FlowState {
 /** A fresh state (256 random bits) recorded for 10 minutes. */
 export async function saveState(kv: KeyValue, flow: Omit<FlowState, 'created_at'>, now = Date.now()): Promise<string> {
   const state = oauth.generateRandomState();
-  await kvCall(() => kv.set(`state:${state}`, JSON.stringify({ ...flow, created_at: now }), FLOW_TTL_MS));
+  await kvCall(() => kv.set(`state:${state}`, JSON.stringify({ ...flow, created_at: now }), FLOW_TTL_MS), 'flow_state');
   return state;
 }
 
@@ -48,11 +48,11 @@ function fresh(raw: string | undefined, now: number): FlowState {
 /** Reads a state without consuming it: a callback refused for the wrong browser leaves it for the right one. */
 export async function peekState(kv: KeyValue, state: string | null, now = Date.now()): Promise<FlowState> {
   const s = parse(state);
-  return fresh(await kvCall(() => kv.get(`state:${s}`)), now);
+  return fresh(await kvCall(() => kv.get(`state:${s}`), 'flow_state'), now);
 }
 
 /** Consumes a state: missing, unknown, reused and expired all end here as a 400. */
 export async function takeState(kv: KeyValue, state: string | null, now = Date.now()): Promise<FlowState> {
   const s = parse(state);
-  return fresh(await kvCall(() => kv.take(`state:${s}`)), now);
+  return fresh(await kvCall(() => kv.take(`state:${s}`), 'flow_state'), now);
 }

@@ -5,6 +5,7 @@ import type { HostPattern } from '../config/hosts.js';
 import { renderHost } from '../config/host-template.js';
 import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
+import { storeCall } from '../store/failure.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
 import { checkRequiredScopes } from '../oauth/scopes.js';
 import { labelled } from '../store/label.js';
@@ -32,11 +33,7 @@ export function schemeOf(integration: IntegrationConfig, connection: Connection 
 }
 
 async function loadConnection(store: ConnectionStore, entity: string, integration: string, label: string | undefined): Promise<Connection | undefined> {
-  try {
-    return await store.get(entity, integration, { label });
-  } catch {
-    throw new CredproxyError('store_unavailable', 'the store does not answer; the request was not forwarded');
-  }
+  return storeCall('connection.get', () => store.get(entity, integration, { label }), 'the store does not answer; the request was not forwarded');
 }
 
 /** The host a request named through a host template: the params it was built from, and the template. */

@@ -8,6 +8,7 @@ import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import { logRequestLine } from '../log.js';
 import { methodClass, statusClass } from '../metrics.js';
 import { markStale } from '../oauth/refresh.js';
+import { reportStoreFailure } from '../store/failure.js';
 import type { Runtime } from '../runtime.js';
 import { proxyAuthorizationOf } from './client-auth.js';
 import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
@@ -210,6 +211,7 @@ export function createProxyHandler(rt: Runtime) {
       const e = stalled ?? (isCredproxyError(err) ? err : new CredproxyError('internal_error'));
       if (!stalled && !isCredproxyError(err)) rt.log.error({ err }, 'unexpected error in the proxy pipeline');
       status = e.status;
+      reportStoreFailure(rt, e);
       sendError(res, e);
     } finally {
       body?.release?.();

@@ -1,5 +1,6 @@
 import type { IntegrationConfig, Settings } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
+import { storeCall } from '../store/failure.js';
 import type { RateLimitBackend } from '../store/rate-limit.js';
 
 /**
@@ -10,12 +11,7 @@ import type { RateLimitBackend } from '../store/rate-limit.js';
 export async function checkRate(backend: RateLimitBackend, settings: Settings, integration: IntegrationConfig, entity: string): Promise<void> {
   const perMinute = integration.limits?.requests_per_minute ?? settings.limits.requests_per_minute;
   if (perMinute === undefined) return;
-  let decision;
-  try {
-    decision = await backend.take(`${integration.name}:${entity}`, perMinute);
-  } catch {
-    throw new CredproxyError('store_unavailable', 'the store does not answer (rate limits); the request was not forwarded');
-  }
+  const decision = await storeCall('rate_limit', () => backend.take(`${integration.name}:${entity}`, perMinute), 'the store does not answer (rate limits); the request was not forwarded');
   if (decision.allowed) return;
   const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
   throw new CredproxyError(

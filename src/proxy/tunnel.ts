@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { CredproxyError, isCredproxyError, sendRawError } from '../errors.js';
 import { NewLeafLimiter } from '../tls/leaf-rate.js';
 import type { Runtime } from '../runtime.js';
+import { reportStoreFailure } from '../store/failure.js';
 import { proxyAuthorizationOf } from './client-auth.js';
 import { parseConnectTarget, type ConnectTarget } from './connect-target.js';
 import { dialTcp, parseCidrs } from './egress.js';
@@ -54,6 +55,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
       (err: unknown) => {
         const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
         rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: e.status }, 'CONNECT refused');
+        reportStoreFailure(rt, e);
         sendRawError(socket, e);
       },
     );

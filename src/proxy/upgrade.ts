@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { CredproxyError, isCredproxyError, sendRawError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
+import { reportStoreFailure } from '../store/failure.js';
 import { forward, upstreamError } from './forward.js';
 import { logRequest, prepareRequest, type RequestInfo } from './handler.js';
 import { clientResponseHeaderList } from './headers.js';
@@ -97,6 +98,7 @@ async function relayWebSocket(rt: Runtime, req: IncomingMessage, socket: Duplex,
   } catch (err) {
     const e = isCredproxyError(err) ? err : upstreamError(err);
     status = e.status;
+    reportStoreFailure(rt, e);
     res.detachSocket(socket as Socket);
     sendRawError(socket, e);
   }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CredproxyError } from '../errors.js';
+import { storeUnavailable } from './failure.js';
 import { connKey, LockLostError, StoreClosedError } from './keyv-store.js';
 import { LockTimeoutError, type LockHandle, type LockOptions } from './lock.js';
 import type { Connection, ConnectionStore } from './types.js';
@@ -47,8 +47,8 @@ async function storeStep<T>(step: () => Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (err) {
-    if (err instanceof LockTimeoutError || err instanceof CredproxyError) throw err;
-    throw new CredproxyError('store_unavailable', 'the store does not answer; the request was not forwarded');
+    if (err instanceof LockTimeoutError) throw err;
+    throw storeUnavailable(err, 'locked_update', 'the store does not answer; the request was not forwarded');
   }
 }
 

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { CredproxyError } from '../errors.js';
+import { storeCall } from '../store/failure.js';
 import type { KeyValue } from '../store/types.js';
 
 /**
@@ -32,13 +33,7 @@ const hashOf = (token: string) => createHash('sha256').update(token, 'utf8').dig
 const byHash = (hash: string) => `entity-token:${hash}`;
 const byId = (id: string) => `entity-token-id:${id}`;
 
-async function kvCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch {
-    throw new CredproxyError('store_unavailable', 'the store does not answer');
-  }
-}
+const kvCall = <T>(fn: () => Promise<T>): Promise<T> => storeCall('entity_token', fn);
 
 /** Mints a token; the returned `token` is shown once and never stored. */
 export async function issueToken(
