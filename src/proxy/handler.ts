@@ -10,13 +10,11 @@ import { methodClass, statusClass } from '../metrics.js';
 import { markStale } from '../oauth/refresh.js';
 import { reportStoreFailure } from '../store/failure.js';
 import type { Runtime } from '../runtime.js';
-import { proxyAuthorizationOf } from './client-auth.js';
 import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
 import { forward, type UpstreamRequest } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
 import { refuseDotSegments } from './dot-segments.js';
-import { entityWithToken, labelWithToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
-import { connectionLabel, identify } from './identify.js';
+import { authenticate, resolvePrincipal } from './principal.js';
 import { checkRate } from './rate-limit.js';
 import { secretsOf } from './scrub.js';
 import { guardBody, hasBody, replayBudgetOf } from './body-guard.js';
@@ -61,7 +59,7 @@ export interface PreparedRequest {
 }
 
 /**
- * Steps target → identify → match → credential → headers, shared by plain requests and
+ * Steps authenticate → target → match → principal → credential → headers, shared by plain requests and
  * WebSocket upgrades, whether they came in absolute form or inside a terminated CONNECT
  * tunnel (then `tunnel` gives the target and the proxy credentials). Throws CredproxyError.
  */
@@ -72,15 +70,10 @@ export async function prepareRequest(
   info: RequestInfo,
   opts: { websocket?: boolean } = {},
 ): Promise<PreparedRequest> {
-  const { config, routes, clients } = rt.current;
+  const { config, routes } = rt.current;
   const settings = config.settings;
-  // Client authentication comes first: an unauthenticated client learns nothing, not even
-  // whether its target parses. Inside a tunnel the CONNECT carried the proxy credentials.
-  const proxyAuthorization = tunnel ? tunnel.proxyAuthorization : proxyAuthorizationOf(req);
-  const proxyToken = await verifyProxyToken(rt.store.kv, proxyAuthorization);
-  // An entity token, admin-issued for one entity, stands in for a client key (entity-token.ts).
-  const client = proxyToken ? `token:${proxyToken.id}` : clients?.authenticate(proxyAuthorization);
-  info.client = client;
+  const caller = await authenticate(rt, req, tunnel);
+  info.client = caller.client;
   const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
   info.host = target.url.host;
   info.path = target.url.pathname;
@@ -90,15 +83,16 @@ export async function prepareRequest(
   if (route || routes.owns(target.hostname, target.port) || (target.port !== undefined && routes.owns(target.hostname, undefined))) {
     refuseDotSegments(req.url ?? '', target.hostname);
   }
-  const tokenUse = await takeEntityToken(rt.store.kv, req.rawHeaders, target.url.pathname + target.url.search, route?.integration, proxyToken);
-  const identity = identify(req, settings.entity_header, tokenUse ? undefined : proxyAuthorization);
-  const entity = entityWithToken(identity, tokenUse);
-  info.entity = entity;
-  if (client !== undefined && !proxyToken) clients?.authorize(client, entity);
+  const { principal, outgoing } = await resolvePrincipal(rt, req, caller, {
+    integration: route?.integration,
+    pathWithSearch: target.url.pathname + target.url.search,
+    hostname: target.hostname,
+    info,
+  });
+  const { entity, label } = principal;
 
   let injection: Injection | undefined;
   let templateHost: TemplateHost | undefined;
-  let label: string | undefined;
   let origin: string;
   let hostHeader: string;
   const ctx: SchemeContext = {
@@ -112,16 +106,11 @@ export async function prepareRequest(
     writeBack: rt.writeBack,
   };
   if (route) {
-    info.integration = route.integration.name;
-    if (!entity) {
-      throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${info.integration}": name the entity with the ${settings.entity_header} header`);
-    }
-    label = labelWithToken(connectionLabel(identity), tokenUse);
-    info.label = label;
-    await checkRate(rt.store.rateLimit, settings, route.integration, entity);
+    // resolvePrincipal made sure an integration's request names its entity.
+    await checkRate(rt.store.rateLimit, settings, route.integration, entity!);
     // A host template (`{{tenant}}.example.com`) matched: the connection's params must produce exactly this host.
     templateHost = route.hostParams ? { pattern: route.pattern, hostname: target.hostname } : undefined;
-    injection = await resolveCredential(rt.store, route.integration, entity, { ctx, host: templateHost, label });
+    injection = await resolveCredential(rt.store, route.integration, entity!, { ctx, host: templateHost, label });
     ({ origin, hostHeader } = upstreamOrigin(target, route.integration.upstream));
   } else {
     if (settings.passthrough === 'deny') {
@@ -131,8 +120,8 @@ export async function prepareRequest(
   }
 
   const withInjection = (inj: Injection | undefined) => ({
-    path: injectQuery(tokenUse?.pathWithSearch ?? target.url.pathname + target.url.search, inj?.query ?? []),
-    headers: upstreamRequestHeaders(tokenUse?.rawHeaders ?? req.rawHeaders, hostHeader, settings.entity_header, route?.integration.scrub_responses ? [...(inj?.headers ?? []), IDENTITY] : (inj?.headers ?? [])),
+    path: injectQuery(outgoing.pathWithSearch, inj?.query ?? []),
+    headers: upstreamRequestHeaders(outgoing.rawHeaders, hostHeader, settings.entity_header, route?.integration.scrub_responses ? [...(inj?.headers ?? []), IDENTITY] : (inj?.headers ?? [])),
   });
   return {
     origin,
@@ -147,7 +136,8 @@ export async function prepareRequest(
 
 /**
  * The request pipeline for proxied requests, one step per file:
- * target → identify → match → credential → headers → forward (→ refresh → replay). Any step
+ * principal (who calls: client key or entity token) → target → match → principal (for which
+ * entity and connection label) → credential → headers → forward (→ refresh → replay). Any step
  * may throw a CredproxyError; it becomes the documented answer and nothing is forwarded.
  */
 export function createProxyHandler(rt: Runtime) {

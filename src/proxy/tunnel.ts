@@ -4,12 +4,10 @@ import { CredproxyError, isCredproxyError, sendRawError } from '../errors.js';
 import { NewLeafLimiter } from '../tls/leaf-rate.js';
 import type { Runtime } from '../runtime.js';
 import { reportStoreFailure } from '../store/failure.js';
-import { proxyAuthorizationOf } from './client-auth.js';
 import { parseConnectTarget, type ConnectTarget } from './connect-target.js';
 import { dialTcp, parseCidrs } from './egress.js';
 import { upstreamError } from './forward.js';
-import { proxyEntityToken, verifyProxyToken } from './entity-token.js';
-import { proxyUser } from './identify.js';
+import { connectPrincipal, verifyConnectToken, type Principal } from './principal.js';
 import { relay } from './relay.js';
 import type { TunnelContext } from './target.js';
 import type { EntityToken } from '../tokens/entity-tokens.js';
@@ -42,15 +40,10 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     // node removed its own error handler when it handed the socket over.
     socket.on('error', (err) => rt.log.debug({ err }, 'CONNECT client socket error'));
     track(socket);
-    let header: string | undefined;
-    try {
-      header = proxyAuthorizationOf(req);
-    } catch {
-      header = undefined; // admit() answers the repeated header
-    }
     // An entity token as the proxy password is checked in the store first; it stands in for a client key.
-    if (proxyEntityToken(header) === undefined) return admit(req, socket, head, undefined);
-    verifyProxyToken(rt.store.kv, header).then(
+    const verifying = verifyConnectToken(rt, req);
+    if (verifying === undefined) return admit(req, socket, head, undefined);
+    verifying.then(
       (token) => admit(req, socket, head, token),
       (err: unknown) => {
         const e = isCredproxyError(err) ? err : new CredproxyError('internal_error');
@@ -64,17 +57,14 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
   function admit(req: IncomingMessage, socket: Socket, head: Buffer, token: EntityToken | undefined): void {
     const tokenVerified = token !== undefined;
     let target: ConnectTarget;
+    let principal: Principal;
     let proxyAuthorization: string | undefined;
     let release: () => void;
-    let client: string | undefined;
     try {
       // The same order as for plain requests: who is asking, then where to.
-      proxyAuthorization = proxyAuthorizationOf(req);
-      const clients = rt.current.clients;
-      client = tokenVerified ? undefined : clients?.authenticate(proxyAuthorization);
-      if (client !== undefined) clients?.authorize(client, proxyUser(proxyAuthorization));
+      ({ principal, caller: { proxyAuthorization } } = connectPrincipal(rt, req, token));
       target = parseConnectTarget(req.url ?? '');
-      release = rt.tunnels.acquire(tunnelClient(token, client, socket));
+      release = rt.tunnels.acquire(tunnelClient(principal, socket));
     } catch (err) {
       if (!isCredproxyError(err)) throw err;
       rt.log.info({ method: 'CONNECT', target: (req.url ?? '').slice(0, 200), status: err.status }, 'CONNECT refused');
@@ -97,7 +87,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     if ((owned || tokenVerified) && rt.tls.leaves) {
       const leafName = owned ? rt.current.routes.leafName(target.hostname) : target.hostname;
       // A new name costs a signature: capped per client, and refused here, before the 200 and any handshake.
-      if (!rt.tls.leaves.has(leafName) && !leafRateOf(rt).take(tunnelClient(token, client, socket))) {
+      if (!rt.tls.leaves.has(leafName) && !leafRateOf(rt).take(tunnelClient(principal, socket))) {
         const perSecond = rt.current.config.settings.limits.new_leaves_per_second;
         rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: 429 }, 'CONNECT refused: new certificates over limits.new_leaves_per_second');
         return sendRawError(
@@ -124,9 +114,9 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
  * it came with, else the client key, else (no client authentication configured, so nothing
  * tells clients apart) the address it comes from.
  */
-function tunnelClient(token: EntityToken | undefined, client: string | undefined, socket: Socket): string {
-  if (token) return `token:${token.id}`;
-  if (client !== undefined) return `client:${client}`;
+function tunnelClient(principal: Principal, socket: Socket): string {
+  if (principal.token) return `token:${principal.token.id}`;
+  if (principal.client !== undefined) return `client:${principal.client}`;
   return `address:${socket.remoteAddress ?? 'unknown'}`;
 }
 
