@@ -3,7 +3,7 @@ import { renderHost } from '../config/host-template.js';
 import type { IntegrationConfig, VerifyConfig } from '../config/types.js';
 import { isCredproxyError } from '../errors.js';
 import { injectionFor, schemeOf } from '../proxy/credential.js';
-import type { UpstreamRequest } from '../proxy/forward.js';
+import type { UpstreamRequest } from '../proxy/types.js';
 import { injectQuery, upstreamRequestHeaders } from '../proxy/headers.js';
 import { signUpstream } from '../proxy/sign.js';
 import type { Runtime } from '../runtime.js';

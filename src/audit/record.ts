@@ -1,9 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/types.js';
-import type { RequestInfo } from '../proxy/handler.js';
-import type { Runtime } from '../runtime.js';
+import type { RequestInfo } from '../proxy/types.js';
 import { AuditLog } from './audit-log.js';
+
+/**
+ * What of the runtime the audit log uses: its writer (replaced on a reload) and the log. Named
+ * here rather than imported, so the runtime, which opens the writer, and this file do not
+ * import each other.
+ */
+export interface AuditOwner {
+  audit: AuditLog;
+  readonly log: Logger;
+}
 
 /** An audit writer for `settings` whose write failures are logged; `after` is the writer it replaces closing. */
 export function openAudit(settings: Settings['audit'], log: Logger, after?: Promise<void>): AuditLog {
@@ -14,7 +23,7 @@ export function openAudit(settings: Settings['audit'], log: Logger, after?: Prom
  * Replaces the runtime's audit writer with one for `settings` (a reload changed `audit.*`):
  * the next request is recorded by the new one, and the old one writes what it holds first.
  */
-export function swapAudit(rt: Runtime, settings: Settings['audit']): void {
+export function swapAudit(rt: AuditOwner, settings: Settings['audit']): void {
   const old = rt.audit;
   rt.audit = openAudit(settings, rt.log, old.close());
   rt.log.info({ file: settings.file ?? null }, 'audit log reopened with the reloaded settings');
@@ -31,7 +40,7 @@ export function markBytes(req: IncomingMessage): ByteMark {
 }
 
 /** Records a finished request to an integration host; passthrough is not audited. */
-export function audit(rt: Runtime, info: RequestInfo, method: string | undefined, status: number, ms: number, req?: IncomingMessage, mark?: ByteMark, res?: ServerResponse): void {
+export function audit(rt: AuditOwner, info: RequestInfo, method: string | undefined, status: number, ms: number, req?: IncomingMessage, mark?: ByteMark, res?: ServerResponse): void {
   if (info.integration === 'passthrough') return;
   const socket = res?.socket ?? req?.socket;
   try {

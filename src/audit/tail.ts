@@ -1,5 +1,4 @@
 import { open } from 'node:fs/promises';
-import type { AuditEntry } from './audit-log.js';
 
 /** How much of a file one read takes, from its end towards its start. */
 export const TAIL_CHUNK_BYTES = 65_536;
@@ -52,17 +51,18 @@ export async function* linesBackwards(path: string, chunkBytes = TAIL_CHUNK_BYTE
  * The latest `limit` entries that match, oldest first, from `files` (newest file first, as
  * rotation names them: audit.log, audit.log.1, …). Reading stops once `limit` entries match
  * and the lines reach ORDER_SLACK_MS before the oldest of them, or once they reach
- * ORDER_SLACK_MS before `since`; a torn line (a crash mid-write) is skipped.
+ * ORDER_SLACK_MS before `since`; a torn line (a crash mid-write) is skipped. Lines are any
+ * JSON with a `time` (the audit log's entries), so this reader knows nothing of the writer.
  */
-export async function readTail(files: readonly string[], q: { matches: (e: AuditEntry) => boolean; limit: number; since?: number }): Promise<AuditEntry[]> {
-  const hits: AuditEntry[] = [];
+export async function readTail<E extends { time: string }>(files: readonly string[], q: { matches: (e: E) => boolean; limit: number; since?: number }): Promise<E[]> {
+  const hits: E[] = [];
   let stopBefore = q.since === undefined ? -Infinity : q.since - ORDER_SLACK_MS;
   let oldestHit = Infinity;
   outer: for (const file of files) {
     for await (const line of linesBackwards(file)) {
-      let e: AuditEntry;
+      let e: E;
       try {
-        e = JSON.parse(line) as AuditEntry;
+        e = JSON.parse(line) as E;
       } catch {
         continue;
       }

@@ -9,22 +9,8 @@ import { storeCall } from '../store/failure.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
 import { checkRequiredScopes } from '../oauth/scopes.js';
 import { labelled } from '../store/label.js';
-import { bindSigner, type Signer } from './sign.js';
-
-/** The headers and query parameters to put on the upstream request. */
-export interface Injection {
-  headers: Array<[name: string, lower: string, value: string]>;
-  query: Array<[name: string, value: string]>;
-  connection: Connection | undefined;
-  /** the access token injected, for schemes that have one: what a refresh must replace */
-  token?: string;
-  /** whether a `refresh_on` status can be cured by refreshing (and so the request replayed) */
-  refreshable: boolean;
-  /** set for schemes that sign each request (src/proxy/sign.ts) */
-  sign?: Signer;
-  /** drops a credential the scheme minted and cached, after the upstream refused it */
-  forget?: () => void;
-}
+import { bindSigner } from './sign.js';
+import type { Injection } from './types.js';
 
 /** Which of the integration's schemes a connection uses (the first when it has none). */
 export function schemeOf(integration: IntegrationConfig, connection: Connection | undefined): ResolvedScheme | undefined {

@@ -1,20 +1,10 @@
 import { IncomingMessage, type ServerResponse } from 'node:http';
-import type { Duplex, Readable, Transform, Writable } from 'node:stream';
+import type { Duplex, Transform, Writable } from 'node:stream';
 import { errors, util, type Dispatcher } from 'undici';
 import { CredproxyError } from '../errors.js';
 import { clientResponseHeaderList, clientResponseHeaders } from './headers.js';
 import { decodersFor, scrubbable, scrubHeaders, ScrubStream, scrubUrlHeaders } from './scrub.js';
-
-export interface UpstreamRequest {
-  /** scheme://host[:port] */
-  origin: string;
-  /** path and query, as sent */
-  path: string;
-  method: string;
-  headers: string[];
-  /** a Buffer when a step had to read it whole (replay, signing) */
-  body: Readable | Buffer | null;
-}
+import type { UpstreamRequest } from './types.js';
 
 export interface ForwardOptions {
   headersTimeout: number;

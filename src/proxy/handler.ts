@@ -10,8 +10,8 @@ import { methodClass, statusClass } from '../metrics.js';
 import { markStale } from '../oauth/refresh.js';
 import { reportStoreFailure } from '../store/failure.js';
 import type { Runtime } from '../runtime.js';
-import { resolveCredential, type Injection, type TemplateHost } from './credential.js';
-import { forward, type UpstreamRequest } from './forward.js';
+import { resolveCredential, type TemplateHost } from './credential.js';
+import { forward } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
 import { refuseDotSegments } from './dot-segments.js';
 import { authenticate, resolvePrincipal } from './principal.js';
@@ -20,6 +20,7 @@ import { secretsOf } from './scrub.js';
 import { guardBody, hasBody, replayBudgetOf } from './body-guard.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
 import { signUpstream } from './sign.js';
+import type { Injection, RequestInfo, UpstreamRequest } from './types.js';
 import { parseTarget, tunnelTarget, type Target, type TunnelContext } from './target.js';
 
 /** A token endpoint gets less time than an upstream: a request waits on it before anything is sent. */
@@ -27,20 +28,6 @@ const TOKEN_TIMEOUT_MS = 30_000;
 
 /** A scrubbed response must be readable: the upstream is asked not to compress it. */
 const IDENTITY: [string, string, string] = ['accept-encoding', 'accept-encoding', 'identity'];
-
-/** What one request's log line says; filled in step by step, so a failure still logs what was known. */
-export interface RequestInfo {
-  /** the authenticated client's name (never its key) */
-  client?: string;
-  entity: string | undefined;
-  /** the connection label the request asked for; absent for the default connection */
-  label?: string;
-  integration: string;
-  host: string;
-  path: string;
-  refreshed?: boolean;
-  replayed?: boolean;
-}
 
 /** The upstream request the pipeline decided on, before a body or an upgrade is attached. */
 export interface PreparedRequest {

@@ -6,7 +6,7 @@ import type { EntityToken } from '../tokens/entity-tokens.js';
 import { proxyAuthorizationOf } from './client-auth.js';
 import { entityWithToken, labelWithToken, proxyEntityToken, takeEntityToken, verifyProxyToken } from './entity-token.js';
 import { connectionLabel, identify, proxyUser } from './identify.js';
-import type { RequestInfo } from './handler.js';
+import type { RequestInfo } from './types.js';
 
 /**
  * Who is calling, as far as it is known before the target is read: the client key (or the

@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import type { Injection } from './credential.js';
+import type { Injection } from './types.js';
 
 /** What an echoed secret becomes. */
 export const SCRUBBED = '[credproxy:scrubbed]';

@@ -1,11 +1,9 @@
 import { Readable } from 'node:stream';
 import type { CredentialRequest, SignableRequest, SignedHeaders } from '../auth/types.js';
 import { CredproxyError } from '../errors.js';
-import type { UpstreamRequest } from './forward.js';
+import type { Signer, UpstreamRequest } from './types.js';
 
 /** A scheme's per-request signer, bound to the entity's credential by resolveCredential. */
-export type Signer = (request: SignableRequest) => Promise<SignedHeaders> | SignedHeaders;
-
 export function bindSigner(
   scheme: { sign?(request: SignableRequest, cred: CredentialRequest): Promise<SignedHeaders> | SignedHeaders },
   cred: CredentialRequest,

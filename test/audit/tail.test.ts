@@ -30,7 +30,7 @@ t.test('readTail stops once enough entries match: the older files are not read',
   // A folder where the next rotated file would be: reading it fails, so a query that reached it would reject.
   const unreadable = join(dir, 'audit.log.1');
   mkdirSync(unreadable);
-  const q = (limit: number, since?: number) => readTail([file, unreadable], { matches: () => true, limit, since });
+  const q = (limit: number, since?: number) => readTail<AuditEntry>([file, unreadable], { matches: () => true, limit, since });
   t.same((await q(2)).map((e: AuditEntry) => e.path), ['/r/6', '/r/7'], 'the latest two, oldest first');
   t.same((await q(100, Date.parse(JSON.parse(entry(6)).time))).map((e) => e.path), ['/r/6', '/r/7'], 'since: stops at older lines');
   await t.rejects(q(4), 'a larger limit reads on into the next file');

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { isCredproxyError } from '../../src/errors.js';
 import { authenticate, connectPrincipal, resolvePrincipal } from '../../src/proxy/principal.js';
-import type { RequestInfo } from '../../src/proxy/handler.js';
+import type { RequestInfo } from '../../src/proxy/types.js';
 import { issueToken } from '../../src/tokens/entity-tokens.js';
 import { configDir, integrationYaml, startProxy, type TestProxy } from '../support/servers.js';
 
