@@ -1,3 +1,9 @@
+/*
+ * The principal step of the pipeline: who is calling and for whom. The parsers it uses live
+ * beside it (client-auth.ts: client keys; entity-token.ts: `cpx_…` tokens; identify.ts: the
+ * entity header, proxy user and label header); the decisions are made here, once, for plain
+ * requests, requests inside terminated tunnels, WebSocket upgrades and CONNECT lines.
+ */
 import type { IncomingMessage } from 'node:http';
 import type { IntegrationConfig } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
