@@ -1,7 +1,7 @@
 # credproxy container image. Build: docker build -t credproxy .
 # Run:   docker run -p 127.0.0.1:8080:8080 -v credproxy-data:/app/data \
 #          -v "$PWD/config:/app/config:ro" -e CREDPROXY_ADMIN_TOKEN=... -e CREDPROXY_SECRET_KEY=... credproxy
-# See the README's "Docker" section for what a config served on 0.0.0.0 must contain.
+# See "Docker" in docs/operations.md for what a config served on 0.0.0.0 must contain.
 
 # ---- build: compile TypeScript and better-sqlite3's native module -------------------------
 FROM node:22-bookworm-slim AS build
@@ -30,7 +30,7 @@ RUN npx tsc -p tsconfig.build.json \
 FROM node:22-bookworm-slim
 # glibc keeps freed native memory in per-thread arenas and above a moving trim threshold, so
 # RSS drifts up and down by tens of MiB under steady load while the heap stays flat; fixed
-# thresholds kept it within 5-8 MiB over 1,000,000 requests (README, Performance).
+# thresholds kept it within 5-8 MiB over 1,000,000 requests (docs/performance.md).
 ENV NODE_ENV=production \
     CREDPROXY_CONFIG=/app/config \
     MALLOC_ARENA_MAX=2 \

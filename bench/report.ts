@@ -70,7 +70,7 @@ const fmt = (n: number | undefined, digits = 0) =>
 /** autocannon records latency in whole milliseconds: 0 means under one. */
 const ms = (n: number) => (n < 1 ? '<1' : fmt(n, n % 1 === 0 ? 0 : 1));
 
-/** A Markdown table, so a run can be pasted into the README as it is. */
+/** A Markdown table, so a run can be pasted into docs/performance.md as it is. */
 export function formatTable(rows: readonly CaseSummary[]): string {
   const head = ['case', 'req/s', 'MB/s', 'p50 ms', 'p99 ms', 'proxy CPU µs/req', 'proxy RSS MiB', 'vs direct', 'vs reference'];
   const body = rows.map((r) => [

@@ -4,8 +4,8 @@ import type { Duplex } from 'node:stream';
 /**
  * The one registry of errors credproxy answers itself (DESIGN.md, "Errors that credproxy
  * itself answers"). Every answer carries `X-Credproxy-Error: <code>` so that a client can
- * always tell credproxy's answers from the upstream's. test/errors.test.ts checks this table
- * against the README's.
+ * always tell credproxy's answers from the upstream's. test/readme.test.ts checks this table
+ * against the one in docs/errors.md.
  */
 export const ERRORS = {
   entity_required: { status: 400, message: 'this host belongs to an integration and no entity was named' },

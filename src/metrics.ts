@@ -150,7 +150,7 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 /**
  * Prometheus metrics, one registry per running instance (tests run several in one process).
  * Other parts of credproxy increment these directly (`rt.metrics.refreshes.inc({...})`); the
- * README's "Metrics" table lists them.
+ * "Metrics" table of docs/operations.md lists them.
  */
 export class Metrics {
   readonly registry = new Registry();

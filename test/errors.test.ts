@@ -3,7 +3,7 @@ import net, { type AddressInfo } from 'node:net';
 import t from 'tap';
 import { CredproxyError, ERRORS, errorAnswer, isCredproxyError, sendError, sendRawError } from '../src/errors.js';
 
-/* README.md's Errors table is checked against ERRORS in test/readme.test.ts. */
+/* The Errors table of docs/errors.md is checked against ERRORS in test/readme.test.ts. */
 
 /** DESIGN.md, "Errors that credproxy itself answers" (contract): status and codes, row by row. */
 const CONTRACT: Array<[number, string[]]> = [

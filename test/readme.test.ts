@@ -4,14 +4,18 @@ import { integrationSpec, settingsSpec } from '../src/config/schema.js';
 import type { ObjectSpec, Spec } from '../src/config/spec.js';
 import { ERRORS } from '../src/errors.js';
 
-const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+/*
+ * The reference tables moved from the README to docs/ pages; the tests follow them there
+ * and find each table by its `## ` heading, so renaming or moving one fails here.
+ */
 
-/** The text of one `## Title` section, up to the next `## `. */
-function section(title: string): string {
-  const start = readme.indexOf(`\n## ${title}\n`);
+/** The text of one `## Title` section of a docs page, up to the next `## `. */
+function section(page: string, title: string): string {
+  const text = readFileSync(new URL(`../${page}`, import.meta.url), 'utf8');
+  const start = text.indexOf(`\n## ${title}\n`);
   if (start === -1) return '';
-  const end = readme.indexOf('\n## ', start + 1);
-  return readme.slice(start, end === -1 ? undefined : end);
+  const end = text.indexOf('\n## ', start + 1);
+  return text.slice(start, end === -1 ? undefined : end);
 }
 
 /** Rows of the first Markdown table in a text, as trimmed cells, without header and rule. */
@@ -20,8 +24,9 @@ function tableRows(text: string): string[][] {
   return lines.slice(2).map((l) => l.slice(1, -1).split('|').map((c) => c.trim()));
 }
 
-t.test('the README Errors table lists exactly the codes of src/errors.ts, with their statuses', async (t) => {
-  const errors = section('Errors');
+t.test('the Errors table of docs/errors.md lists exactly the codes of src/errors.ts, with their statuses', async (t) => {
+  const errors = section('docs/errors.md', 'Errors');
+  t.not(errors, '', 'docs/errors.md has a `## Errors` section');
   t.match(errors, /\| status \| code \| when \|/);
   const rows = tableRows(errors);
   const documented = new Map(rows.map(([status, code]) => [code!, Number(status)]));
@@ -38,8 +43,9 @@ function keyPaths(spec: ObjectSpec, prefix = ''): string[] {
   );
 }
 
-t.test('the README Configuration section names every key the config accepts', async (t) => {
-  const config = section('Configuration');
+t.test('the Configuration section of docs/configuration.md names every key the config accepts', async (t) => {
+  const config = section('docs/configuration.md', 'Configuration');
+  t.not(config, '', 'docs/configuration.md has a `## Configuration` section');
   for (const key of keyPaths(settingsSpec)) t.match(config, `\`${key}\``, `credproxy.yaml: ${key}`);
   for (const key of Object.keys(integrationSpec.props)) t.match(config, `\`${key}\``, `integration file: ${key}`);
 });

@@ -17,8 +17,8 @@ t.test('the table says, for every key of credproxy.yaml, whether it applies live
   for (const key of ['audit.file', 'audit.max_bytes', 'audit.keep', 'log.level', 'clients']) t.equal(SETTINGS_APPLY[key as keyof typeof SETTINGS_APPLY], 'live', key);
 });
 
-t.test("the README's reload section names exactly the restart-only settings", async (t) => {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+t.test("the reload section of docs/operations.md names exactly the restart-only settings", async (t) => {
+  const readme = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
   const start = readme.indexOf('- These settings are read once at start:');
   t.not(start, -1, 'the statement is there');
   const end = readme.indexOf('\n- ', start + 1);

@@ -221,7 +221,7 @@ t.test('the leaf presented names the CONNECT host and chains to credproxy\'s CA'
   s2.destroy();
 });
 
-t.test('the README recipe: an unmodified Node client with NODE_EXTRA_CA_CERTS, HTTPS_PROXY and undici EnvHttpProxyAgent', async (t) => {
+t.test('the docs/https.md recipe: an unmodified Node client with NODE_EXTRA_CA_CERTS, HTTPS_PROXY and undici EnvHttpProxyAgent', async (t) => {
   const { up, proxy } = await setup(t);
   await proxy.connect('alice', 'demo', { credentials: { token: 'env-secret' } });
   const script = `

@@ -125,7 +125,7 @@ t.test("Python requests: HTTP_PROXY / HTTPS_PROXY and REQUESTS_CA_BUNDLE, a JSON
   clean(t, secure.seen.at(-1), 'x-api-key', 'secure-secret');
 });
 
-/** The README's Go recipe: an explicit proxy (Go never proxies loopback targets from HTTP_PROXY), the CA from SSL_CERT_FILE. */
+/** The Go recipe of the README and docs/https.md: an explicit proxy (Go never proxies loopback targets from HTTP_PROXY), the CA from SSL_CERT_FILE. */
 const GO_CLIENT = `package main
 
 import (
