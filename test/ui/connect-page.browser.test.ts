@@ -143,7 +143,7 @@ for (const javaScriptEnabled of [false, true]) {
     // The used link, opened again, says so.
     await page.goto(url);
     await page.getByRole('heading', { name: 'Connection not completed' }).waitFor();
-    t.match(await page.locator('body').innerText(), /already used or has expired; ask for a new one/);
+    t.match(await page.locator('body').innerText(), /^This connect link was already used or has expired; ask for a new one\.$/m);
     await assertStyled(t, page, 'used-link page');
     if (!javaScriptEnabled) await screenshot(t, page, 'used-link-page');
     t.same(problems(console), []);
@@ -199,7 +199,7 @@ t.test('an expired link shows its error page and asks nothing of the provider', 
   const r = await page.goto(`${proxy.url}/connect/demo?token=${token}`);
   t.equal(r?.status(), 400);
   await page.getByRole('heading', { name: 'Connection not completed' }).waitFor();
-  t.match(await page.locator('body').innerText(), /this connect link has expired; ask for a new one/);
+  t.match(await page.locator('body').innerText(), /^This connect link has expired; ask for a new one\.$/m);
   t.equal(await page.getByRole('button').count(), 0, 'no button to press');
   await assertStyled(t, page, 'expired-link page');
   await screenshot(t, page, 'expired-link-page');
