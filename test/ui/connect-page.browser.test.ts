@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -33,7 +33,10 @@ let browser: Browser;
 t.before(async () => {
   browser = await launchChromium();
 });
-t.teardown(() => browser?.close());
+t.teardown(async () => {
+  await browser?.close();
+  rmSync(shots, { recursive: true, force: true });
+});
 
 interface Setup {
   as: OAuthServer;
@@ -108,7 +111,7 @@ for (const javaScriptEnabled of [false, true]) {
   t.test(`a user connects an account in Chromium ${js}`, async (t) => {
     const { as, proxy, provider } = await setup(t);
     const url = await link(proxy);
-    const { page, console } = await open(t, javaScriptEnabled);
+    const { context, page, console } = await open(t, javaScriptEnabled);
 
     const opened = await page.goto(url);
     t.equal(opened?.status(), 200);
@@ -119,6 +122,8 @@ for (const javaScriptEnabled of [false, true]) {
     t.equal(await dd(page, 'Stored for').innerText(), `${ENTITY} (connection "${LABEL}")`);
     t.ok(await page.getByText('nothing happens until you press the button').isVisible());
     t.equal(as.authorizeRequests.length, 0, 'opening the page asked the provider nothing');
+    const [cookie] = await context.cookies(proxy.url);
+    t.match(cookie, { name: 'credproxy-connect', httpOnly: true, sameSite: 'Lax' }, 'the browser kept the binding cookie, out of reach of scripts');
     await assertStyled(t, page, 'connect page');
     await assertButtonStyled(t, page);
     if (!javaScriptEnabled) await screenshot(t, page, 'connect-page');
@@ -194,6 +199,23 @@ t.test('the callback opened in another browser (no cookie) asks to start again a
   await a.page.goto(callback);
   await a.page.getByRole('heading', { name: 'Connected' }).waitFor();
   t.equal(await stored(proxy), 'active');
+});
+
+t.test('a denied consent shows the provider\'s reason as text, and the connection failed', async (t) => {
+  const { as, proxy, provider } = await setup(t);
+  as.consent = 'deny';
+  const { page, console } = await open(t, false);
+  await page.goto(await link(proxy));
+  await page.getByRole('button', { name: `Continue to ${provider}` }).click();
+  await page.getByRole('button', { name: 'Allow' }).click();
+  await page.getByRole('heading', { name: 'Connection not completed' }).waitFor();
+  // The provider's error_description has markup in it: the page shows it, it does not parse it.
+  t.match(await page.locator('body').innerText(), 'demo did not grant access (access_denied: The user said <no> & left). You can close this page and try again.');
+  t.equal(await page.locator('no').count(), 0);
+  await assertStyled(t, page, 'denied page');
+  await screenshot(t, page, 'denied-page');
+  t.equal(await stored(proxy), 'failed');
+  t.same(problems(console), []);
 });
 
 t.test('an expired link shows its error page and asks nothing of the provider', async (t) => {
