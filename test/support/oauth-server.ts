@@ -39,6 +39,11 @@ export class OAuthServer {
   readonly authorizeRequests: URLSearchParams[] = [];
   /** what /authorize does: approve, or redirect back with error=access_denied */
   consent: 'approve' | 'deny' = 'approve';
+  /**
+   * 'page': GET /authorize shows a consent page whose Allow button posts back to /authorize
+   * (as real providers do) before redirecting; 'redirect' (default): decide at once.
+   */
+  consentMode: 'redirect' | 'page' = 'redirect';
   /** 'down': reset every token request; 'error500': answer 500; 'garbage': 200 with HTML */
   tokenEndpoint: 'up' | 'down' | 'error500' | 'garbage' = 'up';
   expiresIn: number | null;
@@ -109,6 +114,8 @@ export class OAuthServer {
 
   private handle(req: IncomingMessage, res: ServerResponse, body: string) {
     const url = new URL(req.url ?? '/', this.origin);
+    if (url.pathname === '/authorize' && req.method === 'POST') return this.authorize(new URLSearchParams(body), res);
+    if (url.pathname === '/authorize' && this.consentMode === 'page') return this.consentPage(url.searchParams, res);
     if (url.pathname === '/authorize') return this.authorize(url.searchParams, res);
     if (url.pathname === '/token' && req.method === 'POST') {
       const gate = this.beforeToken?.() ?? Promise.resolve();
@@ -116,6 +123,17 @@ export class OAuthServer {
       return;
     }
     res.writeHead(404).end();
+  }
+
+  /** The provider's own consent page: the request's parameters ride along as hidden fields. */
+  private consentPage(q: URLSearchParams, res: ServerResponse) {
+    const esc = (v: string) => v.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+    const fields = [...q].map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`).join('');
+    const body =
+      '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Test provider</title></head><body>' +
+      `<h1>Test provider</h1><p>Allow ${esc(q.get('client_id') ?? '')} to use your account?</p>` +
+      `<form method="post" action="/authorize">${fields}<button type="submit">Allow</button></form></body></html>`;
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
   }
 
   private authorize(q: URLSearchParams, res: ServerResponse) {
