@@ -90,7 +90,7 @@ t.test('PostgreSQL: rekey while another instance keeps refreshing never stores s
   for (let i = 0; i < N; i++) await seed.put(conn(`u${i}`, 0));
   // The serving instance already holds both keys (rotation step 1), and refreshes throughout.
   const serving = await open(t, PG, prefix, ring);
-  const writeBack = new WriteBack(serving);
+  const writeBack = new WriteBack(serving, undefined);
   t.teardown(() => writeBack.close());
   const last = new Map<string, number>();
   let stop = false;
