@@ -183,9 +183,9 @@ async function rekey({ keyring, backend, store, shown }: Opened, io: StoreComman
   const interrupted = io.signal?.aborted === true;
   io.stdout(
     `${r.total} connections: ${r.rekeyed} rekeyed, ${r.current} already on key "${keyring.newest.id}", ${r.changed} changed meanwhile (written since with the current key, or deleted), ` +
-      `${r.unreadable} unreadable (sealed with a key this keyring lacks; left as they are), ${r.left} not looked at\n`,
+      `${r.unreadable} unreadable (sealed with a key this keyring lacks; left as they are), ${r.busy} busy (their lock stayed taken), ${r.left} not looked at\n`,
   );
-  if (r.left > 0) io.stdout(`${interrupted ? 'interrupted' : `stopped at --limit ${limit}`}: run credproxy rekey again to go on (records already on the newest key are skipped)\n`);
+  if (r.left > 0 || r.busy > 0) io.stdout(`${interrupted ? 'interrupted' : r.left > 0 ? `stopped at --limit ${limit}` : 'some records were busy'}: run credproxy rekey again to go on (records already on the newest key are skipped)\n`);
   else if (r.unreadable === 0) io.stdout(`every connection is on key "${keyring.newest.id}": older keys can be retired from the keyring\n`);
   return interrupted ? 130 : EXIT.ok;
 }

@@ -99,7 +99,30 @@ export async function openExport(text: string, passphrase: string): Promise<{ pa
   } catch {
     throw new ExportError('wrong passphrase, or the export file was changed');
   }
-  return { payload: JSON.parse(plain) as Payload, created_at: header.created_at, version: header.version };
+  const payload = JSON.parse(plain) as Payload;
+  checkPayload(payload);
+  return { payload, created_at: header.created_at, version: header.version };
+}
+
+const isText = (v: unknown): v is string => typeof v === 'string' && v !== '';
+const isTextMap = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v) && Object.values(v as object).every((x) => typeof x === 'string');
+
+/** What import relies on, checked before anything is written: a damaged file writes nothing. */
+function checkPayload(p: Payload): void {
+  const bad = (what: string) => {
+    throw new ExportError(`the export file is damaged: ${what}`);
+  };
+  if (![p?.connections, p?.sealed, p?.entity_tokens, p?.label_indexes].every(Array.isArray)) bad('a section is missing');
+  for (const c of p.connections) {
+    if (!isText(c?.entity) || !isText(c.integration) || (c.label !== undefined && !isText(c.label))) bad('a connection without entity or integration');
+    if (!isText(c.scheme) || !isTextMap(c.params) || !isTextMap(c.credentials) || typeof c.updated_at !== 'number' || typeof c.created_at !== 'number') {
+      bad(`connection ${c.entity}/${c.integration} is incomplete`);
+    }
+    if (!['initiated', 'active', 'expired', 'failed'].includes(c.status)) bad(`connection ${c.entity}/${c.integration} has status "${String(c.status)}"`);
+  }
+  for (const r of [...p.sealed, ...p.entity_tokens]) if (!isText(r?.key) || typeof r.value !== 'string') bad('a record without key or value');
+  if (!p.sealed.every((r) => r.key.startsWith('conn:'))) bad('a sealed record that is not a connection');
+  if (!p.entity_tokens.every((r) => TOKEN_KEY.test(r.key))) bad('an entity token record under another key');
 }
 
 const TOKEN_KEY = /^kv:entity-token(-id)?:/;

@@ -1,5 +1,6 @@
 import { keyIdOf } from './keyring.js';
-import type { KeyvConnectionStore, StoredConnection } from './keyv-store.js';
+import { LockTimeoutError } from './lock.js';
+import { connKey, type KeyvConnectionStore, type StoredConnection } from './keyv-store.js';
 import { lockNameOf } from './locked-update.js';
 import { parseConnKey } from './migrate.js';
 import type { Backend } from './open.js';
@@ -15,6 +16,8 @@ export interface RekeyReport {
   unreadable: number;
   /** deleted, or rewritten by someone else, while this run got to them */
   changed: number;
+  /** their lock stayed taken (a refresh waiting for the store to come back): a rerun gets them */
+  busy: number;
   /** not looked at: --limit reached or interrupted */
   left: number;
 }
@@ -42,7 +45,7 @@ export async function rekeyStore(store: KeyvConnectionStore, backend: Pick<Backe
   const newest = store.keyring.newest.id;
   const keys: string[] = [];
   for await (const k of backend.keys()) if (k.startsWith('conn:')) keys.push(k);
-  const report: RekeyReport = { total: keys.length, rekeyed: 0, current: 0, unreadable: 0, changed: 0, left: keys.length };
+  const report: RekeyReport = { total: keys.length, rekeyed: 0, current: 0, unreadable: 0, changed: 0, busy: 0, left: keys.length };
   const stopped = () => opts.signal?.aborted === true || (opts.limit !== undefined && report.rekeyed + inFlight >= opts.limit);
   let inFlight = 0;
   let next = 0;
@@ -50,7 +53,11 @@ export async function rekeyStore(store: KeyvConnectionStore, backend: Pick<Backe
   const sealedWith = async (k: string): Promise<{ raw: string; keyId: string } | undefined> => {
     const raw = await backend.keyv.get(k);
     if (raw === undefined) return undefined;
-    return { raw, keyId: keyIdOf((JSON.parse(raw) as StoredConnection).sealed) };
+    try {
+      return { raw, keyId: keyIdOf((JSON.parse(raw) as StoredConnection).sealed) };
+    } catch {
+      return { raw, keyId: '' }; // not a record this version can read: left as it is
+    }
   };
 
   const one = async (k: string): Promise<keyof RekeyReport> => {
@@ -61,6 +68,11 @@ export async function rekeyStore(store: KeyvConnectionStore, backend: Pick<Backe
     if (before.keyId === newest) return 'current';
     if (!store.keyring.has(before.keyId)) return 'unreadable';
     const { entity, integration, label } = parts;
+    return locked(entity, integration, label);
+  };
+
+  const locked = (entity: string, integration: string, label: string | undefined): Promise<keyof RekeyReport> => {
+    const k = connKey(entity, integration, label);
     return store.locks.withLock(
       lockNameOf(entity, integration, label),
       async (lock) => {
@@ -76,7 +88,10 @@ export async function rekeyStore(store: KeyvConnectionStore, backend: Pick<Backe
         return 'rekeyed';
       },
       { ttlMs: 30_000 },
-    );
+    ).catch((err: unknown) => {
+      if (err instanceof LockTimeoutError) return 'busy' as const;
+      throw err;
+    });
   };
 
   const worker = async () => {
