@@ -3,6 +3,7 @@ import { keyIdOf } from './keyring.js';
 import { connKey, type KeyvConnectionStore, type StoredConnection } from './keyv-store.js';
 import { lockNameOf } from './locked-update.js';
 import { parseConnKey } from './migrate.js';
+import { COUNTS_KEY } from './observed.js';
 import type { Backend } from './open.js';
 import type { Connection } from './types.js';
 
@@ -178,7 +179,7 @@ export interface ImportReport {
  * (every write maintains them). Entity tokens are restored when absent: a token revoked
  * after the export comes back with it.
  */
-export async function importPayload(store: KeyvConnectionStore, backend: Pick<Backend, 'keyv'>, payload: Payload): Promise<ImportReport> {
+export async function importPayload(store: KeyvConnectionStore, backend: Pick<Backend, 'keyv'> & Partial<Pick<Backend, 'keys'>>, payload: Payload): Promise<ImportReport> {
   const report: ImportReport = { restored: { connections: 0, sealed: 0, entity_tokens: 0 }, kept: { connections: 0, sealed: 0, entity_tokens: 0 }, expired: 0, label_indexes: payload.label_indexes.length };
   const updatedAt = (raw: string | undefined) => (raw === undefined ? undefined : (JSON.parse(raw) as StoredConnection).updated_at);
 
@@ -217,6 +218,8 @@ export async function importPayload(store: KeyvConnectionStore, backend: Pick<Ba
       if (now.size !== before) await backend.keyv.set(ik, JSON.stringify([...now].sort()));
     }, { ttlMs: 10_000 });
   }
+  // The counts by status (a gauge the proxies keep up to date on their own writes) did not see these.
+  if (report.restored.connections + report.restored.sealed > 0 && backend.keys) await recount(backend as Pick<Backend, 'keyv' | 'keys'>);
   for (const r of payload.entity_tokens) {
     const ttl = r.expires_at === undefined ? undefined : r.expires_at - Date.now();
     if (ttl !== undefined && ttl <= 0) {
@@ -231,4 +234,17 @@ export async function importPayload(store: KeyvConnectionStore, backend: Pick<Ba
     report.restored.entity_tokens++;
   }
   return report;
+}
+
+/** Counts connections by status from what is stored (status is kept in clear) and writes the gauge record. */
+async function recount(backend: Pick<Backend, 'keyv' | 'keys'>): Promise<void> {
+  const counts: Record<string, number> = {};
+  for await (const k of backend.keys()) {
+    if (!k.startsWith('conn:')) continue;
+    const raw = await backend.keyv.get(k);
+    if (raw === undefined) continue;
+    const { status } = JSON.parse(raw) as StoredConnection;
+    counts[status] = (counts[status] ?? 0) + 1;
+  }
+  await backend.keyv.set(`kv:${COUNTS_KEY}`, JSON.stringify(counts));
 }

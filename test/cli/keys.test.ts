@@ -90,7 +90,9 @@ t.test('sqlite → redis → postgres → sqlite through migrate, export and imp
   t.equal(i1.code, 0, i1.err);
   t.match(i1.out, /format version 1.*connections 12 restored, 0 kept.*entity token records 2 restored/);
   t.same(await keyIds(PG, prefix), Array(12).fill('pg1'));
-  await expectSame(t, await open(t, PG, prefix, { CREDPROXY_SECRET_KEYS: `pg1:${NEW}` }), 'postgres');
+  const pgStore = await open(t, PG, prefix, { CREDPROXY_SECRET_KEYS: `pg1:${NEW}` });
+  await expectSame(t, pgStore, 'postgres');
+  t.same(JSON.parse((await pgStore.kv.get('stats:connections')) ?? '{}'), { active: 9, expired: 1, failed: 1, initiated: 1 }, 'the counts by status cover what was imported');
   const again = await run(['import', '--config', cfg(PG, prefix), exported], pgEnv);
   t.match(again.out, /connections 0 restored, 12 kept .*entity token records 0 restored, 2 already there/, 'a second import changes nothing');
 
