@@ -7,6 +7,8 @@ import type { Backend } from './open.js';
 const SAMPLE = 20;
 /** Keys looked at before giving up the search for connections (a store of mostly other records). */
 const SCAN_LIMIT = 5_000;
+/** How long the start-up sample may take at most. */
+const BUDGET_MS = 3_000;
 
 export interface KeyCheck {
   sampled: number;
@@ -15,25 +17,41 @@ export interface KeyCheck {
   unreadable: Record<string, number>;
 }
 
-/** Opens up to `SAMPLE` stored connections with the keyring, counting what opens. */
-export async function sampleKeyring(backend: Pick<Backend, 'keyv' | 'keys'>, keyring: Keyring, sample = SAMPLE): Promise<KeyCheck> {
+/**
+ * Opens up to `sample` stored connections with the keyring, counting what opens. Bounded in
+ * time too: on a Redis shared with other applications, SCAN may walk many foreign keys
+ * before it finds credproxy's, and a start must not wait for that.
+ */
+export async function sampleKeyring(backend: Pick<Backend, 'keyv' | 'keys'>, keyring: Keyring, sample = SAMPLE, budgetMs = BUDGET_MS): Promise<KeyCheck> {
   const out: KeyCheck = { sampled: 0, opened: 0, unreadable: {} };
+  const it = backend.keys()[Symbol.asyncIterator]();
+  const deadline = Date.now() + budgetMs;
   let seen = 0;
-  for await (const k of backend.keys()) {
-    if (++seen > SCAN_LIMIT || out.sampled >= sample) break;
-    if (!k.startsWith('conn:')) continue;
-    const parts = parseConnKey(k);
-    const raw = await backend.keyv.get(k);
-    if (!parts || raw === undefined) continue;
-    out.sampled++;
-    try {
-      const s = JSON.parse(raw) as StoredConnection;
-      keyring.open(s.sealed, aad(parts.entity, parts.integration, parts.label));
-      out.opened++;
-    } catch (err) {
-      const id = err instanceof UnreadableError ? err.keyId : 'unknown format';
-      out.unreadable[id] = (out.unreadable[id] ?? 0) + 1;
+  try {
+    while (out.sampled < sample && ++seen <= SCAN_LIMIT) {
+      const next = it.next();
+      next.catch(() => undefined); // settles after a timeout below: never an unhandled rejection
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), Math.max(0, deadline - Date.now()))));
+      const r = await Promise.race([next, late]).finally(() => clearTimeout(timer));
+      if (r === 'late' || r.done) break;
+      const k = r.value;
+      if (!k.startsWith('conn:')) continue;
+      const parts = parseConnKey(k);
+      const raw = await backend.keyv.get(k);
+      if (!parts || raw === undefined) continue;
+      out.sampled++;
+      try {
+        const s = JSON.parse(raw) as StoredConnection;
+        keyring.open(s.sealed, aad(parts.entity, parts.integration, parts.label));
+        out.opened++;
+      } catch (err) {
+        const id = err instanceof UnreadableError ? err.keyId : 'unknown format';
+        out.unreadable[id] = (out.unreadable[id] ?? 0) + 1;
+      }
     }
+  } finally {
+    void it.return?.(undefined).catch(() => undefined);
   }
   return out;
 }

@@ -63,3 +63,15 @@ t.test('from the environment: KEYS, KEYS_FILE, or the single KEY as "default"; o
   t.throws(() => keyringFromEnv({ CREDPROXY_SECRET_KEY: b64(k1), CREDPROXY_SECRET_KEYS: `a:${b64(k1)}` }), { message: /set only one/ });
   t.throws(() => keyringFromEnv({ CREDPROXY_SECRET_KEY: 'short' }), { message: /must be 32 bytes/ });
 });
+
+t.test('the start-up sample is bounded in time: a keyspace that yields nothing does not hold the start', async (t) => {
+  const { sampleKeyring } = await import('../../src/store/key-check.js');
+  const backend = {
+    keyv: undefined as never,
+    keys: async function* () {
+      await new Promise(() => undefined); // a SCAN walking other applications' keys
+      yield 'never';
+    },
+  };
+  t.same(await sampleKeyring(backend, Keyring.single(k1), 20, 50), { sampled: 0, opened: 0, unreadable: {} });
+});
