@@ -12,6 +12,8 @@ import { COMMAND_HELP, MAIN_HELP } from './cli/help.js';
 import { isAgentCommand, runAgentCommand } from './cli/agent.js';
 import { runAuditCommand } from './cli/audit.js';
 import { runMigrateCommand } from './cli/migrate.js';
+import { isStoreCommand, runStoreCommand } from './cli/keys.js';
+import { promptSecret } from './cli/prompt.js';
 import { startPrimary, workerId, workerReady, workerShutdownSource, workersProblem } from './cluster.js';
 
 const HELP = MAIN_HELP;
@@ -28,6 +30,21 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (argv[0] === 'migrate') {
     process.exitCode = await runMigrateCommand(argv, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t), env: process.env, readStdin: async () => '' });
+    return;
+  }
+  if (isStoreCommand(argv)) {
+    // First SIGINT: rekey finishes the records under way and reports; a second one ends it at once.
+    const abort = new AbortController();
+    process.once('SIGINT', () => abort.abort());
+    process.exitCode = await runStoreCommand(argv, {
+      stdout: (t) => process.stdout.write(t),
+      stderr: (t) => process.stderr.write(t),
+      env: process.env,
+      readStdin: async () => '',
+      isTTY: process.stderr.isTTY,
+      ...(process.stdin.isTTY ? { promptSecret } : {}),
+      signal: abort.signal,
+    });
     return;
   }
   if (argv[0] === 'audit') {

@@ -103,7 +103,7 @@ export function agentVariables(input: AgentEnvInput): Array<[string, string]> {
 }
 
 /** The server's own secrets: an agent that holds the admin token can mint a token for any entity. */
-export const SERVER_SECRETS = ['CREDPROXY_ADMIN_TOKEN', 'CREDPROXY_SECRET_KEY', 'CREDPROXY_SECRET_KEYS'] as const;
+export const SERVER_SECRETS = ['CREDPROXY_ADMIN_TOKEN', 'CREDPROXY_SECRET_KEY', 'CREDPROXY_SECRET_KEYS', 'CREDPROXY_SECRET_KEYS_FILE', 'CREDPROXY_EXPORT_PASSPHRASE'] as const;
 
 /**
  * Variables a process needs to run at all and that are never a secret: kept even when the

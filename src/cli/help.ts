@@ -24,6 +24,9 @@ Usage:
   credproxy run      --entity E [--token] ... -- CMD ARGS...
   credproxy audit    [--entity E] [--integration I] [--since T] [--limit N] [--follow] [--json]
   credproxy migrate  --from STORE --to STORE [--prefix P]   copy every record to another store
+  credproxy rekey    [--config DIR] [--limit N]   re-seal every connection with the newest storage key
+  credproxy export   [--config DIR] --out FILE    back up the store to a passphrase-encrypted file
+  credproxy import   [--config DIR] FILE          restore an export (idempotent; newer records win)
   credproxy help [COMMAND]          (or: credproxy COMMAND --help)
 
 Options of start, validate and ca:
@@ -36,7 +39,8 @@ Options of start, validate and ca:
 ${CLIENT_OPTIONS}
 
 Environment:
-  CREDPROXY_CONFIG, PORT, CREDPROXY_SECRET_KEY, CREDPROXY_ADMIN_TOKEN, CREDPROXY_URL
+  CREDPROXY_CONFIG, PORT, CREDPROXY_SECRET_KEY, CREDPROXY_SECRET_KEYS, CREDPROXY_SECRET_KEYS_FILE,
+  CREDPROXY_ADMIN_TOKEN, CREDPROXY_URL, CREDPROXY_EXPORT_PASSPHRASE
 
 A running proxy reloads its config folder when a file changes, and on SIGHUP.
 
@@ -133,6 +137,40 @@ Exit codes:
   0  copied and checked
   1  the copy or the check failed (the source is unchanged)
   2  bad usage
+`,
+  rekey: `Usage: credproxy rekey [--config DIR] [--limit N] [--progress-every N]
+
+Re-seals every stored connection with the newest key of the keyring (the last entry of
+CREDPROXY_SECRET_KEYS or CREDPROXY_SECRET_KEYS_FILE), online: each record is rewritten under
+the lock a token refresh takes, and only if nobody changed it meanwhile, so the proxies on
+the store keep serving and refreshing. Every instance must hold the newest key first.
+Records already on the newest key are skipped: an interrupted run (Ctrl-C finishes the
+records under way) or one stopped by --limit is simply run again. Progress is a bar on a
+terminal, else a line every --progress-every records (default 100). When every connection is
+on the newest key, older keys can be removed from the keyring.
+
+Exit codes:
+  0    done (or --limit reached: the summary says how many are left)
+  1    the store or the keyring failed (a keyring that opens none of the stored connections is refused)
+  2    bad usage
+  130  interrupted
+`,
+  export: `Usage: credproxy export [--config DIR] --out FILE
+
+Writes every connection (decrypted, then encrypted as a whole to a passphrase with scrypt and
+AES-256-GCM), label index and entity token record of the config's store to FILE, mode 0600.
+The passphrase is CREDPROXY_EXPORT_PASSPHRASE, or asked for on a terminal; an empty one is
+refused. Connections sealed with a key the keyring lacks are exported as they are stored.
+The proxies keep serving meanwhile.
+`,
+  import: `Usage: credproxy import [--config DIR] FILE
+
+Restores an export file into the config's store, whatever its storage key (connections are
+sealed again with the newest key). Idempotent: a connection is written only when the store
+has none or an older one (by updated_at), so a newer connection (a refreshed token, a
+reconnect) is never replaced by an older backup, and importing twice changes nothing.
+Entity tokens are restored when absent, so a token revoked after the export comes back:
+revoke it again. The passphrase is CREDPROXY_EXPORT_PASSPHRASE, or asked for on a terminal.
 `,
   ca: `Usage: credproxy ca [--config DIR]
 

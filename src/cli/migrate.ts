@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import type { Settings } from '../config/types.js';
 import { parseKey } from '../store/crypto.js';
+import { Keyring, keyringFromEnv } from '../store/keyring.js';
 import { migrateStore, MigrateError } from '../store/migrate.js';
 import { dataDirOf, openBackend, type Backend } from '../store/open.js';
 import { redactUrl } from '../store/redis.js';
@@ -53,7 +54,7 @@ export async function runMigrateCommand(argv: string[], io: CliIO): Promise<numb
 
   const at = (url: string) => ({ store: url, store_prefix: prefix }) as Settings;
   const log = pino({ level: 'silent' });
-  let key: Buffer;
+  let key: Keyring;
   try {
     key = storageKeyFor(io.env, dataDirOf(at(from)), dataDirOf(at(to)));
   } catch (err) {
@@ -73,7 +74,7 @@ export async function runMigrateCommand(argv: string[], io: CliIO): Promise<numb
       `copied ${connections} connections, ${label_indexes} label indexes, ${records} other records (entity tokens, links, counts); ` +
         `all present on the destination; ${report.sampled} connections decrypted on both sides and equal\n`,
     );
-    if (/^(rediss?|postgres(ql)?):/.test(to) && !io.env.CREDPROXY_SECRET_KEY) {
+    if (/^(rediss?|postgres(ql)?):/.test(to) && !io.env.CREDPROXY_SECRET_KEY && !io.env.CREDPROXY_SECRET_KEYS && !io.env.CREDPROXY_SECRET_KEYS_FILE) {
       io.stdout(`instances on ${redactUrl(to)} need CREDPROXY_SECRET_KEY set to the key in ${join(dataDirOf(at(from)) ?? '.', 'secret.key')}\n`);
     }
     return EXIT.ok;
@@ -94,7 +95,9 @@ export async function runMigrateCommand(argv: string[], io: CliIO): Promise<numb
  * An SQLite destination without CREDPROXY_SECRET_KEY gets the key file it will need, and one
  * that already holds a different key is refused (its proxy could not read the copy).
  */
-function storageKeyFor(env: NodeJS.ProcessEnv, fromDir: string | undefined, toDir: string | undefined): Buffer {
+function storageKeyFor(env: NodeJS.ProcessEnv, fromDir: string | undefined, toDir: string | undefined): Keyring {
+  // A keyring is used as given: its keys live in the environment, never copied into a file.
+  if (env.CREDPROXY_SECRET_KEYS || env.CREDPROXY_SECRET_KEYS_FILE) return keyringFromEnv(env)!;
   let text = env.CREDPROXY_SECRET_KEY;
   if (!text) {
     const path = fromDir && join(fromDir, 'secret.key');
@@ -109,7 +112,7 @@ function storageKeyFor(env: NodeJS.ProcessEnv, fromDir: string | undefined, toDi
     const there = parseKey(value);
     if (!there || !there.equals(key)) throw new Error(`${path} holds another storage key: the destination's proxy could not read the copy`);
   }
-  return key;
+  return Keyring.single(key);
 }
 
 function writeKey(path: string, text: string): { value: string } {

@@ -78,6 +78,9 @@ export async function resolveCredential(
     if (connection.status === 'expired') {
       throw new CredproxyError('connection_expired', `the connection${which} of entity "${entity}" to "${integration.name}" expired; the user must connect again`);
     }
+    if (connection.unreadable) {
+      throw new CredproxyError('connection_missing', `the connection${which} of entity "${entity}" to "${integration.name}" cannot be used: ${connection.reason ?? 'its credentials cannot be opened'}`);
+    }
     if (connection.status !== 'active') {
       const why = connection.status === 'initiated' ? 'the connect flow was started but not finished' : `the connect flow failed${connection.reason ? ` (${connection.reason})` : ''}`;
       throw new CredproxyError('connection_missing', `entity "${entity}" has no usable connection${which} for integration "${integration.name}": ${why}`);

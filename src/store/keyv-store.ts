@@ -1,12 +1,13 @@
 import Keyv from 'keyv';
-import { decrypt, encrypt } from './crypto.js';
+import type { Logger } from 'pino';
 import type { Invalidation } from './invalidation.js';
+import { Keyring, UnreadableError } from './keyring.js';
 import { LocalLockBackend, Locks, type LockBackend, type LockHandle } from './lock.js';
 import { LocalRateLimit, type RateLimitBackend } from './rate-limit.js';
 import type { Connection, ConnectionStore, GetOptions, KeyValue, PutOptions } from './types.js';
 
 /** What is written to the store: metadata in clear, credentials sealed. */
-interface StoredConnection {
+export interface StoredConnection {
   v: 1;
   scheme: string;
   params: Record<string, string>;
@@ -24,7 +25,7 @@ interface StoredConnection {
  * stored connections stay readable; a label is appended after a character neither entity
  * ids nor integration names can hold (`/`, a newline), so no two connections share either.
  */
-const aad = (entity: string, integration: string, label?: string) =>
+export const aad = (entity: string, integration: string, label?: string) =>
   `credproxy:connection:${entity}\n${integration}${label === undefined ? '' : `\n${label}`}`;
 export const connKey = (entity: string, integration: string, label?: string) =>
   `conn:${entity}:${integration}${label === undefined ? '' : `/${label}`}`;
@@ -51,6 +52,8 @@ export interface KeyvStoreOptions {
    * locks); false when the lock was lost. Without it a `lock` given to put is not checked.
    */
   fencedSet?: (key: string, value: string, lock: LockHandle) => Promise<boolean>;
+  /** where a connection sealed with a key the ring lacks is reported (once per connection) */
+  log?: Logger;
 }
 
 /** A fenced write refused: the lock it was prepared under expired and another holder took it. */
@@ -90,12 +93,16 @@ export class KeyvConnectionStore implements ConnectionStore {
   private closed = false;
   /** settles once a shared store's invalidation channel made its first attempt to listen */
   readonly listening: Promise<void>;
+  readonly keyring: Keyring;
+  /** connections already reported unreadable: one warning each, not one per request */
+  private readonly reported = new Set<string>();
 
   constructor(
     private readonly keyv: Keyv<string>,
-    private readonly key: Buffer,
+    key: Buffer | Keyring,
     private readonly opts: KeyvStoreOptions = {},
   ) {
+    this.keyring = key instanceof Keyring ? key : Keyring.single(key);
     this.locks = new Locks(opts.locks ?? new LocalLockBackend());
     this.rateLimit = opts.rateLimit ?? new LocalRateLimit();
     this.listening = Promise.resolve(opts.invalidation?.subscribe(
@@ -134,19 +141,22 @@ export class KeyvConnectionStore implements ConnectionStore {
       return undefined;
     }
     const conn = this.open(entity, integration, opts.label, raw);
-    if (epoch === this.epoch) this.cache.set(k, { conn, at: Date.now() });
+    // Not cached when unreadable: a key added to the ring is used on the next read.
+    if (epoch === this.epoch && !conn.unreadable) this.cache.set(k, { conn, at: Date.now() });
     return conn;
   }
 
   async put(c: Connection, opts: PutOptions = {}): Promise<void> {
     const k = connKey(c.entity, c.integration, c.label);
+    // Its credentials are not known: writing it would replace the sealed ones with nothing.
+    if (c.unreadable) throw new Error(`connection ${k} is sealed with key "${c.unreadable.key_id}", which this keyring cannot open; it cannot be rewritten`);
     const stored: StoredConnection = {
       v: 1,
       scheme: c.scheme,
       params: c.params,
       status: c.status,
       reason: c.reason,
-      sealed: encrypt(this.key, JSON.stringify(c.credentials), aad(c.entity, c.integration, c.label)),
+      sealed: this.keyring.seal(JSON.stringify(c.credentials), aad(c.entity, c.integration, c.label)),
       expires_at: c.expires_at,
       scopes: c.scopes,
       created_at: c.created_at,
@@ -263,7 +273,13 @@ export class KeyvConnectionStore implements ConnectionStore {
 
   private open(entity: string, integration: string, label: string | undefined, raw: string): Connection {
     const s = JSON.parse(raw) as StoredConnection;
-    const credentials = JSON.parse(decrypt(this.key, s.sealed, aad(entity, integration, label))) as Record<string, string>;
+    let credentials: Record<string, string>;
+    try {
+      credentials = JSON.parse(this.keyring.open(s.sealed, aad(entity, integration, label))) as Record<string, string>;
+    } catch (err) {
+      if (!(err instanceof UnreadableError)) throw err;
+      return this.unreadable(entity, integration, label, s, err);
+    }
     return Object.freeze({
       entity,
       integration,
@@ -277,6 +293,36 @@ export class KeyvConnectionStore implements ConnectionStore {
       scopes: s.scopes,
       created_at: s.created_at,
       updated_at: s.updated_at,
+    });
+  }
+
+  /**
+   * A connection whose credentials this keyring cannot open is shown, not thrown: one such
+   * record must not break the entity's listing, and the operator learns which key is missing.
+   */
+  private unreadable(entity: string, integration: string, label: string | undefined, s: StoredConnection, err: UnreadableError): Connection {
+    const k = connKey(entity, integration, label);
+    if (!this.reported.has(k)) {
+      this.reported.add(k);
+      this.opts.log?.warn(
+        { entity, integration, label, key_id: err.keyId, keyring: this.keyring.ids },
+        err.known ? 'store: a connection does not decrypt with the key it names (a different key under the same id?)' : 'store: a connection is sealed with a key that is not in the keyring; add it to CREDPROXY_SECRET_KEYS',
+      );
+    }
+    return Object.freeze({
+      entity,
+      integration,
+      ...(label === undefined ? {} : { label }),
+      scheme: s.scheme,
+      params: s.params,
+      status: 'failed',
+      reason: `the stored credentials are ${err.message} (keyring: ${this.keyring.ids.join(', ')}); an operator must add that key, or the user connect again`,
+      credentials: {},
+      expires_at: s.expires_at,
+      scopes: s.scopes,
+      created_at: s.created_at,
+      updated_at: s.updated_at,
+      unreadable: { key_id: err.keyId },
     });
   }
 }

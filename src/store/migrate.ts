@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { KeyvConnectionStore } from './keyv-store.js';
+import type { Keyring } from './keyring.js';
 import type { Backend } from './open.js';
 
 /** What credproxy copies: connections, label indexes, and kv records (entity token hashes, links, states, counts). */
@@ -43,7 +44,7 @@ export function parseConnKey(key: string): { entity: string; integration: string
 export async function migrateStore(
   from: Backend,
   to: Backend,
-  key: Buffer,
+  key: Buffer | Keyring,
   opts: { sample?: number; onProgress?: (copied: number) => void } = {},
 ): Promise<MigrateReport> {
   const sampleSize = opts.sample ?? 5;
@@ -79,6 +80,7 @@ export async function migrateStore(
       } catch (err) {
         throw new MigrateError(`the storage key does not open the source's connection ${k} (${(err as Error).message}): is CREDPROXY_SECRET_KEY the key this store was written with?`);
       }
+      if (conn?.unreadable) throw new MigrateError(`the storage key does not open the source's connection ${k} (${conn.reason}): is CREDPROXY_SECRET_KEY the key this store was written with?`);
       if (conn) sample.push({ key: k, credentials: conn.credentials });
     }
     batch.push(copyOne(k, kind));
@@ -98,7 +100,7 @@ export async function migrateStore(
   for (const s of sample) {
     const parts = parseConnKey(s.key)!;
     const got = await checker.get(parts.entity, parts.integration, { fresh: true, label: parts.label });
-    if (!got || !isDeepStrictEqual(got.credentials, s.credentials)) throw new MigrateError(`connection ${s.key} does not decrypt to the same credentials on the destination`);
+    if (!got || got.unreadable || !isDeepStrictEqual(got.credentials, s.credentials)) throw new MigrateError(`connection ${s.key} does not decrypt to the same credentials on the destination`);
   }
   return { copied, sampled: sample.length };
 }

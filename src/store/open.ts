@@ -3,6 +3,8 @@ import Keyv from 'keyv';
 import type { Logger } from 'pino';
 import type { Settings } from '../config/types.js';
 import { parseKey } from './crypto.js';
+import { checkKeyring } from './key-check.js';
+import { Keyring, keyringFromEnv } from './keyring.js';
 import { KeyvConnectionStore, type KeyvStoreOptions } from './keyv-store.js';
 import { isPostgresUrl, openPostgres } from './postgres.js';
 import { openRedis, redactUrl, type RedisTuning } from './redis.js';
@@ -35,7 +37,9 @@ export const isShared = (settings: Settings) => /^(rediss?|postgres(ql)?):/.test
  */
 export function requireSharedSecrets(settings: Settings, env: NodeJS.ProcessEnv): void {
   const missing = [];
-  if (!env.CREDPROXY_SECRET_KEY) missing.push('CREDPROXY_SECRET_KEY (the same 32-byte key on every instance: openssl rand -base64 32)');
+  if (!env.CREDPROXY_SECRET_KEY && !env.CREDPROXY_SECRET_KEYS && !env.CREDPROXY_SECRET_KEYS_FILE) {
+    missing.push('CREDPROXY_SECRET_KEY or CREDPROXY_SECRET_KEYS (the same storage keys on every instance: openssl rand -base64 32)');
+  }
   if (!settings.admin_token && !env.CREDPROXY_ADMIN_TOKEN) missing.push('CREDPROXY_ADMIN_TOKEN (or admin_token in credproxy.yaml; the same on every instance)');
   if (missing.length > 0) {
     throw new Error(`store ${redactUrl(settings.store)} is shared by several instances, so these must be set rather than generated: ${missing.join('; ')}`);
@@ -43,24 +47,26 @@ export function requireSharedSecrets(settings: Settings, env: NodeJS.ProcessEnv)
 }
 
 /**
- * The storage key: CREDPROXY_SECRET_KEY, else one generated once into the data folder.
+ * The storage keys: CREDPROXY_SECRET_KEYS / CREDPROXY_SECRET_KEYS_FILE / CREDPROXY_SECRET_KEY
+ * (src/store/keyring.ts), else one key generated once into the data folder (id `default`).
  * A key that does not parse is an error, never silently replaced: that would make every
  * stored credential unreadable.
  */
-export function storageKey(env: NodeJS.ProcessEnv, dataDir: string | undefined, log: Logger): Buffer {
-  const given = env.CREDPROXY_SECRET_KEY;
-  if (given !== undefined && given !== '') {
-    const key = parseKey(given);
-    if (!key) throw new Error('CREDPROXY_SECRET_KEY must be 32 bytes, as base64 or hex (openssl rand -base64 32)');
-    return key;
-  }
-  if (!dataDir) return parseKey(readOrCreateEphemeral())!;
+export function storageKeyring(env: NodeJS.ProcessEnv, dataDir: string | undefined, log: Logger): Keyring {
+  const given = keyringFromEnv(env);
+  if (given) return given;
+  if (!dataDir) return Keyring.single(parseKey(readOrCreateEphemeral())!);
   const path = join(dataDir, 'secret.key');
   const { value, created } = readOrCreateSecret(path);
   if (created) log.warn({ path }, 'CREDPROXY_SECRET_KEY is not set: generated a storage key; back it up, stored credentials cannot be read without it');
   const key = parseKey(value);
   if (!key) throw new Error(`${path} does not hold a 32-byte key`);
-  return key;
+  return Keyring.single(key);
+}
+
+/** The newest storage key alone (kept for callers that seal with one key). */
+export function storageKey(env: NodeJS.ProcessEnv, dataDir: string | undefined, log: Logger): Buffer {
+  return storageKeyring(env, dataDir, log).newest.key;
 }
 
 function readOrCreateEphemeral(): string {
@@ -70,9 +76,16 @@ function readOrCreateEphemeral(): string {
 export async function openStore(settings: Settings, env: NodeJS.ProcessEnv, log: Logger, redis: Partial<RedisTuning> = {}): Promise<OpenedStore> {
   if (isShared(settings)) requireSharedSecrets(settings, env);
   const dataDir = dataDirOf(settings);
-  const key = storageKey(env, dataDir, log);
-  const { keyv, options } = await openBackend(settings.store, settings.store_prefix, log, redis);
-  const store = new KeyvConnectionStore(keyv, key, options);
+  const keyring = storageKeyring(env, dataDir, log);
+  const backend = await openBackend(settings.store, settings.store_prefix, log, redis);
+  try {
+    await checkKeyring(backend, keyring, log);
+  } catch (err) {
+    await backend.options.invalidation?.close();
+    await backend.options.onClose?.();
+    throw err;
+  }
+  const store = new KeyvConnectionStore(backend.keyv, keyring, { ...backend.options, log });
   // Serving before the channel listens would cache entries that its start then throws away.
   // Bounded: a channel that cannot come up yet is retried in the background (served uncached).
   let timer: NodeJS.Timeout | undefined;

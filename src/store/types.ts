@@ -24,6 +24,12 @@ export interface Connection {
   scopes?: string[];
   created_at: number;
   updated_at: number;
+  /**
+   * Set when the stored credentials could not be opened (sealed with a key this instance's
+   * keyring lacks): the connection is then shown `failed` with the reason, credentials empty,
+   * and is never written back.
+   */
+  unreadable?: { key_id: string };
 }
 
 export interface GetOptions {

@@ -7,7 +7,8 @@ import { ADMIN, configDir, startProxy, startUpstream, viaProxy } from '../suppor
 
 /**
  * Credentials at rest: sealed in the embedded store, bound to their entity, and a record that
- * was tampered with, moved, or sealed under another key is refused (503) rather than used.
+ * was tampered with or moved is never used (424, shown failed with the reason), and a store
+ * opened with another key is refused at start rather than taken for an empty one.
  */
 const ALICE = 'alice-at-rest-token-5e1f';
 const BOB = 'bob-at-rest-token-77aa0';
@@ -44,8 +45,9 @@ t.test('the sqlite store holds no credential in clear, and a tampered record is 
   proxy = await startProxy(dir, { env });
   t.teardown(() => proxy.close());
   const moved = await viaProxy(proxy.port, `${up.origin}/x`, { headers: { 'X-Entity-Id': 'bob' } });
-  t.equal(moved.status, 503);
-  t.equal(moved.headers['x-credproxy-error'], 'store_unavailable');
+  t.equal(moved.status, 424);
+  t.equal(moved.headers['x-credproxy-error'], 'connection_missing');
+  t.match(moved.body.toString(), /sealed with key \\"default\\", but that key does not open them/);
   t.equal(up.seen.length, 0, "alice's credential was not sent for bob");
   const ok = await viaProxy(proxy.port, `${up.origin}/x`, { headers: { 'X-Entity-Id': 'alice' } });
   t.equal(ok.status, 200, "alice's own record still opens");
@@ -53,7 +55,7 @@ t.test('the sqlite store holds no credential in clear, and a tampered record is 
   t.notMatch(proxy.logs.text, ALICE);
 });
 
-t.test('a different storage key opens nothing, and a malformed key is refused at start', async (t) => {
+t.test('a different storage key is refused at start, as is a malformed key', async (t) => {
   const up = await startUpstream();
   t.teardown(() => up.close());
   const data = mkdtempSync(join(tmpdir(), 'credproxy-data-'));
@@ -61,11 +63,10 @@ t.test('a different storage key opens nothing, and a malformed key is refused at
   const first = await startProxy(dir, { env: { CREDPROXY_ADMIN_TOKEN: ADMIN, CREDPROXY_SECRET_KEY: Buffer.alloc(32, 1).toString('hex') } });
   await first.connect('alice', 'demo', { credentials: { token: ALICE } });
   await first.close();
-  const other = await startProxy(dir, { env: { CREDPROXY_ADMIN_TOKEN: ADMIN, CREDPROXY_SECRET_KEY: Buffer.alloc(32, 2).toString('base64') } });
-  t.teardown(() => other.close());
-  const r = await viaProxy(other.port, `${up.origin}/x`, { headers: { 'X-Entity-Id': 'alice' } });
-  t.equal(r.status, 503);
-  t.equal(r.headers['x-credproxy-error'], 'store_unavailable');
+  await t.rejects(
+    startProxy(dir, { env: { CREDPROXY_ADMIN_TOKEN: ADMIN, CREDPROXY_SECRET_KEY: Buffer.alloc(32, 2).toString('base64') } }),
+    /open none of 1 stored connections sampled.*Refusing to start/,
+  );
   t.equal(up.seen.length, 0);
   await t.rejects(startProxy(dir, { env: { CREDPROXY_ADMIN_TOKEN: ADMIN, CREDPROXY_SECRET_KEY: 'too-short' } }), /CREDPROXY_SECRET_KEY must be 32 bytes/);
 });
