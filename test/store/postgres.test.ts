@@ -205,7 +205,15 @@ t.test('lockedUpdate: a holder whose lock expired mid-work does not write over t
     },
   });
   // A's lock lives 200 ms; its work takes until B holds the lock (a stalled process).
-  const ra = lockedUpdate(a, 'fenced', 'demo', work('from-a', () => bHasLock), { ttlMs: 200, writeBack: new WriteBack(a, log) });
+  // B starts only once A holds the lock: started together, B could take it first and A would
+  // wait for a lock B keeps until A is done (the test would then time out, not test fencing).
+  let aStarted!: () => void;
+  const aHasLock = new Promise<void>((r) => (aStarted = r));
+  const ra = lockedUpdate(a, 'fenced', 'demo', work('from-a', async () => {
+    aStarted();
+    await bHasLock;
+  }), { ttlMs: 200, writeBack: new WriteBack(a, log) });
+  await aHasLock;
   const rb = lockedUpdate(b, 'fenced', 'demo', work('from-b', async () => {
     bStarted();
     await bMayWrite;
