@@ -112,9 +112,12 @@ export const OPERATIONS = {
     ok: [{ status: 200, description: 'the connect page', ...html }], errors: ['bad_request', 'not_found', 'store_unavailable', 'internal_error'],
   }),
   connectContinue: op({
-    operationId: 'connectContinue', method: 'POST', path: '/connect/{integration}', summary: "the connect page's button: uses the link up, then redirects to the provider", tag: 'connect', admin: false,
-    body: { type: { schema: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] }, check: (v) => v }, contentType: 'application/x-www-form-urlencoded' },
-    ok: [{ status: 302, description: "to the provider's authorize URL" }], errors: [...BODY, 'not_found', 'store_unavailable', 'internal_error'],
+    operationId: 'connectContinue', method: 'POST', path: '/connect/{integration}', summary: "the connect page's button (with the page's cookie): uses the link up and moves the browser on to the provider", tag: 'connect', admin: false,
+    body: {
+      type: { schema: { type: 'object', properties: { token: { type: 'string' }, csrf: { type: 'string' } }, required: ['token', 'csrf'] }, check: (v) => v },
+      contentType: 'application/x-www-form-urlencoded',
+    },
+    ok: [{ status: 200, description: "a page that moves the browser on to the provider's authorize URL", ...html }], errors: [...BODY, 'not_found', 'store_unavailable', 'internal_error'],
   }),
 } satisfies Record<string, Operation>;
 

@@ -32,7 +32,7 @@ export function proxyDispatcher(o: ProxyOptions, as: ActAs): Dispatcher {
   const agent = new ProxyAgent({
     uri: o.proxyUrl,
     token: `Basic ${Buffer.from(userinfo).toString('base64')}`,
-    ...(o.ca === undefined ? {} : { requestTls: { ca: [...rootCertificates, o.ca.toString()] } }),
+    ...(o.ca ? { requestTls: { ca: [...rootCertificates, o.ca.toString()] } } : {}),
   });
   const label = as.label;
   if (label === undefined) return agent;
