@@ -77,10 +77,25 @@ export function openApiDocument(): Record<string, unknown> {
   };
 }
 
-/** The hash of the document's shape: everything but `info`, so a changed shape shows whatever the version says. */
+/**
+ * The hash of the document's shape: everything but `info` and the prose (`summary`,
+ * `description`), so rewording a sentence needs no new version but any change a program
+ * could notice does.
+ */
 export function shapeHash(doc: Record<string, unknown>): string {
   const { info: _info, ...shape } = doc;
-  return createHash('sha256').update(JSON.stringify(shape)).digest('hex');
+  return createHash('sha256').update(JSON.stringify(withoutProse(shape, false))).digest('hex');
+}
+
+function withoutProse(v: unknown, isPropertyMap: boolean): unknown {
+  if (Array.isArray(v)) return v.map((x) => withoutProse(x, false));
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(
+    Object.entries(v)
+      // A schema's `properties` may name a field "description" (integrations have one): that is shape, not prose.
+      .filter(([k, x]) => isPropertyMap || !((k === 'description' || k === 'summary') && typeof x === 'string'))
+      .map(([k, x]) => [k, withoutProse(x, !isPropertyMap && k === 'properties')]),
+  );
 }
 
 export const openApiText = () => `${JSON.stringify(openApiDocument(), null, 2)}\n`;

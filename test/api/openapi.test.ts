@@ -147,3 +147,16 @@ t.test('what a real server answers is documented', async (t) => {
     }
   }
 });
+
+t.test('the shape hash ignores prose but not a field named "description"', async (t) => {
+  const base = { openapi: '3.1.0', info: { version: '1' }, paths: { '/x': { get: { summary: 'a', responses: { 200: { description: 'ok', content: { 'application/json': { schema: { type: 'object', properties: { description: { type: 'string' } } } } } } } } } } };
+  const reworded = structuredClone(base);
+  reworded.paths['/x'].get.summary = 'b';
+  reworded.paths['/x'].get.responses[200].description = 'fine';
+  t.equal(shapeHash(reworded), shapeHash(base), 'summary and description text');
+  const renamed = structuredClone(base) as unknown as { paths: { '/x': { get: { responses: Record<number, { content: Record<string, { schema: { properties: Record<string, unknown> } }> }> } } } };
+  const props = renamed.paths['/x'].get.responses[200]!.content['application/json']!.schema.properties;
+  delete props.description;
+  props.title = { type: 'string' };
+  t.not(shapeHash(renamed), shapeHash(base), 'a renamed field');
+});
