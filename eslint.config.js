@@ -15,10 +15,10 @@ export default tseslint.config(
   {
     // One way out (issue 15 #1): every connection credproxy opens goes through
     // src/proxy/egress.ts (egressAgent, dialTcp), which resolves, checks the egress policy and
-    // dials the checked address. Nothing else in src/ may dial by itself. The CLI talks only
-    // to credproxy and is exempt.
+    // dials the checked address. Nothing else in src/ may dial by itself. The CLI and the
+    // client (src/client/, run inside applications) talk only to credproxy and are exempt.
     files: ['src/**/*.ts'],
-    ignores: ['src/proxy/egress.ts', 'src/cli.ts', 'src/cli/**'],
+    ignores: ['src/proxy/egress.ts', 'src/cli.ts', 'src/cli/**', 'src/client/**'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',

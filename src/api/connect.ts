@@ -8,6 +8,7 @@ import { checkEntityId } from '../proxy/identify.js';
 import type { Runtime } from '../runtime.js';
 import { acceptParams, labelOf } from './connections.js';
 import { readJson, sendJson } from './http.js';
+import { ConnectLinkBody } from './shapes.js';
 
 /** `redirect_to` must fall under an entry of `connect.allowed_redirects` (same origin, path below): no open redirect. */
 export function allowedRedirect(target: unknown, allowed: readonly string[]): string | undefined {
@@ -43,9 +44,7 @@ export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: 
   const integration = rt.current.config.integrations.get(name);
   const config = oauth2ConfigOf(integration, name);
   const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
-  const { redirect_to, params, scopes, ...rest } = body;
-  const extra = Object.keys(rest);
-  if (extra.length > 0) throw new CredproxyError('bad_request', `unknown key ${extra.join(', ')}; expected redirect_to, params, scopes`);
+  const { redirect_to, params, scopes } = ConnectLinkBody.check(body, '');
   const asked = scopes === undefined ? undefined : requestedScopes(config, scopes);
   const redirect = allowedRedirect(redirect_to, rt.current.config.settings.connect.allowed_redirects);
   const accepted = acceptParams(integration!, params);

@@ -10,6 +10,7 @@ import type { Runtime } from '../runtime.js';
 import { checkLabel, labelled } from '../store/label.js';
 import type { Connection } from '../store/types.js';
 import { readJson, sendJson } from './http.js';
+import { PutConnectionBody } from './shapes.js';
 import { verifyConnection, type Verification } from './verify.js';
 import { connectionView } from './views.js';
 
@@ -98,19 +99,14 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
   const label = labelOf(req);
   const integration = integrationOf(rt, name);
   const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
-  const { scheme: schemeName, params, credentials, ...rest } = body;
-  const extra = Object.keys(rest);
-  if (extra.length > 0) throw new CredproxyError('bad_request', `unknown key ${extra.join(', ')}; expected scheme, params, credentials`);
-  if (schemeName !== undefined && typeof schemeName !== 'string') throw new CredproxyError('bad_request', 'scheme must be a string');
+  // The documented shape first (api/shapes.ts, the same one the OpenAPI document shows), then what the integration asks.
+  const { scheme: schemeName, params, credentials } = PutConnectionBody.check(body, '');
   const resolved = schemeName === undefined ? integration.schemes[0] : integration.schemes.find((s) => s.scheme.type === schemeName);
   if (!resolved) {
     throw new CredproxyError('bad_request', `integration "${name}" has no scheme "${schemeName}"; it offers ${integration.schemes.map((s) => s.scheme.type).join(', ')}`);
   }
-  if (credentials === null || typeof credentials !== 'object' || Array.isArray(credentials)) {
-    throw new CredproxyError('bad_request', 'credentials must be an object');
-  }
   const now = Date.now();
-  const accepted = resolved.scheme.accept(credentials as Record<string, unknown>, now);
+  const accepted = resolved.scheme.accept(credentials, now);
   const acceptedParams = acceptParams(integration, params);
   await resolved.scheme.verify?.(accepted);
   const existing = await storeCall('connection.get', () => rt.store.get(entity, name, { label }));

@@ -12,6 +12,8 @@ import { createEntityToken, deleteEntityToken } from './tokens.js';
 import { getAudit } from './audit.js';
 import { clusterMetrics, workerId } from '../cluster.js';
 import { guardBody } from '../proxy/body-guard.js';
+import { OPERATIONS as OP, type Operation } from './operations.js';
+import { openApiDocument } from './openapi.js';
 
 type Handler = (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void> | void;
 interface Route {
@@ -19,14 +21,18 @@ interface Route {
   pattern: RegExp;
   admin: boolean;
   handler: Handler;
+  /** what the route answers, for the OpenAPI document and the client (api/operations.ts) */
+  op: Operation;
 }
 
 const SEG = '([^/]+)';
-const routes: Route[] = [
+/** Exported for test/api/openapi.test.ts, which walks it against the document. */
+export const routes: Route[] = [
   {
     method: 'GET',
     pattern: /^\/healthz$/,
     admin: false,
+    op: OP.health,
     // Under --workers, which worker answered: how an operator (and the tests) see the load spread.
     handler: (_rt, _q, res) => sendJson(res, 200, workerId() === undefined ? { status: 'ok' } : { status: 'ok', worker: workerId() }),
   },
@@ -34,6 +40,7 @@ const routes: Route[] = [
     method: 'GET',
     pattern: /^\/readyz$/,
     admin: false,
+    op: OP.ready,
     handler: async (rt, _q, res) => {
       await storeCall('ping', () => rt.store.ping());
       sendJson(res, 200, { status: 'ready', integrations: rt.current.config.integrations.size });
@@ -43,6 +50,7 @@ const routes: Route[] = [
     method: 'GET',
     pattern: /^\/metrics$/,
     admin: false,
+    op: OP.metrics,
     handler: async (rt, _q, res) => {
       // Under --workers, every worker's counts summed by the primary, whichever worker took the scrape.
       const text = workerId() === undefined ? await rt.metrics.registry.metrics() : await clusterMetrics();
@@ -53,31 +61,34 @@ const routes: Route[] = [
     method: 'GET',
     pattern: /^\/api\/integrations$/,
     admin: true,
+    op: OP.listIntegrations,
     handler: (rt, _q, res) => sendJson(res, 200, { integrations: [...rt.current.config.integrations.values()].map(integrationView) }),
   },
   {
     method: 'GET',
     pattern: new RegExp(`^/api/integrations/${SEG}$`),
     admin: true,
+    op: OP.getIntegration,
     handler: (rt, _q, res, [name]) => {
       const i = rt.current.config.integrations.get(name!);
       if (!i) throw new CredproxyError('not_found', `no integration named "${name}"`);
       sendJson(res, 200, integrationView(i));
     },
   },
-  { method: 'GET', pattern: new RegExp(`^/api/entities/${SEG}/connections$`), admin: true, handler: (rt, _q, res, [e]) => listConnections(rt, res, e!) },
-  { method: 'GET', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, handler: (rt, req, res, [e, i]) => getConnection(rt, req, res, e!, i!) },
-  { method: 'PUT', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, handler: (rt, req, res, [e, i]) => putConnection(rt, req, res, e!, i!) },
-  { method: 'DELETE', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, handler: (rt, req, res, [e, i]) => deleteConnection(rt, req, res, e!, i!) },
-  { method: 'POST', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}/connect$`), admin: true, handler: (rt, req, res, [e, i]) => createConnectLink(rt, req, res, e!, i!) },
-  { method: 'POST', pattern: new RegExp(`^/api/entities/${SEG}/tokens$`), admin: true, handler: (rt, req, res, [e]) => createEntityToken(rt, req, res, e!) },
-  { method: 'DELETE', pattern: new RegExp(`^/api/tokens/${SEG}$`), admin: true, handler: (rt, _q, res, [id]) => deleteEntityToken(rt, res, id!) },
-  { method: 'GET', pattern: /^\/api\/audit$/, admin: true, handler: getAudit },
+  { method: 'GET', pattern: new RegExp(`^/api/entities/${SEG}/connections$`), admin: true, op: OP.listConnections, handler: (rt, _q, res, [e]) => listConnections(rt, res, e!) },
+  { method: 'GET', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, op: OP.getConnection, handler: (rt, req, res, [e, i]) => getConnection(rt, req, res, e!, i!) },
+  { method: 'PUT', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, op: OP.putConnection, handler: (rt, req, res, [e, i]) => putConnection(rt, req, res, e!, i!) },
+  { method: 'DELETE', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}$`), admin: true, op: OP.deleteConnection, handler: (rt, req, res, [e, i]) => deleteConnection(rt, req, res, e!, i!) },
+  { method: 'POST', pattern: new RegExp(`^/api/entities/${SEG}/connections/${SEG}/connect$`), admin: true, op: OP.createConnectLink, handler: (rt, req, res, [e, i]) => createConnectLink(rt, req, res, e!, i!) },
+  { method: 'POST', pattern: new RegExp(`^/api/entities/${SEG}/tokens$`), admin: true, op: OP.createEntityToken, handler: (rt, req, res, [e]) => createEntityToken(rt, req, res, e!) },
+  { method: 'DELETE', pattern: new RegExp(`^/api/tokens/${SEG}$`), admin: true, op: OP.revokeEntityToken, handler: (rt, _q, res, [id]) => deleteEntityToken(rt, res, id!) },
+  { method: 'GET', pattern: /^\/api\/openapi\.json$/, admin: true, op: OP.getOpenApi, handler: (_rt, _q, res) => sendJson(res, 200, openApiDocument()) },
+  { method: 'GET', pattern: /^\/api\/audit$/, admin: true, op: OP.queryAudit, handler: getAudit },
   // The callback before /connect/{integration}, which would otherwise take it.
-  { method: 'GET', pattern: /^\/connect\/callback$/, admin: false, handler: finishFlow },
-  { method: 'GET', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, handler: startFlow },
+  { method: 'GET', pattern: /^\/connect\/callback$/, admin: false, op: OP.connectCallback, handler: finishFlow },
+  { method: 'GET', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, op: OP.connectPage, handler: startFlow },
   // The connect page's button: the link is used up here, never by the GET.
-  { method: 'POST', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, handler: continueFlow },
+  { method: 'POST', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, op: OP.connectContinue, handler: continueFlow },
 ];
 
 /** credproxy's own API: origin-form requests (`GET /healthz`). */

@@ -3,30 +3,22 @@ import { CredproxyError } from '../errors.js';
 import { checkEntityId } from '../proxy/identify.js';
 import { checkLabel } from '../store/label.js';
 import type { Runtime } from '../runtime.js';
-import { DEFAULT_TTL_S, issueToken, MAX_TTL_S, revokeToken } from '../tokens/entity-tokens.js';
+import { issueToken, revokeToken } from '../tokens/entity-tokens.js';
 import { readJson, sendJson } from './http.js';
+import { EntityTokenBody } from './shapes.js';
 
 /** POST /api/entities/{entity}/tokens: body `{"integrations"?: [names], "ttl"?: seconds, "label"?: label}`. */
 export async function createEntityToken(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string): Promise<void> {
   checkEntityId(entity, 'the entity in the path');
   const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
-  const { integrations, ttl, label, ...rest } = body;
-  const extra = Object.keys(rest);
-  if (extra.length > 0) throw new CredproxyError('bad_request', `unknown key ${extra.join(', ')}; expected integrations, ttl, label`);
+  const { integrations, ttl, label } = EntityTokenBody.check(body, '');
   // A client that cannot set headers cannot send X-Connection-Label either: the token carries the label.
-  if (label !== undefined && typeof label !== 'string') throw new CredproxyError('bad_request', 'label must be a string');
   if (label !== undefined) checkLabel(label, 'label');
   let names: string[] | undefined;
   if (integrations !== undefined) {
-    if (!Array.isArray(integrations) || integrations.length === 0 || !integrations.every((n) => typeof n === 'string')) {
-      throw new CredproxyError('bad_request', 'integrations must be a non-empty list of integration names');
-    }
     const unknown = integrations.filter((n) => !rt.current.config.integrations.has(n));
     if (unknown.length > 0) throw new CredproxyError('bad_request', `no integration named ${unknown.map((n) => `"${n}"`).join(', ')}`);
     names = [...new Set(integrations)];
-  }
-  if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_S)) {
-    throw new CredproxyError('bad_request', `ttl must be a whole number of seconds from 1 to ${MAX_TTL_S} (default ${DEFAULT_TTL_S})`);
   }
   const issued = await issueToken(rt.store.kv, entity, { integrations: names, ttlSeconds: ttl, label });
   rt.log.info({ entity, token_id: issued.id, integrations: names, label }, 'entity token issued');

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { AdminClient, ApiError, UnreachableError } from './client.js';
+import type { Connection, Integration, StoredConnection } from '../client/index.js';
+import { ApiError, cliClient, UnreachableError, type CredproxyClient } from './client.js';
 import { COMMAND_HELP, MAIN_HELP } from './help.js';
 import { cell, keyValues, table } from './table.js';
 
@@ -27,11 +28,13 @@ export function exitCodeFor(err: unknown, io: CliIO, command: string, usageHint 
     return EXIT.usage;
   }
   if (err instanceof UnreachableError) {
-    io.stderr(`credproxy: ${err.message}\n`);
+    io.stderr(`credproxy: ${err.message}; is it running? (--url)\n`);
     return EXIT.unreachable;
   }
   if (err instanceof ApiError) {
-    io.stderr(`credproxy: ${err.code} (${err.status}): ${err.message}\n`);
+    // The client asks whether the URL is a credproxy; on the command line, the URL is --url.
+    const message = err.code === 'unexpected_answer' ? err.message.replace('is it a credproxy?', 'is --url a credproxy?') : err.message;
+    io.stderr(`credproxy: ${err.code} (${err.status}): ${message}\n`);
     return EXIT.api;
   }
   throw err;
@@ -51,7 +54,7 @@ type Values = {
 };
 
 interface Ctx {
-  client: AdminClient;
+  client: CredproxyClient;
   values: Values;
   args: string[];
   io: CliIO;
@@ -65,15 +68,12 @@ interface Command {
   run(ctx: Ctx): Promise<void>;
 }
 
-const enc = encodeURIComponent;
-/** A connection's admin path; `--label` addresses a labelled connection, as `?label=` does in the API. */
-const connPath = (ctx: Ctx, suffix = '') =>
-  `/api/entities/${enc(ctx.args[0]!)}/connections/${enc(ctx.args[1]!)}${suffix}${ctx.values.label === undefined ? '' : `?label=${enc(ctx.values.label)}`}`;
+/** `--label` addresses a labelled connection, as `?label=` does in the API. */
+const ref = (ctx: Ctx) => (ctx.values.label === undefined ? {} : { label: ctx.values.label });
 /** `"alice" to "github"`, or `"alice" to "github" (label "work")`. */
 const which = (ctx: Ctx) => `"${ctx.args[0]}" to "${ctx.args[1]}"${ctx.values.label === undefined ? '' : ` (label "${ctx.values.label}")`}`;
 
-type ConnectionView = Record<string, unknown> & { entity: string; integration: string };
-type IntegrationView = Record<string, unknown> & { name: string; schemes: Array<{ type: string; needs_connection: boolean; fields: Array<Record<string, unknown>> }> };
+type ConnectionView = Connection | StoredConnection;
 
 function out(ctx: Ctx, body: unknown, text: () => string): void {
   ctx.io.stdout(ctx.values.json ? `${JSON.stringify(body, null, 2)}\n` : text());
@@ -90,7 +90,7 @@ interface VerifyView {
 const verifyLine = (v: VerifyView | null | undefined) => (v ? `${v.method} ${v.host}${v.path} → ${v.expect ? v.expect.join(',') : '2xx'}` : '-');
 
 function connectionDetails(c: ConnectionView): string {
-  const v = c.verification as { ok: boolean; message: string } | undefined;
+  const v = 'verification' in c ? c.verification : undefined;
   return keyValues([
     ['entity', cell(c.entity)],
     ['integration', cell(c.integration)],
@@ -144,8 +144,8 @@ const COMMANDS: Record<string, Record<string, Command>> = {
       args: ['ENTITY'],
       options: [],
       async run(ctx) {
-        const { body } = await ctx.client.call('GET', `/api/entities/${enc(ctx.args[0]!)}/connections`);
-        const list = (body as { connections: ConnectionView[] }).connections;
+        const list = await ctx.client.connections.list(ctx.args[0]!);
+        const body = { entity: ctx.args[0]!, connections: list };
         out(ctx, body, () =>
           list.length === 0
             ? `entity "${ctx.args[0]}" has no connections\n`
@@ -157,8 +157,8 @@ const COMMANDS: Record<string, Record<string, Command>> = {
       args: ['ENTITY', 'INTEGRATION'],
       options: ['label'],
       async run(ctx) {
-        const { body } = await ctx.client.call('GET', connPath(ctx));
-        out(ctx, body, () => connectionDetails(body as ConnectionView));
+        const body = await ctx.client.connections.get(ctx.args[0]!, ctx.args[1]!, ref(ctx));
+        out(ctx, body, () => connectionDetails(body));
       },
     },
     set: {
@@ -185,15 +185,15 @@ const COMMANDS: Record<string, Record<string, Command>> = {
           ...(Object.keys(params).length > 0 ? { params } : {}),
           credentials,
         };
-        const { body } = await ctx.client.call('PUT', connPath(ctx), request);
-        out(ctx, body, () => connectionDetails(body as ConnectionView));
+        const body = await ctx.client.connections.put(ctx.args[0]!, ctx.args[1]!, request, ref(ctx));
+        out(ctx, body, () => connectionDetails(body));
       },
     },
     delete: {
       args: ['ENTITY', 'INTEGRATION'],
       options: ['label'],
       async run(ctx) {
-        await ctx.client.call('DELETE', connPath(ctx));
+        await ctx.client.connections.delete(ctx.args[0]!, ctx.args[1]!, ref(ctx));
         const label = ctx.values.label === undefined ? {} : { label: ctx.values.label };
         out(ctx, { deleted: true, entity: ctx.args[0], integration: ctx.args[1], ...label }, () => `deleted the connection of ${which(ctx)}\n`);
       },
@@ -207,16 +207,15 @@ const COMMANDS: Record<string, Record<string, Command>> = {
           ...(ctx.values['redirect-to'] ? { redirect_to: ctx.values['redirect-to'] } : {}),
           ...(Object.keys(params).length > 0 ? { params } : {}),
         };
-        let answer;
+        let body;
         try {
-          answer = await ctx.client.call('POST', connPath(ctx, '/connect'), request);
+          body = await ctx.client.connections.connectLink(ctx.args[0]!, ctx.args[1]!, request, ref(ctx));
         } catch (err) {
           if (err instanceof ApiError && err.status === 404 && /no such endpoint/.test(err.message)) {
-            throw new ApiError(404, err.code, `${err.message}: the proxy at ${ctx.client.baseUrl} does not offer connect links (the OAuth connect flow); upgrade it`);
+            throw new ApiError(404, err.code, `${err.message}: the proxy at ${ctx.client.url} does not offer connect links (the OAuth connect flow); upgrade it`);
           }
           throw err;
         }
-        const body = answer.body as { connect_url: string; expires_at: string };
         out(ctx, body, () => `${body.connect_url}\n(single use, valid until ${body.expires_at}; open it as the user to connect "${ctx.args[1]}")\n`);
       },
     },
@@ -226,14 +225,14 @@ const COMMANDS: Record<string, Record<string, Command>> = {
       args: [],
       options: [],
       async run(ctx) {
-        const { body } = await ctx.client.call('GET', '/api/integrations');
-        const list = (body as { integrations: IntegrationView[] }).integrations;
+        const list = await ctx.client.integrations.list();
+        const body = { integrations: list };
         out(ctx, body, () =>
           list.length === 0
             ? 'no integrations are configured\n'
             : table(
                 ['NAME', 'HOSTS', 'SCHEMES', 'PARAMS'],
-                list.map((i) => [i.name, cell(i.hosts), i.schemes.map((s) => s.type).join(','), cell((i.params as Array<{ name: string }>).map((p) => p.name))]),
+                list.map((i) => [i.name, cell(i.hosts), i.schemes.map((s) => s.type).join(','), cell(i.params.map((p) => p.name))]),
               ),
         );
       },
@@ -242,8 +241,8 @@ const COMMANDS: Record<string, Record<string, Command>> = {
       args: ['NAME'],
       options: [],
       async run(ctx) {
-        const { body } = await ctx.client.call('GET', `/api/integrations/${enc(ctx.args[0]!)}`);
-        const i = body as IntegrationView;
+        const i: Integration = await ctx.client.integrations.get(ctx.args[0]!);
+        const body = i;
         out(ctx, body, () => {
           const head = keyValues([
             ['name', i.name],
@@ -251,12 +250,12 @@ const COMMANDS: Record<string, Record<string, Command>> = {
             ['hosts', cell(i.hosts)],
             ['paths', cell(i.paths)],
             ['upstream', cell(i.upstream)],
-            ['params', cell((i.params as Array<{ name: string }>).map((p) => p.name))],
-            ['verify', verifyLine(i.verify as VerifyView | null | undefined)],
+            ['params', cell(i.params.map((p) => p.name))],
+            ['verify', verifyLine(i.verify)],
           ]);
           const params = table(
             ['PARAM', 'PATTERN', 'DEFAULT', 'DESCRIPTION'],
-            (i.params as Array<Record<string, unknown>>).map((p) => [cell(p.name), cell(p.pattern), cell(p.default), cell(p.description)]),
+            i.params.map((p) => [cell(p.name), cell(p.pattern), cell(p.default), cell(p.description)]),
           );
           const schemes = i.schemes
             .map((s) => {
@@ -342,7 +341,7 @@ export async function runAdminCommand(argv: string[], io: CliIO): Promise<number
     io.stderr(`credproxy ${group}: unknown subcommand "${sub}"; expected ${Object.keys(COMMANDS[group!]!).join(', ')}\n\n${help}`);
     return EXIT.usage;
   }
-  let client: AdminClient | undefined;
+  let client: CredproxyClient | undefined;
   try {
     if (args.length !== command.args.length) {
       throw new UsageError(`expected ${command.args.length === 0 ? 'no arguments' : command.args.join(' ')}, got ${args.length === 0 ? 'none' : args.map((a) => `"${a}"`).join(' ')}`);
@@ -352,7 +351,7 @@ export async function runAdminCommand(argv: string[], io: CliIO): Promise<number
     if (stray.length > 0) throw new UsageError(`${stray.map((k) => `--${k}`).join(', ')} does not apply here`);
     const url = values.url ?? io.env.CREDPROXY_URL ?? 'http://127.0.0.1:8080';
     if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`--url "${url}" is not an http(s) URL`);
-    client = new AdminClient(url, adminToken(values, io.env));
+    client = cliClient(url, adminToken(values, io.env));
     await command.run({ client, values, args, io });
     return EXIT.ok;
   } catch (err) {

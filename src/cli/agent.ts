@@ -8,7 +8,7 @@ import { loadOrCreateCa } from '../tls/ca.js';
 import { adminToken, EXIT, exitCodeFor, UsageError, type CliIO } from './admin.js';
 import { readAgentConfig } from './agent-config.js';
 import { agentVariables, childEnvironment, SHELLS, writeBundle } from './agent-env.js';
-import { AdminClient } from './client.js';
+import { cliClient, type CredproxyClient } from './client.js';
 import { COMMAND_HELP } from './help.js';
 
 const OPTIONS = {
@@ -37,7 +37,7 @@ interface Prepared {
   envRefs: string[];
   /** the token issued for this environment, if any */
   issued?: { id: string; expires_at: string };
-  client?: AdminClient;
+  client?: CredproxyClient;
 }
 
 /**
@@ -70,11 +70,10 @@ async function prepare(values: Record<string, string | boolean | undefined>, io:
   }
   let token: string | undefined;
   let issued: Prepared['issued'];
-  let client: AdminClient | undefined;
+  let client: CredproxyClient | undefined;
   if (values.token || placeholders.length > 0) {
-    client = new AdminClient(url, adminToken(values as { 'token-file'?: string }, io.env));
-    const { body } = await client.call('POST', `/api/entities/${encodeURIComponent(entity)}/tokens`, { ...(ttl === undefined ? {} : { ttl }), ...(label === undefined ? {} : { label }) });
-    const b = body as { id: string; token: string; expires_at: string };
+    client = cliClient(url, adminToken(values as { 'token-file'?: string }, io.env));
+    const b = await client.tokens.issue(entity, { ...(ttl === undefined ? {} : { ttl }), ...(label === undefined ? {} : { label }) });
     token = b.token;
     issued = { id: b.id, expires_at: b.expires_at };
   }
@@ -125,7 +124,7 @@ export async function runAgentCommand(argv: string[], io: CliIO): Promise<number
     }
     const code = await runChild(positionals, { ...childEnvironment(io.env, prepared.envRefs), ...Object.fromEntries(prepared.vars) });
     // The token was for this run only.
-    if (prepared.issued && prepared.client) await prepared.client.call('DELETE', `/api/tokens/${encodeURIComponent(prepared.issued.id)}`).catch(() => undefined);
+    if (prepared.issued && prepared.client) await prepared.client.tokens.revoke(prepared.issued.id).catch(() => undefined);
     return code;
   } catch (err) {
     if (err instanceof ConfigError) {

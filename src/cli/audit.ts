@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { AuditEntry } from '../audit/audit-log.js';
 import { adminToken, EXIT, exitCodeFor, UsageError, type CliIO } from './admin.js';
-import { AdminClient } from './client.js';
+import { cliClient, type CredproxyClient } from './client.js';
 import { COMMAND_HELP } from './help.js';
 import { cell, table } from './table.js';
 
@@ -38,20 +38,15 @@ export async function runAuditCommand(argv: string[], io: CliIO, opts: { pollMs?
     io.stdout(help);
     return EXIT.ok;
   }
-  let client: AdminClient | undefined;
+  let client: CredproxyClient | undefined;
   try {
     const url = values.url ?? io.env.CREDPROXY_URL ?? 'http://127.0.0.1:8080';
     if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`--url "${url}" is not an http(s) URL`);
-    client = new AdminClient(url, adminToken(values, io.env));
-    const query = (since: string | undefined) => {
-      const q = new URLSearchParams();
-      if (values.entity) q.set('entity', values.entity);
-      if (values.integration) q.set('integration', values.integration);
-      if (since) q.set('since', since);
-      q.set('limit', values.limit ?? '100');
-      return `/api/audit?${q}`;
-    };
-    const fetchEntries = async (since: string | undefined) => ((await client!.call('GET', query(since))).body as { entries: AuditEntry[] }).entries;
+    client = cliClient(url, adminToken(values, io.env));
+    // A bad limit (NaN too) is the server's 400, which says what it accepts.
+    const limit = values.limit ?? '100';
+    const fetchEntries = (since: string | undefined): Promise<AuditEntry[]> =>
+      client!.audit.query({ entity: values.entity || undefined, integration: values.integration || undefined, since: since || undefined, limit: Number(limit) });
     let entries = await fetchEntries(values.since);
     const print = (list: AuditEntry[], head: boolean) => {
       if (values.json) io.stdout(list.map((e) => `${JSON.stringify(e)}\n`).join(''));
