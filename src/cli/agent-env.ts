@@ -58,8 +58,6 @@ export interface AgentEnvInput {
   wgetrc?: string;
   /** `<ca_dir>/bundle.p12`, the bundle as a Java trust store */
   trustStore?: string;
-  /** an integration's host is a loopback address (Java then bypasses the proxy for any "localhost" entry) */
-  loopbackIntegration?: boolean;
   /** the caller's JAVA_TOOL_OPTIONS, kept ahead of ours */
   javaToolOptions?: string;
   /** variable names from integrations' `placeholder_env` */
@@ -134,8 +132,7 @@ function javaOptions(input: AgentEnvInput, proxy: URL): string {
   const nonProxy = input.noProxy
     .split(',')
     .map((e) => e.trim().replace(/^\./, '*.'))
-    // Java sends a loopback IP direct when "localhost" is listed, whatever the IP entries say.
-    .filter((e) => e !== '' && !(input.loopbackIntegration && /^(localhost|::1|\[::1\])$/i.test(e)))
+    .filter((e) => e !== '')
     .join('|');
   const props = [
     `-Dhttp.proxyHost=${proxy.hostname}`,

@@ -9,7 +9,7 @@ import { adminToken, EXIT, exitCodeFor, UsageError, type CliIO } from './admin.j
 import { readAgentConfig } from './agent-config.js';
 import { agentVariables, childEnvironment, SHELLS } from './agent-env.js';
 import { writeClientFiles } from './client-files.js';
-import { integrationHostnames, noProxyWithout } from './no-proxy.js';
+import { noProxyWithout } from './no-proxy.js';
 import { startRelay, type Relay } from './relay.js';
 import { AdminClient } from './client.js';
 import { COMMAND_HELP } from './help.js';
@@ -108,7 +108,6 @@ async function prepare(command: string, values: Record<string, string | boolean 
     placeholders,
     nodeOptions: io.env.NODE_OPTIONS,
     javaToolOptions: io.env.JAVA_TOOL_OPTIONS,
-    loopbackIntegration: integrationHostnames(config.hosts).some((h) => /^127\.|^::1$|^localhost$/.test(h)),
   });
 }
 

@@ -17,6 +17,9 @@ export function integrationHostnames(hosts: readonly string[]): string[] {
   });
 }
 
+/** localhost, 127.x, ::1 (and their CIDR forms): one machine, whichever name an entry uses. */
+const isLoopback = (h: string): boolean => /^(localhost|.+\.localhost|127(\.\d{1,3}){3}|::1|127(\.\d{1,3}){0,3}\/\d+|::1\/128)$/.test(h);
+
 /** Does the NO_PROXY entry send `host` (maybe `*.suffix`) around the proxy, as curl, Python and undici read it? */
 function covers(entry: string, host: string): boolean {
   let e = entry.trim().toLowerCase();
@@ -25,6 +28,8 @@ function covers(entry: string, host: string): boolean {
   else if (e.indexOf(':') === e.lastIndexOf(':')) e = e.replace(/:\d+$/, '');
   e = e.replace(/^\*?\./, '');
   if (e === '') return false;
+  // Java and axios send every loopback target direct when any loopback name is listed.
+  if (isLoopback(host) && isLoopback(e)) return true;
   if (host.startsWith('*.')) {
     const suffix = host.slice(2);
     // `.x.com` or `x.com` covers every subdomain; `a.x.com` covers one of them.
