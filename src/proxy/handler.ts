@@ -113,7 +113,11 @@ export async function prepareRequest(
   if (route) {
     info.integration = route.integration.name;
     if (!entity) {
-      throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${info.integration}": name the entity with the ${settings.entity_header} header`);
+      // Inside a tunnel the client often cannot add headers (git, SDKs): name what it can do instead.
+      const how = tunnel
+        ? `name the entity with the ${settings.entity_header} header, or as the proxy user on the CONNECT (HTTPS_PROXY=http://ENTITY:KEY@proxy; git sends it only with http.proxyAuthMethod=basic), or start the client with credproxy run --entity ENTITY, whose relay names it`
+        : `name the entity with the ${settings.entity_header} header, or as the proxy user (HTTP_PROXY=http://ENTITY:KEY@proxy)`;
+      throw new CredproxyError('entity_required', `${target.hostname} belongs to integration "${info.integration}": ${how}`);
     }
     label = labelWithToken(connectionLabel(identity), tokenUse);
     info.label = label;

@@ -93,6 +93,15 @@ t.test('curl: -x with the entity as proxy user, over http:// and https:// (CONNE
   const error = await run('curl', ['-sS', '-x', `http://127.0.0.1:${proxy.port}`, '-D', '-', `http://127.0.0.1:${plain.port}/v1/anonymous`]);
   t.match(error.stdout, /^HTTP\/1\.1 400/);
   t.match(error.stdout, /x-credproxy-error: entity_required/i, 'the documented error, readable by a script');
+  t.match(error.stdout, /HTTP_PROXY=http:\/\/ENTITY:KEY@proxy/, 'it names the proxy-user form');
+
+  // Inside a tunnel (git's case: its CONNECT carries no proxy user), the answer names what such a client can do.
+  const tunnelled = await run('curl', ['-sS', '-x', `http://127.0.0.1:${proxy.port}`, '--cacert', caFile, `https://127.0.0.1:${secure.port}/v1/anonymous`]);
+  const message = (JSON.parse(tunnelled.stdout) as { error: { code: string; message: string } }).error;
+  t.equal(message.code, 'entity_required');
+  t.match(message.message, /HTTPS_PROXY=http:\/\/ENTITY:KEY@proxy/);
+  t.match(message.message, /http\.proxyAuthMethod=basic/);
+  t.match(message.message, /credproxy run --entity ENTITY/);
 });
 
 const PY = `
