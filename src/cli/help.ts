@@ -79,7 +79,8 @@ export const COMMAND_HELP: Record<string, string> = {
   audit: `Usage: credproxy audit [--entity E] [--integration I] [--since TIME] [--limit N] [--follow] [--json]
 
 The audit log of a running proxy: one line per request to an integration host (time, entity,
-integration, method, host, path without query, status, bytes in/out, ms, client, refreshed/replayed).
+integration, connection label, method, host, path without query, status, bytes in/out, ms, client,
+refreshed/replayed).
 --since takes an ISO 8601 time; --limit the latest N (default 100, at most 1000);
 --follow keeps printing new entries until interrupted.
 
