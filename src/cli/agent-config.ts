@@ -16,6 +16,8 @@ export interface AgentConfig {
   /** absolute: a relative `tls.ca_dir` is resolved against the config folder */
   caDir: string;
   placeholders: string[];
+  /** where an embedded store keeps the generated admin token (`<data>/admin.token`), absolute */
+  dataDir?: string;
   /** every integration's `hosts` entries, as written */
   hosts: string[];
   /** every `${VAR}` named in a value of credproxy.yaml or an integration file */
@@ -56,10 +58,12 @@ export function readAgentConfig(dir: string, env: NodeJS.ProcessEnv): AgentConfi
   const refs = new Set<string>();
   let intercept = true;
   let caDir = './data/ca';
+  let store: unknown = 'sqlite:./data/credproxy.db';
   const settingsFile = ['credproxy.yaml', 'credproxy.yml'].map((f) => join(dir, f)).find((f) => existsSync(f));
   if (settingsFile) {
     const raw = parse(settingsFile, problems);
     collectRefs(raw, refs);
+    if (isObject(raw) && typeof raw.store === 'string' && raw.store !== '') store = raw.store;
     const tls = isObject(raw) ? raw.tls : undefined;
     if (isObject(tls)) {
       if (tls.intercept !== undefined) {
@@ -90,7 +94,9 @@ export function readAgentConfig(dir: string, env: NodeJS.ProcessEnv): AgentConfi
   if (problems.length > 0) throw new ConfigError(problems);
   // As the server reads it (config/load.ts): relative to the folder of credproxy.yaml.
   const base = resolve(dir);
-  return { intercept, caDir: isAbsolute(caDir) ? caDir : resolve(base, caDir), placeholders: [...placeholders], hosts, envRefs: [...refs] };
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const dataDir = typeof store === 'string' && store.startsWith('sqlite:') && !store.includes('${') ? resolve(at(store.slice('sqlite:'.length)), '..') : undefined;
+  return { intercept, caDir: at(caDir), dataDir, placeholders: [...placeholders], hosts, envRefs: [...refs] };
 }
 
 /** `${VAR}` in ca_dir, the one value read here that may name a variable. */

@@ -81,7 +81,9 @@ async function prepare(command: string, values: Record<string, string | boolean 
   prepared.envRefs = config.envRefs;
   let token: string | undefined;
   if (values.token || placeholders.length > 0) {
-    prepared.client = new AdminClient(url, adminToken(values as { 'token-file'?: string }, io.env));
+    // The token the server generated lives in its data folder, found from the config as the server finds it.
+    const tokenFile = config.dataDir ? join(config.dataDir, 'admin.token') : undefined;
+    prepared.client = new AdminClient(url, adminToken(values as { 'token-file'?: string }, io.env, tokenFile));
     const { body } = await prepared.client.call('POST', `/api/entities/${encodeURIComponent(entity)}/tokens`, { ...(ttl === undefined ? {} : { ttl }), ...(label === undefined ? {} : { label }) });
     const b = body as { id: string; token: string; expires_at: string };
     token = b.token;

@@ -56,7 +56,8 @@ const AGENT_OPTIONS = `Options:
                       integrations' placeholder_env are read (the \${VAR}s the server needs
                       need not be set); default $CREDPROXY_CONFIG or ./config
   --url URL           the proxy; default $CREDPROXY_URL or http://127.0.0.1:8080
-  --token-file PATH   admin token file, for issuing the entity token; default ./data/admin.token
+  --token-file PATH   admin token file, for issuing the entity token; default admin.token in
+                      the data folder of the config's sqlite store (<config>/data by default)
                       ($CREDPROXY_ADMIN_TOKEN is used when set and no --token-file is given)
 
 An entity token is issued (admin API) when --token is given or an integration declares

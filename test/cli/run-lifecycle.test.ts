@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import t from 'tap';
@@ -40,6 +40,18 @@ t.test('the same --config from another working directory: one CA, absolute paths
   t.match(vars.JAVA_TOOL_OPTIONS, `-Djavax.net.ssl.trustStore=${join(rig.dir, 'ca', 'bundle.p12')}`);
   t.match(vars.NODE_OPTIONS, /--import "\/[^"]+\/bin\/fetch-proxy\.mjs"/, 'the preload by absolute path');
   t.equal(vars.GIT_CONFIG_KEY_0, 'http.proxyAuthMethod', 'env (no relay): git sends the proxy user with its CONNECT');
+});
+
+t.test("the admin token the server generated is found in the config's data folder, from any working directory", opts, async (t) => {
+  const rig = await clientRig(t);
+  // The agent side of the same deployment: an embedded store whose folder holds admin.token.
+  const dir = configDir(`store: sqlite:./state/credproxy.db\ntls: { ca_dir: "${join(rig.dir, 'ca')}" }\n`, { api: readFileSync(join(rig.dir, 'integrations', 'api.yaml'), 'utf8') });
+  mkdirSync(join(dir, 'state'));
+  writeFileSync(join(dir, 'state', 'admin.token'), `${ADMIN}\n`);
+  const elsewhere = mkdtempSync(join(tmpdir(), 'credproxy-cwd-'));
+  const env = await bin(['env', '--entity', 'alice', '--config', dir, '--url', rig.proxy.url], elsewhere);
+  t.equal(env.code, 0, env.stderr);
+  t.match(env.stdout, /^# entity token tok_/m, 'a token was issued with the admin token from state/admin.token');
 });
 
 t.test('no CA yet: ca, env and run say where they looked and create nothing', opts, async (t) => {
