@@ -62,7 +62,7 @@ import java.net.http.HttpResponse;
 
 public class Client {
   public static void main(String[] args) throws Exception {
-    HttpClient client = HttpClient.newBuilder().proxy(java.net.ProxySelector.getDefault()).build();
+    HttpClient client = HttpClient.newHttpClient();
     HttpRequest req = HttpRequest.newBuilder(URI.create(args[0]))
         .header("Authorization", "Bearer " + System.getenv("API_KEY"))
         .POST(HttpRequest.BodyPublishers.ofString("from java"))
