@@ -58,6 +58,8 @@ export interface AgentEnvInput {
   wgetrc?: string;
   /** `<ca_dir>/bundle.p12`, the bundle as a Java trust store */
   trustStore?: string;
+  /** the caller's GIT_CONFIG_COUNT: our pair goes after theirs */
+  gitConfigCount?: string;
   /** the caller's JAVA_TOOL_OPTIONS, kept ahead of ours */
   javaToolOptions?: string;
   /** variable names from integrations' `placeholder_env` */
@@ -110,7 +112,11 @@ export function agentVariables(input: AgentEnvInput): Array<[string, string]> {
   if (input.token) for (const name of input.placeholders) vars.push([name, input.relay ? RELAY_PLACEHOLDER : input.token]);
   // git's libcurl sends proxy credentials only after a 407 challenge, credproxy answers 400
   // entity_required instead: `basic` sends them with the CONNECT. (Behind the relay it is moot.)
-  if (!input.relay) vars.push(['GIT_CONFIG_COUNT', '1'], ['GIT_CONFIG_KEY_0', 'http.proxyAuthMethod'], ['GIT_CONFIG_VALUE_0', 'basic']);
+  // Appended after any GIT_CONFIG_* pairs the caller already has.
+  if (!input.relay) {
+    const n = /^\d+$/.test(input.gitConfigCount ?? '') ? Number(input.gitConfigCount) : 0;
+    vars.push(['GIT_CONFIG_COUNT', String(n + 1)], [`GIT_CONFIG_KEY_${n}`, 'http.proxyAuthMethod'], [`GIT_CONFIG_VALUE_${n}`, 'basic']);
+  }
   vars.push(['JAVA_TOOL_OPTIONS', javaOptions(input, u)]);
   // Node 20/22's fetch() ignores HTTP(S)_PROXY and would take a cpx_ placeholder straight to
   // the host: the preload routes it through the proxy; Node 24 reads NODE_USE_ENV_PROXY.

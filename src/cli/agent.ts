@@ -110,6 +110,7 @@ async function prepare(command: string, values: Record<string, string | boolean 
     placeholders,
     nodeOptions: io.env.NODE_OPTIONS,
     javaToolOptions: io.env.JAVA_TOOL_OPTIONS,
+    gitConfigCount: io.env.GIT_CONFIG_COUNT,
   });
 }
 

@@ -1,9 +1,10 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
-import { clientRig, NEEDS_BUILD, REAL_KEY, requireTool, works } from '../support/clients.js';
+import { BIN, clientRig, NEEDS_BUILD, REAL_KEY, requireTool, works } from '../support/clients.js';
+import { ADMIN } from '../support/servers.js';
 
 /**
  * curl, wget and git under the real `credproxy run`, unmodified and with their default
@@ -101,5 +102,28 @@ t.test('git clone and push under credproxy run, git default config, through a Ba
   t.equal(push.code, 0, `push: ${push.stderr}`);
   t.match(git(['log', '--format=%s', 'main'], join(srv, 'repo.git')).toString(), /from the agent/, 'the push arrived');
   t.ok(rig.upstream.seen.some((s) => s.url.includes('git-receive-pack') && s.method === 'POST'), 'git-receive-pack was posted');
+  rig.clean(t, 'authorization', BASIC);
+});
+
+t.test('git clone with what credproxy env prints (no relay): http.proxyAuthMethod=basic comes through GIT_CONFIG_*', opts, async (t) => {
+  if (!requireTool(t, works('git', ['--version']), 'git', 'git')) return;
+  const srv = join(process.cwd(), '.tap', `git-env-${process.pid}`);
+  mkdirSync(srv, { recursive: true });
+  t.teardown(() => execFileSync('rm', ['-rf', srv]));
+  const rig = await clientRig(t, { handler: gitServer(srv), auth: 'auth: { type: basic }', credentials: { username: 'git', password: REAL_KEY } });
+  const env = { PATH: process.env.PATH, HOME: rig.work, CREDPROXY_ADMIN_TOKEN: ADMIN, ...GIT_ID };
+  const git = (args: string[], cwd: string) => execFileSync('git', args, { cwd, env, stdio: 'pipe' });
+  git(['init', '-q', '-b', 'main', join(srv, 'seed')], srv);
+  git(['commit', '-q', '--allow-empty', '-m', 'first'], join(srv, 'seed'));
+  git(['clone', '-q', '--bare', join(srv, 'seed'), join(srv, 'repo.git')], srv);
+  // A caller's own GIT_CONFIG_* pair stays; credproxy's goes after it.
+  const script = `eval "$("${process.execPath}" "${BIN}" env --entity alice --token --config "${rig.dir}" --url ${rig.proxy.url})" && git clone -q ${rig.url}/repo.git repo && git -C repo config --get core.mine`;
+  const r = await new Promise<{ code: number; out: string }>((resolve) => {
+    execFile('sh', ['-c', script], { cwd: rig.work, env: { ...env, GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'core.mine', GIT_CONFIG_VALUE_0: 'kept' } }, (err, stdout, stderr) =>
+      resolve({ code: err ? 1 : 0, out: `${stdout}${stderr}` }),
+    );
+  });
+  t.equal(r.code, 0, r.out);
+  t.match(r.out, /kept/, "the caller's git setting is still there");
   rig.clean(t, 'authorization', BASIC);
 });
