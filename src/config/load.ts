@@ -103,6 +103,17 @@ function relativeTo(base: string, s: Settings): Settings {
   return s;
 }
 
+/** `file:path` keys of an integration's auth (one scheme or a list), resolved like every other path. */
+function keyFilesRelativeTo(base: string, auth: unknown): void {
+  for (const scheme of Array.isArray(auth) ? auth : [auth]) {
+    if (scheme === null || typeof scheme !== 'object') continue;
+    const fields = scheme as Record<string, unknown>;
+    for (const [k, v] of Object.entries(fields)) {
+      if (typeof v === 'string' && v.startsWith('file:') && !isAbsolute(v.slice(5))) fields[k] = `file:${resolve(base, v.slice(5))}`;
+    }
+  }
+}
+
 function parseListen(v: string): { host: string; port: number } {
   const i = v.lastIndexOf(':');
   return { host: v.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(v.slice(i + 1)) };
@@ -164,6 +175,7 @@ export function loadConfig(dir: string, opts: LoadOptions = {}): Config {
     if (!parsed) continue;
     const raw = validate(parsed.ctx, integrationSpec, parsed.doc.contents, '') as Record<string, unknown> | undefined;
     if (!raw) continue;
+    keyFilesRelativeTo(resolve(dir), raw.auth);
     const fallbackName = basename(f, extname(f));
     const integration = checkIntegration(parsed.ctx, parsed.doc, raw, fallbackName);
     if (!integration) continue;
