@@ -45,9 +45,9 @@ interface Prepared {
 }
 
 /**
- * What `env` prints and `run` sets: reads the config folder (CA, placeholder_env) and, when a
- * token is needed (--token, or an integration with placeholder_env), asks the running proxy's
- * admin API for one.
+ * What `env` prints and `run` sets: reads the config folder (CA, placeholder_env, integration
+ * hosts for NO_PROXY), asks the running proxy's admin API for a token when one is needed
+ * (--token, or an integration with placeholder_env), and for `run` opens the relay.
  */
 async function prepare(command: string, values: Record<string, string | boolean | undefined>, io: CliIO, prepared: Prepared): Promise<void> {
   const entity = values.entity as string | undefined;
@@ -59,7 +59,7 @@ async function prepare(command: string, values: Record<string, string | boolean 
   }
   const url = (values.url as string | undefined) ?? io.env.CREDPROXY_URL ?? 'http://127.0.0.1:8080';
   if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`--url "${url}" is not an http(s) URL`);
-  // Only tls.intercept, tls.ca_dir and placeholder_env: the server's ${VAR} secrets need not be set here.
+  // Only tls, store, hosts and placeholder_env (agent-config.ts): the server's ${VAR} secrets need not be set here.
   const configDir = resolve((values.config as string | undefined) ?? io.env.CREDPROXY_CONFIG ?? 'config');
   const config = readAgentConfig(configDir, io.env);
   const { placeholders } = config;
