@@ -74,9 +74,15 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   };
 
   /** CONNECT and upgrades: the head goes to credproxy, then bytes flow both ways untouched. */
+  // Tunnels leave the http server's bookkeeping: closed by hand, so that one a background
+  // process of the command still holds does not keep `run` alive after the command exits.
+  const tunnels = new Set<Duplex>();
   const splice = (req: IncomingMessage, client: Duplex, rest: Buffer, line: string, extra = '') => {
     if (!allowed(req.socket)) return void client.destroy();
     const upstream = connect(proxyPort, proxyHost);
+    tunnels.add(client).add(upstream);
+    client.once('close', () => tunnels.delete(client));
+    upstream.once('close', () => tunnels.delete(upstream));
     const drop = () => {
       upstream.destroy();
       client.destroy();
@@ -127,6 +133,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         agent.destroy();
         server.close(() => done());
         server.closeAllConnections();
+        for (const socket of tunnels) socket.destroy();
       }),
   };
 }

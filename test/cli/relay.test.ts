@@ -15,7 +15,8 @@ t.test('the relay adds the entity to requests and CONNECTs, replacing what the c
   });
   fake.on('connect', (req, socket) => {
     seen.push({ method: req.method!, url: req.url!, headers: req.headers });
-    socket.end('HTTP/1.1 200 Connection established\r\n\r\ntunnel-bytes');
+    if (req.url?.startsWith('hold.')) socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
+    else socket.end('HTTP/1.1 200 Connection established\r\n\r\ntunnel-bytes');
   });
   await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
   t.teardown(() => fake.close());
@@ -46,6 +47,15 @@ t.test('the relay adds the entity to requests and CONNECTs, replacing what the c
     request({ host: '127.0.0.1', port, path: '/not-a-proxy-request' }, (res) => resolve(res.statusCode ?? 0)).end();
   });
   t.equal(origin, 400, 'an origin-form request is not relayed');
+
+  // A tunnel still open when the relay closes (a background process of the command) is closed with it.
+  const open = connect(Number(port), '127.0.0.1');
+  open.write('CONNECT hold.example.test:443 HTTP/1.1\r\nHost: hold.example.test:443\r\n\r\n');
+  await new Promise((r) => open.once('data', r));
+  const closed = new Promise((r) => open.once('close', r));
+  await relay.close();
+  await closed;
+  t.pass('the open tunnel was closed with the relay');
 });
 
 t.test("peerUid: the kernel's owner of a loopback connection", { skip: process.platform === 'linux' ? false : 'reads /proc/net/tcp' }, async (t) => {
