@@ -1,12 +1,14 @@
 import cluster from 'node:cluster';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCredproxy } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Settings } from './config/types.js';
 import { createLogger, type LogFormat } from './log.js';
 import { installShutdown } from './shutdown.js';
-import { loadOrCreateCa } from './tls/ca.js';
+import { CA_CERT_FILE, loadOrCreateCa } from './tls/ca.js';
+import { readAgentConfig } from './cli/agent-config.js';
 import { isAdminCommand, runAdminCommand } from './cli/admin.js';
 import { COMMAND_HELP, MAIN_HELP } from './cli/help.js';
 import { isAgentCommand, runAgentCommand } from './cli/agent.js';
@@ -75,6 +77,7 @@ export async function main(argv: string[]): Promise<void> {
         host: { type: 'string' },
         'log-format': { type: 'string' },
         workers: { type: 'string' },
+        create: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -113,12 +116,19 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'ca': {
-      // The path alone on stdout, so that `curl --cacert "$(credproxy ca)"` works.
+      // The path alone on stdout, so that `curl --cacert "$(credproxy ca)"` works. Reads only
+      // tls.ca_dir (the server's ${VAR} secrets need not be set), and creates a CA only when
+      // asked: a second CA beside the one the running proxy uses would fail every client.
       try {
-        const { settings } = loadConfig(configDir);
-        const ca = loadOrCreateCa(settings.tls.ca_dir);
-        if (ca.created) process.stderr.write(`credproxy: created a new local CA in ${settings.tls.ca_dir}\n`);
-        process.stdout.write(`${ca.certPath}\n`);
+        const { caDir } = readAgentConfig(configDir, process.env);
+        const certPath = join(caDir, CA_CERT_FILE);
+        if (values.create) {
+          const ca = loadOrCreateCa(caDir);
+          if (ca.created) process.stderr.write(`credproxy: created a new local CA in ${caDir}\n`);
+        } else if (!existsSync(certPath)) {
+          fail(`credproxy ca: no CA in ${caDir} (looked for ${certPath}, tls.ca_dir of ${configDir}): credproxy start creates it, or credproxy ca --create`, 1);
+        }
+        process.stdout.write(`${certPath}\n`);
       } catch (err) {
         if (err instanceof ConfigError) fail(err.message, 1);
         fail(`credproxy: ${(err as Error).message}`, 1);

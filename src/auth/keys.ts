@@ -15,7 +15,7 @@ export interface SigningKey {
   kid?: string;
 }
 
-/** `file:path` reads the file (relative to the working directory); one trailing newline is not part of the value. */
+/** `file:path` reads the file (config/load.ts has made a relative path absolute, against the config folder); one trailing newline is not part of the value. */
 export function readKeyText(value: string): string {
   if (!value.startsWith('file:')) return value;
   const path = resolve(value.slice(5));

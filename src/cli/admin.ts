@@ -289,10 +289,10 @@ export function isAdminCommand(argv: readonly string[]): boolean {
   return argv[0] !== undefined && (argv[0] in COMMANDS || argv[0] === 'help');
 }
 
-export function adminToken(values: { 'token-file'?: string }, env: NodeJS.ProcessEnv): string {
+export function adminToken(values: { 'token-file'?: string }, env: NodeJS.ProcessEnv, defaultFile = './data/admin.token'): string {
   const file = values['token-file'];
   if (file === undefined && env.CREDPROXY_ADMIN_TOKEN) return env.CREDPROXY_ADMIN_TOKEN;
-  const path = file ?? './data/admin.token';
+  const path = file ?? defaultFile;
   try {
     const token = readFileSync(path, 'utf8').trim();
     if (token) return token;

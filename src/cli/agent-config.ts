@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { ConfigError } from '../config/load.js';
 import type { Problem } from '../config/spec.js';
@@ -13,8 +13,13 @@ import type { Problem } from '../config/spec.js';
  */
 export interface AgentConfig {
   intercept: boolean;
+  /** absolute: a relative `tls.ca_dir` is resolved against the config folder */
   caDir: string;
   placeholders: string[];
+  /** where an embedded store keeps the generated admin token (`<data>/admin.token`), absolute */
+  dataDir?: string;
+  /** every integration's `hosts` entries, as written */
+  hosts: string[];
   /** every `${VAR}` named in a value of credproxy.yaml or an integration file */
   envRefs: string[];
 }
@@ -53,10 +58,12 @@ export function readAgentConfig(dir: string, env: NodeJS.ProcessEnv): AgentConfi
   const refs = new Set<string>();
   let intercept = true;
   let caDir = './data/ca';
+  let store: unknown = 'sqlite:./data/credproxy.db';
   const settingsFile = ['credproxy.yaml', 'credproxy.yml'].map((f) => join(dir, f)).find((f) => existsSync(f));
   if (settingsFile) {
     const raw = parse(settingsFile, problems);
     collectRefs(raw, refs);
+    if (isObject(raw) && typeof raw.store === 'string' && raw.store !== '') store = raw.store;
     const tls = isObject(raw) ? raw.tls : undefined;
     if (isObject(tls)) {
       if (tls.intercept !== undefined) {
@@ -70,19 +77,26 @@ export function readAgentConfig(dir: string, env: NodeJS.ProcessEnv): AgentConfi
     }
   }
   const placeholders = new Set<string>();
+  const hosts: string[] = [];
   const intDir = join(dir, 'integrations');
   const files = existsSync(intDir) ? readdirSync(intDir).filter((f) => /\.ya?ml$/.test(f)).sort() : [];
   for (const f of files) {
     const file = join(intDir, f);
     const raw = parse(file, problems);
     collectRefs(raw, refs);
+    const listed = isObject(raw) ? raw.hosts : undefined;
+    if (Array.isArray(listed)) for (const h of listed) if (typeof h === 'string') hosts.push(h);
     const name = isObject(raw) ? raw.placeholder_env : undefined;
     if (name === undefined) continue;
     if (typeof name === 'string' && VAR_NAME.test(name)) placeholders.add(name);
     else problems.push({ file, line: 1, message: 'placeholder_env: expected an environment variable name' });
   }
   if (problems.length > 0) throw new ConfigError(problems);
-  return { intercept, caDir, placeholders: [...placeholders], envRefs: [...refs] };
+  // As the server reads it (config/load.ts): relative to the folder of credproxy.yaml.
+  const base = resolve(dir);
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const dataDir = typeof store === 'string' && store.startsWith('sqlite:') && !store.includes('${') ? resolve(at(store.slice('sqlite:'.length)), '..') : undefined;
+  return { intercept, caDir: at(caDir), dataDir, placeholders: [...placeholders], hosts, envRefs: [...refs] };
 }
 
 /** `${VAR}` in ca_dir, the one value read here that may name a variable. */

@@ -50,8 +50,18 @@ export interface AgentEnvInput {
   entity: string;
   /** the entity token: placeholder value and proxy password */
   token?: string;
+  /** `run`'s loopback relay: it names the entity, so the proxy URL carries no credential and placeholders no token */
+  relay?: boolean;
   noProxy: string;
   bundle?: string;
+  /** `<ca_dir>/wgetrc`, naming the bundle for wget (GnuTLS builds read no CA variable) */
+  wgetrc?: string;
+  /** `<ca_dir>/bundle.p12`, the bundle as a Java trust store */
+  trustStore?: string;
+  /** the caller's GIT_CONFIG_COUNT: our pair goes after theirs */
+  gitConfigCount?: string;
+  /** the caller's JAVA_TOOL_OPTIONS, kept ahead of ours */
+  javaToolOptions?: string;
   /** variable names from integrations' `placeholder_env` */
   placeholders: string[];
   /** the caller's NODE_OPTIONS, kept ahead of the fetch preload */
@@ -85,21 +95,61 @@ export function nodeOptionsWith(existing: string | undefined, preload: string): 
 /** The variables, in a stable order: proxies, NO_PROXY, CA bundle, placeholders, Node's fetch. */
 export function agentVariables(input: AgentEnvInput): Array<[string, string]> {
   const u = new URL(input.proxyUrl);
-  u.username = encodeURIComponent(input.entity);
-  // The token as the proxy password makes credproxy terminate every tunnel of this client
-  // (tunnel.ts), so a token the client misplaces is seen and refused, even inside TLS.
-  // Without one, a placeholder password: Python's requests drops a proxy user that has none.
-  u.password = input.token ? encodeURIComponent(input.token) : 'x';
+  if (!input.relay) {
+    u.username = encodeURIComponent(input.entity);
+    // The token as the proxy password makes credproxy terminate every tunnel of this client
+    // (tunnel.ts), so a token the client misplaces is seen and refused, even inside TLS.
+    // Without one, a placeholder password: Python's requests drops a proxy user that has none.
+    u.password = input.token ? encodeURIComponent(input.token) : 'x';
+  }
   const proxy = u.href.replace(/\/$/, '');
   const vars: Array<[string, string]> = [];
   for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) vars.push([name, proxy]);
   vars.push(['NO_PROXY', input.noProxy], ['no_proxy', input.noProxy]);
   if (input.bundle) for (const name of CA_VARS) vars.push([name, input.bundle]);
-  if (input.token) for (const name of input.placeholders) vars.push([name, input.token]);
+  if (input.wgetrc) vars.push(['WGETRC', input.wgetrc]);
+  // Behind the relay the SDK's key is a stand-in credproxy replaces: the command holds no token.
+  if (input.token) for (const name of input.placeholders) vars.push([name, input.relay ? RELAY_PLACEHOLDER : input.token]);
+  // git's libcurl sends proxy credentials only after a 407 challenge, credproxy answers 400
+  // entity_required instead: `basic` sends them with the CONNECT. (Behind the relay it is moot.)
+  // Appended after any GIT_CONFIG_* pairs the caller already has.
+  if (!input.relay) {
+    const n = /^\d+$/.test(input.gitConfigCount ?? '') ? Number(input.gitConfigCount) : 0;
+    vars.push(['GIT_CONFIG_COUNT', String(n + 1)], [`GIT_CONFIG_KEY_${n}`, 'http.proxyAuthMethod'], [`GIT_CONFIG_VALUE_${n}`, 'basic']);
+  }
+  vars.push(['JAVA_TOOL_OPTIONS', javaOptions(input, u)]);
   // Node 20/22's fetch() ignores HTTP(S)_PROXY and would take a cpx_ placeholder straight to
   // the host: the preload routes it through the proxy; Node 24 reads NODE_USE_ENV_PROXY.
   vars.push(['NODE_OPTIONS', nodeOptionsWith(input.nodeOptions, input.fetchPreload ?? fetchPreloadPath())], ['NODE_USE_ENV_PROXY', '1']);
   return vars;
+}
+
+/** What `run` puts where an SDK expects its key: not a token, credproxy replaces it like any client-sent key. */
+export const RELAY_PLACEHOLDER = 'credproxy-placeholder';
+
+/**
+ * Java reads no proxy or CA variable: system properties through JAVA_TOOL_OPTIONS (every JVM
+ * reads it). Java's HttpClient never sends proxy credentials on CONNECT, so only `run`'s relay
+ * names the entity for it. NO_PROXY becomes http.nonProxyHosts, which otherwise defaults to
+ * localhost|127.*|[::1].
+ */
+function javaOptions(input: AgentEnvInput, proxy: URL): string {
+  const port = proxy.port || '80';
+  const nonProxy = input.noProxy
+    .split(',')
+    .map((e) => e.trim().replace(/^\./, '*.'))
+    .filter((e) => e !== '')
+    .join('|');
+  const props = [
+    `-Dhttp.proxyHost=${proxy.hostname}`,
+    `-Dhttp.proxyPort=${port}`,
+    `-Dhttps.proxyHost=${proxy.hostname}`,
+    `-Dhttps.proxyPort=${port}`,
+    `-Dhttp.nonProxyHosts=${nonProxy}`,
+  ];
+  if (input.trustStore) props.push(`-Djavax.net.ssl.trustStore=${input.trustStore}`, '-Djavax.net.ssl.trustStoreType=PKCS12');
+  const before = (input.javaToolOptions ?? '').trim();
+  return [before, ...props].filter((p) => p !== '').join(' ');
 }
 
 /** The server's own secrets: an agent that holds the admin token can mint a token for any entity. */

@@ -1,13 +1,16 @@
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/load.js';
-import { BUNDLE_FILE } from '../tls/bundle.js';
-import { loadOrCreateCa } from '../tls/ca.js';
+import { CA_CERT_FILE } from '../tls/ca.js';
 import { adminToken, EXIT, exitCodeFor, UsageError, type CliIO } from './admin.js';
 import { readAgentConfig } from './agent-config.js';
-import { agentVariables, childEnvironment, SHELLS, writeBundle } from './agent-env.js';
+import { agentVariables, childEnvironment, SHELLS } from './agent-env.js';
+import { writeClientFiles } from './client-files.js';
+import { noProxyWithout } from './no-proxy.js';
+import { startRelay, type Relay } from './relay.js';
 import { cliClient, type CredproxyClient } from './client.js';
 import { COMMAND_HELP } from './help.js';
 
@@ -38,14 +41,15 @@ interface Prepared {
   /** the token issued for this environment, if any */
   issued?: { id: string; expires_at: string };
   client?: CredproxyClient;
+  relay?: Relay;
 }
 
 /**
- * What `env` prints and `run` sets: reads the config folder (CA, placeholder_env) and, when a
- * token is needed (--token, or an integration with placeholder_env), asks the running proxy's
- * admin API for one.
+ * What `env` prints and `run` sets: reads the config folder (CA, placeholder_env, integration
+ * hosts for NO_PROXY), asks the running proxy's admin API for a token when one is needed
+ * (--token, or an integration with placeholder_env), and for `run` opens the relay.
  */
-async function prepare(values: Record<string, string | boolean | undefined>, io: CliIO): Promise<Prepared> {
+async function prepare(command: string, values: Record<string, string | boolean | undefined>, io: CliIO, prepared: Prepared): Promise<void> {
   const entity = values.entity as string | undefined;
   if (!entity) throw new UsageError('--entity E is required: the entity the command acts for');
   let ttl: number | undefined;
@@ -55,38 +59,58 @@ async function prepare(values: Record<string, string | boolean | undefined>, io:
   }
   const url = (values.url as string | undefined) ?? io.env.CREDPROXY_URL ?? 'http://127.0.0.1:8080';
   if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`--url "${url}" is not an http(s) URL`);
-  // Only tls.intercept, tls.ca_dir and placeholder_env: the server's ${VAR} secrets need not be set here.
-  const config = readAgentConfig(resolve((values.config as string | undefined) ?? io.env.CREDPROXY_CONFIG ?? 'config'), io.env);
+  // Only tls, store, hosts and placeholder_env (agent-config.ts): the server's ${VAR} secrets need not be set here.
+  const configDir = resolve((values.config as string | undefined) ?? io.env.CREDPROXY_CONFIG ?? 'config');
+  const config = readAgentConfig(configDir, io.env);
   const { placeholders } = config;
   const label = values.label as string | undefined;
   // The label travels in the entity token: without one in the environment it would reach no request.
   if (label !== undefined && !values.token && placeholders.length === 0) {
     throw new UsageError('--label is carried by the entity token: add --token (no integration declares placeholder_env)');
   }
-  let bundle: string | undefined;
+  let files: ReturnType<typeof writeClientFiles> | undefined;
   if (config.intercept) {
-    const ca = loadOrCreateCa(config.caDir);
-    bundle = writeBundle(join(config.caDir, BUNDLE_FILE), ca.certPem, io.env);
+    // The agent side only reads the CA the server created: a second, unrelated CA here would
+    // make every client fail TLS against the running proxy.
+    const certPath = join(config.caDir, CA_CERT_FILE);
+    if (!existsSync(certPath)) {
+      throw new UsageError(`no CA in ${config.caDir} (looked for ${certPath}, tls.ca_dir of ${configDir}): start credproxy with this config first (it creates the CA), or create one with credproxy ca --create --config ${configDir}`);
+    }
+    files = writeClientFiles(config.caDir, readFileSync(certPath, 'utf8'), io.env);
   }
+  prepared.envRefs = config.envRefs;
   let token: string | undefined;
-  let issued: Prepared['issued'];
-  let client: CredproxyClient | undefined;
   if (values.token || placeholders.length > 0) {
-    client = cliClient(url, adminToken(values as { 'token-file'?: string }, io.env));
-    const b = await client.tokens.issue(entity, { ...(ttl === undefined ? {} : { ttl }), ...(label === undefined ? {} : { label }) });
+    // The token the server generated lives in its data folder, found from the config as the server finds it.
+    const tokenFile = config.dataDir ? join(config.dataDir, 'admin.token') : undefined;
+    prepared.client = cliClient(url, adminToken(values as { 'token-file'?: string }, io.env, tokenFile));
+    const b = await prepared.client.tokens.issue(entity, { ...(ttl === undefined ? {} : { ttl }), ...(label === undefined ? {} : { label }) });
     token = b.token;
-    issued = { id: b.id, expires_at: b.expires_at };
+    prepared.issued = { id: b.id, expires_at: b.expires_at };
   }
-  const vars = agentVariables({
-    proxyUrl: url,
+  // An inherited NO_PROXY is kept, less what would send an integration's host around credproxy.
+  const given = (values['no-proxy'] as string | undefined) ?? io.env.NO_PROXY ?? io.env.no_proxy;
+  const noProxy = noProxyWithout(given ?? DEFAULT_NO_PROXY, config.hosts);
+  if (given !== undefined) {
+    for (const { entry, host } of noProxy.removed) {
+      io.stderr(`credproxy ${command}: NO_PROXY entry "${entry}" would send integration host ${host} around credproxy (no credential, a placeholder to the host): left out\n`);
+    }
+  }
+  if (command === 'run') prepared.relay = await startRelay({ proxyUrl: url, entity, token });
+  prepared.vars = agentVariables({
+    proxyUrl: prepared.relay?.url ?? url,
+    relay: prepared.relay !== undefined,
     entity,
     token,
-    noProxy: (values['no-proxy'] as string | undefined) ?? DEFAULT_NO_PROXY,
-    bundle,
+    noProxy: noProxy.value,
+    bundle: files?.bundle,
+    wgetrc: files?.wgetrc,
+    trustStore: files?.trustStore,
     placeholders,
     nodeOptions: io.env.NODE_OPTIONS,
+    javaToolOptions: io.env.JAVA_TOOL_OPTIONS,
+    gitConfigCount: io.env.GIT_CONFIG_COUNT,
   });
-  return { vars, envRefs: config.envRefs, issued, client };
 }
 
 /** `credproxy env` and `credproxy run`; returns the exit code (run: the command's). */
@@ -105,7 +129,7 @@ export async function runAgentCommand(argv: string[], io: CliIO): Promise<number
     io.stdout(help);
     return EXIT.ok;
   }
-  let prepared: Prepared | undefined;
+  const prepared: Prepared = { vars: [], envRefs: [] };
   try {
     const shell = values.shell ?? 'sh';
     const format = SHELLS[shell];
@@ -115,17 +139,14 @@ export async function runAgentCommand(argv: string[], io: CliIO): Promise<number
     } else if (positionals.length === 0) {
       throw new UsageError('no command: credproxy run --entity E -- CMD ARGS...');
     }
-    prepared = await prepare(values, io);
+    await prepare(command, values, io, prepared);
     if (command === 'env') {
       const lines = prepared.vars.map(([n, v]) => format!(n, v));
       if (prepared.issued) lines.unshift(`# entity token ${prepared.issued.id}, valid until ${prepared.issued.expires_at}`);
       io.stdout(`${lines.join('\n')}\n`);
       return EXIT.ok;
     }
-    const code = await runChild(positionals, { ...childEnvironment(io.env, prepared.envRefs), ...Object.fromEntries(prepared.vars) });
-    // The token was for this run only.
-    if (prepared.issued && prepared.client) await prepared.client.tokens.revoke(prepared.issued.id).catch(() => undefined);
-    return code;
+    return await runChild(positionals, { ...childEnvironment(io.env, prepared.envRefs), ...Object.fromEntries(prepared.vars) });
   } catch (err) {
     if (err instanceof ConfigError) {
       io.stderr(`credproxy ${command}: the config does not validate:\n${err.message}\n`);
@@ -133,7 +154,14 @@ export async function runAgentCommand(argv: string[], io: CliIO): Promise<number
     }
     return exitCodeFor(err, io, command, `(see credproxy ${command} --help)\n`);
   } finally {
-    await prepared?.client?.close();
+    await prepared.relay?.close();
+    // run's token was for this run only: revoked however the command ended (exit, signal, killed).
+    if (command === 'run' && prepared.issued && prepared.client) {
+      await prepared.client.tokens.revoke(prepared.issued.id).catch((err: Error) => {
+        io.stderr(`credproxy run: could not revoke entity token ${prepared.issued!.id} (${err.message}); it expires at ${prepared.issued!.expires_at}\n`);
+      });
+    }
+    await prepared.client?.close();
   }
 }
 
@@ -141,10 +169,11 @@ export async function runAgentCommand(argv: string[], io: CliIO): Promise<number
 function runChild(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((done) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: 'inherit', env });
+    // Signals go to the command; run stays to revoke the token once the command has ended.
     const forward = (sig: NodeJS.Signals) => child.kill(sig);
-    process.on('SIGINT', forward).on('SIGTERM', forward);
+    process.on('SIGINT', forward).on('SIGTERM', forward).on('SIGHUP', forward);
     const finish = (code: number) => {
-      process.off('SIGINT', forward).off('SIGTERM', forward);
+      process.off('SIGINT', forward).off('SIGTERM', forward).off('SIGHUP', forward);
       done(code);
     };
     child.once('error', (err) => {

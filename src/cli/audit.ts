@@ -18,9 +18,9 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const HEADERS = ['TIME', 'ENTITY', 'INTEGRATION', 'METHOD', 'HOST', 'PATH', 'STATUS', 'IN', 'OUT', 'MS', 'CLIENT', 'FLAGS'];
+const HEADERS = ['TIME', 'ENTITY', 'INTEGRATION', 'LABEL', 'METHOD', 'HOST', 'PATH', 'STATUS', 'IN', 'OUT', 'MS', 'CLIENT', 'FLAGS'];
 const row = (e: AuditEntry) => [
-  e.time, cell(e.entity), e.integration, e.method, e.host, e.path, String(e.status), String(e.bytes_in), String(e.bytes_out), String(e.ms), cell(e.client),
+  e.time, cell(e.entity), e.integration, cell(e.label), e.method, e.host, e.path, String(e.status), String(e.bytes_in), String(e.bytes_out), String(e.ms), cell(e.client),
   [e.refreshed ? 'refreshed' : '', e.replayed ? 'replayed' : ''].filter(Boolean).join(',') || '-',
 ];
 

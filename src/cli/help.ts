@@ -17,7 +17,7 @@ export const MAIN_HELP = `credproxy: a forward HTTP proxy that injects credentia
 Usage:
   credproxy start    [--config DIR] [--port N] [--host H] [--log-format json|pretty] [--workers N]
   credproxy validate [--config DIR]
-  credproxy ca       [--config DIR]   print the local CA certificate's path (created if needed)
+  credproxy ca       [--config DIR] [--create]   print the local CA certificate's path
   credproxy connections list|get|set|delete|connect-link ...
   credproxy integrations list|show ...
   credproxy env      --entity E [--token] [--shell sh|fish|powershell] ...
@@ -54,21 +54,29 @@ const AGENT_OPTIONS = `Options:
   --ttl SECONDS       lifetime of the entity token (default: the proxy's, one hour)
   --label LABEL       use the entity's connections labelled LABEL (one of several accounts),
                       carried by the entity token: needs --token or a placeholder_env
-  --no-proxy LIST     NO_PROXY; default localhost,127.0.0.1,::1
+  --no-proxy LIST     NO_PROXY; default the inherited NO_PROXY, else localhost,127.0.0.1,::1;
+                      entries covering an integration's host are always left out (stderr says so)
   --config DIR        the proxy's config folder: only tls.intercept, tls.ca_dir and the
                       integrations' placeholder_env are read (the \${VAR}s the server needs
                       need not be set); default $CREDPROXY_CONFIG or ./config
   --url URL           the proxy; default $CREDPROXY_URL or http://127.0.0.1:8080
-  --token-file PATH   admin token file, for issuing the entity token; default ./data/admin.token
+  --token-file PATH   admin token file, for issuing the entity token; default admin.token in
+                      the data folder of the config's sqlite store (<config>/data by default)
                       ($CREDPROXY_ADMIN_TOKEN is used when set and no --token-file is given)
 
 An entity token is issued (admin API) when --token is given or an integration declares
-placeholder_env: that variable is set to the token, which credproxy swaps for the real key,
-and the token is the proxy password, so that every CONNECT tunnel of the command is
-inspected and the token can never leave through one.
+placeholder_env. env: that variable is set to the token, which credproxy swaps for the real
+key, and the token is the proxy password, so that every CONNECT tunnel of the command is
+inspected and the token can never leave through one. run: the command's proxy is a loopback
+relay that adds the entity and token to every CONNECT and request (git, Java and any client
+that sends no proxy credentials work), the command holds no token (placeholder_env variables
+are set to "credproxy-placeholder"), and the token is revoked when the command ends, also on
+SIGINT/SIGTERM/SIGHUP (forwarded to the command) and when the command is killed.
 With tls.intercept, a CA bundle of the system CAs plus credproxy's CA is written to
 <tls.ca_dir>/bundle.pem and named in SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE,
-CURL_CA_BUNDLE, GIT_SSL_CAINFO and PIP_CERT.
+CURL_CA_BUNDLE, GIT_SSL_CAINFO and PIP_CERT; <tls.ca_dir>/wgetrc (WGETRC) names it for wget and
+<tls.ca_dir>/bundle.p12 is the Java trust store in JAVA_TOOL_OPTIONS (with the proxy).
+No CA in tls.ca_dir is an error: env and run never create one.
 NODE_OPTIONS gets --import <credproxy>/bin/fetch-proxy.mjs, which makes Node's built-in fetch()
 use the proxy (Node 20/22 ignore HTTPS_PROXY there), and NODE_USE_ENV_PROXY=1 is set (Node 24).`;
 
@@ -76,7 +84,8 @@ export const COMMAND_HELP: Record<string, string> = {
   audit: `Usage: credproxy audit [--entity E] [--integration I] [--since TIME] [--limit N] [--follow] [--json]
 
 The audit log of a running proxy: one line per request to an integration host (time, entity,
-integration, method, host, path without query, status, bytes in/out, ms, client, refreshed/replayed).
+integration, connection label, method, host, path without query, status, bytes in/out, ms, client,
+refreshed/replayed).
 --since takes an ISO 8601 time; --limit the latest N (default 100, at most 1000);
 --follow keeps printing new entries until interrupted.
 
@@ -172,10 +181,11 @@ reconnect) is never replaced by an older backup, and importing twice changes not
 Entity tokens are restored when absent, so a token revoked after the export comes back:
 revoke it again. The passphrase is CREDPROXY_EXPORT_PASSPHRASE, or asked for on a terminal.
 `,
-  ca: `Usage: credproxy ca [--config DIR]
+  ca: `Usage: credproxy ca [--config DIR] [--create]
 
-Prints the path of the local CA certificate that credproxy signs intercepted HTTPS with
-(tls.ca_dir), creating the CA first if it does not exist. Clients trust this file:
+Prints the absolute path of the local CA certificate that credproxy signs intercepted HTTPS
+with (tls.ca_dir, relative to the config folder). credproxy start creates the CA; without
+--create, a missing CA is an error naming where it was looked for. Clients trust this file:
 curl --cacert, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, SSL_CERT_FILE, git http.sslCAInfo.
 
 ${EXIT_CODES}

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { checkIntegration } from './integration.js';
 import { integrationSpec, settingsSpec } from './schema.js';
@@ -89,6 +89,31 @@ function defaults(raw: Record<string, unknown>, opts: LoadOptions, env: NodeJS.P
   };
 }
 
+/**
+ * Relative paths in the config mean the same files from any working directory: resolved
+ * against the config folder (where credproxy.yaml is), as Compose and most servers do, so
+ * `start`, `ca`, `env`, `run` and `validate` given one `--config` share one data folder and CA.
+ */
+function relativeTo(base: string, s: Settings): Settings {
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  if (s.store.startsWith('sqlite:') && s.store.length > 'sqlite:'.length) s.store = `sqlite:${at(s.store.slice('sqlite:'.length))}`;
+  s.tls.ca_dir = at(s.tls.ca_dir);
+  if (s.tls.upstream_ca !== undefined) s.tls.upstream_ca = at(s.tls.upstream_ca);
+  if (s.audit.file !== undefined) s.audit.file = at(s.audit.file);
+  return s;
+}
+
+/** `file:path` keys of an integration's auth (one scheme or a list), resolved like every other path. */
+function keyFilesRelativeTo(base: string, auth: unknown): void {
+  for (const scheme of Array.isArray(auth) ? auth : [auth]) {
+    if (scheme === null || typeof scheme !== 'object') continue;
+    const fields = scheme as Record<string, unknown>;
+    for (const [k, v] of Object.entries(fields)) {
+      if (typeof v === 'string' && v.startsWith('file:') && !isAbsolute(v.slice(5))) fields[k] = `file:${resolve(base, v.slice(5))}`;
+    }
+  }
+}
+
 function parseListen(v: string): { host: string; port: number } {
   const i = v.lastIndexOf(':');
   return { host: v.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(v.slice(i + 1)) };
@@ -129,7 +154,7 @@ export function loadConfig(dir: string, opts: LoadOptions = {}): Config {
       rawSettings = (validate(parsed.ctx, settingsSpec, parsed.doc.contents, '') as Record<string, unknown>) ?? {};
     }
   }
-  const settings = defaults(rawSettings, opts, env);
+  const settings = relativeTo(resolve(dir), defaults(rawSettings, opts, env));
   if (env.PORT && !/^\d+$/.test(env.PORT) && opts.port === undefined) {
     // Ignoring it would start credproxy on another port than the operator asked for.
     problems.push({ file: settingsFile ?? dir, line: 1, message: `the PORT environment variable: "${env.PORT.slice(0, 40)}" is not a port number (0 to 65535)` });
@@ -150,6 +175,7 @@ export function loadConfig(dir: string, opts: LoadOptions = {}): Config {
     if (!parsed) continue;
     const raw = validate(parsed.ctx, integrationSpec, parsed.doc.contents, '') as Record<string, unknown> | undefined;
     if (!raw) continue;
+    keyFilesRelativeTo(resolve(dir), raw.auth);
     const fallbackName = basename(f, extname(f));
     const integration = checkIntegration(parsed.ctx, parsed.doc, raw, fallbackName);
     if (!integration) continue;

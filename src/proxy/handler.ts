@@ -74,6 +74,7 @@ export async function prepareRequest(
     integration: route?.integration,
     pathWithSearch: target.url.pathname + target.url.search,
     hostname: target.hostname,
+    inTunnel: tunnel !== undefined,
     info,
   });
   const { entity, label } = principal;

@@ -77,7 +77,7 @@ export async function resolvePrincipal(
   rt: Runtime,
   req: IncomingMessage,
   caller: Caller,
-  ctx: { integration: IntegrationConfig | undefined; pathWithSearch: string; hostname: string; info: RequestInfo },
+  ctx: { integration: IntegrationConfig | undefined; pathWithSearch: string; hostname: string; inTunnel?: boolean; info: RequestInfo },
 ): Promise<{ principal: Principal; outgoing: Outgoing }> {
   const settings = rt.current.config.settings;
   const { integration, info } = ctx;
@@ -90,7 +90,11 @@ export async function resolvePrincipal(
   if (integration) {
     info.integration = integration.name;
     if (!entity) {
-      throw new CredproxyError('entity_required', `${ctx.hostname} belongs to integration "${integration.name}": name the entity with the ${settings.entity_header} header`);
+      // Inside a tunnel the client often cannot add headers (git, SDKs): name what it can do instead.
+      const how = ctx.inTunnel
+        ? `name the entity with the ${settings.entity_header} header, or as the proxy user on the CONNECT (HTTPS_PROXY=http://ENTITY:KEY@proxy; git sends it only with http.proxyAuthMethod=basic), or start the client with credproxy run --entity ENTITY, whose relay names it`
+        : `name the entity with the ${settings.entity_header} header, or as the proxy user (HTTP_PROXY=http://ENTITY:KEY@proxy)`;
+      throw new CredproxyError('entity_required', `${ctx.hostname} belongs to integration "${integration.name}": ${how}`);
     }
     label = labelWithToken(connectionLabel(identity), tokenUse);
     info.label = label;

@@ -51,8 +51,8 @@ t.test('every request to an integration host is audited, with no secret, query v
   let out = '';
   const io: CliIO = { stdout: (s) => (out += s), stderr: (s) => (out += s), env: { CREDPROXY_ADMIN_TOKEN: ADMIN }, readStdin: async () => '' };
   t.equal(await runAuditCommand(['audit', '--url', proxy.url, '--entity', 'alice'], io), 0);
-  t.match(out, /^TIME\s+ENTITY\s+INTEGRATION\s+METHOD/);
-  t.match(out, /alice\s+svc\s+POST\s+\S+\s+\/v1\/post\s+200/);
+  t.match(out, /^TIME\s+ENTITY\s+INTEGRATION\s+LABEL\s+METHOD/);
+  t.match(out, /alice\s+svc\s+-\s+POST\s+\S+\s+\/v1\/post\s+200/, 'the default connection shows as -');
   out = '';
   t.equal(await runAuditCommand(['audit', '--url', proxy.url, '--entity', 'nobody'], io), 0);
   t.match(out, /no audit entries match/);

@@ -91,7 +91,8 @@ t.test('defaults, PORT and command-line overrides', async (t) => {
   const dir = configDir('');
   const c = loadConfig(dir, { env: {} });
   t.same(c.settings.listen, { host: '127.0.0.1', port: 8080 });
-  t.equal(c.settings.store, 'sqlite:./data/credproxy.db');
+  t.equal(c.settings.store, `sqlite:${join(dir, 'data', 'credproxy.db')}`, 'the default store is in the config folder');
+  t.equal(c.settings.tls.ca_dir, join(dir, 'data', 'ca'), 'relative paths resolve against the config folder, not the working directory');
   t.equal(c.settings.passthrough, 'allow');
   t.equal(c.settings.entity_header, 'X-Entity-Id');
   t.equal(c.integrations.size, 0);
@@ -100,7 +101,8 @@ t.test('defaults, PORT and command-line overrides', async (t) => {
   t.same(o.listen, { host: '0.0.0.0', port: 7000 });
   t.equal(o.public_url, 'http://localhost:7000');
   t.equal(loadConfig(configDir('listen: "[::1]:81"\n'), { env: {} }).settings.public_url, 'http://[::1]:81');
-  t.equal(loadConfig(configDir('store:\npassthrough: deny\n'), { env: {} }).settings.store, 'sqlite:./data/credproxy.db', 'an empty value is absent');
+  const empty = configDir('store:\npassthrough: deny\n');
+  t.equal(loadConfig(empty, { env: {} }).settings.store, `sqlite:${join(empty, 'data', 'credproxy.db')}`, 'an empty value is absent');
 
   const yml = configDir('');
   writeFileSync(join(yml, 'credproxy.yml'), 'passthrough: deny\n');

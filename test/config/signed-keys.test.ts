@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -86,4 +87,11 @@ t.test('good keys of every kind load', async (t) => {
   });
   t.equal(config.integrations.size, 5);
   t.equal(config.integrations.get('sa')!.schemes[0]!.scheme.needsConnection, false, 'key in the YAML: no stored connection needed');
+});
+
+t.test('file: keys relative to the config folder, whatever the working directory', async (t) => {
+  const dir = configDir('store: memory\n', { rel: 'hosts: [r.example]\nauth:\n  type: jwt\n  algorithm: EdDSA\n  private_key: file:./keys/signing.pem\n' });
+  mkdirSync(join(dir, 'keys'));
+  writeFileSync(join(dir, 'keys', 'signing.pem'), ed);
+  t.equal(loadConfig(dir, { env: {} }).integrations.size, 1, `read ${join(dir, 'keys', 'signing.pem')} from ${process.cwd()}`);
 });

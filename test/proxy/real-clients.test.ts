@@ -1,28 +1,22 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { makeTestCa } from '../support/certs.js';
+import { pythonWith, requireTool, works } from '../support/clients.js';
 import { configDir, startProxy, startUpstream } from '../support/servers.js';
 
 /**
  * The tools developers point at a proxy, run as they would run them: curl and Python's
  * requests and a Go net/http program, over plain HTTP and HTTPS through CONNECT, naming the
  * entity as the proxy user or with the header. (Node's undici clients are covered by the rest
- * of the suite.) A tool missing from the machine is reported as skipped, by name.
+ * of the suite; every client under credproxy run: test/cli/clients-*.test.ts.) A tool missing
+ * from the machine fails its test, naming the Debian package (.ci/run installs them).
  */
 
-function has(cmd: string, args: string[]): boolean {
-  try {
-    execFileSync(cmd, args, { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const CURL = has('curl', ['--version']);
-const REQUESTS = has('python3', ['-c', 'import requests']);
-const GO = has('go', ['version']);
+const CURL = works('curl', ['--version']);
+const PYTHON = pythonWith(['requests']);
+const GO = works('go', ['version']);
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -60,7 +54,8 @@ function clean(t: Test, seen: { headers: Record<string, unknown> } | undefined, 
   t.notOk(seen?.headers['x-entity-id'], 'no X-Entity-Id upstream');
 }
 
-t.test('curl: -x with the entity as proxy user, over http:// and https:// (CONNECT + the CA)', { skip: CURL ? false : 'curl is not installed' }, async (t) => {
+t.test('curl: -x with the entity as proxy user, over http:// and https:// (CONNECT + the CA)', { timeout: 120_000 }, async (t) => {
+  if (!requireTool(t, CURL, 'curl', 'curl')) return;
   const { plain, secure, proxyUrl, caFile, proxy } = await fixture(t);
   // curl sends a user without a password as `alice:`, which names the entity as well.
   const noPassword = await run('curl', ['-sS', '-x', `http://alice@127.0.0.1:${proxy.port}`, `http://127.0.0.1:${plain.port}/v1/nopass`]);
@@ -93,6 +88,15 @@ t.test('curl: -x with the entity as proxy user, over http:// and https:// (CONNE
   const error = await run('curl', ['-sS', '-x', `http://127.0.0.1:${proxy.port}`, '-D', '-', `http://127.0.0.1:${plain.port}/v1/anonymous`]);
   t.match(error.stdout, /^HTTP\/1\.1 400/);
   t.match(error.stdout, /x-credproxy-error: entity_required/i, 'the documented error, readable by a script');
+  t.match(error.stdout, /HTTP_PROXY=http:\/\/ENTITY:KEY@proxy/, 'it names the proxy-user form');
+
+  // Inside a tunnel (git's case: its CONNECT carries no proxy user), the answer names what such a client can do.
+  const tunnelled = await run('curl', ['-sS', '-x', `http://127.0.0.1:${proxy.port}`, '--cacert', caFile, `https://127.0.0.1:${secure.port}/v1/anonymous`]);
+  const message = (JSON.parse(tunnelled.stdout) as { error: { code: string; message: string } }).error;
+  t.equal(message.code, 'entity_required');
+  t.match(message.message, /HTTPS_PROXY=http:\/\/ENTITY:KEY@proxy/);
+  t.match(message.message, /http\.proxyAuthMethod=basic/);
+  t.match(message.message, /credproxy run --entity ENTITY/);
 });
 
 const PY = `
@@ -104,10 +108,11 @@ for url in sys.argv[1:]:
 print(json.dumps(out))
 `;
 
-t.test("Python requests: HTTP_PROXY / HTTPS_PROXY and REQUESTS_CA_BUNDLE, a JSON body, the entity as proxy user or header", { skip: REQUESTS ? false : "python3 with requests is not installed" }, async (t) => {
+t.test("Python requests: HTTP_PROXY / HTTPS_PROXY and REQUESTS_CA_BUNDLE, a JSON body, the entity as proxy user or header", { timeout: 120_000 }, async (t) => {
+  if (!requireTool(t, PYTHON !== undefined, 'python3 with requests', 'python3-requests')) return;
   const { plain, secure, proxyUrl, caFile, proxy } = await fixture(t);
   const env = { HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl, REQUESTS_CA_BUNDLE: caFile };
-  const r = await run('python3', ['-c', PY, `http://127.0.0.1:${plain.port}/v1/py`, `https://127.0.0.1:${secure.port}/v1/py`], env);
+  const r = await run(PYTHON!, ['-c', PY, `http://127.0.0.1:${plain.port}/v1/py`, `https://127.0.0.1:${secure.port}/v1/py`], env);
   t.equal(r.code, 0, r.stderr);
   const [a, b] = JSON.parse(r.stdout) as Array<{ status: number; body: { method: string } }>;
   t.same([a!.status, a!.body.method, b!.status, b!.body.method], [200, 'POST', 200, 'POST'], r.stdout);
@@ -116,11 +121,11 @@ t.test("Python requests: HTTP_PROXY / HTTPS_PROXY and REQUESTS_CA_BUNDLE, a JSON
   t.equal(secure.seen.at(-1)!.body.toString(), '{"hello": "world"}', 'the body arrived as sent');
 
   // Python's requests drops a proxy user without a password: then the entity is not named.
-  const nopass = await run('python3', ['-c', PY, `http://127.0.0.1:${plain.port}/v1/nopass`], { HTTP_PROXY: `http://alice@127.0.0.1:${proxy.port}` });
+  const nopass = await run(PYTHON!, ['-c', PY, `http://127.0.0.1:${plain.port}/v1/nopass`], { HTTP_PROXY: `http://alice@127.0.0.1:${proxy.port}` });
   t.equal((JSON.parse(nopass.stdout) as Array<{ body: { error: { code: string } } }>)[0]!.body.error.code, 'entity_required', 'why the README says to give a password');
 
   const anon = `http://127.0.0.1:${proxy.port}`;
-  const h = await run('python3', ['-c', PY, `https://127.0.0.1:${secure.port}/v1/header`], { HTTPS_PROXY: anon, REQUESTS_CA_BUNDLE: caFile });
+  const h = await run(PYTHON!, ['-c', PY, `https://127.0.0.1:${secure.port}/v1/header`], { HTTPS_PROXY: anon, REQUESTS_CA_BUNDLE: caFile });
   t.equal(h.code, 0, h.stderr);
   clean(t, secure.seen.at(-1), 'x-api-key', 'secure-secret');
 });
@@ -160,7 +165,8 @@ func main() {
 }
 `;
 
-t.test('Go net/http: the README recipe, over http:// and https:// with SSL_CERT_FILE', { skip: GO ? false : 'go is not installed' }, async (t) => {
+t.test('Go net/http: the README recipe, over http:// and https:// with SSL_CERT_FILE', { timeout: 180_000 }, async (t) => {
+  if (!requireTool(t, GO, 'go', 'golang-go')) return;
   const { plain, secure, proxyUrl, caFile, proxy } = await fixture(t);
   const dir = join(caFile, '..');
   writeFileSync(join(dir, 'client.go'), GO_CLIENT);

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
@@ -65,15 +65,20 @@ t.test('the CA survives a restart of credproxy: same certificate', async (t) => 
   t.notMatch(two.logs.text, /created the local CA/);
 });
 
-t.test('`credproxy ca` prints the certificate path, resolving ca_dir against the working directory', async (t) => {
+t.test('`credproxy ca` prints the certificate path, resolving ca_dir against the config folder; it creates a CA only with --create', async (t) => {
   const cwd = mkdtempSync(join(tmpdir(), 'credproxy-cwd-'));
   const cfg = configDir('store: memory\ntls: { ca_dir: ./certs/ca }\n');
   const cli = resolve('bin/credproxy.js');
-  const run = () => spawnSync(process.execPath, [cli, 'ca', '--config', cfg], { cwd, encoding: 'utf8' });
-  const first = run();
+  const run = (...extra: string[]) => spawnSync(process.execPath, [cli, 'ca', '--config', cfg, ...extra], { cwd, encoding: 'utf8' });
+  const none = run();
+  t.equal(none.status, 1, 'no CA yet: an error, not a new CA');
+  t.match(none.stderr, `no CA in ${join(cfg, 'certs', 'ca')}`);
+  t.notOk(existsSync(join(cfg, 'certs', 'ca', CA_CERT_FILE)));
+  const first = run('--create');
   t.equal(first.status, 0, first.stderr);
-  t.equal(first.stdout, `${join(cwd, 'certs', 'ca', CA_CERT_FILE)}\n`);
+  t.equal(first.stdout, `${join(cfg, 'certs', 'ca', CA_CERT_FILE)}\n`, "the config folder's, not the working directory's");
   t.match(first.stderr, /created a new local CA/);
+  t.notOk(existsSync(join(cwd, 'certs')), 'nothing in the working directory');
   const pem = readFileSync(first.stdout.trim(), 'utf8');
   const second = run();
   t.equal(second.stdout, first.stdout);
