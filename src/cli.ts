@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCredproxy } from './app.js';
+import { SCHEMES } from './auth/registry.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Settings } from './config/types.js';
 import { createLogger, type LogFormat } from './log.js';
@@ -87,7 +88,7 @@ export async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'validate': {
       try {
-        const config = loadConfig(configDir);
+        const config = loadConfig(configDir, { schemes: SCHEMES });
         process.stdout.write(`${configDir}: ok (${config.integrations.size} integration${config.integrations.size === 1 ? '' : 's'})\n`);
       } catch (err) {
         if (err instanceof ConfigError) fail(err.message, 1);
@@ -98,7 +99,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'ca': {
       // The path alone on stdout, so that `curl --cacert "$(credproxy ca)"` works.
       try {
-        const { settings } = loadConfig(configDir);
+        const { settings } = loadConfig(configDir, { schemes: SCHEMES });
         const ca = loadOrCreateCa(settings.tls.ca_dir);
         if (ca.created) process.stderr.write(`credproxy: created a new local CA in ${settings.tls.ca_dir}\n`);
         process.stdout.write(`${ca.certPath}\n`);
@@ -116,7 +117,7 @@ export async function main(argv: string[]): Promise<void> {
       // validate is reported below, where it is used.
       let loaded: { settings?: Settings; error?: unknown };
       try {
-        loaded = { settings: loadConfig(configDir, { host: values.host, port }).settings };
+        loaded = { settings: loadConfig(configDir, { host: values.host, port, schemes: SCHEMES }).settings };
       } catch (error) {
         loaded = { error };
       }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { integrationSpec, settingsSpec } from '../src/config/schema.js';
+import { SCHEMES } from '../src/auth/registry.js';
+import { integrationSpecFor, settingsSpec } from '../src/config/schema.js';
 import type { ObjectSpec, Spec } from '../src/config/spec.js';
 import { ERRORS } from '../src/errors.js';
 
@@ -41,5 +42,5 @@ function keyPaths(spec: ObjectSpec, prefix = ''): string[] {
 t.test('the README Configuration section names every key the config accepts', async (t) => {
   const config = section('Configuration');
   for (const key of keyPaths(settingsSpec)) t.match(config, `\`${key}\``, `credproxy.yaml: ${key}`);
-  for (const key of Object.keys(integrationSpec.props)) t.match(config, `\`${key}\``, `integration file: ${key}`);
+  for (const key of Object.keys(integrationSpecFor(SCHEMES).props)) t.match(config, `\`${key}\``, `integration file: ${key}`);
 });

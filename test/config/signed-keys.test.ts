@@ -3,7 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../support/config.js';
 import { problemsOf } from '../support/config.js';
 import { configDir } from '../support/servers.js';
 import { testKey } from '../support/keys.js';
@@ -85,5 +85,5 @@ t.test('good keys of every kind load', async (t) => {
     },
   });
   t.equal(config.integrations.size, 5);
-  t.equal(config.integrations.get('sa')!.schemes[0]!.scheme.needsConnection, false, 'key in the YAML: no stored connection needed');
+  t.equal(config.integrations.get('sa')!.schemes[0]!.traits.needsConnection, false, 'key in the YAML: no stored connection needed');
 });

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { schemaFiles } from './json-schema.js';
+import { SCHEMES } from '../auth/registry.js';
+import { schemaFiles } from '../config/json-schema.js';
 
 /**
  * The build step that writes schema/*.json (npm run build runs it after tsc). The files are
@@ -9,7 +10,7 @@ import { schemaFiles } from './json-schema.js';
  */
 export function writeSchemas(dir: string): string[] {
   mkdirSync(dir, { recursive: true });
-  return Object.entries(schemaFiles()).map(([name, text]) => {
+  return Object.entries(schemaFiles(SCHEMES)).map(([name, text]) => {
     const path = join(dir, name);
     writeFileSync(path, text);
     return path;
