@@ -7,7 +7,7 @@ import type { Agent } from 'undici';
 import { SCHEMES, type Schemes } from './auth/registry.js';
 import { SchemeSet } from './auth/scheme-set.js';
 import { loadConfig, type LoadOptions } from './config/load.js';
-import { ConfigReloader, type ReloadOutcome } from './config/watch.js';
+import { ConfigReloader, type ReloadOutcome } from './reload.js';
 import type { Config } from './config/types.js';
 import { Events, STATUS_EVENTS, type EventOptions } from './events.js';
 import { createLogger } from './log.js';

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ObjectSpec, SpecValue } from './spec.js';
 import type { Template } from './template.js';
-import type { InjectConfig } from './types.js';
 
 /**
  * What the config knows of an auth scheme: its schema entry and what its YAML says, checked.
@@ -9,6 +8,12 @@ import type { InjectConfig } from './types.js';
  * config layer never builds a scheme: the runtime does, from the frozen definitions, and
  * keeps each instance (and its minted tokens) across a reload that leaves it unchanged.
  */
+
+/** Headers and query parameters to inject, as the YAML writes them ({{name}} templates). */
+export interface InjectConfig {
+  headers?: Record<string, string>;
+  query?: Record<string, string>;
+}
 
 /** A credential field a connection supplies (shown by GET /api/integrations). */
 export interface FieldInfo {

@@ -1,13 +1,10 @@
 import type { HostPattern } from './hosts.js';
-import type { AuthDefinition } from './scheme-definition.js';
+import type { AuthDefinition, InjectConfig } from './scheme-definition.js';
+
+export type { InjectConfig };
 
 /** An `auth.type`: a key of the scheme catalog (src/auth/registry.ts). */
 export type AuthType = string;
-
-export interface InjectConfig {
-  headers?: Record<string, string>;
-  query?: Record<string, string>;
-}
 
 export interface FieldConfig {
   name: string;

@@ -1,13 +1,13 @@
 import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Metrics } from '../metrics.js';
-import { swapAudit } from '../audit/record.js';
-import { openProxyProblem } from '../proxy/client-auth.js';
-import { snapshotOf, type Runtime } from '../runtime.js';
-import { changedKeys, RESTART_ONLY, withValuesOf } from './apply.js';
-import { ConfigError, loadConfig, type LoadOptions } from './load.js';
-import type { Config, IntegrationConfig } from './types.js';
+import type { Metrics } from './metrics.js';
+import { swapAudit } from './audit/record.js';
+import { openProxyProblem } from './proxy/client-auth.js';
+import { snapshotOf, type Runtime } from './runtime.js';
+import { changedKeys, RESTART_ONLY, withValuesOf } from './config/apply.js';
+import { ConfigError, loadConfig, type LoadOptions } from './config/load.js';
+import type { Config, IntegrationConfig } from './config/types.js';
 
 export interface ReloadOutcome {
   ok: boolean;
