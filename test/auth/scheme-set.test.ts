@@ -1,6 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { SCHEMES, withSchemes } from '../../src/auth/registry.js';
+import { SchemeSet } from '../../src/auth/scheme-set.js';
+import { hmacDemo } from '../fixtures/hmac-scheme.js';
+import { loadConfig } from '../support/config.js';
 import { logLine } from '../support/log-wait.js';
 import { OAuthServer, protectedHandler } from '../support/oauth-server.js';
 import { configDir, startProxy, startUpstream, viaProxy } from '../support/servers.js';
@@ -102,4 +106,15 @@ t.test('a key file rotated in place is a new definition, though the YAML text is
   t.not(after.definition.fingerprint, before.definition.fingerprint);
   t.notMatch(after.definition.fingerprint, /second-secret/, 'the fingerprint is a hash, not the secret');
   t.notMatch(proxy.logs.text, /second-secret|first-secret/, 'the key never reaches the log');
+});
+
+t.test('a config checked against another catalog than the runtime builds from is refused by name', async (t) => {
+  const dir = configDir('store: memory\n', { demo: 'hosts: [a.example]\nauth: { type: hmac_demo, header: X-Sig }\n' });
+  const config = loadConfig(dir, { env: {}, schemes: withSchemes(SCHEMES, hmacDemo) });
+  t.throws(() => new SchemeSet(SCHEMES).build(config), /auth type "hmac_demo" of integration "demo" is not in this runtime's scheme catalog/);
+  const set = new SchemeSet(withSchemes(SCHEMES, hmacDemo));
+  const first = set.build(config).get('demo')!.live[0]!.scheme;
+  t.equal(set.build(config).get('demo')!.live[0]!.scheme, first, 'building the same definitions again keeps the instance');
+  set.build(loadConfig(configDir('store: memory\n'), { env: {} }));
+  t.not(set.build(config).get('demo')!.live[0]!.scheme, first, 'an integration that was gone for one build starts afresh');
 });
