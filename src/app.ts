@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Agent } from 'undici';
+import { SCHEMES, type Schemes } from './auth/registry.js';
+import { SchemeSet } from './auth/scheme-set.js';
 import { loadConfig, type LoadOptions } from './config/load.js';
-import { ConfigReloader, type ReloadOutcome } from './config/watch.js';
+import { ConfigReloader, type ReloadOutcome } from './reload.js';
 import type { Config } from './config/types.js';
 import { Events, STATUS_EVENTS, type EventOptions } from './events.js';
 import { createLogger } from './log.js';
@@ -24,6 +26,8 @@ import { createTlsRuntime } from './tls/runtime.js';
 
 export interface StartOptions extends LoadOptions {
   configDir: string;
+  /** the auth schemes integrations may use; default the built-in ones (withSchemes adds one) */
+  schemes?: Schemes;
   logger?: Logger;
   /** collect process metrics too (off in tests that run several instances) */
   processMetrics?: boolean;
@@ -103,7 +107,8 @@ function passthroughAgent(config: Config, ca: () => string[] | undefined, runtim
 /** Loads the config, opens the store and listens; what `credproxy start` and the tests run. */
 export async function startCredproxy(opts: StartOptions): Promise<RunningCredproxy> {
   const env = opts.env ?? process.env;
-  const config = loadConfig(opts.configDir, opts);
+  const schemes = new SchemeSet(opts.schemes ?? SCHEMES);
+  const config = loadConfig(opts.configDir, { ...opts, schemes: schemes.catalog });
   const log = opts.logger ?? createLogger({ level: config.settings.log.level });
   checkListenPolicy(config.settings, log);
   const tls = createTlsRuntime(config.settings);
@@ -117,7 +122,8 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     if (type) runtime.events.emit({ type, entity: c.entity, integration: c.integration, label: c.label, status: c.status, reason: c.reason });
   });
   const runtime: Runtime = {
-    current: snapshotOf(config),
+    current: snapshotOf(config, schemes),
+    schemes,
     store,
     log,
     agent: upstreamAgent(config, tls.upstreamCa),
@@ -128,7 +134,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
     events: new Events({ ...opts.events, settings: () => runtime.current.config.settings.events, log, metrics }),
     ...instanceState(config, store, log, () => runtime.current),
   };
-  const reloader = new ConfigReloader(runtime, opts.configDir, { ...opts, env, debounceMs: opts.reloadDebounceMs });
+  const reloader = new ConfigReloader(runtime, opts.configDir, { ...opts, env, schemes: schemes.catalog, debounceMs: opts.reloadDebounceMs });
   if (opts.watch) reloader.watch();
   const onHangup = () => void reloader.reload('SIGHUP');
   if (opts.reloadOnSighup) process.on('SIGHUP', onHangup);
@@ -154,7 +160,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   if (config.settings.public_url.endsWith(':0')) {
     // Listening on port 0, the default public_url named port 0; OAuth redirect URIs need the real one.
     const settings = Object.freeze({ ...config.settings, public_url: config.settings.public_url.replace(/:0$/, `:${actual}`) });
-    runtime.current = snapshotOf(Object.freeze({ ...config, settings }));
+    runtime.current = snapshotOf(Object.freeze({ ...config, settings }), schemes);
   }
   const shown = host.includes(':') ? `[${host}]` : host;
   const url = `http://${shown}:${actual}`;

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCredproxy } from './app.js';
+import { SCHEMES } from './auth/registry.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Settings } from './config/types.js';
 import { createLogger, type LogFormat } from './log.js';
@@ -107,7 +108,7 @@ export async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'validate': {
       try {
-        const config = loadConfig(configDir);
+        const config = loadConfig(configDir, { schemes: SCHEMES });
         process.stdout.write(`${configDir}: ok (${config.integrations.size} integration${config.integrations.size === 1 ? '' : 's'})\n`);
       } catch (err) {
         if (err instanceof ConfigError) fail(err.message, 1);
@@ -143,7 +144,7 @@ export async function main(argv: string[]): Promise<void> {
       // validate is reported below, where it is used.
       let loaded: { settings?: Settings; error?: unknown };
       try {
-        loaded = { settings: loadConfig(configDir, { host: values.host, port }).settings };
+        loaded = { settings: loadConfig(configDir, { host: values.host, port, schemes: SCHEMES }).settings };
       } catch (error) {
         loaded = { error };
       }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { AuditLog } from './audit/audit-log.js';
 import { openAudit } from './audit/record.js';
+import { SchemeSet, type LiveIntegration } from './auth/scheme-set.js';
 import type { Config } from './config/types.js';
 import type { Events } from './events.js';
 import { TunnelGate } from './limits.js';
@@ -16,13 +17,17 @@ import type { TlsRuntime } from './tls/runtime.js';
 /** A config and what is built from it: what one request uses from start to end. */
 export interface Snapshot {
   readonly config: Config;
-  readonly routes: RoutingTable;
+  /** the integrations with their schemes (rt.schemes keeps those whose definition did not change) */
+  readonly integrations: ReadonlyMap<string, LiveIntegration>;
+  readonly routes: RoutingTable<LiveIntegration>;
   /** who may use the proxy (`clients`); null when anyone may */
   readonly clients: ClientAuthenticator | null;
 }
 
-export function snapshotOf(config: Config): Snapshot {
-  return { config, routes: new RoutingTable(config.integrations.values()), clients: authenticatorFor(config.settings) };
+/** The snapshot of `config`, its schemes built (or kept) by the runtime's scheme set. */
+export function snapshotOf(config: Config, schemes: SchemeSet): Snapshot {
+  const integrations = schemes.build(config);
+  return { config, integrations, routes: new RoutingTable(integrations.values()), clients: authenticatorFor(config.settings) };
 }
 
 /** Everything a request handler needs; `current` is swapped whole when the config changes. */
@@ -38,6 +43,8 @@ export interface Runtime {
   readonly tls: TlsRuntime;
   /** connection events for the webhook: `rt.events.emit({ type, entity, integration, status })` */
   readonly events: Events;
+  /** the scheme catalog and the scheme instances built from the config's definitions */
+  readonly schemes: SchemeSet;
   /**
    * The state this instance keeps between requests, made with the runtime (instanceState)
    * and closed with it (closeRuntime); nothing of it lives in module-level maps.

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import pino from 'pino';
-import { ConfigError, loadConfig } from '../src/config/load.js';
+import { ConfigError, loadConfig } from './support/config.js';
 import { checkListenPolicy } from '../src/proxy/client-auth.js';
 import { LogCapture } from './support/servers.js';
 

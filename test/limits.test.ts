@@ -1,6 +1,6 @@
 import t from 'tap';
 import { TunnelGate, serverOptions } from '../src/limits.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadConfig } from './support/config.js';
 import { configDir, startProxy, viaProxy } from './support/servers.js';
 
 t.test('documented defaults', async (t) => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { integrationSpec, settingsSpec } from '../src/config/schema.js';
+import { SCHEMES } from '../src/auth/registry.js';
+import { integrationSpecFor, settingsSpec } from '../src/config/schema.js';
 import type { ObjectSpec, Spec } from '../src/config/spec.js';
 import { ERRORS } from '../src/errors.js';
 
@@ -47,5 +48,5 @@ t.test('the Configuration section of docs/configuration.md names every key the c
   const config = section('docs/configuration.md', 'Configuration');
   t.not(config, '', 'docs/configuration.md has a `## Configuration` section');
   for (const key of keyPaths(settingsSpec)) t.match(config, `\`${key}\``, `credproxy.yaml: ${key}`);
-  for (const key of Object.keys(integrationSpec.props)) t.match(config, `\`${key}\``, `integration file: ${key}`);
+  for (const key of Object.keys(integrationSpecFor(SCHEMES).props)) t.match(config, `\`${key}\``, `integration file: ${key}`);
 });

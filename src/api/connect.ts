@@ -56,7 +56,7 @@ export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: 
         entity,
         integration: name,
         ...(label === undefined ? {} : { label }),
-        scheme: 'oauth2',
+        scheme: config.type,
         params: accepted,
         status: 'initiated',
         credentials: {},

@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CONTROL } from '../auth/fields.js';
-import type { CredentialRequest } from '../auth/types.js';
+import type { LiveIntegration } from '../auth/scheme-set.js';
+import type { CredentialRequest, ResolvedScheme } from '../auth/types.js';
 import { HOST_LABEL, hostParamNames } from '../config/host-template.js';
-import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
+import type { IntegrationConfig } from '../config/types.js';
 import { CredproxyError, sendError } from '../errors.js';
 import { storeCall } from '../store/failure.js';
 import { checkEntityId } from '../proxy/identify.js';
@@ -14,8 +15,8 @@ import { PutConnectionBody } from './shapes.js';
 import { verifyConnection, type Verification } from './verify.js';
 import { connectionView } from './views.js';
 
-function integrationOf(rt: Runtime, name: string): IntegrationConfig {
-  const i = rt.current.config.integrations.get(name);
+function integrationOf(rt: Runtime, name: string): LiveIntegration {
+  const i = rt.current.integrations.get(name);
   if (!i) throw new CredproxyError('not_found', `no integration named "${name}"`);
   return i;
 }
@@ -48,7 +49,7 @@ export function acceptParams(integration: IntegrationConfig, input: unknown): Re
     throw new CredproxyError('bad_request', `params: unknown ${unknown.join(', ')}; "${integration.name}" declares ${[...declared.keys()].join(', ') || 'none'}`);
   }
   const out: Record<string, string> = {};
-  const inHost = hostParamNames(integration.hosts, integration.auth);
+  const inHost = hostParamNames(integration.hosts, integration.schemes);
   for (const p of integration.params) {
     const v = given[p.name] ?? p.default;
     if (v === undefined) throw new CredproxyError('bad_request', `params.${p.name} is required`);
@@ -101,9 +102,9 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
   const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
   // The documented shape first (api/shapes.ts, the same one the OpenAPI document shows), then what the integration asks.
   const { scheme: schemeName, params, credentials } = PutConnectionBody.check(body, '');
-  const resolved = schemeName === undefined ? integration.schemes[0] : integration.schemes.find((s) => s.scheme.type === schemeName);
+  const resolved = schemeName === undefined ? integration.live[0] : integration.live.find((s) => s.definition.type === schemeName);
   if (!resolved) {
-    throw new CredproxyError('bad_request', `integration "${name}" has no scheme "${schemeName}"; it offers ${integration.schemes.map((s) => s.scheme.type).join(', ')}`);
+    throw new CredproxyError('bad_request', `integration "${name}" has no scheme "${schemeName}"; it offers ${integration.schemes.map((s) => s.type).join(', ')}`);
   }
   const now = Date.now();
   const accepted = resolved.scheme.accept(credentials, now);
@@ -114,7 +115,7 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
     entity,
     integration: name,
     ...(label === undefined ? {} : { label }),
-    scheme: resolved.scheme.type,
+    scheme: resolved.definition.type,
     params: acceptedParams,
     status: 'active',
     credentials: accepted.credentials,

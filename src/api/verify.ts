@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import { renderHost } from '../config/host-template.js';
-import type { IntegrationConfig, VerifyConfig } from '../config/types.js';
+import type { LiveIntegration } from '../auth/scheme-set.js';
+import type { VerifyConfig } from '../config/types.js';
 import { isCredproxyError } from '../errors.js';
 import { injectionFor, schemeOf } from '../proxy/credential.js';
 import type { UpstreamRequest } from '../proxy/types.js';
@@ -40,7 +41,7 @@ const expected = (v: VerifyConfig, status: number) => (v.expect ? v.expect.inclu
  * Messages name the configured path, never the request as sent (a key may sit in its query),
  * and never quote the upstream's body (it may echo the key).
  */
-export async function verifyConnection(rt: Runtime, integration: IntegrationConfig, connection: Connection): Promise<Verification | undefined> {
+export async function verifyConnection(rt: Runtime, integration: LiveIntegration, connection: Connection): Promise<Verification | undefined> {
   const v = integration.verify;
   if (!v) return undefined;
   const settings = rt.current.config.settings;

@@ -1,4 +1,7 @@
-import type { AuthConfig, IntegrationConfig } from '../config/types.js';
+import type { AuthDefinition } from '../config/scheme-definition.js';
+import type { IntegrationConfig } from '../config/types.js';
+
+type EntryConfig = AuthDefinition['config'];
 import type { Connection } from '../store/types.js';
 
 /** What the API shows of an integration: everything a connect form needs, no secret. */
@@ -12,15 +15,15 @@ export function integrationView(i: IntegrationConfig) {
     // what storing a connection checks (src/api/verify.ts); absent when nothing is
     ...(i.verify ? { verify: { method: i.verify.method, path: i.verify.path, host: i.verify.host.source, expect: i.verify.expect ?? null } } : {}),
     params: i.params.map((p) => ({ name: p.name, pattern: p.pattern ?? null, default: p.default ?? null, description: p.description ?? null })),
-    schemes: i.schemes.map(({ scheme }, n) => ({
-      type: scheme.type,
+    schemes: i.schemes.map(({ type, traits, config }, n) => ({
+      type,
       default: n === 0,
-      needs_connection: scheme.needsConnection,
-      // how a connection is made: an oauth2 connect link, a PUT with the fields, or not at all
-      connect: scheme.type === 'oauth2' ? 'connect_link' : scheme.needsConnection ? 'put' : 'none',
-      ...scopesOf(scheme.config),
-      ...jwtVerifyOf(scheme.config),
-      fields: scheme.fields.map((f) => ({
+      needs_connection: traits.needsConnection,
+      // how a connection is made: a connect link to the provider, a PUT with the fields, or not at all
+      connect: traits.connectable ? 'connect_link' : traits.needsConnection ? 'put' : 'none',
+      ...scopesOf(config),
+      ...jwtVerifyOf(config),
+      fields: traits.fields.map((f) => ({
         name: f.name,
         secret: f.secret,
         optional: f.optional,
@@ -32,7 +35,7 @@ export function integrationView(i: IntegrationConfig) {
 }
 
 /** The scope lists of a scheme that has them: what a connect link asks for by default, may ask for, must get. */
-function scopesOf(c: AuthConfig): Record<string, string[]> {
+function scopesOf(c: EntryConfig): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const key of ['scopes', 'allowed_scopes', 'required_scopes']) {
     const v = c[key];
@@ -42,7 +45,7 @@ function scopesOf(c: AuthConfig): Record<string, string[]> {
 }
 
 /** How a user's JWT is checked when stored (bearer, api_key with jwt_verify): what a form can tell the user. */
-function jwtVerifyOf(c: AuthConfig) {
+function jwtVerifyOf(c: EntryConfig) {
   const v = c.jwt_verify as Record<string, string> | undefined;
   if (!v) return {};
   const list = (s: string | undefined, sep: RegExp) => (s === undefined ? null : s.split(sep).map((x) => x.trim()).filter(Boolean));

@@ -1,10 +1,16 @@
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { AuthConfig } from '../config/types.js';
+import type { AuthDefinition, SchemeConfig } from '../config/scheme-definition.js';
+import { common } from '../config/schema.js';
+import { obj, str } from '../config/spec.js';
 import { CredproxyError } from '../errors.js';
+import { fieldInfos, traits } from './fields.js';
 import { formPairs } from './oauth1.js';
 import { StaticScheme } from './static-scheme.js';
-import type { CredentialRequest, SignableRequest, SignedHeaders } from './types.js';
+import { defineScheme, type CredentialRequest, type SignableRequest, type SignedHeaders } from './types.js';
+
+const spec = obj({ ...common, region: str(), service: str() }, ['region', 'service']);
+type SigV4Config = SchemeConfig<typeof spec>;
 
 /** Services that accept `UNSIGNED-PAYLOAD`, so a body too large to buffer can still be sent. */
 const UNSIGNED_PAYLOAD_SERVICES = new Set(['s3', 's3-object-lambda']);
@@ -38,23 +44,18 @@ class NodeSha256 {
  * body hash needs the whole body: bodies up to `limits.replay_body_bytes` are buffered and
  * hashed; larger ones go as UNSIGNED-PAYLOAD where the service allows it (S3), else 413.
  */
-export class AwsSigV4Scheme extends StaticScheme {
+export class AwsSigV4Scheme extends StaticScheme<SigV4Config> {
   readonly type = 'aws_sigv4';
-  readonly defaultInject = {};
   private readonly region: string;
   private readonly service: string;
 
   constructor(
-    config: AuthConfig,
+    definition: AuthDefinition<SigV4Config>,
     private readonly now: () => number = Date.now,
   ) {
-    super(config, [
-      { name: 'access_key_id', secret: true, optional: false },
-      { name: 'secret_access_key', secret: true, optional: false },
-      { name: 'session_token', secret: true, optional: true },
-    ]);
-    this.region = config.region as string;
-    this.service = config.service as string;
+    super(definition);
+    this.region = definition.config.region;
+    this.service = definition.config.service;
   }
 
   async sign(request: SignableRequest, cred: CredentialRequest): Promise<SignedHeaders> {
@@ -112,3 +113,20 @@ export class AwsSigV4Scheme extends StaticScheme {
     return { headers: out, remove: [...GENERATED] };
   }
 }
+
+export const awsSigV4 = defineScheme<typeof spec>({
+  type: 'aws_sigv4',
+  spec,
+  describe: (config) => ({
+    traits: traits({
+      fields: fieldInfos(config.fields, [
+        { name: 'access_key_id', secret: true, optional: false },
+        { name: 'secret_access_key', secret: true, optional: false },
+        { name: 'session_token', secret: true, optional: true },
+      ]),
+      defaultInject: {},
+      signs: true,
+    }),
+  }),
+  create: (definition) => new AwsSigV4Scheme(definition),
+});

@@ -1,19 +1,20 @@
-import type { AuthConfig } from '../config/types.js';
+import type { AuthDefinition, SchemeConfig } from '../config/scheme-definition.js';
+import { common } from '../config/schema.js';
+import { obj } from '../config/spec.js';
 import { CredproxyError } from '../errors.js';
+import { fieldInfos, traits } from './fields.js';
 import { StaticScheme } from './static-scheme.js';
-import type { AcceptedCredentials, CredentialRequest } from './types.js';
+import { defineScheme, type AcceptedCredentials, type CredentialRequest } from './types.js';
+
+const spec = obj({ ...common });
+type BasicConfig = SchemeConfig<typeof spec>;
 
 /** A user name and password, sent as `Authorization: Basic base64(username:password)`. */
-export class BasicScheme extends StaticScheme {
+export class BasicScheme extends StaticScheme<BasicConfig> {
   readonly type = 'basic';
-  readonly defaultInject = { headers: { Authorization: 'Basic {{basic_auth}}' } };
-  override readonly computed = ['basic_auth'];
 
-  constructor(config: AuthConfig) {
-    super(config, [
-      { name: 'username', secret: false, optional: false },
-      { name: 'password', secret: true, optional: false },
-    ]);
+  constructor(definition: AuthDefinition<BasicConfig>) {
+    super(definition);
   }
 
   override accept(input: Record<string, unknown>): AcceptedCredentials {
@@ -31,3 +32,19 @@ export class BasicScheme extends StaticScheme {
     return { ...c, basic_auth: basic };
   }
 }
+
+export const basic = defineScheme<typeof spec>({
+  type: 'basic',
+  spec,
+  describe: (config) => ({
+    traits: traits({
+      fields: fieldInfos(config.fields, [
+        { name: 'username', secret: false, optional: false },
+        { name: 'password', secret: true, optional: false },
+      ]),
+      computed: ['basic_auth'],
+      defaultInject: { headers: { Authorization: 'Basic {{basic_auth}}' } },
+    }),
+  }),
+  create: (definition) => new BasicScheme(definition),
+});

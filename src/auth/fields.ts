@@ -1,6 +1,6 @@
 import type { FieldConfig } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
-import type { FieldInfo } from './types.js';
+import type { FieldInfo, SchemeTraits } from '../config/scheme-definition.js';
 
 /** Control characters would let a stored value split an injected header. */
 export const CONTROL = /[\u0000-\u001f\u007f]/;
@@ -48,4 +48,9 @@ export function acceptFields(fields: readonly FieldInfo[], input: Record<string,
     out[f.name] = checkValue(f.name, v, f.pattern);
   }
   return out;
+}
+
+/** A scheme's traits, with the defaults most schemes share: a stored connection, no URLs, an inject. */
+export function traits(t: Pick<SchemeTraits, 'fields' | 'defaultInject'> & Partial<SchemeTraits>): SchemeTraits {
+  return { computed: [], needsConnection: true, signs: false, hostUrlKeys: [], paramUrlKeys: [], ...t };
 }

@@ -1,11 +1,28 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { AuthConfig } from '../config/types.js';
+import { privateKey } from '../config/schema.js';
+import { int, list, map, oneOf, str, type SpecValue } from '../config/spec.js';
+import type { FieldConfig } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import { CONTROL, acceptFields, checkValue, fieldInfos } from './fields.js';
 import { KeyError, readKeyText, signingKey, type SigningKey } from './keys.js';
-import { MissingValueError, compileTemplate, type Template } from './template.js';
+import { MissingValueError, compileTemplate, type Template } from '../config/template.js';
 import type { AcceptedCredentials, CredentialRequest, FieldInfo, SchemeCheckContext, SchemeProblem } from './types.js';
+
+/** The schema keys of a JWT credproxy signs (jwt, jwt_bearer). */
+export const jwtKeysSpec = {
+  algorithm: str({
+    enum: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'],
+  }),
+  private_key: privateKey(),
+  key_id: str(),
+  ttl: int(1, 86400),
+  clock_skew: int(0, 3600),
+  claims: map(oneOf('a string, number or list', str(), list(str()))),
+};
+
+/** What the signer reads of an entry: the JWT keys, all optional here, and the declared fields. */
+export type JwtKeysConfig = Partial<SpecValue<{ kind: 'object'; props: typeof jwtKeysSpec }>> & { fields?: ReadonlyArray<FieldConfig | string> };
 
 /** Claims credproxy sets on every token; the YAML cannot override them. */
 const AUTOMATIC = new Set(['iat', 'exp', 'nbf', 'jti']);
@@ -35,12 +52,13 @@ export class JwtSigner {
   private readonly claimProblems: SchemeProblem[] = [];
   private readonly written: ReadonlySet<string>;
 
-  constructor(config: AuthConfig, defaults: { ttl: number; claims?: Record<string, string | string[]> }) {
-    this.algorithm = config.algorithm as string;
-    this.ttl = (config.ttl as number | undefined) ?? defaults.ttl;
-    this.clockSkew = (config.clock_skew as number | undefined) ?? 0;
-    this.keyId = config.key_id as string | undefined;
-    const yamlKey = config.private_key as string | undefined;
+  constructor(config: JwtKeysConfig, defaults: { ttl: number; claims?: Record<string, string | string[]> }) {
+    // The spec requires it; a signer without one refuses every key, which says so.
+    this.algorithm = config.algorithm ?? '';
+    this.ttl = config.ttl ?? defaults.ttl;
+    this.clockSkew = config.clock_skew ?? 0;
+    this.keyId = config.key_id;
+    const yamlKey = config.private_key;
     this.keyInYaml = yamlKey !== undefined;
     if (yamlKey !== undefined) {
       try {
@@ -50,7 +68,7 @@ export class JwtSigner {
         this.keyProblem = `private_key: ${err.message}`;
       }
     }
-    const declared = fieldInfos(config.fields as AuthConfig['fields'], []);
+    const declared = fieldInfos(config.fields, []);
     this.fields =
       yamlKey === undefined
         ? [
@@ -59,7 +77,7 @@ export class JwtSigner {
             { name: 'key_id', secret: false, optional: true, description: 'the JWT header kid' },
           ]
         : declared;
-    const written = (config.claims as Record<string, string | string[]> | undefined) ?? {};
+    const written = config.claims ?? {};
     this.written = new Set(Object.keys(written));
     const raw = { ...defaults.claims, ...written };
     this.claims = Object.entries(raw).map(([name, v]) => {

@@ -1,10 +1,18 @@
-import type { AuthConfig } from '../config/types.js';
-import { JwtSigner, cacheKey } from './jwt-signer.js';
+import type { AuthDefinition, SchemeConfig } from '../config/scheme-definition.js';
+import { common } from '../config/schema.js';
+import { obj } from '../config/spec.js';
+import { traits } from './fields.js';
+import { keyFiles } from './keys.js';
+import { JwtSigner, cacheKey, jwtKeysSpec } from './jwt-signer.js';
 import { TokenCache } from './token-cache.js';
-import type { AcceptedCredentials, AuthScheme, CredentialRequest, FieldInfo, SchemeCheckContext, SchemeProblem } from './types.js';
+import { defineScheme, type AcceptedCredentials, type AuthScheme, type CredentialRequest } from './types.js';
 
 /** A token is handed out until this long before it expires, so it never arrives stale. */
 export const JWT_MARGIN_MS = 30_000;
+
+const spec = obj({ ...common, ...jwtKeysSpec }, ['algorithm']);
+type JwtConfig = SchemeConfig<typeof spec>;
+const signerFor = (config: JwtConfig) => new JwtSigner(config, { ttl: 300 });
 
 /**
  * `jwt`: credproxy signs a JWT per entity (jose) with the key in the YAML or the entity's own
@@ -12,25 +20,15 @@ export const JWT_MARGIN_MS = 30_000;
  */
 export class JwtScheme implements AuthScheme {
   readonly type = 'jwt';
-  readonly defaultInject = { headers: { Authorization: 'Bearer {{jwt}}' } };
-  readonly computed = ['jwt'];
-  readonly fields: readonly FieldInfo[];
-  readonly needsConnection: boolean;
   private readonly signer: JwtSigner;
   private readonly cache: TokenCache<string>;
 
   constructor(
-    readonly config: AuthConfig,
+    definition: AuthDefinition<JwtConfig>,
     private readonly now: () => number = Date.now,
   ) {
-    this.signer = new JwtSigner(config, { ttl: 300 });
-    this.fields = this.signer.fields;
-    this.needsConnection = this.signer.needsConnection;
+    this.signer = signerFor(definition.config);
     this.cache = new TokenCache(now);
-  }
-
-  check(ctx: SchemeCheckContext): SchemeProblem[] {
-    return this.signer.check(ctx);
   }
 
   accept(input: Record<string, unknown>): AcceptedCredentials {
@@ -49,3 +47,23 @@ export class JwtScheme implements AuthScheme {
     this.cache.delete(cacheKey(req));
   }
 }
+
+export const jwt = defineScheme<typeof spec>({
+  type: 'jwt',
+  spec,
+  describe: (config, ctx) => {
+    // The signer parses the key and the claim templates; it holds no minted token.
+    const signer = signerFor(config);
+    return {
+      traits: traits({
+        fields: signer.fields,
+        computed: ['jwt'],
+        needsConnection: signer.needsConnection,
+        defaultInject: { headers: { Authorization: 'Bearer {{jwt}}' } },
+      }),
+      problems: signer.check(ctx),
+      resolved: keyFiles(config.private_key),
+    };
+  },
+  create: (definition) => new JwtScheme(definition),
+});

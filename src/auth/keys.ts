@@ -26,6 +26,24 @@ export function readKeyText(value: string): string {
   }
 }
 
+/**
+ * What the `file:` references among `values` read now, for a definition's fingerprint: a key
+ * file rotated in place makes a new definition (and so a new scheme) on the next reload. A
+ * file that cannot be read is reported by the key's own check; here it is simply left out.
+ */
+export function keyFiles(...values: Array<string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    if (v === undefined || !v.startsWith('file:')) continue;
+    try {
+      out[v] = readKeyText(v);
+    } catch {
+      // KeyError: the scheme's check says why, at the key's line.
+    }
+  }
+  return out;
+}
+
 const HMAC_BYTES: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64 };
 const CURVES: Record<string, string> = { ES256: 'prime256v1', ES384: 'secp384r1', ES512: 'secp521r1' };
 

@@ -1,9 +1,24 @@
 import { createHmac, createSign, randomBytes, type KeyObject } from 'node:crypto';
-import type { AuthConfig } from '../config/types.js';
+import type { AuthDefinition, SchemeConfig } from '../config/scheme-definition.js';
+import { common, privateKey } from '../config/schema.js';
+import { obj, str } from '../config/spec.js';
 import { CredproxyError } from '../errors.js';
-import { KeyError, readKeyText, rsaKey } from './keys.js';
+import { fieldInfos, traits } from './fields.js';
+import { KeyError, readKeyText, rsaKey, keyFiles } from './keys.js';
 import { StaticScheme } from './static-scheme.js';
-import type { CredentialRequest, SchemeProblem, SignableRequest, SignedHeaders } from './types.js';
+import { defineScheme, type CredentialRequest, type SchemeProblem, type SignableRequest, type SignedHeaders } from './types.js';
+
+const spec = obj(
+  {
+    ...common,
+    consumer_key: str(),
+    consumer_secret: privateKey(),
+    signature_method: str({ enum: ['HMAC-SHA1', 'HMAC-SHA256', 'RSA-SHA1', 'PLAINTEXT'] }),
+    realm: str(),
+  },
+  ['consumer_key'],
+);
+type OAuth1Config = SchemeConfig<typeof spec>;
 
 /** RFC 3986 unreserved characters stay, everything else is %XX of its UTF-8 bytes (RFC 5849 §3.6). */
 export function percentEncode(s: string): string {
@@ -59,59 +74,33 @@ export function oauthSignature(method: SignatureMethod, base: string, consumerSe
  * the YAML (for RSA-SHA1 the secret is the RSA private key) and the connection's token and
  * token secret. Form-encoded bodies are part of the signature, so they are read first.
  */
-export class OAuth1Scheme extends StaticScheme {
+export class OAuth1Scheme extends StaticScheme<OAuth1Config> {
   readonly type = 'oauth1';
-  readonly defaultInject = {};
-  private readonly method: SignatureMethod;
-  private readonly consumerKey: string;
-  private readonly secret: string | KeyObject;
-  private readonly problems: SchemeProblem[] = [];
+  private readonly secret: ConsumerSecret;
 
   constructor(
-    config: AuthConfig,
+    definition: AuthDefinition<OAuth1Config>,
     private readonly clock: { now: () => number; nonce: () => string } = { now: Date.now, nonce: () => randomBytes(16).toString('hex') },
   ) {
-    super(config, [
-      { name: 'token', secret: true, optional: false },
-      { name: 'token_secret', secret: true, optional: false },
-    ]);
-    this.method = (config.signature_method as SignatureMethod | undefined) ?? 'HMAC-SHA1';
-    this.consumerKey = config.consumer_key as string;
-    const raw = config.consumer_secret as string | undefined;
-    this.secret = '';
-    if (this.method === 'RSA-SHA1') {
-      try {
-        if (raw === undefined) throw new KeyError('RSA-SHA1 needs the RSA private key here');
-        this.secret = rsaKey(readKeyText(raw));
-      } catch (err) {
-        if (!(err instanceof KeyError)) throw err;
-        this.problems.push({ key: raw === undefined ? [] : ['consumer_secret'], message: `consumer_secret: ${err.message}` });
-      }
-    } else if (raw === undefined) {
-      this.problems.push({ key: [], message: `consumer_secret: is required for ${this.method}` });
-    } else {
-      this.secret = raw;
-    }
-  }
-
-  check(): SchemeProblem[] {
-    return this.problems;
+    super(definition);
+    // The definition checked it when the config loaded; a problem here cannot be reached.
+    this.secret = consumerSecret(definition.config);
   }
 
   async sign(request: SignableRequest, cred: CredentialRequest): Promise<SignedHeaders> {
     const c = cred.connection?.credentials ?? {};
     const oauth: Array<[string, string]> = [
-      ['oauth_consumer_key', this.consumerKey],
+      ['oauth_consumer_key', this.config.consumer_key],
       ['oauth_nonce', this.clock.nonce()],
-      ['oauth_signature_method', this.method],
+      ['oauth_signature_method', this.secret.method],
       ['oauth_timestamp', String(Math.floor(this.clock.now() / 1000))],
       ['oauth_token', c.token ?? ''],
       // oauth_version is optional (RFC 5849 §3.1) and left out, as in the RFC's own examples.
     ];
     const params = [...oauth, ...formPairs(request.url.search.slice(1)), ...(await this.formBody(request))];
     const base = signatureBaseString(request.method, request.url, params);
-    oauth.push(['oauth_signature', oauthSignature(this.method, base, this.secret, c.token_secret ?? '')]);
-    const realm = this.config.realm as string | undefined;
+    oauth.push(['oauth_signature', oauthSignature(this.secret.method, base, this.secret.key, c.token_secret ?? '')]);
+    const realm = this.config.realm;
     const parts = oauth.map(([k, v]) => `${k}="${percentEncode(v)}"`);
     if (realm !== undefined) parts.unshift(`realm="${realm.replace(/["\\]/g, '\\$&')}"`);
     return { headers: [['Authorization', `OAuth ${parts.join(', ')}`]] };
@@ -131,3 +120,44 @@ export class OAuth1Scheme extends StaticScheme {
     return body === null ? [] : formPairs(body.toString('utf8'));
   }
 }
+
+interface ConsumerSecret {
+  method: SignatureMethod;
+  /** the shared secret, or the RSA private key for RSA-SHA1 */
+  key: string | KeyObject;
+  problems: SchemeProblem[];
+}
+
+function consumerSecret(config: OAuth1Config): ConsumerSecret {
+  const method = config.signature_method ?? 'HMAC-SHA1';
+  const raw = config.consumer_secret;
+  if (method === 'RSA-SHA1') {
+    try {
+      if (raw === undefined) throw new KeyError('RSA-SHA1 needs the RSA private key here');
+      return { method, key: rsaKey(readKeyText(raw)), problems: [] };
+    } catch (err) {
+      if (!(err instanceof KeyError)) throw err;
+      return { method, key: '', problems: [{ key: raw === undefined ? [] : ['consumer_secret'], message: `consumer_secret: ${err.message}` }] };
+    }
+  }
+  if (raw === undefined) return { method, key: '', problems: [{ key: [], message: `consumer_secret: is required for ${method}` }] };
+  return { method, key: raw, problems: [] };
+}
+
+export const oauth1 = defineScheme<typeof spec>({
+  type: 'oauth1',
+  spec,
+  describe: (config) => ({
+    traits: traits({
+      fields: fieldInfos(config.fields, [
+        { name: 'token', secret: true, optional: false },
+        { name: 'token_secret', secret: true, optional: false },
+      ]),
+      defaultInject: {},
+      signs: true,
+    }),
+    problems: consumerSecret(config).problems,
+    resolved: keyFiles(config.consumer_secret),
+  }),
+  create: (definition) => new OAuth1Scheme(definition),
+});

@@ -1,13 +1,23 @@
-import type { AuthConfig } from '../config/types.js';
+import type { AuthDefinition, SchemeConfig } from '../config/scheme-definition.js';
+import { common } from '../config/schema.js';
+import { obj } from '../config/spec.js';
 import { CredproxyError } from '../errors.js';
 import { Backoff } from '../oauth/backoff.js';
-import { refreshBeforeMs, withParams, type OAuthAuthConfig } from '../oauth/client-config.js';
+import { oauthClientSpec, refreshBeforeMs, withParams } from '../oauth/client-config.js';
 import { SingleFlight } from '../oauth/single-flight.js';
 import { requestToken, TokenEndpointError } from '../oauth/token-client.js';
 import type { Connection } from '../store/types.js';
 import { connectionId } from '../store/label.js';
-import { acceptFields } from './fields.js';
-import type { AcceptedCredentials, AuthScheme, CredentialRequest, FieldInfo, SchemeContext } from './types.js';
+import { acceptFields, traits } from './fields.js';
+import { defineScheme, type AcceptedCredentials, type AuthScheme, type CredentialRequest, type FieldInfo, type SchemeContext } from './types.js';
+
+const spec = obj({ ...common, ...oauthClientSpec }, ['token_url']);
+type ClientCredentialsConfig = SchemeConfig<typeof spec>;
+
+const FIELDS: readonly FieldInfo[] = [
+  { name: 'client_id', secret: false, optional: false },
+  { name: 'client_secret', secret: true, optional: false },
+];
 
 interface CachedToken {
   access_token: string;
@@ -23,24 +33,17 @@ interface CachedToken {
  */
 export class OAuth2ClientCredentialsScheme implements AuthScheme {
   readonly type = 'oauth2_client_credentials';
-  readonly needsConnection: boolean;
-  readonly computed: readonly string[] = ['access_token'];
-  readonly defaultInject = { headers: { Authorization: 'Bearer {{access_token}}' } };
-  readonly fields: readonly FieldInfo[] = [
-    { name: 'client_id', secret: false, optional: false },
-    { name: 'client_secret', secret: true, optional: false },
-  ];
+  private readonly config: ClientCredentialsConfig;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly flights = new SingleFlight();
   private readonly backoff = new Backoff();
 
-  constructor(readonly config: AuthConfig) {
-    const c = config as OAuthAuthConfig;
-    this.needsConnection = !(c.client_id && c.client_secret);
+  constructor(definition: AuthDefinition<ClientCredentialsConfig>) {
+    this.config = definition.config;
   }
 
   accept(input: Record<string, unknown>): AcceptedCredentials {
-    return { credentials: acceptFields(this.fields, input) };
+    return { credentials: acceptFields(FIELDS, input) };
   }
 
   refreshable(): boolean {
@@ -53,7 +56,7 @@ export class OAuth2ClientCredentialsScheme implements AuthScheme {
     const usable = (t: CachedToken | undefined) =>
       t !== undefined &&
       t.access_token !== req.stale &&
-      (t.expires_at === undefined || t.expires_at - Date.now() > refreshBeforeMs(this.config as OAuthAuthConfig));
+      (t.expires_at === undefined || t.expires_at - Date.now() > refreshBeforeMs(this.config));
     const cached = this.tokens.get(key);
     if (usable(cached)) return { access_token: cached!.access_token };
     if (!req.ctx) throw new CredproxyError('refresh_failed', 'no token endpoint client available');
@@ -69,7 +72,7 @@ export class OAuth2ClientCredentialsScheme implements AuthScheme {
   }
 
   private async fetchToken(ctx: SchemeContext, key: string, name: string, own: Connection | undefined): Promise<CachedToken> {
-    const c = withParams(this.config as OAuthAuthConfig, own?.params ?? {});
+    const c = withParams(this.config, own?.params ?? {});
     const client = own ? { id: own.credentials.client_id!, secret: own.credentials.client_secret } : { id: c.client_id!, secret: c.client_secret };
     const now = Date.now();
     try {
@@ -93,3 +96,20 @@ export class OAuth2ClientCredentialsScheme implements AuthScheme {
     }
   }
 }
+
+export const oauth2ClientCredentials = defineScheme<typeof spec>({
+  type: 'oauth2_client_credentials',
+  spec,
+  describe: (config) => ({
+    traits: traits({
+      fields: FIELDS,
+      computed: ['access_token'],
+      // With the client in the YAML, one token serves every entity (DESIGN.md).
+      needsConnection: !(config.client_id && config.client_secret),
+      defaultInject: { headers: { Authorization: 'Bearer {{access_token}}' } },
+      hostUrlKeys: ['token_url'],
+      paramUrlKeys: ['token_url'],
+    }),
+  }),
+  create: (definition) => new OAuth2ClientCredentialsScheme(definition),
+});

@@ -1,10 +1,27 @@
-import type { AuthConfig } from '../config/types.js';
+import type { AuthDefinition, SchemeConfig } from '../config/scheme-definition.js';
+import { common, scopes, stringMap, templatedUrl } from '../config/schema.js';
+import { bool, obj, str } from '../config/spec.js';
 import { CredproxyError } from '../errors.js';
-import { checkValue } from './fields.js';
+import { oauthClientSpec } from '../oauth/client-config.js';
 import { freshConnection } from '../oauth/refresh.js';
-import type { OAuthAuthConfig } from '../oauth/client-config.js';
 import type { Connection } from '../store/types.js';
-import type { AcceptedCredentials, AuthScheme, CredentialRequest, FieldInfo } from './types.js';
+import { checkValue, traits } from './fields.js';
+import { defineScheme, type AcceptedCredentials, type AuthScheme, type CredentialRequest } from './types.js';
+
+const spec = obj(
+  {
+    ...common,
+    ...oauthClientSpec,
+    authorize_url: templatedUrl(),
+    pkce: bool(),
+    authorization_params: stringMap,
+    issuer: str(),
+    allowed_scopes: scopes,
+    required_scopes: scopes,
+  },
+  ['authorize_url', 'token_url', 'client_id'],
+);
+type OAuth2Config = SchemeConfig<typeof spec>;
 
 /**
  * OAuth 2.0 authorization-code connections: the connection holds a token set, obtained by
@@ -13,15 +30,11 @@ import type { AcceptedCredentials, AuthScheme, CredentialRequest, FieldInfo } fr
  */
 export class OAuth2Scheme implements AuthScheme {
   readonly type = 'oauth2';
-  readonly needsConnection = true;
-  readonly computed: readonly string[] = [];
-  readonly defaultInject = { headers: { Authorization: 'Bearer {{access_token}}' } };
-  readonly fields: readonly FieldInfo[] = [
-    { name: 'access_token', secret: true, optional: false },
-    { name: 'refresh_token', secret: true, optional: true },
-  ];
+  readonly config: OAuth2Config;
 
-  constructor(readonly config: AuthConfig) {}
+  constructor(definition: AuthDefinition<OAuth2Config>) {
+    this.config = definition.config;
+  }
 
   accept(input: Record<string, unknown>, now: number): AcceptedCredentials {
     const { access_token, refresh_token, expires_at, expires_in, scope, token_type: _t, ...rest } = input;
@@ -57,7 +70,25 @@ export class OAuth2Scheme implements AuthScheme {
 
   async values(req: CredentialRequest): Promise<Record<string, string>> {
     if (!req.connection || !req.ctx) return req.connection?.credentials ?? {};
-    const conn = await freshConnection(req.ctx, req.integration, this.config as OAuthAuthConfig, req.connection, req.stale);
+    const conn = await freshConnection(req.ctx, req.integration, this.config, req.connection, req.stale);
     return conn.credentials;
   }
 }
+
+export const oauth2 = defineScheme<typeof spec>({
+  type: 'oauth2',
+  spec,
+  describe: () => ({
+    traits: traits({
+      fields: [
+        { name: 'access_token', secret: true, optional: false },
+        { name: 'refresh_token', secret: true, optional: true },
+      ],
+      defaultInject: { headers: { Authorization: 'Bearer {{access_token}}' } },
+      connectable: 'oauth2',
+      hostUrlKeys: ['authorize_url', 'token_url'],
+      paramUrlKeys: ['authorize_url', 'token_url'],
+    }),
+  }),
+  create: (definition) => new OAuth2Scheme(definition),
+});

@@ -1,28 +1,39 @@
-import type { AuthConfig, AuthType } from '../config/types.js';
-import { ApiKeyScheme } from './api-key.js';
-import { AwsSigV4Scheme } from './aws-sigv4.js';
-import { BasicScheme } from './basic.js';
-import { BearerScheme } from './bearer.js';
-import { JwtBearerScheme } from './jwt-bearer.js';
-import { JwtScheme } from './jwt.js';
-import { OAuth1Scheme } from './oauth1.js';
-import { OAuth2Scheme } from './oauth2.js';
-import { OAuth2ClientCredentialsScheme } from './oauth2-client-credentials.js';
-import type { AuthScheme, SchemeFactory } from './types.js';
+import type { SchemeCatalog } from '../config/scheme-definition.js';
+import { apiKey } from './api-key.js';
+import { awsSigV4 } from './aws-sigv4.js';
+import { basic } from './basic.js';
+import { bearer } from './bearer.js';
+import { jwtBearer } from './jwt-bearer.js';
+import { jwt } from './jwt.js';
+import { oauth1 } from './oauth1.js';
+import { oauth2 } from './oauth2.js';
+import { oauth2ClientCredentials } from './oauth2-client-credentials.js';
+import type { AnySchemeModule } from './types.js';
 
-/** The lookup table of schemes, keyed by `auth.type`. A new scheme is one file and one line here. */
-export const SCHEMES: Record<AuthType, SchemeFactory> = {
-  api_key: (c) => new ApiKeyScheme(c),
-  bearer: (c) => new BearerScheme(c),
-  basic: (c) => new BasicScheme(c),
-  oauth2: (c) => new OAuth2Scheme(c),
-  oauth2_client_credentials: (c) => new OAuth2ClientCredentialsScheme(c),
-  jwt: (c) => new JwtScheme(c),
-  jwt_bearer: (c) => new JwtBearerScheme(c),
-  oauth1: (c) => new OAuth1Scheme(c),
-  aws_sigv4: (c) => new AwsSigV4Scheme(c),
-};
+/** A catalog of schemes that can also build them: what the config validates against and the runtime builds from. */
+export type Schemes = Readonly<Record<string, AnySchemeModule>> & SchemeCatalog;
 
-export function createScheme(config: AuthConfig): AuthScheme | undefined {
-  return SCHEMES[config.type]?.(config);
+/**
+ * The lookup table of built-in schemes, keyed by `auth.type`. A scheme is one file (its
+ * schema entry, what its YAML tells the config, and its code) and one line here; the schema
+ * variants, the JSON Schema and AUTH_TYPES all come from this table.
+ */
+export const SCHEMES: Schemes = catalogOf([oauth2, oauth2ClientCredentials, apiKey, bearer, basic, jwt, jwtBearer, oauth1, awsSigV4]);
+
+/** The auth types this build supports, in the order the docs list them. */
+export const AUTH_TYPES: readonly string[] = Object.keys(SCHEMES);
+
+/**
+ * A catalog with further schemes (a plugin, a test fixture): pass it to startCredproxy or
+ * loadConfig as `schemes`. A type already in `base` is an error, not a silent replacement.
+ */
+export function withSchemes(base: Schemes, ...extra: AnySchemeModule[]): Schemes {
+  for (const m of extra) if (m.type in base) throw new Error(`auth type "${m.type}" is already registered`);
+  return catalogOf([...Object.values(base), ...extra]);
+}
+
+function catalogOf(modules: readonly AnySchemeModule[]): Schemes {
+  const table: Record<string, AnySchemeModule> = {};
+  for (const m of modules) table[m.type] = m;
+  return Object.freeze(table);
 }

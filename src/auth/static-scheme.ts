@@ -1,6 +1,6 @@
-import type { AuthConfig, AuthType } from '../config/types.js';
+import type { AuthDefinition } from '../config/scheme-definition.js';
 import { CredproxyError } from '../errors.js';
-import { acceptFields, fieldInfos } from './fields.js';
+import { acceptFields } from './fields.js';
 import type { AcceptedCredentials, AuthScheme, CredentialRequest, FieldInfo } from './types.js';
 import { jwtTimes, UserJwtVerifier } from './user-jwt.js';
 
@@ -10,22 +10,20 @@ import { jwtTimes, UserJwtVerifier } from './user-jwt.js';
  * Schemes built with `readsJwt` (bearer, api_key) treat a secret that is a JWT as one: its
  * expiry becomes the connection's, and `jwt_verify` checks it when it is stored.
  */
-export abstract class StaticScheme implements AuthScheme {
-  abstract readonly type: AuthType;
-  abstract readonly defaultInject: AuthScheme['defaultInject'];
-  readonly needsConnection = true;
-  readonly computed: readonly string[] = [];
+export abstract class StaticScheme<C = unknown> implements AuthScheme {
+  abstract readonly type: string;
   readonly fields: readonly FieldInfo[];
+  readonly config: C;
   readonly jwtVerifier?: UserJwtVerifier;
 
   constructor(
-    readonly config: AuthConfig,
-    defaultFields: FieldInfo[],
+    definition: AuthDefinition<C>,
     private readonly readsJwt = false,
+    jwtVerify?: Record<string, string>,
   ) {
-    this.fields = fieldInfos(config.fields, defaultFields);
-    const verify = config.jwt_verify as Record<string, string> | undefined;
-    if (readsJwt && verify) this.jwtVerifier = new UserJwtVerifier(verify);
+    this.fields = definition.traits.fields;
+    this.config = definition.config;
+    if (readsJwt && jwtVerify) this.jwtVerifier = new UserJwtVerifier(jwtVerify);
   }
 
   accept(input: Record<string, unknown>, now = Date.now()): AcceptedCredentials {

@@ -1,26 +1,15 @@
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import type { AuthConfig, AuthType, IntegrationConfig } from '../config/types.js';
+import type { AuthDefinition, CatalogEntry, CompiledInject, SchemeConfig, SchemeDefinition } from '../config/scheme-definition.js';
+import type { ObjectSpec } from '../config/spec.js';
+import type { IntegrationConfig } from '../config/types.js';
 import type { EventSink } from '../events.js';
 import type { Metrics } from '../metrics.js';
 import type { RefreshState } from '../oauth/refresh-state.js';
 import type { WriteBack } from '../store/locked-update.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
-import type { Template } from './template.js';
 
-/** A credential field a connection supplies (shown by GET /api/integrations). */
-export interface FieldInfo {
-  name: string;
-  secret: boolean;
-  optional: boolean;
-  pattern?: RegExp;
-  description?: string;
-}
-
-export interface CompiledInject {
-  headers: ReadonlyArray<{ name: string; lower: string; value: Template }>;
-  query: ReadonlyArray<{ name: string; value: Template }>;
-}
+export type { CompiledInject, FieldInfo, SchemeCheckContext, SchemeProblem } from '../config/scheme-definition.js';
 
 /** What PUT /api/entities/{e}/connections/{i} stores, after the scheme checked it. */
 export interface AcceptedCredentials {
@@ -59,19 +48,6 @@ export interface SchemeContext {
   writeBack: WriteBack;
 }
 
-/** A problem with a scheme's own YAML that only code can find (a key that does not parse). */
-export interface SchemeProblem {
-  /** path below the `auth` entry, e.g. ['private_key'] or ['claims', 'sub']: the error names that line */
-  key: (string | number)[];
-  message: string;
-}
-
-/** What the config loader tells a scheme about its integration. */
-export interface SchemeCheckContext {
-  /** template names the integration supplies besides the scheme's own fields: entity and the params */
-  names: ReadonlySet<string>;
-}
-
 /** The upstream request as it will be sent, for schemes that sign each request. */
 export interface SignableRequest {
   method: string;
@@ -94,20 +70,13 @@ export interface SignedHeaders {
 }
 
 /**
- * One authentication scheme. Each type lives in its own file and registers a factory in
- * registry.ts; the pipeline only ever talks to this interface.
+ * One authentication scheme at run time, built from its definition (what the YAML says,
+ * src/config/scheme-definition.ts) by its module's `create`. An instance may hold state
+ * (minted tokens, back-off); src/auth/scheme-set.ts keeps it across reloads that leave its
+ * definition unchanged. The pipeline only ever talks to this interface.
  */
 export interface AuthScheme {
-  readonly type: AuthType;
-  readonly config: AuthConfig;
-  /** credential fields a connection supplies */
-  readonly fields: readonly FieldInfo[];
-  /** whether a request needs a stored connection (DESIGN.md: "Which requests need a stored connection") */
-  readonly needsConnection: boolean;
-  /** template names the scheme computes itself, besides the fields (e.g. basic_auth) */
-  readonly computed: readonly string[];
-  /** the inject used when the config gives none */
-  readonly defaultInject: { headers?: Record<string, string>; query?: Record<string, string> };
+  readonly type: string;
   /**
    * Whether a `refresh_on` status from the upstream can be cured by a new token (OAuth
    * schemes with something to refresh with); absent means never.
@@ -123,11 +92,6 @@ export interface AuthScheme {
   /** the template values for one request: fields plus whatever the scheme computes */
   values(req: CredentialRequest): Promise<Record<string, string>> | Record<string, string>;
   /**
-   * Config-time checks that need code (keys parse and fit the algorithm, templates name known
-   * values). Called once when the config loads; each problem is reported at its key's line.
-   */
-  check?(ctx: SchemeCheckContext): SchemeProblem[];
-  /**
    * Per-request signing (OAuth 1.0a, SigV4): called with the final request after inject and
    * header filtering; the proxy's sign step (src/proxy/sign.ts) applies what it returns.
    */
@@ -139,4 +103,28 @@ export interface AuthScheme {
   forget?(cred: CredentialRequest): void;
 }
 
-export type SchemeFactory = (config: AuthConfig) => AuthScheme;
+/**
+ * A scheme in one file: its schema entry (`spec`), what its YAML tells the config
+ * (`describe`: fields, capabilities, problems) and how to build it (`create`). `C` is the
+ * entry's type, read off the spec.
+ */
+export interface SchemeModule<S extends ObjectSpec = ObjectSpec> extends SchemeDefinition<S> {
+  create(definition: AuthDefinition<SchemeConfig<S>>): AuthScheme;
+}
+
+/** A scheme module with its entry type erased, as a catalog holds it (src/auth/registry.ts). */
+export interface AnySchemeModule extends CatalogEntry {
+  create(definition: never): AuthScheme;
+}
+
+/** Keeps the spec's literal type, so `describe` and `create` see a typed entry. */
+export function defineScheme<S extends ObjectSpec>(module: SchemeModule<S>): SchemeModule<S> {
+  return module;
+}
+
+/** A definition and the scheme built from it: what a request injects with. */
+export interface ResolvedScheme {
+  readonly definition: AuthDefinition;
+  readonly scheme: AuthScheme;
+  readonly inject: CompiledInject;
+}

@@ -1,3 +1,4 @@
+import { SCHEMES } from '../auth/registry.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -51,7 +52,7 @@ interface Opened {
  * a sample of stored connections (the same check as at start).
  */
 async function openFor(configDir: string, io: CliIO): Promise<Opened> {
-  const { settings } = loadConfig(configDir);
+  const { settings } = loadConfig(configDir, { schemes: SCHEMES });
   const log = pino({ level: 'silent' });
   const dataDir = dataDirOf(settings);
   if (!dataDir && !keyringFromEnv(io.env)) throw new KeyringError('set CREDPROXY_SECRET_KEY or CREDPROXY_SECRET_KEYS to the storage keys of the proxies on this store');

@@ -4,7 +4,7 @@ import type { Settings } from './types.js';
  * When a change to a credproxy.yaml setting takes effect: `live` on the next reload (the
  * request path reads `rt.current`, or the reloader applies it), `restart` when it is read
  * once at start (the socket, the store, the pools, the CA). One table, used by the reloader
- * (src/config/watch.ts) and checked by test/config/apply.test.ts against every key of the
+ * (src/reload.ts) and checked by test/config/apply.test.ts against every key of the
  * schema and against "Reloading the config" in docs/operations.md.
  */
 export const SETTINGS_APPLY = {

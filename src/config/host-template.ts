@@ -1,5 +1,5 @@
-import type { AuthConfig } from './types.js';
 import type { HostPattern } from './hosts.js';
+import type { AuthDefinition } from './scheme-definition.js';
 
 /**
  * Host templates (`{{subdomain}}.zendesk.com`): a parameter fills exactly one DNS label, so
@@ -68,39 +68,39 @@ function authorityOf(url: string): string {
   return end === -1 ? rest : rest.slice(0, end);
 }
 
-/** The URL keys of the schemes whose templates may name params. */
-const URL_KEYS = ['authorize_url', 'token_url'] as const;
+/** The URL keys a scheme names in its traits, with their values in its entry. */
+function urlsOf(d: Pick<AuthDefinition, 'config'>, keys: readonly string[]): Array<{ key: string; url: string }> {
+  const out: Array<{ key: string; url: string }> = [];
+  for (const key of keys) {
+    const v = d.config[key];
+    if (typeof v === 'string') out.push({ key, url: v });
+  }
+  return out;
+}
 
 /**
- * The params that name a host somewhere: in `hosts`, or in the authority of a scheme's
- * authorize_url or token_url (a value there would choose where a code or secret is sent).
- * Their values must be single DNS labels.
+ * The params that name a host somewhere: in `hosts`, or in the authority of a URL a scheme
+ * declares in `hostUrlKeys` (authorize_url, token_url: a value there would choose where a
+ * code or secret is sent). Their values must be single DNS labels.
  */
-export function hostParamNames(hosts: readonly HostPattern[], auth: readonly AuthConfig[]): Set<string> {
+export function hostParamNames(hosts: readonly HostPattern[], schemes: ReadonlyArray<Pick<AuthDefinition, 'config' | 'traits'>>): Set<string> {
   const names = new Set<string>();
   for (const h of hosts) if (h.template) for (const m of h.host.matchAll(NAME)) names.add(m[1]!);
-  for (const a of auth) {
-    for (const key of URL_KEYS) {
-      const v = a[key];
-      if (typeof v === 'string') for (const m of authorityOf(v).matchAll(NAME)) names.add(m[1]!);
-    }
+  for (const d of schemes) {
+    for (const { url } of urlsOf(d, d.traits.hostUrlKeys)) for (const m of authorityOf(url).matchAll(NAME)) names.add(m[1]!);
   }
   return names;
 }
 
-/** The schemes whose URL templates are filled from params alone (src/oauth/client-config.ts withParams). */
-const PARAM_URL_TYPES = new Set(['oauth2', 'oauth2_client_credentials']);
-
 /**
- * `{{name}}`s in the URL templates of the OAuth schemes, for the config check that each is a
- * declared param (jwt_bearer checks its own token_url, which may also name entity and fields).
+ * `{{name}}`s in the URL templates a scheme fills from params alone (`paramUrlKeys`: the
+ * OAuth schemes, src/oauth/client-config.ts withParams), for the config check that each is a
+ * declared param. Schemes that may also name entity and fields there check their own.
  */
-export function urlTemplateNames(auth: AuthConfig): Array<{ key: string; name: string }> {
+export function urlTemplateNames(d: Pick<AuthDefinition, 'config' | 'traits'>): Array<{ key: string; name: string }> {
   const out: Array<{ key: string; name: string }> = [];
-  if (!PARAM_URL_TYPES.has(auth.type)) return out;
-  for (const key of URL_KEYS) {
-    const v = auth[key];
-    if (typeof v === 'string') for (const m of v.matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g)) out.push({ key, name: m[1]! });
+  for (const { key, url } of urlsOf(d, d.traits.paramUrlKeys)) {
+    for (const m of url.matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g)) out.push({ key, name: m[1]! });
   }
   return out;
 }

@@ -1,12 +1,11 @@
 import type { Document, Node } from 'yaml';
-import { createScheme } from '../auth/registry.js';
-import { compileTemplate } from '../auth/template.js';
-import type { CompiledInject } from '../auth/types.js';
 import { HOST_LABEL, hostParamNames, urlTemplateNames } from './host-template.js';
 import { parseHostPattern, type HostPattern } from './hosts.js';
+import { fingerprintOf, type AuthDefinition, type CompiledInject, type SchemeCatalog, type SchemeTraits } from './scheme-definition.js';
 import { lineOf, type SpecContext } from './spec.js';
+import { compileTemplate } from './template.js';
 import { checkVerify } from './verify.js';
-import type { AuthConfig, InjectConfig, IntegrationConfig, ParamConfig, ResolvedScheme } from './types.js';
+import type { AuthConfig, InjectConfig, IntegrationConfig, ParamConfig } from './types.js';
 
 /** Headers the proxy itself owns on the upstream hop; injecting them would break framing or routing. */
 const RESERVED_HEADERS = new Set([
@@ -15,14 +14,16 @@ const RESERVED_HEADERS = new Set([
 ]);
 
 /**
- * The checks on an integration that need more than its shape: host patterns, the scheme
- * objects and their templates. Problems are reported at the line of the offending value.
+ * The checks on an integration that need more than its shape: host patterns, what each
+ * scheme's definition finds in its entry (`catalog`), and the templates. Problems are
+ * reported at the line of the offending value. No scheme is built here.
  */
 export function checkIntegration(
   ctx: SpecContext,
   doc: Document,
   raw: Record<string, unknown>,
   fallbackName: string,
+  catalog: SchemeCatalog,
 ): IntegrationConfig | undefined {
   const before = ctx.problems.length;
   const problem = (path: (string | number)[], message: string) =>
@@ -52,27 +53,35 @@ export function checkIntegration(
   const authList = Array.isArray(raw.auth) ? (raw.auth as AuthConfig[]) : [raw.auth as AuthConfig];
   const authPath = (i: number) => (Array.isArray(raw.auth) ? ['auth', i] : ['auth']);
 
-  const hostParams = hostParamNames(hosts, authList);
+  const names = new Set(['entity', ...paramNames]);
+  const described: Array<{ config: AuthConfig; traits: SchemeTraits; resolved: unknown; i: number }> = [];
+  authList.forEach((config, i) => {
+    const definition = catalog[config.type];
+    if (!definition) return problem([...authPath(i), 'type'], `auth.type: "${config.type}" is not supported by this version of credproxy yet`);
+    // The spec validated `config` against this definition's own variant: the type it declared.
+    const { traits, problems = [], resolved } = definition.describe(config as never, { names });
+    for (const p of problems) problem([...authPath(i), ...p.key], p.message);
+    described.push({ config, traits, resolved, i });
+  });
+
+  const hostParams = hostParamNames(hosts, described);
   params.forEach((p, i) => {
     if (p.default !== undefined && hostParams.has(p.name) && !HOST_LABEL.test(p.default)) {
       problem(['params', i, 'default'], `params[${i}].default: "${p.name}" names a host, so its default must be one DNS label (a-z, 0-9, -)`);
     }
   });
 
-  const schemes: ResolvedScheme[] = [];
-  authList.forEach((config, i) => {
-    for (const { key, name: n } of urlTemplateNames(config)) {
+  const schemes: AuthDefinition[] = described.map(({ config, traits, resolved, i }) => {
+    for (const { key, name: n } of urlTemplateNames({ config, traits })) {
       if (!paramNames.has(n)) problem([...authPath(i), key], `${key}: {{${n}}} is not a declared param (declare it under params:)`);
     }
-    const scheme = createScheme(config);
-    if (!scheme) return problem([...authPath(i), 'type'], `auth.type: "${config.type}" is not supported by this version of credproxy yet`);
-    for (const p of scheme.check?.({ names: new Set(['entity', ...paramNames]) }) ?? []) problem([...authPath(i), ...p.key], p.message);
-    const injectConfig: InjectConfig = config.inject ?? (raw.inject as InjectConfig | undefined) ?? scheme.defaultInject;
-    const known = new Set(['entity', ...paramNames, ...scheme.fields.map((f) => f.name), ...scheme.computed]);
+    const injectConfig: InjectConfig = config.inject ?? (raw.inject as InjectConfig | undefined) ?? traits.defaultInject;
+    const known = new Set([...names, ...traits.fields.map((f) => f.name), ...traits.computed]);
     const injectPath = config.inject ? [...authPath(i), 'inject'] : ['inject'];
     // A signing scheme puts its credential on the request itself; an inject is optional there.
-    const inject = compileInject(injectConfig, known, (key, msg) => problem([...injectPath, ...key], msg), scheme.sign !== undefined);
-    schemes.push({ scheme, inject });
+    const inject = compileInject(injectConfig, known, (key, msg) => problem([...injectPath, ...key], msg), traits.signs);
+    // Secrets are in the hashed input (a rotated key is a new definition); only the hash is kept.
+    return { type: config.type, config, traits, inject, fingerprint: fingerprintOf({ config, resolved }) };
   });
   const types = authList.map((a) => a.type);
   const dup = types.find((t, i) => types.indexOf(t) !== i);
@@ -87,7 +96,6 @@ export function checkIntegration(
     upstream,
     paths,
     params,
-    auth: authList,
     refresh_on: (raw.refresh_on as number[] | undefined) ?? [401],
     inject: raw.inject as InjectConfig | undefined,
     description: raw.description as string | undefined,

@@ -1,4 +1,5 @@
-import { integrationSpec, settingsSpec } from './schema.js';
+import type { SchemeCatalog } from './scheme-definition.js';
+import { integrationSpecFor, settingsSpec } from './schema.js';
 import type { ObjectSpec, Spec } from './spec.js';
 
 /**
@@ -111,14 +112,15 @@ export function settingsJsonSchema(): JsonSchema {
   return { $schema: SCHEMA_BASE, title: 'credproxy.yaml', ...toJsonSchema(settingsSpec) };
 }
 
-export function integrationJsonSchema(): JsonSchema {
-  return { $schema: SCHEMA_BASE, title: 'credproxy integration (config/integrations/*.yaml)', ...toJsonSchema(integrationSpec) };
+/** The integration file's schema, with one `auth` variant per scheme in `catalog`. */
+export function integrationJsonSchema(catalog: SchemeCatalog): JsonSchema {
+  return { $schema: SCHEMA_BASE, title: 'credproxy integration (config/integrations/*.yaml)', ...toJsonSchema(integrationSpecFor(catalog)) };
 }
 
 /** The files shipped in schema/: name → pretty JSON text. */
-export function schemaFiles(): Record<string, string> {
+export function schemaFiles(catalog: SchemeCatalog): Record<string, string> {
   return {
     'credproxy.schema.json': `${JSON.stringify(settingsJsonSchema(), null, 2)}\n`,
-    'integration.schema.json': `${JSON.stringify(integrationJsonSchema(), null, 2)}\n`,
+    'integration.schema.json': `${JSON.stringify(integrationJsonSchema(catalog), null, 2)}\n`,
   };
 }

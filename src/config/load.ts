@@ -2,7 +2,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { checkIntegration } from './integration.js';
-import { integrationSpec, settingsSpec } from './schema.js';
+import type { SchemeCatalog } from './scheme-definition.js';
+import { integrationSpecFor, settingsSpec } from './schema.js';
 import { validate, type Problem, type SpecContext } from './spec.js';
 import type { Config, IntegrationConfig, Settings } from './types.js';
 
@@ -25,6 +26,11 @@ export interface LoadOptions {
   /** command-line overrides, which win over the file and PORT */
   host?: string;
   port?: number;
+  /**
+   * The auth schemes integrations may use, keyed by type: src/auth/registry.ts SCHEMES, or
+   * that plus a scheme of one's own (withSchemes). Passed in, so the config layer knows no scheme's code.
+   */
+  schemes?: SchemeCatalog;
 }
 
 /** Parses one YAML file into its document node, reporting syntax errors with their line. */
@@ -135,8 +141,9 @@ function deepFreeze<T>(value: T): T {
  * Throws ConfigError with every problem found; on success the result is frozen, so a
  * request that started with it sees the same config to its end.
  */
-export function loadConfig(dir: string, opts: LoadOptions = {}): Config {
+export function loadConfig(dir: string, opts: LoadOptions & { schemes: SchemeCatalog }): Config {
   const env = opts.env ?? process.env;
+  const integrationSpec = integrationSpecFor(opts.schemes);
   const problems: Problem[] = [];
   let st;
   try {
@@ -177,7 +184,7 @@ export function loadConfig(dir: string, opts: LoadOptions = {}): Config {
     if (!raw) continue;
     keyFilesRelativeTo(resolve(dir), raw.auth);
     const fallbackName = basename(f, extname(f));
-    const integration = checkIntegration(parsed.ctx, parsed.doc, raw, fallbackName);
+    const integration = checkIntegration(parsed.ctx, parsed.doc, raw, fallbackName, opts.schemes);
     if (!integration) continue;
     const clash = integrations.get(integration.name);
     if (clash) {

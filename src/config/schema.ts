@@ -1,5 +1,6 @@
 import ipaddr from 'ipaddr.js';
-import { bool, int, list, obj, str, type ObjectSpec, type Spec } from './spec.js';
+import type { SchemeCatalog } from './scheme-definition.js';
+import { bool, int, list, map, obj, oneOf, str, type ObjectSpec, type Spec } from './spec.js';
 
 /**
  * The shapes of credproxy.yaml and of an integration file. Every key DESIGN.md shows is
@@ -39,147 +40,85 @@ const regex = () =>
     },
   });
 
-const inject: Spec = obj({
-  headers: { kind: 'map', values: str(), keyPattern: HEADER_NAME, keyHint: 'a valid header name' },
-  query: { kind: 'map', values: str(), keyPattern: /^[^\s&=#]+$/, keyHint: 'a valid query parameter name' },
+const inject = obj({
+  headers: map(str(), { keyPattern: HEADER_NAME, keyHint: 'a valid header name' }),
+  query: map(str(), { keyPattern: /^[^\s&=#]+$/, keyHint: 'a valid query parameter name' }),
 });
 
-const field: Spec = {
-  kind: 'oneOf',
-  hint: 'a field name or a mapping with name, pattern, description, secret',
-  options: [
-    str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'a field name (letters, digits, _)' }),
-    obj(
-      {
-        name: str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'a field name (letters, digits, _)' }),
-        pattern: regex(),
-        description: str(),
-        secret: bool(),
-        optional: bool(),
-      },
-      ['name'],
-    ),
-  ],
-};
-
-const scopes: Spec = list(str({ minLength: 1 }));
-const stringMap: Spec = { kind: 'map', values: str() };
-const privateKey = () => str({ multiline: true });
-
-const common = { type: str(), inject, fields: list(field) };
-
-const oauthClient = {
-  token_url: templatedUrl(),
-  client_id: str(),
-  client_secret: str(),
-  scopes,
-  scope_separator: str(),
-  token_request_auth_method: str({ enum: ['client_secret_basic', 'client_secret_post'] }),
-  token_params: stringMap,
-  token_response: stringMap,
-  refresh_before: int(0, 86400),
-};
-
-const jwtKeys = {
-  algorithm: str({
-    enum: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'],
-  }),
-  private_key: privateKey(),
-  key_id: str(),
-  ttl: int(1, 86400),
-  clock_skew: int(0, 3600),
-  claims: { kind: 'map', values: { kind: 'oneOf', hint: 'a string, number or list', options: [str(), list(str())] } } as Spec,
-};
-
-const variants: Record<string, ObjectSpec> = {
-  oauth2: obj(
+const field = oneOf(
+  'a field name or a mapping with name, pattern, description, secret',
+  str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'a field name (letters, digits, _)' }),
+  obj(
     {
-      ...common,
-      ...oauthClient,
-      authorize_url: templatedUrl(),
-      pkce: bool(),
-      authorization_params: stringMap,
-      issuer: str(),
-      allowed_scopes: scopes,
-      required_scopes: scopes,
+      name: str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'a field name (letters, digits, _)' }),
+      pattern: regex(),
+      description: str(),
+      secret: bool(),
+      optional: bool(),
     },
-    ['authorize_url', 'token_url', 'client_id'],
+    ['name'],
   ),
-  oauth2_client_credentials: obj({ ...common, ...oauthClient }, ['token_url']),
-  api_key: obj({ ...common, jwt_verify: stringMap }),
-  bearer: obj({ ...common, jwt_verify: stringMap }),
-  basic: obj({ ...common }),
-  jwt: obj({ ...common, ...jwtKeys }, ['algorithm']),
-  jwt_bearer: obj(
-    {
-      ...common,
-      ...jwtKeys,
-      token_url: templatedUrl(),
-      scopes,
-      token_response: stringMap,
-      token_request: obj({
-        assertion: str({ enum: ['form', 'bearer'] }),
-        method: str({ enum: ['POST', 'GET', 'PUT'] }),
-        headers: { kind: 'map', values: str(), keyPattern: HEADER_NAME, keyHint: 'a valid header name' },
-        params: stringMap,
-      }),
-      refresh_before: int(0, 86400),
-    },
-    ['algorithm', 'token_url'],
-  ),
-  oauth1: obj(
-    {
-      ...common,
-      consumer_key: str(),
-      consumer_secret: privateKey(),
-      signature_method: str({ enum: ['HMAC-SHA1', 'HMAC-SHA256', 'RSA-SHA1', 'PLAINTEXT'] }),
-      realm: str(),
-    },
-    ['consumer_key'],
-  ),
-  aws_sigv4: obj({ ...common, region: str(), service: str() }, ['region', 'service']),
-};
-
-const auth: Spec = { kind: 'tagged', tag: 'type', variants };
-
-export const integrationSpec: ObjectSpec = obj(
-  {
-    name: str({ pattern: /^[a-z0-9_-]+$/, hint: 'a name of lower-case letters, digits, _ and -' }),
-    description: str(),
-    hosts: list(str({ minLength: 1 }), 1),
-    upstream: str({ enum: ['https', 'http'] }),
-    paths: list(str({ pattern: /^\//, hint: 'a path prefix starting with /' }), 1),
-    params: list(
-      obj(
-        {
-          name: str({ pattern: /^[a-z_][a-z0-9_]*$/, hint: 'a parameter name (lower-case letters, digits, _)' }),
-          pattern: regex(),
-          default: str(),
-          description: str(),
-        },
-        ['name'],
-      ),
-    ),
-    auth: { kind: 'oneOf', hint: 'an auth mapping or a list of them', options: [auth, list(auth, 1)] },
-    refresh_on: list(int(400, 599), 1),
-    inject,
-    // A request run with the credentials when a connection is stored (src/api/verify.ts).
-    verify: obj(
-      {
-        method: str({ enum: ['GET', 'HEAD', 'POST'] }),
-        path: str({ pattern: /^\/[^\s#]*$/, hint: 'a path starting with / (a query may follow)' }),
-        expect: list(int(100, 599), 1),
-        host: str({ minLength: 1 }),
-      },
-      ['path'],
-    ),
-    // `credproxy env`/`run` set this variable to an entity token, so SDKs that insist on a key start.
-    limits: obj({ requests_per_minute: int(1, 10_000_000) }),
-    scrub_responses: bool(),
-    placeholder_env: str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'an environment variable name' }),
-  },
-  ['hosts', 'auth'],
 );
+
+// Pieces the schemes' own schema entries (src/auth/*.ts) are built from.
+export const scopes = list(str({ minLength: 1 }));
+export const stringMap = map(str());
+export const headerMap = map(str(), { keyPattern: HEADER_NAME, keyHint: 'a valid header name' });
+export const privateKey = () => str({ multiline: true });
+export { templatedUrl };
+
+/** The keys every `auth` entry takes, whatever its type. */
+export const common = { type: str(), inject, fields: list(field) };
+
+/** The `auth` mapping: one variant per scheme in the catalog, chosen by `type`. */
+const authSpec = (catalog: SchemeCatalog): Spec => {
+  const variants: Record<string, ObjectSpec> = {};
+  for (const [type, def] of Object.entries(catalog)) variants[type] = def.spec;
+  return { kind: 'tagged', tag: 'type', variants };
+};
+
+/** An integration file, with the `auth` variants of the schemes in `catalog`. */
+export const integrationSpecFor = (catalog: SchemeCatalog): ObjectSpec => {
+  const auth = authSpec(catalog);
+  return obj(
+    {
+      name: str({ pattern: /^[a-z0-9_-]+$/, hint: 'a name of lower-case letters, digits, _ and -' }),
+      description: str(),
+      hosts: list(str({ minLength: 1 }), 1),
+      upstream: str({ enum: ['https', 'http'] }),
+      paths: list(str({ pattern: /^\//, hint: 'a path prefix starting with /' }), 1),
+      params: list(
+        obj(
+          {
+            name: str({ pattern: /^[a-z_][a-z0-9_]*$/, hint: 'a parameter name (lower-case letters, digits, _)' }),
+            pattern: regex(),
+            default: str(),
+            description: str(),
+          },
+          ['name'],
+        ),
+      ),
+      auth: oneOf('an auth mapping or a list of them', auth, list(auth, 1)),
+      refresh_on: list(int(400, 599), 1),
+      inject,
+      // A request run with the credentials when a connection is stored (src/api/verify.ts).
+      verify: obj(
+        {
+          method: str({ enum: ['GET', 'HEAD', 'POST'] }),
+          path: str({ pattern: /^\/[^\s#]*$/, hint: 'a path starting with / (a query may follow)' }),
+          expect: list(int(100, 599), 1),
+          host: str({ minLength: 1 }),
+        },
+        ['path'],
+      ),
+      // `credproxy env`/`run` set this variable to an entity token, so SDKs that insist on a key start.
+      limits: obj({ requests_per_minute: int(1, 10_000_000) }),
+      scrub_responses: bool(),
+      placeholder_env: str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'an environment variable name' }),
+    },
+    ['hosts', 'auth'],
+  );
+};
 
 const listenSpec = str({
   check: (v) => {

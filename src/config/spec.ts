@@ -6,22 +6,44 @@ import { isMap, isScalar, isSeq, type LineCounter, type Node } from 'yaml';
  * one pass rather than stopping at the first, and it is the one source the JSON Schema for
  * editors can be generated from.
  */
-export type Spec =
-  | StringSpec
-  | { kind: 'int'; min?: number; max?: number; description?: string }
-  | { kind: 'bool'; description?: string }
-  | { kind: 'array'; items: Spec; minItems?: number; description?: string }
-  | ObjectSpec
-  | { kind: 'map'; values: Spec; keyPattern?: RegExp; keyHint?: string; description?: string }
-  | { kind: 'oneOf'; options: Spec[]; description?: string; hint: string }
-  | TaggedSpec;
+export type Spec = StringSpec | IntSpec | BoolSpec | ArraySpec | ObjectSpec | MapSpec | OneOfSpec | TaggedSpec;
 
-export interface StringSpec {
+export interface IntSpec {
+  kind: 'int';
+  min?: number;
+  max?: number;
+  description?: string;
+}
+export interface BoolSpec {
+  kind: 'bool';
+  description?: string;
+}
+export interface ArraySpec<I extends Spec = Spec> {
+  kind: 'array';
+  items: I;
+  minItems?: number;
+  description?: string;
+}
+export interface MapSpec<V extends Spec = Spec> {
+  kind: 'map';
+  values: V;
+  keyPattern?: RegExp;
+  keyHint?: string;
+  description?: string;
+}
+export interface OneOfSpec<O extends readonly Spec[] = readonly Spec[]> {
+  kind: 'oneOf';
+  options: O;
+  description?: string;
+  hint: string;
+}
+
+export interface StringSpec<E extends string = string> {
   kind: 'string';
   pattern?: RegExp;
   /** Said in the error when the pattern does not match. */
   hint?: string;
-  enum?: readonly string[];
+  enum?: readonly E[];
   minLength?: number;
   /** PEM keys and the like span lines; every other string refuses control characters. */
   multiline?: boolean;
@@ -30,12 +52,35 @@ export interface StringSpec {
   description?: string;
 }
 
-export interface ObjectSpec {
+export interface ObjectSpec<P extends Record<string, Spec> = Record<string, Spec>, R extends keyof P = keyof P> {
   kind: 'object';
-  props: Record<string, Spec>;
-  required?: readonly string[];
+  props: P;
+  required?: readonly R[];
   description?: string;
 }
+
+/**
+ * The value a Spec validates to, as a type: a scheme types its `auth` entry from its own
+ * spec (`SpecValue<typeof spec>`) instead of casting each key where it reads it.
+ */
+export type SpecValue<S> = Spec extends S
+  ? unknown // the general Spec says nothing (and recursing into it would never end)
+  : S extends StringSpec<infer E>
+  ? E
+  : S extends IntSpec
+    ? number
+    : S extends BoolSpec
+      ? boolean
+      : S extends ArraySpec<infer I>
+        ? Array<SpecValue<I>>
+        : S extends ObjectSpec<infer P, infer R>
+          ? Simplify<{ [K in R & keyof P]: SpecValue<P[K]> } & { [K in Exclude<keyof P, R>]?: SpecValue<P[K]> }>
+          : S extends MapSpec<infer V>
+            ? Record<string, SpecValue<V>>
+            : S extends OneOfSpec<infer O>
+              ? SpecValue<O[number]>
+              : unknown;
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
 
 /** An object whose allowed keys depend on a tag key (auth.type). */
 export interface TaggedSpec {
@@ -246,12 +291,14 @@ function validateObject(ctx: SpecContext, spec: ObjectSpec, node: Node | null | 
   return ok ? out : undefined;
 }
 
-// Shorthands that keep the schemas readable.
-export const str = (o: Omit<StringSpec, 'kind'> = {}): StringSpec => ({ kind: 'string', ...o });
-export const int = (min?: number, max?: number): Spec => ({ kind: 'int', min, max });
-export const bool = (): Spec => ({ kind: 'bool' });
-export const list = (items: Spec, minItems?: number): Spec => ({ kind: 'array', items, minItems });
-export const obj = (props: Record<string, Spec>, required: readonly string[] = []): ObjectSpec => ({
+// Shorthands that keep the schemas readable; they keep the literal types SpecValue reads.
+export const str = <const E extends string = string>(o: Omit<StringSpec<E>, 'kind'> = {}): StringSpec<E> => ({ kind: 'string', ...o });
+export const int = (min?: number, max?: number): IntSpec => ({ kind: 'int', min, max });
+export const bool = (): BoolSpec => ({ kind: 'bool' });
+export const list = <I extends Spec>(items: I, minItems?: number): ArraySpec<I> => ({ kind: 'array', items, minItems });
+export const map = <V extends Spec>(values: V, o: Omit<MapSpec<V>, 'kind' | 'values'> = {}): MapSpec<V> => ({ kind: 'map', values, ...o });
+export const oneOf = <const O extends readonly Spec[]>(hint: string, ...options: O): OneOfSpec<O> => ({ kind: 'oneOf', hint, options });
+export const obj = <P extends Record<string, Spec>, const R extends keyof P = never>(props: P, required: readonly R[] = []): ObjectSpec<P, NoInfer<R>> => ({
   kind: 'object',
   props,
   required,

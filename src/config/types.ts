@@ -1,24 +1,10 @@
-import type { AuthScheme, CompiledInject } from '../auth/types.js';
 import type { HostPattern } from './hosts.js';
+import type { AuthDefinition, InjectConfig } from './scheme-definition.js';
 
-/** The auth types DESIGN.md names; each has one file in src/auth/. */
-export const AUTH_TYPES = [
-  'oauth2',
-  'oauth2_client_credentials',
-  'api_key',
-  'bearer',
-  'basic',
-  'jwt',
-  'jwt_bearer',
-  'oauth1',
-  'aws_sigv4',
-] as const;
-export type AuthType = (typeof AUTH_TYPES)[number];
+export type { InjectConfig };
 
-export interface InjectConfig {
-  headers?: Record<string, string>;
-  query?: Record<string, string>;
-}
+/** An `auth.type`: a key of the scheme catalog (src/auth/registry.ts). */
+export type AuthType = string;
 
 export interface FieldConfig {
   name: string;
@@ -53,7 +39,6 @@ export interface IntegrationConfig {
   upstream: 'https' | 'http';
   paths: string[];
   params: ParamConfig[];
-  auth: AuthConfig[];
   refresh_on: number[];
   inject?: InjectConfig;
   description?: string;
@@ -65,8 +50,8 @@ export interface IntegrationConfig {
   scrub_responses?: boolean;
   /** this integration's own request cap per entity (overrides credproxy.yaml's limits.requests_per_minute) */
   limits?: { requests_per_minute?: number };
-  /** one per `auth` entry, in order; the first is the default */
-  schemes: readonly ResolvedScheme[];
+  /** one per `auth` entry, in order; the first is the default. Data only: src/auth/scheme-set.ts builds the schemes. */
+  schemes: readonly AuthDefinition[];
 }
 
 export interface VerifyConfig {
@@ -77,11 +62,6 @@ export interface VerifyConfig {
   expect?: number[];
   /** where it goes: a concrete host (or a host template, filled from the connection's params) */
   host: HostPattern;
-}
-
-export interface ResolvedScheme {
-  scheme: AuthScheme;
-  inject: CompiledInject;
 }
 
 export interface ClientConfig {

@@ -1,4 +1,4 @@
-import { pathMatches } from '../proxy/match.js';
+import { pathMatches } from './paths.js';
 import { parseHostPattern, type HostPattern } from './hosts.js';
 import type { VerifyConfig } from './types.js';
 

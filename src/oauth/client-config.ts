@@ -1,4 +1,6 @@
-import { compileTemplate } from '../auth/template.js';
+import { scopes, stringMap, templatedUrl } from '../config/schema.js';
+import { int, str } from '../config/spec.js';
+import { compileTemplate } from '../config/template.js';
 import type { AuthConfig } from '../config/types.js';
 import type { OAuthClientConfig } from './token-client.js';
 
@@ -10,6 +12,19 @@ export type OAuthAuthConfig = AuthConfig &
     authorization_params?: Record<string, string>;
     refresh_before?: number;
   };
+
+/** The schema keys of an OAuth client at a token endpoint (oauth2, oauth2_client_credentials). */
+export const oauthClientSpec = {
+  token_url: templatedUrl(),
+  client_id: str(),
+  client_secret: str(),
+  scopes,
+  scope_separator: str(),
+  token_request_auth_method: str({ enum: ['client_secret_basic', 'client_secret_post'] }),
+  token_params: stringMap,
+  token_response: stringMap,
+  refresh_before: int(0, 86400),
+};
 
 /** Seconds before expiry at which a token is refreshed before use (DESIGN: 60 s unless `refresh_before`). */
 export const refreshBeforeMs = (c: OAuthAuthConfig) => (c.refresh_before ?? 60) * 1000;

@@ -15,12 +15,13 @@ import { applyTokenSet } from './token-set.js';
 /** A code exchange gets as long as a token refresh. */
 const EXCHANGE_TIMEOUT_MS = 30_000;
 
-/** The integration's oauth2 scheme config, or a 400 when it has none. */
+/** The config of the integration's scheme that connects through an OAuth link, or a 400 when it has none. */
 export function oauth2ConfigOf(integration: IntegrationConfig | undefined, name: string): OAuthAuthConfig {
   if (!integration) throw new CredproxyError('not_found', `no integration named "${name}"`);
-  const s = integration.schemes.find((r) => r.scheme.type === 'oauth2');
+  const s = integration.schemes.find((d) => d.traits.connectable === 'oauth2');
   if (!s) throw new CredproxyError('bad_request', `integration "${name}" has no oauth2 scheme to connect with`);
-  return s.scheme.config as OAuthAuthConfig;
+  // A scheme that says it connects with 'oauth2' takes the oauth2 client keys (its spec spreads oauthClientSpec).
+  return s.config as OAuthAuthConfig;
 }
 
 export const callbackUrl = (rt: Runtime) => `${rt.current.config.settings.public_url}/connect/callback`;
@@ -111,7 +112,7 @@ export const finishFlow = browserFacing(async (rt, req, res) => {
     entity: flow.entity,
     integration: flow.integration,
     ...(flow.label === undefined ? {} : { label: flow.label }),
-    scheme: 'oauth2',
+    scheme: config.type,
     params: flow.params,
     status: 'active',
     ...tokens,
@@ -142,7 +143,8 @@ async function fail(rt: Runtime, flow: FlowState, reason: string): Promise<void>
       entity: flow.entity,
       integration: flow.integration,
       ...(flow.label === undefined ? {} : { label: flow.label }),
-      scheme: 'oauth2',
+      // The scheme that connects by link, if the integration still has one.
+      scheme: rt.current.config.integrations.get(flow.integration)?.schemes.find((d) => d.traits.connectable === 'oauth2')?.type ?? 'oauth2',
       params: flow.params,
       status: 'failed',
       reason,

@@ -114,7 +114,7 @@ export function checkListenPolicy(settings: Settings, log: Logger): void {
 /**
  * Why these settings would make an open proxy on a reachable address, undefined when they
  * do not. Checked at start and on every reload: a reload that drops `clients` must not open
- * a proxy that listens on a public address (src/config/watch.ts).
+ * a proxy that listens on a public address (src/reload.ts).
  */
 export function openProxyProblem(settings: Settings): string | undefined {
   const host = settings.listen.host;

@@ -1,9 +1,10 @@
-import { MissingValueError } from '../auth/template.js';
+import { MissingValueError } from '../config/template.js';
 import type { Dispatcher } from 'undici';
-import type { SchemeContext } from '../auth/types.js';
+import type { LiveIntegration } from '../auth/scheme-set.js';
+import type { ResolvedScheme, SchemeContext } from '../auth/types.js';
 import type { HostPattern } from '../config/hosts.js';
 import { renderHost } from '../config/host-template.js';
-import type { IntegrationConfig, ResolvedScheme } from '../config/types.js';
+import type { IntegrationConfig } from '../config/types.js';
 import { CredproxyError } from '../errors.js';
 import { storeCall } from '../store/failure.js';
 import type { Connection, ConnectionStore } from '../store/types.js';
@@ -13,9 +14,9 @@ import { bindSigner } from './sign.js';
 import type { Injection } from './types.js';
 
 /** Which of the integration's schemes a connection uses (the first when it has none). */
-export function schemeOf(integration: IntegrationConfig, connection: Connection | undefined): ResolvedScheme | undefined {
-  if (!connection) return integration.schemes[0];
-  return integration.schemes.find((s) => s.scheme.type === connection.scheme);
+export function schemeOf(integration: LiveIntegration, connection: Connection | undefined): ResolvedScheme | undefined {
+  if (!connection) return integration.live[0];
+  return integration.live.find((s) => s.definition.type === connection.scheme);
 }
 
 async function loadConnection(store: ConnectionStore, entity: string, integration: string, label: string | undefined): Promise<Connection | undefined> {
@@ -54,18 +55,18 @@ function checkHost(entity: string, integration: IntegrationConfig, connection: C
  */
 export async function resolveCredential(
   store: ConnectionStore,
-  integration: IntegrationConfig,
+  integration: LiveIntegration,
   entity: string,
   opts: { ctx?: SchemeContext; stale?: string; host?: TemplateHost; label?: string } = {},
 ): Promise<Injection> {
-  const first = integration.schemes[0]!;
+  const first = integration.schemes[0]!.traits;
   const { label } = opts;
   const which = labelled(label);
   let connection: Connection | undefined;
   // A label asks for one particular stored connection, even where the integration could do without.
-  if (first.scheme.needsConnection || integration.schemes.length > 1 || opts.host || label !== undefined) {
+  if (first.needsConnection || integration.schemes.length > 1 || opts.host || label !== undefined) {
     connection = await loadConnection(store, entity, integration.name, label);
-    if (!connection && (first.scheme.needsConnection || label !== undefined)) {
+    if (!connection && (first.needsConnection || label !== undefined)) {
       throw new CredproxyError(
         'connection_missing',
         label === undefined
@@ -96,7 +97,7 @@ export async function resolveCredential(
  * runs it for a connection that is not stored yet.
  */
 export async function injectionFor(
-  integration: IntegrationConfig,
+  integration: LiveIntegration,
   entity: string,
   connection: Connection | undefined,
   opts: { ctx?: SchemeContext; stale?: string; dispatcher?: Dispatcher } = {},
@@ -105,7 +106,7 @@ export async function injectionFor(
   if (!resolved) {
     throw new CredproxyError('connection_missing', `the connection of entity "${entity}" uses scheme "${connection?.scheme}", which integration "${integration.name}" no longer offers`);
   }
-  checkRequiredScopes(resolved.scheme.config, connection);
+  checkRequiredScopes(resolved.definition.config, connection);
   const cred = { entity, integration, connection, ctx: opts.ctx, stale: opts.stale, dispatcher: opts.dispatcher ?? opts.ctx?.dispatcher };
   // A minted token (jwt, jwt_bearer) the upstream refused is dropped before asking again.
   if (opts.stale !== undefined) resolved.scheme.forget?.(cred);

@@ -2,9 +2,13 @@ import { isIP } from 'node:net';
 import type { IntegrationConfig } from '../config/types.js';
 import type { HostPattern } from '../config/hosts.js';
 import { compileHostTemplate, matchHostTemplate, type CompiledHostTemplate } from '../config/host-template.js';
+import { pathMatches } from '../config/paths.js';
 
-export interface Route {
-  integration: IntegrationConfig;
+export { pathMatches };
+
+/** `I`: the integration as the table's owner holds it (the runtime's carries its schemes). */
+export interface Route<I extends IntegrationConfig = IntegrationConfig> {
+  integration: I;
   pattern: HostPattern;
   path: string;
   /**
@@ -14,7 +18,7 @@ export interface Route {
   hostParams?: Readonly<Record<string, string>>;
 }
 
-interface TemplateRoute extends Route {
+interface TemplateRoute<I extends IntegrationConfig> extends Route<I> {
   compiled: CompiledHostTemplate;
 }
 
@@ -27,12 +31,12 @@ interface TemplateRoute extends Route {
  * never `a.b.zendesk.com` or `zendesk.com.evil.test`. Exact hosts win over wildcards, and
  * wildcards over templates.
  */
-export class RoutingTable {
-  private readonly exact = new Map<string, Route[]>();
-  private readonly wildcards: Route[] = [];
-  private readonly templates: TemplateRoute[] = [];
+export class RoutingTable<I extends IntegrationConfig = IntegrationConfig> {
+  private readonly exact = new Map<string, Array<Route<I>>>();
+  private readonly wildcards: Array<Route<I>> = [];
+  private readonly templates: Array<TemplateRoute<I>> = [];
 
-  constructor(integrations: Iterable<IntegrationConfig>) {
+  constructor(integrations: Iterable<I>) {
     for (const integration of integrations) {
       for (const pattern of integration.hosts) {
         for (const path of integration.paths) {
@@ -55,7 +59,7 @@ export class RoutingTable {
   }
 
   /** `port` is undefined when the request used its scheme's default port. */
-  match(hostname: string, port: number | undefined, path: string): Route | undefined {
+  match(hostname: string, port: number | undefined, path: string): Route<I> | undefined {
     const found = this.lookup(hostname, port, path, () => true);
     if (found || port === undefined) return found;
     // `http://api.example.com:443/` names the default port of an `upstream: https`
@@ -63,7 +67,7 @@ export class RoutingTable {
     return this.lookup(hostname, undefined, path, (r) => DEFAULT_PORT[r.integration.upstream] === port);
   }
 
-  private lookup(hostname: string, port: number | undefined, path: string, fits: (r: Route) => boolean): Route | undefined {
+  private lookup(hostname: string, port: number | undefined, path: string, fits: (r: Route<I>) => boolean): Route<I> | undefined {
     for (const r of this.exact.get(routeKey(hostname, port)) ?? []) {
       if (fits(r) && pathMatches(r.path, path)) return r;
     }
@@ -107,33 +111,3 @@ export class RoutingTable {
 const DEFAULT_PORT = { http: 80, https: 443 } as const;
 const routeKey = (host: string, port: number | undefined) => (port === undefined ? host : `${host}:${port}`);
 const byPathLength = (a: Route, b: Route) => b.path.length - a.path.length;
-
-/**
- * Segment-aware: `/v1` owns `/v1` and `/v1/x`, not `/v1x`. A path must stay under the prefix
- * also as an upstream that decodes `%2F`, `%5C` and `%2E` before resolving dot segments
- * would read it: `/v1/..%2Fadmin` is `/admin` there, so it does not match `/v1`.
- */
-export function pathMatches(prefix: string, path: string): boolean {
-  if (prefix === '/') return true;
-  return underPrefix(prefix, path) && (!path.includes('%') || underPrefix(prefix, decodedForm(path)));
-}
-
-function underPrefix(prefix: string, path: string): boolean {
-  return path === prefix || (path.startsWith(prefix) && (path[prefix.length] === '/' || path[prefix.length] === '?'));
-}
-
-/** The path with encoded slashes, backslashes and dots decoded and dot segments resolved (RFC 3986 §5.2.4). */
-function decodedForm(path: string): string {
-  const q = path.indexOf('?');
-  const decoded = (q === -1 ? path : path.slice(0, q)).replace(/%2f|%5c/gi, '/').replace(/%2e/gi, '.');
-  const out: string[] = [];
-  const segments = decoded.split('/');
-  for (let i = 0; i < segments.length; i++) {
-    const seg = segments[i]!;
-    if (seg === '..') {
-      if (out.length > 1) out.pop();
-    } else if (seg !== '.') out.push(seg);
-    else if (i === segments.length - 1) out.push('');
-  }
-  return out.join('/');
-}

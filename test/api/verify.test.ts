@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import t, { type Test } from 'tap';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { ConfigError, loadConfig } from '../support/config.js';
 import { configDir, startProxy, startUpstream, viaProxy, type TestProxy } from '../support/servers.js';
 import { verifySigV4 } from '../support/sigv4-verify.js';
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { AwsSigV4Scheme } from '../../src/auth/aws-sigv4.js';
+import { awsSigV4, AwsSigV4Scheme } from '../../src/auth/aws-sigv4.js';
+import { definitionOf } from '../support/schemes.js';
 import type { IntegrationConfig } from '../../src/config/types.js';
 import { configDir, startProxy, startUpstream, viaProxy } from '../support/servers.js';
 import { verifySigV4 } from '../support/sigv4-verify.js';
@@ -28,7 +29,7 @@ function parseReq(text: string) {
 }
 
 t.test('the signer reproduces the AWS SigV4 test-suite signatures', async (t) => {
-  const scheme = new AwsSigV4Scheme({ type: 'aws_sigv4', region: suite.region, service: suite.service }, () => Date.UTC(2015, 7, 30, 12, 36, 0));
+  const scheme = new AwsSigV4Scheme(definitionOf(awsSigV4, { type: 'aws_sigv4', region: suite.region, service: suite.service }), () => Date.UTC(2015, 7, 30, 12, 36, 0));
   const cred = { entity: 'e', integration: {} as IntegrationConfig, connection: { credentials: suite.credentials } as never };
   for (const v of suite.vectors) {
     const req = parseReq(v.request);

@@ -2,7 +2,8 @@ import { createHmac, generateKeyPairSync, timingSafeEqual, verify } from 'node:c
 import { readFileSync } from 'node:fs';
 import OAuth from 'oauth-1.0a';
 import t from 'tap';
-import { OAuth1Scheme, formPairs, signatureBaseString } from '../../src/auth/oauth1.js';
+import { oauth1, OAuth1Scheme, formPairs, signatureBaseString } from '../../src/auth/oauth1.js';
+import { definitionOf } from '../support/schemes.js';
 import type { IntegrationConfig } from '../../src/config/types.js';
 import { configDir, startProxy, startUpstream, viaProxy } from '../support/servers.js';
 
@@ -48,7 +49,7 @@ t.test('RFC 5849 signature base strings and signatures', async (t) => {
     if (ex.signature && !ex.version) {
       // Through the scheme itself, with the example's timestamp and nonce.
       const scheme = new OAuth1Scheme(
-        { type: 'oauth1', consumer_key: ex.consumer_key, consumer_secret: ex.consumer_secret, signature_method: ex.signature_method, realm: 'Photos' },
+        definitionOf(oauth1, { type: 'oauth1', consumer_key: ex.consumer_key, consumer_secret: ex.consumer_secret, signature_method: ex.signature_method, realm: 'Photos' }),
         { now: () => Number(ex.timestamp) * 1000, nonce: () => ex.nonce },
       );
       const signed = await scheme.sign(

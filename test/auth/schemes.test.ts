@@ -1,11 +1,12 @@
 import t from 'tap';
-import { ApiKeyScheme } from '../../src/auth/api-key.js';
-import { BasicScheme } from '../../src/auth/basic.js';
-import { BearerScheme } from '../../src/auth/bearer.js';
-import { OAuth2Scheme } from '../../src/auth/oauth2.js';
-import { createScheme, SCHEMES } from '../../src/auth/registry.js';
-import { compileTemplate, MissingValueError } from '../../src/auth/template.js';
+import { apiKey, ApiKeyScheme } from '../../src/auth/api-key.js';
+import { basic as basicModule, BasicScheme } from '../../src/auth/basic.js';
+import { bearer as bearerModule, BearerScheme } from '../../src/auth/bearer.js';
+import { oauth2, OAuth2Scheme } from '../../src/auth/oauth2.js';
+import { AUTH_TYPES, SCHEMES, withSchemes } from '../../src/auth/registry.js';
+import { compileTemplate, MissingValueError } from '../../src/config/template.js';
 import { CredproxyError } from '../../src/errors.js';
+import { definitionOf } from '../support/schemes.js';
 
 const badRequest = (fn: () => unknown, message: RegExp) => {
   try {
@@ -16,20 +17,23 @@ const badRequest = (fn: () => unknown, message: RegExp) => {
   return 'did not throw';
 };
 
-t.test('the registry builds each registered scheme under its own type, and nothing for the rest', async (t) => {
+t.test('the registry is one table keyed by type; AUTH_TYPES and further schemes come from it', async (t) => {
   for (const type of ['api_key', 'basic', 'bearer', 'oauth2']) t.ok(type in SCHEMES, `${type} is registered`);
-  for (const type of Object.keys(SCHEMES) as Array<keyof typeof SCHEMES>) {
-    t.equal(createScheme({ type, token_url: 'https://t.example/token', algorithm: 'HS256', region: 'r', service: 's' })?.type, type);
-  }
-  t.equal(createScheme({ type: 'nonesuch' as never }), undefined);
+  for (const [type, module] of Object.entries(SCHEMES)) t.equal(module.type, type, `${type} is filed under its own type`);
+  t.same(AUTH_TYPES, Object.keys(SCHEMES));
+  t.same(AUTH_TYPES, ['oauth2', 'oauth2_client_credentials', 'api_key', 'bearer', 'basic', 'jwt', 'jwt_bearer', 'oauth1', 'aws_sigv4'], 'the order DESIGN.md lists them');
+  t.throws(() => withSchemes(SCHEMES, apiKey), /auth type "api_key" is already registered/, 'a built-in type cannot be replaced by accident');
+  t.equal(SCHEMES.nonesuch, undefined);
 });
 
 t.test('api_key: declared fields, patterns, the default inject follows the field name', async (t) => {
-  const plain = new ApiKeyScheme({ type: 'api_key' });
-  t.same(plain.defaultInject, { headers: { Authorization: 'Bearer {{api_key}}' } });
+  const plainDef = definitionOf(apiKey, { type: 'api_key' });
+  const plain = new ApiKeyScheme(plainDef);
+  t.same(plainDef.traits.defaultInject, { headers: { Authorization: 'Bearer {{api_key}}' } });
   t.same(plain.accept({ api_key: 'k' }).credentials, { api_key: 'k' });
-  const named = new ApiKeyScheme({ type: 'api_key', fields: [{ name: 'key', pattern: '^sk-', description: 'd' }, { name: 'org', secret: false, optional: true }] });
-  t.same(named.defaultInject, { headers: { Authorization: 'Bearer {{key}}' } });
+  const namedDef = definitionOf(apiKey, { type: 'api_key', fields: [{ name: 'key', pattern: '^sk-', description: 'd' }, { name: 'org', secret: false, optional: true }] });
+  const named = new ApiKeyScheme(namedDef);
+  t.same(namedDef.traits.defaultInject, { headers: { Authorization: 'Bearer {{key}}' } });
   t.same(named.fields.map((f) => [f.name, f.secret, f.optional]), [['key', true, false], ['org', false, true]]);
   t.same(named.accept({ key: 'sk-1' }).credentials, { key: 'sk-1' }, 'an optional field may be absent');
   t.same(named.accept({ key: 'sk-1', org: 'o' }).credentials, { key: 'sk-1', org: 'o' });
@@ -49,14 +53,14 @@ t.test('api_key: declared fields, patterns, the default inject follows the field
     return '';
   })();
   t.notMatch(msg, /pk-secret-value/, 'an error never repeats the value');
-  t.same(new ApiKeyScheme({ type: 'api_key', fields: ['token'] }).fields, [{ name: 'token', secret: true, optional: false }]);
+  t.same(new ApiKeyScheme(definitionOf(apiKey, { type: 'api_key', fields: ['token'] })).fields, [{ name: 'token', secret: true, optional: false }]);
 });
 
 t.test('bearer and basic', async (t) => {
-  const bearer = new BearerScheme({ type: 'bearer' });
+  const bearer = new BearerScheme(definitionOf(bearerModule, { type: 'bearer' }));
   t.same(bearer.accept({ token: 't' }).credentials, { token: 't' });
   t.same(bearer.values({ entity: 'e', integration: undefined as never, connection: undefined }), {});
-  const basic = new BasicScheme({ type: 'basic' });
+  const basic = new BasicScheme(definitionOf(basicModule, { type: 'basic' }));
   t.same(basic.accept({ username: 'u', password: 'p:w' }).credentials, { username: 'u', password: 'p:w' });
   t.equal(badRequest(() => basic.accept({ username: 'u:x', password: 'p' }), /must not contain ":"/), true);
   t.equal(badRequest(() => basic.accept({ username: 'u', password: 'p\n' }), /control characters/), true);
@@ -64,7 +68,7 @@ t.test('bearer and basic', async (t) => {
 });
 
 t.test('oauth2 token sets', async (t) => {
-  const s = new OAuth2Scheme({ type: 'oauth2' });
+  const s = new OAuth2Scheme(definitionOf(oauth2, { type: 'oauth2', authorize_url: 'https://a.example/authorize', token_url: 'https://a.example/token', client_id: 'c' }));
   const now = 1_700_000_000_000;
   t.same(s.accept({ access_token: 'a' }, now), { credentials: { access_token: 'a' } });
   t.same(s.accept({ access_token: 'a', refresh_token: 'r', expires_in: 60, scope: ['x', 'y'] }, now), {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { RESTART_ONLY, SETTINGS_APPLY, withValuesOf } from '../../src/config/apply.js';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../support/config.js';
 import { settingsSpec } from '../../src/config/schema.js';
 import type { ObjectSpec, Spec } from '../../src/config/spec.js';
 import { configDir } from '../support/servers.js';

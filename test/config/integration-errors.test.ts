@@ -1,5 +1,5 @@
 import t from 'tap';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../support/config.js';
 import { problemsOf } from '../support/config.js';
 import { configDir } from '../support/servers.js';
 

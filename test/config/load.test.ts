@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../support/config.js';
 import { problemsOf } from '../support/config.js';
 import { configDir } from '../support/servers.js';
 
@@ -82,7 +82,7 @@ t.test('the configuration keys of DESIGN.md load, with ${ENV} filled in', async 
   t.equal(s.limits.replay_body_bytes, 1048576);
   t.same([...config.integrations.keys()], ['github', 'maps', 'zendesk']);
   const gh = config.integrations.get('github')!;
-  t.equal(gh.auth[0]!.client_secret, 'gsecret', 'the trailing newline of a file-sourced secret is stripped');
+  t.equal(gh.schemes[0]!.config.client_secret, 'gsecret', 'the trailing newline of a file-sourced secret is stripped');
   t.equal(config.integrations.get('zendesk')!.schemes.length, 2);
   t.ok(Object.isFrozen(config) && Object.isFrozen(s.limits), 'the config is frozen');
 });

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../support/config.js';
 import { problemsOf } from '../support/config.js';
 import { configDir } from '../support/servers.js';
 import { testKey } from '../support/keys.js';
@@ -86,7 +86,7 @@ t.test('good keys of every kind load', async (t) => {
     },
   });
   t.equal(config.integrations.size, 5);
-  t.equal(config.integrations.get('sa')!.schemes[0]!.scheme.needsConnection, false, 'key in the YAML: no stored connection needed');
+  t.equal(config.integrations.get('sa')!.schemes[0]!.traits.needsConnection, false, 'key in the YAML: no stored connection needed');
 });
 
 t.test('file: keys relative to the config folder, whatever the working directory', async (t) => {

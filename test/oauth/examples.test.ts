@@ -2,7 +2,7 @@ import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../support/config.js';
 
 const examples = join(import.meta.dirname, '..', '..', 'config', 'examples');
 const env = { GITHUB_CLIENT_ID: 'id', GITHUB_CLIENT_SECRET: 'secret', GOOGLE_CLIENT_ID: 'id', GOOGLE_CLIENT_SECRET: 'secret' };
@@ -14,7 +14,7 @@ for (const file of ['github-oauth.yaml', 'google-calendar.yaml']) {
     copyFileSync(join(examples, file), join(dir, 'integrations', file));
     const config = loadConfig(dir, { env });
     const [integration] = [...config.integrations.values()];
-    t.equal(integration!.schemes[0]!.scheme.type, 'oauth2');
+    t.equal(integration!.schemes[0]!.type, 'oauth2');
     t.throws(() => loadConfig(dir, { env: {} }), /CLIENT_ID/, 'and names the missing variable otherwise');
   });
 }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import pino from 'pino';
 import { ClientAuthenticator, entityPattern, isLoopback, presentedKey, checkListenPolicy } from '../../src/proxy/client-auth.js';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../support/config.js';
 import { configDir, LogCapture } from '../support/servers.js';
 
 t.test('entity patterns', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { loadConfig, ConfigError } from '../../src/config/load.js';
+import { loadConfig, ConfigError } from '../support/config.js';
 import { compileHostTemplate, matchHostTemplate, renderHost } from '../../src/config/host-template.js';
 import { RoutingTable } from '../../src/proxy/match.js';
 import { configDir, errorOf, startProxy, startUpstream, viaProxy, type Upstream } from '../support/servers.js';

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../support/config.js';
 import { snapshotOf } from '../../src/runtime.js';
 import { errorOf, integrationYaml, setup, viaProxy } from '../support/servers.js';
 
@@ -142,7 +142,7 @@ t.test('several schemes: the connection picks one; a connection whose scheme is 
 
   // What a config reload does: swap the snapshot. The basic connection's scheme is gone.
   writeFileSync(join(dir, 'integrations', 'multi.yaml'), integrationYaml([host(up.port)], '{ type: bearer }'));
-  proxy.runtime.current = snapshotOf(loadConfig(dir, { env: {} }));
+  proxy.runtime.current = snapshotOf(loadConfig(dir, { env: {} }), proxy.runtime.schemes);
   const gone = await viaProxy(proxy.port, `${up.origin}/`, { headers: { 'X-Entity-Id': 'u1' } });
   t.equal(errorOf(gone).code, 'connection_missing');
   t.match(errorOf(gone).message, /uses scheme "basic", which integration "multi" no longer offers/);

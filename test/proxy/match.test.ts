@@ -1,5 +1,5 @@
 import t from 'tap';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../support/config.js';
 import { pathMatches, RoutingTable } from '../../src/proxy/match.js';
 import { configDir, errorOf, integrationYaml, LOOPBACK_EGRESS, setup, startProxy, viaProxy } from '../support/servers.js';
 

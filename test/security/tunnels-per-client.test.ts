@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../support/config.js';
 import { TunnelGate } from '../../src/limits.js';
 import { pollUntil } from '../support/poll.js';
 import { configDir, LOOPBACK_EGRESS, startProxy, startUpstream, type TestProxy } from '../support/servers.js';

@@ -1,4 +1,13 @@
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { SCHEMES } from '../../src/auth/registry.js';
+import { ConfigError, loadConfig as load, type LoadOptions } from '../../src/config/load.js';
+import type { Config } from '../../src/config/types.js';
+
+export { ConfigError };
+
+/** loadConfig with the built-in schemes, as credproxy itself loads (opts.schemes replaces them). */
+export function loadConfig(dir: string, opts: LoadOptions = {}): Config {
+  return load(dir, { schemes: SCHEMES, ...opts });
+}
 
 /** Loads a config folder and returns its problems as `file:line: message`, file names relative to the folder; [] when it loads. */
 export function problemsOf(dir: string, env: NodeJS.ProcessEnv = {}): string[] {

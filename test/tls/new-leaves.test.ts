@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import t, { type Test } from 'tap';
 import { ProxyAgent, request } from 'undici';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../support/config.js';
 import { RoutingTable } from '../../src/proxy/match.js';
 import { loadOrCreateCa } from '../../src/tls/ca.js';
 import { NewLeafLimiter } from '../../src/tls/leaf-rate.js';

@@ -1,9 +1,9 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { isConfigFileName, type ReloadOutcome } from '../../src/config/watch.js';
-import { configDir, LOOPBACK_EGRESS, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
-import { Waiter } from '../support/waiter.js';
+import { isConfigFileName, type ReloadOutcome } from '../src/reload.js';
+import { configDir, LOOPBACK_EGRESS, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from './support/servers.js';
+import { Waiter } from './support/waiter.js';
 
 const demo = (port: number, header = 'Authorization', prefix = 'Bearer ') =>
   `hosts: ["127.0.0.1:${port}"]\nupstream: http\nauth: { type: bearer }\ninject:\n  headers:\n    ${header}: "${prefix}{{token}}"\n`;

@@ -1,13 +1,13 @@
 import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Metrics } from '../metrics.js';
-import { swapAudit } from '../audit/record.js';
-import { openProxyProblem } from '../proxy/client-auth.js';
-import { snapshotOf, type Runtime } from '../runtime.js';
-import { changedKeys, RESTART_ONLY, withValuesOf } from './apply.js';
-import { ConfigError, loadConfig, type LoadOptions } from './load.js';
-import type { Config, IntegrationConfig } from './types.js';
+import type { Metrics } from './metrics.js';
+import { swapAudit } from './audit/record.js';
+import { openProxyProblem } from './proxy/client-auth.js';
+import { snapshotOf, type Runtime } from './runtime.js';
+import { changedKeys, RESTART_ONLY, withValuesOf } from './config/apply.js';
+import { ConfigError, loadConfig, type LoadOptions } from './config/load.js';
+import type { Config, IntegrationConfig } from './config/types.js';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -27,9 +27,9 @@ export interface ReloaderOptions extends LoadOptions {
   onReload?: (outcome: ReloadOutcome) => void;
 }
 
-/** What makes two versions of an integration the same for the reload log (secrets are compared, never logged). */
+/** What makes two versions of an integration the same for the reload log (secrets are compared as hashes, never logged). */
 function fingerprint(i: IntegrationConfig): string {
-  return JSON.stringify([i.hosts.map((h) => h.source), i.paths, i.upstream, i.params, i.auth, i.inject, i.refresh_on]);
+  return JSON.stringify([i.hosts.map((h) => h.source), i.paths, i.upstream, i.params, i.schemes.map((s) => s.fingerprint), i.inject, i.refresh_on]);
 }
 
 /**
@@ -81,7 +81,7 @@ export class ConfigReloader {
     const old = this.rt.current.config;
     let next: Config;
     try {
-      next = loadConfig(this.dir, this.opts);
+      next = loadConfig(this.dir, { ...this.opts, schemes: this.rt.schemes.catalog });
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems.map((p) => `${p.file}:${p.line}: ${p.message}`) : [(err as Error).message];
       this.log.error({ trigger, problems }, `config reload failed; the last good config stays live:\n${problems.join('\n')}`);
@@ -122,7 +122,8 @@ export class ConfigReloader {
       return { ok: true, added, removed, changed, restartNeeded };
     }
     // One assignment: requests that already read the old snapshot keep it to their end.
-    this.rt.current = snapshotOf(next);
+    // Schemes whose definition did not change are carried over, minted tokens and all.
+    this.rt.current = snapshotOf(next, this.rt.schemes);
     if (changedKeys(old.settings, next.settings, ['audit.file', 'audit.max_bytes', 'audit.keep']).length > 0) swapAudit(this.rt, next.settings.audit);
     this.log.info({ trigger, integrations: [...next.integrations.keys()], added, removed, changed }, 'config reloaded');
     return { ok: true, added, removed, changed, restartNeeded };
