@@ -4,7 +4,7 @@ import { connKey, type KeyvConnectionStore, type StoredConnection } from './keyv
 import { lockNameOf } from './locked-update.js';
 import { parseConnKey } from './migrate.js';
 import { COUNTS_KEY } from './observed.js';
-import type { Backend } from './open.js';
+import type { Backend } from './backend.js';
 import type { Connection } from './types.js';
 
 /**

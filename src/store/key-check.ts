@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { aad, type StoredConnection } from './keyv-store.js';
 import { KeyringError, UnreadableError, type Keyring } from './keyring.js';
 import { parseConnKey } from './migrate.js';
-import type { Backend } from './open.js';
+import type { Backend } from './backend.js';
 
 const SAMPLE = 20;
 /** Keys looked at before giving up the search for connections (a store of mostly other records). */

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { KeyvConnectionStore } from './keyv-store.js';
 import type { Keyring } from './keyring.js';
-import type { Backend } from './open.js';
+import type { Backend } from './backend.js';
 
 /** What credproxy copies: connections, label indexes, and kv records (entity token hashes, links, states, counts). */
 export type Kind = 'connections' | 'label_indexes' | 'records';

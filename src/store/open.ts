@@ -5,12 +5,13 @@ import type { Settings } from '../config/types.js';
 import { parseKey } from './crypto.js';
 import { checkKeyring } from './key-check.js';
 import { Keyring, keyringFromEnv } from './keyring.js';
-import { KeyvConnectionStore, type KeyvStoreOptions } from './keyv-store.js';
+import { KeyvConnectionStore } from './keyv-store.js';
 import { isPostgresUrl, openPostgres } from './postgres.js';
 import { openRedis, redactUrl, type RedisTuning } from './redis.js';
 import { readOrCreateSecret } from './secret-file.js';
 import { SqliteAdapter } from './sqlite.js';
 import type { ConnectionStore } from './types.js';
+import type { Backend } from './backend.js';
 
 const LISTEN_WAIT_MS = 5_000;
 
@@ -94,14 +95,7 @@ export async function openStore(settings: Settings, env: NodeJS.ProcessEnv, log:
   return { store, dataDir };
 }
 
-/** A store's backend below the connection store: what credproxy migrate copies between. */
-export interface Backend {
-  keyv: Keyv<string>;
-  /** locks, invalidation, timings: what KeyvConnectionStore needs besides keyv */
-  options: KeyvStoreOptions;
-  /** every record's key under the prefix, as keyv names it (without `<prefix>:`) */
-  keys(): AsyncGenerator<string>;
-}
+export type { Backend } from './backend.js';
 
 export async function openBackend(url: string, prefix: string, log: Logger, tuning: Partial<RedisTuning> = {}): Promise<Backend> {
   const strip = async function* (all: AsyncIterable<string>) {

@@ -3,7 +3,7 @@ import { LockTimeoutError } from './lock.js';
 import { connKey, type KeyvConnectionStore, type StoredConnection } from './keyv-store.js';
 import { lockNameOf } from './locked-update.js';
 import { parseConnKey } from './migrate.js';
-import type { Backend } from './open.js';
+import type { Backend } from './backend.js';
 
 export interface RekeyReport {
   /** connection records found */
