@@ -87,3 +87,24 @@ export class TunnelGate {
     };
   }
 }
+
+/** Bytes held in replay buffers across all requests of one instance. */
+export class ReplayBudget {
+  private used = 0;
+  constructor(private readonly max: () => number) {}
+
+  get bytes(): number {
+    return this.used;
+  }
+
+  /** Takes `n` bytes if they fit; false (and nothing taken) if not. */
+  take(n: number): boolean {
+    if (this.used + n > this.max()) return false;
+    this.used += n;
+    return true;
+  }
+
+  release(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+}

@@ -5,13 +5,14 @@ import { openAudit } from './audit/record.js';
 import { SchemeSet, type LiveIntegration } from './auth/scheme-set.js';
 import type { Config } from './config/types.js';
 import type { Events } from './events.js';
-import { TunnelGate } from './limits.js';
+import { ReplayBudget, TunnelGate } from './limits.js';
 import type { Metrics } from './metrics.js';
 import { newRefreshState, type RefreshState } from './oauth/refresh-state.js';
 import { authenticatorFor, type ClientAuthenticator } from './proxy/client-auth.js';
 import { RoutingTable } from './proxy/match.js';
 import { WriteBack } from './store/locked-update.js';
 import type { ConnectionStore } from './store/types.js';
+import { NewLeafLimiter } from './tls/leaf-rate.js';
 import type { TlsRuntime } from './tls/runtime.js';
 
 /** A config and what is built from it: what one request uses from start to end. */
@@ -56,6 +57,10 @@ export interface Runtime {
   readonly writeBack: WriteBack;
   /** open CONNECT tunnels against `limits.max_tunnels` (read live, so a reload applies) */
   readonly tunnels: TunnelGate;
+  /** bytes held in replay buffers across all requests, against `limits.replay_budget_bytes` */
+  readonly replayBudget: ReplayBudget;
+  /** new intercepted names per client per second, against `limits.new_leaves_per_second` */
+  readonly newLeaves: NewLeafLimiter;
 }
 
 /** The per-instance state of a new runtime; `current` is read when needed, so a reload applies. */
@@ -64,7 +69,7 @@ export function instanceState(
   store: ConnectionStore,
   log: Logger,
   current: () => Snapshot,
-): Pick<Runtime, 'audit' | 'refresh' | 'writeBack' | 'tunnels'> {
+): Pick<Runtime, 'audit' | 'refresh' | 'writeBack' | 'tunnels' | 'replayBudget' | 'newLeaves'> {
   return {
     audit: openAudit(config.settings.audit, log),
     refresh: newRefreshState(),
@@ -73,6 +78,8 @@ export function instanceState(
       () => current().config.settings.limits.max_tunnels,
       () => current().config.settings.limits.max_tunnels_per_client,
     ),
+    replayBudget: new ReplayBudget(() => current().config.settings.limits.replay_budget_bytes),
+    newLeaves: new NewLeafLimiter(() => current().config.settings.limits.new_leaves_per_second),
   };
 }
 

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CredproxyError } from '../errors.js';
-import type { Runtime } from '../runtime.js';
 
 /**
  * Two bounds on proxied request bodies, so that slowly sent bodies cannot pin memory and
@@ -96,34 +95,4 @@ export function failBody(req: IncomingMessage, err: Error): void {
   (req as { socket: unknown }).socket = socket;
 }
 
-/** Bytes held in replay buffers across all requests of one instance. */
-export class ReplayBudget {
-  private used = 0;
-  constructor(private readonly max: () => number) {}
 
-  get bytes(): number {
-    return this.used;
-  }
-
-  /** Takes `n` bytes if they fit; false (and nothing taken) if not. */
-  take(n: number): boolean {
-    if (this.used + n > this.max()) return false;
-    this.used += n;
-    return true;
-  }
-
-  release(n: number): void {
-    this.used = Math.max(0, this.used - n);
-  }
-}
-
-const budgets = new WeakMap<Runtime, ReplayBudget>();
-/** One budget per running instance; its size follows reloads of `limits.replay_budget_bytes`. */
-export function replayBudgetOf(rt: Runtime): ReplayBudget {
-  let b = budgets.get(rt);
-  if (!b) {
-    b = new ReplayBudget(() => rt.current.config.settings.limits.replay_budget_bytes);
-    budgets.set(rt, b);
-  }
-  return b;
-}

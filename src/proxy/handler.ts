@@ -17,7 +17,7 @@ import { refuseDotSegments } from './dot-segments.js';
 import { authenticate, resolvePrincipal } from './principal.js';
 import { checkRate } from './rate-limit.js';
 import { secretsOf } from './scrub.js';
-import { guardBody, hasBody, replayBudgetOf } from './body-guard.js';
+import { guardBody, hasBody } from './body-guard.js';
 import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
 import { signUpstream } from './sign.js';
 import type { Injection, RequestInfo, UpstreamRequest } from './types.js';
@@ -147,7 +147,7 @@ export function createProxyHandler(rt: Runtime) {
       // Only a request that a refresh could cure, or a signature must cover, is held in memory; everything else streams.
       body =
         injection?.refreshable || injection?.sign
-          ? await prepareBody(req, limits.replay_body_bytes, replayBudgetOf(rt))
+          ? await prepareBody(req, limits.replay_body_bytes, rt.replayBudget)
           : { body: hasBody(req) ? req : null, replayable: false };
       if (body.overBudget) {
         rt.metrics.replayUnbuffered.inc({ integration: info.integration });

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { CredproxyError, isCredproxyError } from '../errors.js';
-import type { ReplayBudget } from './body-guard.js';
+import type { ReplayBudget } from '../limits.js';
 import type { Injection } from './types.js';
 
 /** A request body as it will be sent: held whole (replayable) or streamed through. */

@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { CredproxyError, isCredproxyError, sendRawError } from '../errors.js';
-import { NewLeafLimiter } from '../tls/leaf-rate.js';
 import type { Runtime } from '../runtime.js';
 import { reportStoreFailure } from '../store/failure.js';
 import { parseConnectTarget, type ConnectTarget } from './connect-target.js';
@@ -87,7 +86,7 @@ export function createConnectHandler(rt: Runtime, intercept: Interceptor, track:
     if ((owned || tokenVerified) && rt.tls.leaves) {
       const leafName = owned ? rt.current.routes.leafName(target.hostname) : target.hostname;
       // A new name costs a signature: capped per client, and refused here, before the 200 and any handshake.
-      if (!rt.tls.leaves.has(leafName) && !leafRateOf(rt).take(tunnelClient(principal, socket))) {
+      if (!rt.tls.leaves.has(leafName) && !rt.newLeaves.take(tunnelClient(principal, socket))) {
         const perSecond = rt.current.config.settings.limits.new_leaves_per_second;
         rt.log.info({ method: 'CONNECT', host: target.hostname, port: target.port, status: 429 }, 'CONNECT refused: new certificates over limits.new_leaves_per_second');
         return sendRawError(
@@ -118,17 +117,6 @@ function tunnelClient(principal: Principal, socket: Socket): string {
   if (principal.token) return `token:${principal.token.id}`;
   if (principal.client !== undefined) return `client:${principal.client}`;
   return `address:${socket.remoteAddress ?? 'unknown'}`;
-}
-
-/** One new-leaf rate per running instance, against `limits.new_leaves_per_second` (read live). */
-const leafRates = new WeakMap<Runtime, NewLeafLimiter>();
-function leafRateOf(rt: Runtime): NewLeafLimiter {
-  let limiter = leafRates.get(rt);
-  if (!limiter) {
-    limiter = new NewLeafLimiter(() => rt.current.config.settings.limits.new_leaves_per_second);
-    leafRates.set(rt, limiter);
-  }
-  return limiter;
 }
 
 /**
