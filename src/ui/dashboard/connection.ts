@@ -7,7 +7,7 @@ import { storeCall } from '../../store/failure.js';
 import { checkLabel, labelled } from '../../store/label.js';
 import type { Runtime } from '../../runtime.js';
 import { connectionPath } from './entities.js';
-import { csrfField, h, redirect, sendPage, signedIn } from './layout.js';
+import { csrfField, h, redirect, sendPage, signedIn, when } from './layout.js';
 import { readForm } from './session.js';
 
 /**
@@ -27,7 +27,7 @@ async function find(rt: Runtime, entity: string, integration: string, label: str
   return connectionView(c);
 }
 
-const dl = (pairs: Array<[string, string]>) => `<dl>${pairs.map(([k, v]) => `<dt>${h(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
+const dl = (pairs: Array<[string, string]>) => `<dl class="grid">${pairs.map(([k, v]) => `<dt>${h(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
 
 export const connectionPage = signedIn(async (rt, req, res, s, [entity, integration]) => {
   const label = labelOf(req);
@@ -35,7 +35,7 @@ export const connectionPage = signedIn(async (rt, req, res, s, [entity, integrat
   const audit = (await rt.audit.query({ entity: c.entity, integration: c.integration, limit: 50 })).filter((e) => (e.label ?? null) === c.label).slice(-20).reverse();
   const params = Object.entries(c.params);
   const rows = audit
-    .map((e) => `<tr><td>${h(e.time)}</td><td>${h(e.method)}</td><td><code>${h(e.host + e.path)}</code></td><td>${e.status}</td><td>${e.ms} ms</td><td>${e.refreshed ? 'refreshed' : ''}</td></tr>`)
+    .map((e) => `<tr><td>${h(when(e.time))}</td><td>${h(e.method)}</td><td><code>${h(e.host + e.path)}</code></td><td>${e.status}</td><td>${e.ms} ms</td><td>${e.refreshed ? 'refreshed' : ''}</td></tr>`)
     .join('');
   sendPage(res, s, {
     title: `${c.integration} for ${c.entity}`,
@@ -48,8 +48,8 @@ export const connectionPage = signedIn(async (rt, req, res, s, [entity, integrat
         ['Params', params.length ? params.map(([k, v]) => `<code>${h(k)}</code> = ${h(v)}`).join('<br>') : 'none'],
         ['Stored fields', c.fields.length ? h(c.fields.join(', ')) + ' (values are never shown)' : 'none'],
         ['Scopes', c.scopes ? h(c.scopes.join(' ')) : '—'],
-        ['Expires', c.expires_at ? h(c.expires_at) : '—'],
-        ['Updated', h(c.updated_at)],
+        ['Expires', c.expires_at ? h(when(c.expires_at)) : '—'],
+        ['Updated', h(when(c.updated_at))],
       ]) +
       `<form method="post" action="/ui/entities/${h(encodeURIComponent(c.entity))}/connect" class="inline">${csrfField(s)}` +
       `<input type="hidden" name="integration" value="${h(c.integration)}"><input type="hidden" name="label" value="${h(c.label ?? '')}">` +
@@ -70,7 +70,7 @@ export const connectLinkAction = signedIn(async (rt, req, res, s, [entity]) => {
   sendPage(res, s, {
     title: 'Connect link',
     bodyHtml:
-      `<p class="ok" role="status">A single-use link for <code>${h(entity!)}</code> to connect ${h(integration)}${label ? ` as "${h(label)}"` : ''}; it expires at ${h(link.expires_at)}.</p>` +
+      `<p class="ok" role="status">A single-use link for <code>${h(entity!)}</code> to connect ${h(integration)}${label ? ` as "${h(label)}"` : ''}; it expires at ${h(when(link.expires_at))}.</p>` +
       `<label for="link">Copy this link and send it to the user</label><input id="link" type="text" readonly value="${h(link.connect_url)}">` +
       `<p><a href="${h(connectionPath(entity!, integration, label))}">Back to the connection</a></p>`,
   });

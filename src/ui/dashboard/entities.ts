@@ -2,7 +2,7 @@ import { connectionView } from '../../api/views.js';
 import { checkEntityId } from '../../proxy/identify.js';
 import { storeCall } from '../../store/failure.js';
 import type { Connection } from '../../store/types.js';
-import { csrfField, h, sendPage, signedIn } from './layout.js';
+import { csrfField, h, sendPage, signedIn, when } from './layout.js';
 
 /**
  * GET /ui/entities?entity=&status=&integration=&label=: one entity's connections, filtered.
@@ -26,10 +26,10 @@ export const entitiesPage = signedIn(async (rt, req, res, s) => {
   const names = [...rt.current.config.integrations.keys()];
   const search =
     '<form method="get" action="/ui/entities" class="inline" role="search">' +
-    `<div><label for="entity">Entity id</label><input id="entity" name="entity" type="text" value="${h(entity)}" required maxlength="256"></div>` +
+    `<div class="field"><label for="entity">Entity id</label><input id="entity" name="entity" type="text" value="${h(entity)}" required maxlength="256"></div>` +
     `<div><label for="status">Status</label><select id="status" name="status">${option('', 'any', status)}${STATUSES.map((x) => option(x, x, status)).join('')}</select></div>` +
     `<div><label for="integration">Integration</label><select id="integration" name="integration">${option('', 'any', integration)}${names.map((n) => option(n, n, integration)).join('')}</select></div>` +
-    `<div><label for="label">Label</label><input id="label" name="label" type="text" value="${h(label)}" maxlength="64" placeholder="any"></div>` +
+    `<div class="field"><label for="label">Label</label><input id="label" name="label" type="text" value="${h(label)}" maxlength="64" placeholder="any"></div>` +
     '<div><button type="submit">Show</button></div></form>';
   if (!entity) {
     return sendPage(res, s, { title: 'Entities', bodyHtml: `${search}<p>Give an entity id to see its connections.</p>` });
@@ -43,7 +43,7 @@ export const entitiesPage = signedIn(async (rt, req, res, s) => {
     .map(
       (c) =>
         `<tr><td><a href="${h(connectionPath(c.entity, c.integration, c.label))}">${h(c.integration)}</a></td><td>${c.label === null ? 'default' : h(c.label)}</td>` +
-        `<td class="status s-${h(c.status)}">${h(c.status)}</td><td>${h(c.scheme)}</td><td>${c.expires_at ? h(c.expires_at) : '—'}</td><td>${c.reason ? h(c.reason) : ''}</td></tr>`,
+        `<td class="status s-${h(c.status)}">${h(c.status)}</td><td>${h(c.scheme)}</td><td>${c.expires_at ? h(when(c.expires_at)) : '—'}</td><td>${c.reason ? h(c.reason) : ''}</td></tr>`,
     )
     .join('');
   const table = shown.length
@@ -52,7 +52,7 @@ export const entitiesPage = signedIn(async (rt, req, res, s) => {
   const link =
     `<h2>New connect link</h2><form method="post" action="/ui/entities/${h(encodeURIComponent(entity))}/connect" class="inline">${csrfField(s)}` +
     `<div><label for="link-integration">Integration</label><select id="link-integration" name="integration">${names.map((n) => option(n, n, integration)).join('')}</select></div>` +
-    '<div><label for="link-label">Label (optional)</label><input id="link-label" name="label" type="text" maxlength="64"></div>' +
+    '<div class="field"><label for="link-label">Label (optional)</label><input id="link-label" name="label" type="text" maxlength="64"></div>' +
     '<div><button type="submit">Make link</button></div></form>';
   sendPage(res, s, {
     title: 'Entities',

@@ -22,7 +22,7 @@ export const integrationsPage = signedIn((rt, _req, res, s) => {
     return (
       `<section aria-labelledby="i-${h(i.name)}"><h2 id="i-${h(i.name)}">${h(i.name)}</h2>` +
       (i.description ? `<p>${h(i.description)}</p>` : '') +
-      `<dl><dt>Hosts</dt><dd>${i.hosts.map((x) => `<code>${h(x)}</code>`).join(', ')}</dd>` +
+      `<dl class="grid"><dt>Hosts</dt><dd>${i.hosts.map((x) => `<code>${h(x)}</code>`).join(', ')}</dd>` +
       `<dt>Schemes</dt><dd><ul>${schemes}</ul></dd><dt>Params</dt><dd>${params}</dd></dl></section>`
     );
   });

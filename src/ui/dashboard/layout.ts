@@ -17,14 +17,20 @@ import { readSession, type Session } from './session.js';
 const STYLE =
   'body{max-width:64em}nav{display:flex;flex-wrap:wrap;gap:.25em 1em;align-items:center;border-bottom:1px solid #ddd;padding-bottom:.5em}' +
   'nav form{margin-left:auto}nav button{padding:.25em 1em}' +
-  '.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #eee;vertical-align:top}' +
+  '.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;min-width:40em}th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #eee;vertical-align:top;overflow-wrap:normal}' +
+  '.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}' +
+  'dl.grid{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.35em 1.5em}dl.grid dd{margin:0}' +
   'label{display:block;font-weight:600;margin:.5em 0 .15em}input,select{font:inherit;padding:.35em;max-width:100%;box-sizing:border-box}' +
-  'input[type=text],input[type=password],input[readonly]{width:28em}form.inline{display:flex;flex-wrap:wrap;gap:.5em 1em;align-items:flex-end}' +
+  'input[type=text],input[type=password]{width:100%;max-width:28em}input#link{max-width:none}' +
+  'form.inline{display:flex;flex-wrap:wrap;gap:.5em 1em;align-items:flex-end}form.inline>div{max-width:100%}form.inline>div.field{flex:1 1 14em;max-width:28em}' +
   'form.inline label{margin:0}.error{color:#991b1b;background:#fef2f2;border:1px solid #fecaca;padding:.5em 1em;border-radius:.375em}' +
   '.ok{background:#f0fdf4;border:1px solid #bbf7d0;padding:.5em 1em;border-radius:.375em}button.danger{background:#b91c1c}button.danger:hover{background:#991b1b}' +
   '.status{font-weight:600}.s-active{color:#166534}.s-expired,.s-failed{color:#991b1b}.s-initiated{color:#92400e}code{overflow-wrap:anywhere}';
 
 export const h = escapeHtml;
+
+/** An ISO time as people read it: `2026-12-04 13:58 UTC`. */
+export const when = (iso: string) => `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
 
 export interface DashPage {
   status?: number;

@@ -19,7 +19,9 @@ function signInPage(res: ServerResponse, status: number, message?: string): void
     status,
     title: 'credproxy dashboard',
     bodyHtml:
-      `${error}<form method="post" action="/ui/sign-in"><label for="token">Admin token</label>` +
+      `${error}<form method="post" action="/ui/sign-in">` +
+      // a username for password managers (and Chromium's form check); the server reads only the token
+      '<input name="username" autocomplete="username" value="admin" hidden readonly><label for="token">Admin token</label>' +
       '<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>' +
       '<p><button type="submit">Sign in</button></p></form>' +
       '<p>The admin token is in credproxy.yaml (<code>admin_token</code>), in <code>CREDPROXY_ADMIN_TOKEN</code>, or in the data folder. A session lasts 8 hours.</p>',

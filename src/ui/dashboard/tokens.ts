@@ -8,7 +8,7 @@ import { readForm } from './session.js';
 
 const form = (csrf: string) =>
   `<form method="post" action="/ui/tokens/revoke" class="inline">${csrf}` +
-  '<div><label for="id">Token id</label><input id="id" name="id" type="text" required maxlength="128"></div>' +
+  '<div class="field"><label for="id">Token id</label><input id="id" name="id" type="text" required maxlength="128"></div>' +
   '<div><button type="submit" class="danger">Revoke</button></div></form>';
 
 export const tokensPage = signedIn((_rt, _req, res, s) => {

@@ -81,7 +81,7 @@ t.test('a forged or missing CSRF token is refused and nothing changes', async (t
   const p = await proxy(t);
   await p.connect('alice', 'gh', { credentials: { access_token: 'x' } });
   const { cookie, csrf } = await signIn(p);
-  for (const fields of [{ csrf: 'forged' }, {}, { csrf: csrf.slice(0, -1) }]) {
+  for (const fields of [{ csrf: 'forged' }, {}, { csrf: csrf.slice(0, -1) }] as Array<Record<string, string>>) {
     const r = await post(p, '/ui/entities/alice/connections/gh/delete', fields, cookie);
     t.equal(r.status, 400);
     t.match(await r.text(), /CSRF token.*nothing was changed/);
