@@ -1,5 +1,17 @@
 import { integrationView } from '../../api/views.js';
-import { h, sendPage, signedIn } from './layout.js';
+import type { Runtime } from '../../runtime.js';
+import { h, sendPage, signedIn, when } from './layout.js';
+
+/** The last reload on this instance: its problems (file:line) while the last good config stays live. */
+function reloadNote(r: Runtime['lastReload']): string {
+  if (!r) return '';
+  const at = h(when(new Date(r.at).toISOString()));
+  if (r.ok) return `<p class="ok" role="status">The last config reload (${at}, ${h(r.trigger)}) was applied.</p>`;
+  return (
+    `<div class="error" role="alert"><p>The last config reload (${at}, ${h(r.trigger)}) failed; the config below is the last good one, still live. Fix these and save again:</p>` +
+    `<ul>${r.problems.map((p) => `<li><code>${h(p)}</code></li>`).join('')}</ul></div>`
+  );
+}
 
 /**
  * GET /ui/integrations: what the admin API shows of each integration (api/views.ts, no
@@ -29,8 +41,7 @@ export const integrationsPage = signedIn((rt, _req, res, s) => {
   sendPage(res, s, {
     title: 'Integrations',
     bodyHtml:
-      `<p>${list.length} integration${list.length === 1 ? '' : 's'} in the current config. ` +
-      'A config reload that fails is logged with each problem at file:line, and the last good config stays live.</p>' +
+      `<p>${list.length} integration${list.length === 1 ? '' : 's'} in the current config.</p>${reloadNote(rt.lastReload)}` +
       (rows.join('') || '<p>No integration is configured yet: add a file under <code>integrations/</code>.</p>'),
   });
 });

@@ -1,3 +1,5 @@
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createHmac, hkdfSync } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { ADMIN, configDir, startProxy, type TestProxy } from '../../support/servers.js';
@@ -151,4 +153,20 @@ t.test('revoking an entity token and making a connect link', async (t) => {
   t.match(await (await p.admin('GET', '/api/entities/alice/connections/gh?label=work')).json(), { status: 'initiated' });
   const bad = await post(p, '/ui/entities/alice/connect', { csrf, integration: 'gh', label: 'bad label!' }, cookie);
   t.equal(bad.status, 400);
+});
+
+t.test("the integrations page shows the last reload's problems at file:line", async (t) => {
+  const dir = configDir('store: memory\n', { gh: GH });
+  const p = await startProxy(dir);
+  t.teardown(() => p.close());
+  const { cookie } = await signIn(p);
+  t.notMatch(await (await get(p, '/ui/integrations', cookie)).text(), 'config reload', 'no reload yet: nothing said');
+  writeFileSync(join(dir, 'integrations', 'broken.yaml'), 'hosts: [broken.example]\nauth: { type: nope }\n');
+  t.notOk(p.reload().ok);
+  const page = await (await get(p, '/ui/integrations', cookie)).text();
+  t.match(page, /The last config reload \(.*\) failed; the config below is the last good one, still live/);
+  t.match(page, /<li><code>[^<]*broken\.yaml:2: [^<]+<\/code><\/li>/);
+  rmSync(join(dir, 'integrations', 'broken.yaml'));
+  t.ok(p.reload().ok);
+  t.match(await (await get(p, '/ui/integrations', cookie)).text(), /The last config reload \(.*\) was applied/);
 });
