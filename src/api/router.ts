@@ -19,6 +19,7 @@ import { integrationsPage } from '../ui/dashboard/integrations.js';
 import { entitiesPage } from '../ui/dashboard/entities.js';
 import { connectLinkAction, connectionPage, deleteAction, deletePage } from '../ui/dashboard/connection.js';
 import { revokeAction, tokensPage } from '../ui/dashboard/tokens.js';
+import { verifyAction } from '../ui/dashboard/verify.js';
 
 type Handler = (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void> | void;
 interface Route {
@@ -110,6 +111,7 @@ export const routes: Route[] = [
   { method: 'GET', pattern: new RegExp(`^/ui/entities/${SEG}/connections/${SEG}$`), admin: false, handler: connectionPage },
   { method: 'GET', pattern: new RegExp(`^/ui/entities/${SEG}/connections/${SEG}/delete$`), admin: false, handler: deletePage },
   { method: 'POST', pattern: new RegExp(`^/ui/entities/${SEG}/connections/${SEG}/delete$`), admin: false, handler: deleteAction },
+  { method: 'POST', pattern: new RegExp(`^/ui/entities/${SEG}/connections/${SEG}/verify$`), admin: false, handler: verifyAction },
   { method: 'GET', pattern: /^\/ui\/tokens$/, admin: false, handler: tokensPage },
   { method: 'POST', pattern: /^\/ui\/tokens\/revoke$/, admin: false, handler: revokeAction },
 ];

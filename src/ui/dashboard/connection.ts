@@ -54,6 +54,9 @@ export const connectionPage = signedIn(async (rt, req, res, s, [entity, integrat
       `<form method="post" action="/ui/entities/${h(encodeURIComponent(c.entity))}/connect" class="inline">${csrfField(s)}` +
       `<input type="hidden" name="integration" value="${h(c.integration)}"><input type="hidden" name="label" value="${h(c.label ?? '')}">` +
       `<button type="submit">New connect link</button></form>` +
+      (rt.current.integrations.get(c.integration)?.verify
+        ? `<form method="post" action="${h(connectionPath(c.entity, c.integration, c.label, '/verify'))}">${csrfField(s)}<p><button type="submit">Check the credentials (verify)</button></p></form>`
+        : '') +
       `<p><a href="${h(connectionPath(c.entity, c.integration, c.label, '/delete'))}">Delete this connection…</a></p>` +
       `<h2>Recent requests</h2>${rows ? `<div class="scroll"><table><thead><tr><th>Time</th><th>Method</th><th>URL</th><th>Status</th><th>Took</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>` : '<p>No request in the audit log yet.</p>'}`,
   });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { createHmac, hkdfSync } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { ADMIN, configDir, startProxy, type TestProxy } from '../../support/servers.js';
+import { get, post, signIn } from '../../support/dashboard.js';
 
 /**
  * The dashboard's sign-in and forms over plain HTTP: what a wrong token, a forged form, an
@@ -15,29 +16,6 @@ async function proxy(t: Test, settings = ''): Promise<TestProxy> {
   const p = await startProxy(configDir(`store: memory\n${settings}`, { gh: GH }));
   t.teardown(() => p.close());
   return p;
-}
-
-const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
-
-async function post(p: TestProxy, path: string, fields: Record<string, string>, cookie?: string, headers: Record<string, string> = {}) {
-  return fetch(`${p.url}${path}`, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(cookie ? { cookie } : {}), ...headers },
-    body: form(fields),
-  });
-}
-
-const get = (p: TestProxy, path: string, cookie?: string) => fetch(`${p.url}${path}`, { redirect: 'manual', headers: cookie ? { cookie } : {} });
-
-/** Signs in; the cookie to send back and the page's CSRF token. */
-async function signIn(p: TestProxy): Promise<{ cookie: string; csrf: string }> {
-  const r = await post(p, '/ui/sign-in', { token: ADMIN });
-  if (r.status !== 303) throw new Error(`sign-in: ${r.status}`);
-  const cookie = r.headers.get('set-cookie')!.split(';')[0]!;
-  const page = await (await get(p, '/ui/tokens', cookie)).text();
-  const csrf = /name="csrf" value="([^"]+)"/.exec(page)![1]!;
-  return { cookie, csrf };
 }
 
 function assertPageHeaders(t: Test, r: Response, what: string) {
