@@ -20,6 +20,7 @@ import { entitiesPage } from '../ui/dashboard/entities.js';
 import { connectLinkAction, connectionPage, deleteAction, deletePage } from '../ui/dashboard/connection.js';
 import { revokeAction, tokensPage } from '../ui/dashboard/tokens.js';
 import { verifyAction } from '../ui/dashboard/verify.js';
+import { activityPage } from '../ui/dashboard/activity.js';
 
 type Handler = (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void> | void;
 interface Route {
@@ -112,6 +113,7 @@ export const routes: Route[] = [
   { method: 'GET', pattern: new RegExp(`^/ui/entities/${SEG}/connections/${SEG}/delete$`), admin: false, handler: deletePage },
   { method: 'POST', pattern: new RegExp(`^/ui/entities/${SEG}/connections/${SEG}/delete$`), admin: false, handler: deleteAction },
   { method: 'POST', pattern: new RegExp(`^/ui/entities/${SEG}/connections/${SEG}/verify$`), admin: false, handler: verifyAction },
+  { method: 'GET', pattern: /^\/ui\/activity$/, admin: false, handler: activityPage },
   { method: 'GET', pattern: /^\/ui\/tokens$/, admin: false, handler: tokensPage },
   { method: 'POST', pattern: /^\/ui\/tokens\/revoke$/, admin: false, handler: revokeAction },
 ];

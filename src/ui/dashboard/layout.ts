@@ -18,7 +18,7 @@ const STYLE =
   'body{max-width:64em}nav{display:flex;flex-wrap:wrap;gap:.25em 1em;align-items:center;border-bottom:1px solid #ddd;padding-bottom:.5em}' +
   'nav form{margin-left:auto}nav button{padding:.25em 1em}' +
   '.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;min-width:40em}th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #eee;vertical-align:top;overflow-wrap:normal}' +
-  '.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}' +
+  'svg.chart{display:block;max-width:560px;height:auto;margin:1em 0}.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}' +
   'dl.grid{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.35em 1.5em}dl.grid dd{margin:0}' +
   'label{display:block;font-weight:600;margin:.5em 0 .15em}input,select{font:inherit;padding:.35em;max-width:100%;box-sizing:border-box}' +
   'input[type=text],input[type=password]{width:100%;max-width:28em}input#link{max-width:none}' +
@@ -42,7 +42,7 @@ export interface DashPage {
 /** A page of the dashboard; signed in, with the navigation and the sign-out button. */
 export function sendPage(res: ServerResponse, s: Session | undefined, p: DashPage): void {
   const nav = s
-    ? '<nav aria-label="Dashboard"><a href="/ui/integrations">Integrations</a><a href="/ui/entities">Entities</a><a href="/ui/tokens">Entity tokens</a>' +
+    ? '<nav aria-label="Dashboard"><a href="/ui/integrations">Integrations</a><a href="/ui/entities">Entities</a><a href="/ui/activity">Activity</a><a href="/ui/tokens">Entity tokens</a>' +
       `<form method="post" action="/ui/sign-out">${csrfField(s)}<button type="submit">Sign out</button></form></nav>`
     : '';
   sendHtml(res, {

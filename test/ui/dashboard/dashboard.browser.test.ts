@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, overflowsSideways, problems, watchConsole } from '../../support/chromium.js';
-import { ADMIN, configDir, integrationYaml, startProxy, type TestProxy } from '../../support/servers.js';
+import { ADMIN, configDir, integrationYaml, startProxy, startUpstream, viaProxy, type TestProxy } from '../../support/servers.js';
 
 /**
  * The dashboard as an operator uses it, in a real Chromium without JavaScript (the pages have
@@ -33,8 +33,11 @@ t.teardown(async () => {
 });
 
 async function setup(t: Test): Promise<TestProxy> {
+  const up = await startUpstream((req, res) => void res.writeHead(/missing/.test(req.url ?? '') ? 404 : /broken/.test(req.url ?? '') ? 502 : 200).end('ok'));
+  t.teardown(() => up.close());
   const proxy = await startProxy(
     configDir('store: memory\n', {
+      llm: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: api_key }\n`,
       gh: GH,
       zendesk: integrationYaml(['{{subdomain}}.zendesk.example'], '{ type: api_key, fields: [api_key] }', 'params:\n  - name: subdomain\n    description: your Zendesk subdomain\n'),
     }),
@@ -46,6 +49,11 @@ async function setup(t: Test): Promise<TestProxy> {
   await proxy.runtime.store.put({ ...base, label: 'work', status: 'active', credentials: { access_token: 'never-shown-access' }, expires_at: now + 3_600_000, scopes: ['repo', 'read:user'] });
   const put = await proxy.connect(ENTITY, 'zendesk', { params: { subdomain: 'acme' }, credentials: { api_key: 'never-shown-key' } });
   if (put.status !== 200) throw new Error(`put: ${put.status} ${await put.text()}`);
+  await proxy.connect(ENTITY, 'llm', { credentials: { api_key: 'never-shown-llm' } });
+  // Some traffic for the activity chart: mostly fine, a few 404s, one 502.
+  for (const path of ['/a', '/b', '/c', '/d', '/e', '/missing', '/missing', '/broken']) {
+    await viaProxy(proxy.port, `http://127.0.0.1:${up.port}${path}`, { headers: { 'x-entity-id': ENTITY } });
+  }
   return proxy;
 }
 
@@ -83,11 +91,16 @@ t.test('an operator signs in, filters, makes a link, deletes, and signs out', as
   t.match(await page.locator('body').innerText(), /gh\s+GitHub, for the browser test/);
   await screenshot(t, page, 'integrations');
 
+  await page.getByRole('link', { name: 'Activity' }).click();
+  await page.getByRole('img', { name: 'Requests per integration in the last hour, by status' }).waitFor();
+  t.match(await page.locator('body').innerText(), /8 proxied requests in the last hour/);
+  await screenshot(t, page, 'activity');
+
   await page.getByRole('link', { name: 'Entities' }).click();
   await page.getByLabel('Entity id').fill(ENTITY);
   await page.getByRole('button', { name: 'Show' }).click();
   await page.getByRole('heading', { name: /^Connections of / }).waitFor();
-  t.equal(await page.locator('tbody tr').count(), 3, 'all three connections');
+  t.equal(await page.locator('tbody tr').count(), 4, 'all four connections');
   await page.getByLabel('Status').selectOption('expired');
   await page.getByRole('button', { name: 'Show' }).click();
   await page.waitForURL((u) => u.searchParams.get('status') === 'expired');
@@ -118,7 +131,7 @@ t.test('an operator signs in, filters, makes a link, deletes, and signs out', as
   await page.getByRole('heading', { name: /^Connections of / }).waitFor();
   t.equal((await proxy.admin('GET', `/api/entities/${ENTITY}/connections/gh`)).status, 404, 'the default gh connection is gone');
   t.equal((await proxy.admin('GET', `/api/entities/${ENTITY}/connections/gh?label=work`)).status, 200, 'the labelled one stays');
-  t.equal(await page.locator('tbody tr').count(), 2);
+  t.equal(await page.locator('tbody tr').count(), 3);
 
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('heading', { name: 'Signed out' }).waitFor();
