@@ -148,3 +148,33 @@ t.test("the integrations page shows the last reload's problems at file:line", as
   t.ok(p.reload().ok);
   t.match(await (await get(p, '/ui/integrations', cookie)).text(), /The last config reload \(.*\) was applied/);
 });
+
+t.test('bad input in the forms and the search: a clear message, nothing stored', async (t) => {
+  const p = await proxy(t, 'limits: { admin_body_bytes: 2048 }\n');
+  const { cookie, csrf } = await signIn(p);
+  const cases: Array<[string, Record<string, string>, number, RegExp]> = [
+    ['/ui/entities/alice/connect', { csrf, integration: 'gh', label: 'x'.repeat(65) }, 400, /label/],
+    ['/ui/entities/alice/connect', { csrf, integration: 'gh', label: 'a\u0001b' }, 400, /label/],
+    ['/ui/entities/alice/connect', { csrf, integration: 'nope' }, 404, /no integration named/],
+    ['/ui/entities/-bad/connect', { csrf, integration: 'gh' }, 400, /entity id/],
+    ['/ui/entities/alice/connect', { csrf, integration: 'gh', pad: 'x'.repeat(3000) }, 413, /over 2048 bytes/],
+    ['/ui/tokens/revoke', { csrf, id: 'tok\n1' }, 400, /a token id is letters/],
+    ['/ui/tokens/revoke', { csrf, id: 'x'.repeat(200) }, 400, /up to 128/],
+  ];
+  for (const [path, fields, status, message] of cases) {
+    const r = await post(p, path, fields, cookie);
+    t.equal(r.status, status, `${path} ${JSON.stringify(fields).slice(0, 60)}`);
+    t.match(await r.text(), message);
+    t.equal(r.headers.get('cache-control'), 'no-store');
+  }
+  const dup = await fetch(`${p.url}/ui/tokens/revoke`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: `csrf=${csrf}&id=a&id=b` });
+  t.equal(dup.status, 400);
+  t.match(await dup.text(), 'the form field id is given more than once');
+  const json = await fetch(`${p.url}/ui/tokens/revoke`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ csrf, id: 'a' }) });
+  t.equal(json.status, 400, 'only form posts');
+  const search = await get(p, `/ui/entities?entity=${encodeURIComponent('a\u0007b')}`, cookie);
+  t.equal(search.status, 400);
+  t.match(await search.text(), /entity id/);
+  t.equal((await p.admin('GET', '/api/entities/alice/connections')).status, 200);
+  t.same(((await (await p.admin('GET', '/api/entities/alice/connections')).json()) as { connections: unknown[] }).connections, [], 'nothing stored');
+});
