@@ -66,6 +66,8 @@ export class ConfigReloader {
   reload(trigger: string): ReloadOutcome {
     const outcome = this.load(trigger);
     this.metrics.reloads.inc({ outcome: outcome.ok ? 'ok' : 'invalid' });
+    // What the dashboard shows of the config's health: this instance's last attempt.
+    this.rt.lastReload = { at: Date.now(), trigger, ok: outcome.ok, problems: outcome.problems ?? [] };
     this.opts.onReload?.(outcome);
     return outcome;
   }

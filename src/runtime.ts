@@ -52,6 +52,8 @@ export interface Runtime {
    * The audit writer is replaced when a reload changes `audit.*` (src/audit/record.ts).
    */
   audit: AuditLog;
+  /** this instance's last config reload (src/reload.ts); absent before the first one */
+  lastReload?: { at: number; trigger: string; ok: boolean; problems: string[] };
   readonly refresh: RefreshState;
   /** refresh results the store could not take, retried until it answers (store/locked-update.ts) */
   readonly writeBack: WriteBack;

@@ -41,9 +41,14 @@ export function allowedRedirect(target: unknown, allowed: readonly string[]): st
 export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
   checkEntityId(entity, 'the entity in the path');
   const label = labelOf(req);
+  const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
+  sendJson(res, 200, await makeConnectLink(rt, entity, name, label, body));
+}
+
+/** The link itself, for the API and the dashboard: the body is the API's (redirect_to, params, scopes). */
+export async function makeConnectLink(rt: Runtime, entity: string, name: string, label: string | undefined, body: Record<string, unknown>) {
   const integration = rt.current.config.integrations.get(name);
   const config = oauth2ConfigOf(integration, name);
-  const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
   const { redirect_to, params, scopes } = ConnectLinkBody.check(body, '');
   const asked = scopes === undefined ? undefined : requestedScopes(config, scopes);
   const redirect = allowedRedirect(redirect_to, rt.current.config.settings.connect.allowed_redirects);
@@ -70,5 +75,5 @@ export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: 
   const { token, expiresAt } = await createLink(rt.store.kv, rt.adminToken, { entity, integration: name, label, params: accepted, redirect_to: redirect, scopes: asked }, now);
   const connect_url = `${rt.current.config.settings.public_url}/connect/${encodeURIComponent(name)}?token=${token}`;
   rt.log.info({ entity, integration: name, label }, 'connect link created');
-  sendJson(res, 200, { connect_url, expires_at: new Date(expiresAt).toISOString() });
+  return { connect_url, expires_at: new Date(expiresAt).toISOString() };
 }

@@ -14,6 +14,13 @@ import { clusterMetrics, workerId } from '../cluster.js';
 import { guardBody } from '../proxy/body-guard.js';
 import { OPERATIONS as OP, type Operation } from './operations.js';
 import { openApiDocument } from './openapi.js';
+import { dashboardHome, showSignIn, signIn, signOut } from '../ui/dashboard/sign-in.js';
+import { integrationsPage } from '../ui/dashboard/integrations.js';
+import { entitiesPage } from '../ui/dashboard/entities.js';
+import { connectLinkAction, connectionPage, deleteAction, deletePage } from '../ui/dashboard/connection.js';
+import { revokeAction, tokensPage } from '../ui/dashboard/tokens.js';
+import { verifyAction } from '../ui/dashboard/verify.js';
+import { activityPage } from '../ui/dashboard/activity.js';
 
 type Handler = (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void> | void;
 interface Route {
@@ -21,8 +28,13 @@ interface Route {
   pattern: RegExp;
   admin: boolean;
   handler: Handler;
-  /** what the route answers, for the OpenAPI document and the client (api/operations.ts) */
-  op: Operation;
+  /**
+   * what the route answers, for the OpenAPI document and the client (api/operations.ts).
+   * Absent only for the dashboard's pages under /ui/ (src/ui/dashboard): they are for a person
+   * in a browser with a session cookie, not part of the API a program calls, so the admin
+   * API document leaves them out (test/api/openapi.test.ts checks that only /ui/ does).
+   */
+  op?: Operation;
 }
 
 const SEG = '([^/]+)';
@@ -89,6 +101,21 @@ export const routes: Route[] = [
   { method: 'GET', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, op: OP.connectPage, handler: startFlow },
   // The connect page's button: the link is used up here, never by the GET.
   { method: 'POST', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, op: OP.connectContinue, handler: continueFlow },
+  // The operator dashboard: signed in by its own session cookie (src/ui/dashboard/session.ts), not the Bearer header.
+  { method: 'GET', pattern: /^\/ui\/?$/, admin: false, handler: dashboardHome },
+  { method: 'GET', pattern: /^\/ui\/sign-in$/, admin: false, handler: showSignIn },
+  { method: 'POST', pattern: /^\/ui\/sign-in$/, admin: false, handler: signIn },
+  { method: 'POST', pattern: /^\/ui\/sign-out$/, admin: false, handler: signOut },
+  { method: 'GET', pattern: /^\/ui\/integrations$/, admin: false, handler: integrationsPage },
+  { method: 'GET', pattern: /^\/ui\/entities$/, admin: false, handler: entitiesPage },
+  { method: 'POST', pattern: new RegExp(`^/ui/entities/${SEG}/connect$`), admin: false, handler: connectLinkAction },
+  { method: 'GET', pattern: new RegExp(`^/ui/entities/${SEG}/connections/${SEG}$`), admin: false, handler: connectionPage },
+  { method: 'GET', pattern: new RegExp(`^/ui/entities/${SEG}/connections/${SEG}/delete$`), admin: false, handler: deletePage },
+  { method: 'POST', pattern: new RegExp(`^/ui/entities/${SEG}/connections/${SEG}/delete$`), admin: false, handler: deleteAction },
+  { method: 'POST', pattern: new RegExp(`^/ui/entities/${SEG}/connections/${SEG}/verify$`), admin: false, handler: verifyAction },
+  { method: 'GET', pattern: /^\/ui\/activity$/, admin: false, handler: activityPage },
+  { method: 'GET', pattern: /^\/ui\/tokens$/, admin: false, handler: tokensPage },
+  { method: 'POST', pattern: /^\/ui\/tokens\/revoke$/, admin: false, handler: revokeAction },
 ];
 
 /** credproxy's own API: origin-form requests (`GET /healthz`). */

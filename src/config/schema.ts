@@ -158,6 +158,7 @@ export const settingsSpec: ObjectSpec = obj({
   }),
   tls: obj({ intercept: bool(), ca_dir: str({ minLength: 1 }), upstream_ca: str({ minLength: 1 }) }),
   connect: obj({ allowed_redirects: list(url()) }),
+  ui: obj({ enabled: bool() }),
   limits: obj({
     replay_body_bytes: int(0, 1 << 30),
     replay_budget_bytes: int(0, 2 ** 40),

@@ -83,6 +83,8 @@ export interface Settings {
   egress: { allow_private: string[] };
   tls: { intercept: boolean; ca_dir: string; upstream_ca?: string };
   connect: { allowed_redirects: string[] };
+  /** the operator dashboard at /ui/; enabled unset: on only while `listen` is loopback (docs/dashboard.md) */
+  ui: { enabled?: boolean };
   limits: {
     replay_body_bytes: number;
     /** buffered replay bytes across all requests; past it a body streams unbuffered and is not replayed */

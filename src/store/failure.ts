@@ -16,6 +16,7 @@ export type StoreOp =
   | 'entity_token'
   | 'link'
   | 'flow_state'
+  | 'ui_session'
   | 'ping';
 
 /** A 503 store_unavailable that remembers which operation failed and why (`cause`). */

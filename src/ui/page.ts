@@ -23,7 +23,8 @@ const STYLE =
   'button{font:inherit;padding:.5em 1.5em;cursor:pointer;max-width:100%;color:#fff;background:#1d4ed8;' +
   'border:0;border-radius:.375em}button:hover{background:#1e40af}' +
   'button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}';
-const STYLE_HASH = `'sha256-${createHash('sha256').update(STYLE).digest('base64')}'`;
+const styleHash = (css: string) => `'sha256-${createHash('sha256').update(css).digest('base64')}'`;
+const STYLE_HASH = styleHash(STYLE);
 
 export interface PageOptions {
   status: number;
@@ -35,20 +36,22 @@ export interface PageOptions {
   /** origins a form on the page may post to (browsers hold redirects after the post to it too) */
   formAction?: string[];
   headers?: Record<string, string | string[]>;
+  /** a second stylesheet after the shared one (the dashboard's tables and forms), allowed by its own hash */
+  style?: string;
 }
 
 export function sendHtml(res: ServerResponse, o: PageOptions): void {
   const body =
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(o.title)}</title>` +
     '<meta name="viewport" content="width=device-width, initial-scale=1">' +
-    `<style>${STYLE}</style>${o.headHtml ?? ''}</head><body><h1>${escapeHtml(o.title)}</h1>${o.bodyHtml}</body></html>`;
+    `<style>${STYLE}</style>${o.style ? `<style>${o.style}</style>` : ''}${o.headHtml ?? ''}</head><body><h1>${escapeHtml(o.title)}</h1>${o.bodyHtml}</body></html>`;
   const formAction = o.formAction?.length ? o.formAction.join(' ') : "'none'";
   res.writeHead(o.status, {
     ...o.headers,
     'content-type': 'text/html; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
-    'content-security-policy': `default-src 'none'; style-src ${STYLE_HASH}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+    'content-security-policy': `default-src 'none'; style-src ${o.style ? `${STYLE_HASH} ${styleHash(o.style)}` : STYLE_HASH}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
     'x-frame-options': 'DENY',
     'x-content-type-options': 'nosniff',
     'referrer-policy': 'no-referrer',
