@@ -10,6 +10,7 @@ import { openStore } from '../../src/store/open.js';
 import { OAuthServer, protectedHandler, type OAuthServerOptions } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
 import { pollUntil } from '../support/poll.js';
+import { sqliteStore } from '../support/sqlite.js';
 import { configDir, SECRET_KEY, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
 
 interface Setup {
@@ -22,7 +23,8 @@ interface Setup {
 async function setup(t: Test, opts: { settings?: string; as?: OAuthServerOptions; auth?: string } = {}): Promise<Setup> {
   const as = await new OAuthServer({ rotate: true, ...opts.as }).start();
   const up = await startUpstream(protectedHandler(as));
-  const dir = configDir(opts.settings ?? 'store: memory\n', { demo: oauthIntegration(as, up.port, opts.auth ?? '') });
+  // SQLite, the default store, unless a test says otherwise: refreshes write rotated tokens back to it.
+  const dir = configDir(opts.settings ?? sqliteStore(t), { demo: oauthIntegration(as, up.port, opts.auth ?? '') });
   const s: Setup = { as, up, dir, proxy: await startProxy(dir) };
   t.teardown(async () => {
     await s.proxy.close();
