@@ -51,7 +51,9 @@ t.test('a body that stops arriving is 408 request_timeout after limits.body_idle
     t.equal(r?.headers['x-credproxy-error'], 'request_timeout', path);
     t.match(r?.body, /limits\.body_idle_ms/);
     t.equal(r?.headers.connection, 'close', 'the rest of the body cannot become a request');
-    t.ok(took >= 200 && took < 2000, `${path}: answered after ${took} ms`);
+    // Not before body_idle_ms (the guard must not cut a body early); no upper bound, which would
+    // measure the machine's load: the 408 itself shows the guard, not tap's timeout, answered.
+    t.ok(took >= 200, `${path}: answered after ${took} ms`);
     await c.closed;
   }
   // And a body that never starts (headers only), without an entity, on the streaming path.
