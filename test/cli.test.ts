@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { pollUntil } from './support/poll.js';
 import { configDir } from './support/servers.js';
 
 /** The CLI as users run it: `node bin/credproxy.js` (built by `npm test` before tap runs). */
@@ -114,10 +115,7 @@ t.test("start: credproxy.yaml's log.level applies, LOG_LEVEL overrides it", asyn
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   // Nothing at info level is printed, so the test asks until the proxy answers.
   let healthz = 0;
-  for (let i = 0; i < 100 && healthz === 0; i++) {
-    healthz = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 0);
-    if (healthz === 0) await new Promise((r) => setTimeout(r, 100));
-  }
+  await pollUntil(async () => (healthz = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 0)) !== 0, 20_000);
   t.equal(healthz, 200);
   child.kill('SIGTERM');
   t.equal(await exited, 0);

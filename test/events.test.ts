@@ -4,6 +4,7 @@ import pino from 'pino';
 import { Events, signature, type ConnectionEvent } from '../src/events.js';
 import { Metrics } from '../src/metrics.js';
 import { configDir, LogCapture, startProxy, startUpstream, viaProxy, type Seen } from './support/servers.js';
+import { pollUntil } from './support/poll.js';
 import { Waiter } from './support/waiter.js';
 import { verifySignature } from './support/webhook.js';
 
@@ -70,7 +71,7 @@ t.test('a failing receiver gets the same event again, with backoff, until it acc
 t.test('a receiver that never accepts: the event is given up after the attempts', async (t) => {
   const { hook, proxy } = await setup(t, () => 503);
   await proxy.connect('carol', 'demo', { credentials: { token: 'tok-3' } });
-  while (hook.seen.length < 4 || proxy.runtime.events.pending > 0) await new Promise((r) => setTimeout(r, 5));
+  t.ok(await pollUntil(() => hook.seen.length >= 4 && proxy.runtime.events.pending === 0, 30_000), 'the attempts were made and the queue is empty');
   await proxy.runtime.events.settled();
   t.equal(hook.seen.length, 4, 'exactly the configured attempts');
   t.match(proxy.logs.text, /event delivery failed; giving up/);

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { configDir, startProxy, type TestProxy } from '../support/servers.js';
+import { sqliteStore } from '../support/sqlite.js';
 
 /**
  * The admin API for labelled connections: the contract paths with `?label=` address one,
@@ -8,7 +9,8 @@ import { configDir, startProxy, type TestProxy } from '../support/servers.js';
 
 let proxy: TestProxy;
 t.before(async () => {
-  proxy = await startProxy(configDir('store: memory\n', { mail: 'hosts: ["mail.test"]\nauth: { type: bearer }\n', other: 'hosts: ["other.test"]\nauth: { type: bearer }\n' }));
+  // SQLite, the default store: labelled connections and their listing are what it stores.
+  proxy = await startProxy(configDir(sqliteStore(t), { mail: 'hosts: ["mail.test"]\nauth: { type: bearer }\n', other: 'hosts: ["other.test"]\nauth: { type: bearer }\n' }));
 });
 t.teardown(() => proxy.close());
 

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import { OAuthServer, protectedHandler } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
+import { sqliteStore } from '../support/sqlite.js';
 import { configDir, errorOf, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
 import { startReceiver, type Receiver } from '../support/webhook.js';
 import { authorizeUrlOf, Browser, connectInBrowser } from '../support/browser.js';
@@ -22,7 +23,7 @@ async function setup(t: Test): Promise<Setup> {
   const as = await new OAuthServer({ rotate: true }).start();
   const up = await startUpstream(protectedHandler(as));
   const hook = await startReceiver();
-  const dir = configDir(`store: memory\nevents:\n  webhook_url: ${hook.server.origin}/hooks\n  secret: whsec-labels-0123456789\n`, { demo: oauthIntegration(as, up.port, '  scopes: [read]') });
+  const dir = configDir(`${sqliteStore(t)}events:\n  webhook_url: ${hook.server.origin}/hooks\n  secret: whsec-labels-0123456789\n`, { demo: oauthIntegration(as, up.port, '  scopes: [read]') });
   const proxy = await startProxy(dir, { events: { baseDelayMs: 5, maxDelayMs: 20 } });
   t.teardown(async () => {
     await proxy.close();

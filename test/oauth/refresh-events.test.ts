@@ -39,7 +39,10 @@ async function setup(t: Test, opts: { held?: boolean; settings?: string } = {}):
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const get = (s: Setup, entity = 'alice') => viaProxy(s.proxy.port, `${s.up.origin}/data`, { headers: { 'X-Entity-Id': entity } });
 
-/** Waits out the refresh backoff of a connection, so the next request calls the provider again. */
+/**
+ * Waits out the refresh backoff of a connection, so the next request calls the provider again.
+ * A deliberate sleep: the backoff is time that must pass, and no event marks its end.
+ */
 async function pastBackoff(s: Setup, entity = 'alice') {
   await sleep(s.proxy.runtime.refresh.backoff.waitFor(connectionKey({ entity, integration: 'demo' })) + 5);
 }

@@ -9,6 +9,8 @@ import { lockNameOf } from '../../src/store/locked-update.js';
 import { openStore } from '../../src/store/open.js';
 import { OAuthServer, protectedHandler, type OAuthServerOptions } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
+import { pollUntil } from '../support/poll.js';
+import { sqliteStore } from '../support/sqlite.js';
 import { configDir, SECRET_KEY, startProxy, startUpstream, viaProxy, type TestProxy, type Upstream } from '../support/servers.js';
 
 interface Setup {
@@ -21,7 +23,8 @@ interface Setup {
 async function setup(t: Test, opts: { settings?: string; as?: OAuthServerOptions; auth?: string } = {}): Promise<Setup> {
   const as = await new OAuthServer({ rotate: true, ...opts.as }).start();
   const up = await startUpstream(protectedHandler(as));
-  const dir = configDir(opts.settings ?? 'store: memory\n', { demo: oauthIntegration(as, up.port, opts.auth ?? '') });
+  // SQLite, the default store, unless a test says otherwise: refreshes write rotated tokens back to it.
+  const dir = configDir(opts.settings ?? sqliteStore(t), { demo: oauthIntegration(as, up.port, opts.auth ?? '') });
   const s: Setup = { as, up, dir, proxy: await startProxy(dir) };
   t.teardown(async () => {
     await s.proxy.close();
@@ -134,10 +137,16 @@ async function duringRefresh(s: Setup, n: number, beforeRelease: () => void = ()
   await s.proxy.connect('alice', 'demo', { credentials: { ...tokens, expires_in: 3600 } });
   s.as.revokeAccess(tokens.access_token);
   const gate = gateTokenEndpoint(s);
+  let received = 0;
+  const count = () => received++;
+  s.proxy.server.on('request', count);
   const first = get(s);
   await gate.arrived;
   const later = Array.from({ length: n }, () => get(s));
-  await new Promise((r) => setTimeout(r, 100));
+  // The later requests must be in the proxy (reading the stored token) before the refresh ends.
+  const arrivedAll = await pollUntil(() => received >= n + 1, 30_000);
+  s.proxy.server.off('request', count);
+  if (!arrivedAll) throw new Error(`only ${received} of ${n + 1} requests reached the proxy`);
   beforeRelease();
   gate.release();
   return { tokens, all: await Promise.all([first, ...later]) };

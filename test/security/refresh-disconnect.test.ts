@@ -1,7 +1,10 @@
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import t from 'tap';
 import { OAuthServer, protectedHandler } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
+import { pollUntil } from '../support/poll.js';
+import { waitFor } from '../support/wait-for.js';
 import { configDir, startProxy, startUpstream, viaProxy } from '../support/servers.js';
 
 /**
@@ -31,23 +34,23 @@ t.test('a client that disconnects mid-refresh loses nothing', async (t) => {
     await held;
   };
 
+  const accepted = new Promise<Socket>((r) => proxy.server.once('connection', r));
   const req = http.request({ host: '127.0.0.1', port: proxy.port, path: `${up.origin}/data`, headers: { 'X-Entity-Id': 'alice' }, agent: false });
   req.on('error', () => undefined);
   req.end();
   await atTokenEndpoint;
+  const serverSide = await accepted;
   req.destroy(); // the client is gone while the provider is still answering
-  await new Promise((r) => setTimeout(r, 50));
+  t.ok(serverSide.destroyed || (await waitFor(serverSide, 'close')), 'the proxy saw the client leave before the provider answered');
   release();
   as.beforeTokenReply = undefined;
 
   // The refresh result lands in the store even though nobody waits for it any more.
-  let stored: { fields?: string[]; expires_at?: string | null } = {};
-  for (let i = 0; i < 100; i++) {
-    stored = (await (await proxy.admin('GET', '/api/entities/alice/connections/demo')).json()) as typeof stored;
-    if (stored.expires_at && Date.parse(stored.expires_at) > Date.now() + 120_000) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  t.ok(stored.expires_at && Date.parse(stored.expires_at) > Date.now() + 120_000, 'the refreshed token set was stored');
+  const refreshed = async () => {
+    const stored = (await (await proxy.admin('GET', '/api/entities/alice/connections/demo')).json()) as { expires_at?: string | null };
+    return !!stored.expires_at && Date.parse(stored.expires_at) > Date.now() + 120_000;
+  };
+  t.ok(await pollUntil(refreshed, 10_000), 'the refreshed token set was stored');
   t.equal(as.validRefresh.has(tokens.refresh_token), false, 'the old refresh token was spent');
   t.equal(up.seen.length, 0, 'nothing was forwarded for the departed client');
 

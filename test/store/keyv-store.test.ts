@@ -100,9 +100,11 @@ t.test('kv: get, set with ttl, delete, single-use take', async (t) => {
   t.ok(await kv.delete('gone'));
   t.equal(await kv.get('gone'), undefined);
   await kv.set('short', 'v', 1);
+  // Deliberately outlive the 1 ms TTL: expiry is about time passing.
   await new Promise((r) => setTimeout(r, 10));
   t.equal(await kv.get('short'), undefined, 'expired records are not returned');
   await s.adapter.set('test:old', 'x', 1);
+  // As above: outlive the TTL.
   await new Promise((r) => setTimeout(r, 10));
   t.equal(s.adapter.purgeExpired(), 1, 'purgeExpired drops expired rows');
 });

@@ -38,6 +38,7 @@ async function race(lockSets: Locks[], name: string) {
           inside++;
           if (inside > 1) overlaps++;
           maxInside = Math.max(maxInside, inside);
+          // Deliberately hold the lock for a random while, so holders would overlap without it.
           await sleep(Math.random() * 4);
           ran++;
           inside--;
@@ -66,6 +67,7 @@ t.test('without the lock the same race overlaps (the check above can fail)', asy
     Array.from({ length: 50 }, async () => {
       inside++;
       if (inside > 1) overlaps++;
+      // The same random hold as above, to show the overlap the lock prevents.
       await sleep(Math.random() * 4);
       inside--;
     }),

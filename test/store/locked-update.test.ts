@@ -56,6 +56,7 @@ function refresher(delayMs = 150, during?: () => Promise<void>) {
       state.calls++;
       if (c.credentials.refresh_token !== 'rt-old') throw new Error('invalid_grant: refresh token reused');
       await during?.();
+      // Deliberately slow, as a real token endpoint is: concurrent callers must pile up behind it.
       await sleep(delayMs);
       return { ...c, credentials: { access_token: 'at-new', refresh_token: 'rt-new' }, expires_at: Date.now() + 3_600_000, updated_at: Date.now() };
     },

@@ -126,6 +126,8 @@ t.test('the database cut mid-storm: 503 store_unavailable and readyz 503, no ref
   t.equal(c.as.count(), callsBefore, 'no refresh started without the lock');
   t.equal((await fetch(`${a.url}/healthz`)).status, 200, 'the process is up');
   t.equal((await get(b, c, 'carol')).status, 200, 'B, which still reaches the database, serves');
+  // Deliberately keep the database away a while longer, so the storm keeps hitting the outage
+  // (no event to wait for: the point is that nothing changes while it lasts).
   await new Promise((r) => setTimeout(r, 500));
 
   phase = 'restored';

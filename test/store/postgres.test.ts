@@ -235,6 +235,7 @@ t.test('an instance waiting for another one migrating is not failed by the per-q
   // The lock migrating instances take ("cred"), held here as a long migration would.
   await holder.query('SELECT pg_advisory_lock($1)', [0x63726564]);
   const opening = openPostgres(pgUrl(fresh), uniquePrefix(), log, { opTimeoutMs: 200 });
+  // Deliberately hold the lock past several 200 ms query timeouts: the test is that none fires.
   await new Promise((r) => setTimeout(r, 700));
   await holder.query('SELECT pg_advisory_unlock($1)', [0x63726564]);
   const o = await opening;

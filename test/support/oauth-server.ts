@@ -161,6 +161,7 @@ export class OAuthServer {
   }
 
   private async slowToken(req: IncomingMessage, res: ServerResponse, p: URLSearchParams) {
+    // Deliberately slow when asked: tests of concurrent refreshes need callers to pile up.
     if (this.opts.delayMs) await sleep(this.opts.delayMs);
     this.token(req, res, p);
   }

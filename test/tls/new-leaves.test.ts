@@ -117,6 +117,7 @@ t.test('limits.new_leaves_per_second: a client over it gets 429 rate_limited bef
   t.ok((await handshake(proxy.port, 'n1.x.wild.test', ca)).checkHost('n1.x.wild.test'), 'a name that has its certificate costs nothing');
   t.ok(await handshake(proxy.port, 'n3.x.wild.test', ca, KEY_B), 'another client has its own allowance');
   t.equal(leaves.issued, 3);
+  // Deliberately let the one-second allowance refill: the limiter is about time passing.
   await new Promise((r) => setTimeout(r, 1100));
   t.ok(await handshake(proxy.port, 'n4.x.wild.test', ca), 'a second later the client may again');
 });
