@@ -1,6 +1,6 @@
 import t from 'tap';
 import { refreshBeforeMs, withParams, type OAuthAuthConfig } from '../../src/oauth/client-config.js';
-import { MissingValueError } from '../../src/auth/template.js';
+import { MissingValueError } from '../../src/config/template.js';
 
 const config = (extra: Partial<OAuthAuthConfig> = {}) =>
   ({ type: 'oauth2', client_id: 'cid', token_url: 'https://{{subdomain}}.example.com/oauth/token', authorize_url: 'https://{{subdomain}}.example.com/oauth/authorize', ...extra }) as OAuthAuthConfig;

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
-import { replayBudgetOf } from '../../src/proxy/body-guard.js';
 import { pollUntil } from '../support/poll.js';
 import { configDir, LOOPBACK_EGRESS, startProxy, startUpstream, viaProxy } from '../support/servers.js';
 import { parseResponse, type RawResponse } from '../support/raw.js';
@@ -131,7 +130,7 @@ t.test('limits.replay_budget_bytes: past the budget a body streams unbuffered, c
   const alice = { 'X-Entity-Id': 'alice' };
   // One slow request holds 900 bytes of the 1000-byte budget.
   const held = holdBack(proxy.port, `${up.origin}/bucket/held`, alice, 1000, Buffer.alloc(900, 3));
-  t.ok(await pollUntil(() => replayBudgetOf(proxy.runtime).bytes > 0, 10_000), 'the held body has taken its share of the budget');
+  t.ok(await pollUntil(() => proxy.runtime.replayBudget.bytes > 0, 10_000), 'the held body has taken its share of the budget');
   const body = Buffer.alloc(500, 4);
   const over = await viaProxy(proxy.port, `${up.origin}/bucket/over`, { method: 'PUT', headers: alice, body });
   t.equal(over.status, 200);

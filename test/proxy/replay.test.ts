@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import t, { type Test } from 'tap';
-import { ReplayBudget } from '../../src/proxy/body-guard.js';
+import { ReplayBudget } from '../../src/limits.js';
 import { forwardWithReplay, prepareBody, type PreparedBody, type ReplayPlan } from '../../src/proxy/replay.js';
 import type { Injection } from '../../src/proxy/types.js';
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { compileTemplate, MissingValueError } from '../../src/auth/template.js';
+import { compileTemplate, MissingValueError } from '../../src/config/template.js';
 
 t.test('renders names between literals, spaces inside braces allowed', async (t) => {
   const tpl = compileTemplate('Token {{ token }} for {{user}}!');
