@@ -1,6 +1,6 @@
-import { IncomingMessage, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import { IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex, Transform, Writable } from 'node:stream';
-import { errors, type Dispatcher } from 'undici';
+import { errors, util, type Dispatcher } from 'undici';
 import { CredproxyError } from '../errors.js';
 import { clientResponseHeaderList, clientResponseHeaders } from './headers.js';
 import { decodersFor, scrubbable, scrubHeaders, ScrubStream, scrubUrlHeaders } from './scrub.js';
@@ -57,36 +57,17 @@ export function forward(agent: Dispatcher, up: UpstreamRequest, res: ServerRespo
         relay,
       );
     } catch (err) {
-      relay.onResponseError(undefined, err as Error);
+      relay.onError(err as Error);
     }
   });
 }
 
-type Controller = Dispatcher.DispatchController;
+type Abort = (reason?: Error) => void;
 
-/**
- * The response headers as undici read them off the wire: the controller's raw list when it
- * has one (undici's own, saving a second pass), else the parsed object flattened back.
- */
-function rawOf(controller: Controller, headers: IncomingHttpHeaders): Buffer[] {
-  const raw = controller.rawHeaders;
-  if (Array.isArray(raw) && (raw.length === 0 || Buffer.isBuffer(raw[0]))) return raw as Buffer[];
-  const out: Buffer[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) out.push(Buffer.from(name, 'latin1'), Buffer.from(v, 'latin1'));
-  }
-  return out;
-}
-
-/**
- * undici's handler (the controller API of undici 7) for one upstream request: the answer
- * goes to `res`, or is dropped when held back. Backpressure is the controller's pause and
- * resume, driven by the sink's `drain`.
- */
+/** undici's handler for one upstream request: the answer goes to `res`, or is dropped when held back. */
 class Relay implements Dispatcher.DispatchHandler {
   private status = 0;
-  private controller: Controller | undefined;
+  private abort: Abort | undefined;
   /** the client went away: abort as soon as undici hands us the means */
   private gone = false;
   /** the upstream answer is being written to the client */
@@ -112,20 +93,15 @@ class Relay implements Dispatcher.DispatchHandler {
     this.sink = res;
     res.on('close', this.onClose);
     if (res.destroyed) this.gone = true;
-    if (body && !Buffer.isBuffer(body)) body.on('error', (err: Error) => this.onResponseError(undefined, err));
+    if (body && !Buffer.isBuffer(body)) body.on('error', (err: Error) => this.onError(err));
   }
 
   private readonly onClose = (): void => {
     if (this.res.writableFinished) return;
     this.gone = true;
     if (this.complete) return this.settle();
-    this.abort();
+    this.abort?.();
   };
-
-  private abort(reason?: Error): void {
-    // undici's abort without a reason is its RequestAbortedError.
-    (this.controller?.abort as ((reason?: Error) => void) | undefined)?.call(this.controller, reason);
-  }
 
   private settle(err?: Error): void {
     if (this.settled) return;
@@ -136,33 +112,34 @@ class Relay implements Dispatcher.DispatchHandler {
     else this.resolve(this.status);
   }
 
-  onRequestStart(controller: Controller): void {
-    this.controller = controller;
-    if (this.gone) this.abort();
+  onConnect(abort: Abort): void {
+    this.abort = abort;
+    if (this.gone) abort();
   }
 
   /** 101 to an upgrade request: the upstream socket is the caller's now. */
-  onRequestUpgrade(controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
+  onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void {
     this.status = statusCode;
     this.opts.onResponse?.();
     if (!this.opts.upgrade) {
       socket.destroy();
       return this.settle(upstreamError(new Error('unexpected protocol switch')));
     }
-    this.opts.upgrade.onUpgrade(statusCode, rawOf(controller, headers), socket);
+    this.opts.upgrade.onUpgrade(statusCode, rawHeaders, socket);
     this.settle();
   }
 
-  onResponseStart(controller: Controller, statusCode: number, headers: IncomingHttpHeaders): void {
-    if (statusCode < 200) return; // 1xx: node answers the client's own 100-continue
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx: node answers the client's own 100-continue
     this.status = statusCode;
     this.opts.onResponse?.();
     if (this.opts.holdBack?.(statusCode)) {
       this.discarding = true;
-      return;
+      return true;
     }
     const secrets = this.opts.scrub;
     if (secrets && secrets.length > 0) {
+      const headers = util.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>;
       let out = clientResponseHeaders(headers);
       const text = scrubbable(headers);
       if (text) {
@@ -185,22 +162,23 @@ class Relay implements Dispatcher.DispatchHandler {
       this.res.writeHead(statusCode, out);
     } else {
       // A redirect can carry a query-injected key back: URL headers are always scrubbed.
-      this.res.writeHead(statusCode, scrubUrlHeaders(clientResponseHeaderList(rawOf(controller, headers)), this.opts.redact ?? []));
+      this.res.writeHead(statusCode, scrubUrlHeaders(clientResponseHeaderList(rawHeaders), this.opts.redact ?? []));
     }
     this.streaming = true;
-    this.resume = () => controller.resume();
-    this.sink.on('drain', this.resume);
-    if (this.sink.writableNeedDrain) controller.pause();
+    this.resume = resume;
+    this.sink.on('drain', resume);
+    return !this.sink.writableNeedDrain;
   }
 
   /** A text body in an encoding credproxy cannot decode cannot be scrubbed: 502, nothing relayed. */
-  private refuse(encoding: string): void {
+  private refuse(encoding: string): boolean {
     this.discarding = true;
     this.refused = new CredproxyError(
       'upstream_error',
       `the upstream answered with Content-Encoding "${encoding}", which credproxy cannot decode to scrub the response (scrub_responses): refused`,
     );
-    this.abort(this.refused);
+    this.abort?.(this.refused);
+    return true;
   }
 
   /** Puts the decoders in front of the scrubber, the first one now taking the body. */
@@ -220,16 +198,16 @@ class Relay implements Dispatcher.DispatchHandler {
     this.sink = head;
   }
 
-  onResponseData(controller: Controller, chunk: Buffer): void {
-    if (this.discarding) return;
+  onData(chunk: Buffer): boolean {
+    if (this.discarding) return true;
     if (this.decode) {
       this.startDecoding(this.decode);
       this.decode = undefined;
     }
-    if (!this.sink.write(chunk)) controller.pause();
+    return this.sink.write(chunk);
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     this.complete = true;
     if (this.discarding) return this.settle(this.refused);
     // Resolves once the body is handed to the client's socket, as stream() did.
@@ -238,7 +216,7 @@ class Relay implements Dispatcher.DispatchHandler {
     this.sink.end();
   }
 
-  onResponseError(_controller: Controller | undefined, err: Error): void {
+  onError(err: Error): void {
     if (this.settled) return;
     if (this.refused) return this.settle(this.refused);
     const body = this.body;
