@@ -81,9 +81,33 @@ export function logRequestLine(log: Logger, fields: Readonly<Record<string, unkn
       default:
         return requestLogger(log).info(fields, msg);
     }
-    line += `,${JSON.stringify(key)}:${REDACTED_KEYS.has(key) ? CENSORED : json}`;
+    line += `${keyPrefix(key)}${REDACTED_KEYS.has(key) ? CENSORED : json}`;
   }
-  stream.write(`${line},"msg":${JSON.stringify(msg)}}\n`);
+  stream.write(`${line},"msg":${jsonString(msg)}}\n`);
+}
+
+/**
+ * `,"key":` per field name, and the JSON of each message, made once: the request log writes
+ * the same dozen names and one message on every line. Bounded, in case a caller's keys vary.
+ */
+const keyPrefixes = new Map<string, string>();
+function keyPrefix(key: string): string {
+  let p = keyPrefixes.get(key);
+  if (p === undefined) {
+    p = `,${JSON.stringify(key)}:`;
+    if (keyPrefixes.size < 256) keyPrefixes.set(key, p);
+  }
+  return p;
+}
+
+const messages = new Map<string, string>();
+function jsonString(msg: string): string {
+  let j = messages.get(msg);
+  if (j === undefined) {
+    j = JSON.stringify(msg);
+    if (messages.size < 64) messages.set(msg, j);
+  }
+  return j;
 }
 
 /** Log lines are written in batches of at least this many bytes, or after LOG_FLUSH_MS. */

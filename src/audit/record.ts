@@ -44,8 +44,7 @@ export function audit(rt: AuditOwner, info: RequestInfo, method: string | undefi
   if (info.integration === 'passthrough') return;
   const socket = res?.socket ?? req?.socket;
   try {
-    rt.audit.record({
-      time: new Date().toISOString(),
+    rt.audit.recordAt(Date.now(), {
       entity: info.entity ?? null,
       integration: info.integration,
       label: info.label ?? null,

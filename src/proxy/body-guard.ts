@@ -63,15 +63,17 @@ export function hasBody(req: IncomingMessage): boolean {
  * is cut off then.
  */
 export function guardBody(req: IncomingMessage, res: ServerResponse, ms: number): () => CredproxyError | undefined {
+  // A request without a body (most) cannot go idle: one shared answer, no closure per request.
+  if (!hasBody(req) || req.complete) return NEVER_IDLE;
   let idle: CredproxyError | undefined;
-  if (hasBody(req) && !req.complete) {
-    watchBodyIdle(req, ms, () => {
-      if (res.headersSent) return void req.socket?.destroy();
-      failBody(req, (idle = bodyIdleError(ms)));
-    });
-  }
+  watchBodyIdle(req, ms, () => {
+    if (res.headersSent) return void req.socket?.destroy();
+    failBody(req, (idle = bodyIdleError(ms)));
+  });
   return () => idle;
 }
+
+const NEVER_IDLE = (): CredproxyError | undefined => undefined;
 
 /** The 408 for an idle body; the connection is closed, since the rest of the body may still come. */
 export function bodyIdleError(ms: number): CredproxyError {

@@ -91,6 +91,51 @@ export async function resolveCredential(
   return injectionFor(integration, entity, connection, opts);
 }
 
+/** What a scheme rendered for a connection, and from which values. */
+interface Rendered {
+  resolved: ResolvedScheme;
+  entity: string;
+  schemeValues: Readonly<Record<string, string>>;
+  headers: Injection['headers'];
+  query: Injection['query'];
+}
+
+/**
+ * The last rendering per stored connection object. The store hands out the same object
+ * until the connection changes (its cache, keyv-store.ts), and a changed connection is a new
+ * object, so the object's identity stands for its params and credentials; the scheme's
+ * values (a token that may have been refreshed or minted) are compared each time. A hit
+ * saves the template rendering and its arrays on every request. The arrays are shared
+ * between requests: nothing may change them.
+ */
+const renderings = new WeakMap<Connection, Rendered>();
+
+function sameValues(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  if (a === b) return true;
+  let n = 0;
+  for (const k in b) {
+    if (a[k] !== b[k]) return false;
+    n++;
+  }
+  for (const _ in a) n--;
+  return n === 0;
+}
+
+function rendered(resolved: ResolvedScheme, entity: string, connection: Connection | undefined, schemeValues: Readonly<Record<string, string>>): Rendered {
+  const hit = connection ? renderings.get(connection) : undefined;
+  if (hit && hit.resolved === resolved && hit.entity === entity && sameValues(hit.schemeValues, schemeValues)) return hit;
+  const values = { ...schemeValues, ...connection?.params, entity };
+  const out: Rendered = {
+    resolved,
+    entity,
+    schemeValues: { ...schemeValues },
+    headers: resolved.inject.headers.map((h) => [h.name, h.lower, h.value.render(values)]),
+    query: resolved.inject.query.map((q) => [q.name, q.value.render(values)]),
+  };
+  if (connection) renderings.set(connection, out);
+  return out;
+}
+
 /**
  * What the connection's scheme injects for one request: the half of resolveCredential after
  * the connection is loaded and checked. The admin API's verification (src/api/verify.ts)
@@ -111,11 +156,11 @@ export async function injectionFor(
   // A minted token (jwt, jwt_bearer) the upstream refused is dropped before asking again.
   if (opts.stale !== undefined) resolved.scheme.forget?.(cred);
   const schemeValues = await resolved.scheme.values(cred);
-  const values = { ...schemeValues, ...connection?.params, entity };
   try {
+    const { headers, query } = rendered(resolved, entity, connection, schemeValues);
     return {
-      headers: resolved.inject.headers.map((h) => [h.name, h.lower, h.value.render(values)]),
-      query: resolved.inject.query.map((q) => [q.name, q.value.render(values)]),
+      headers,
+      query,
       connection,
       token: schemeValues.access_token ?? schemeValues.jwt,
       refreshable: resolved.scheme.refreshable?.(connection) ?? resolved.scheme.forget !== undefined,

@@ -51,7 +51,20 @@ function isDotSegment(segment: string): boolean {
 }
 
 export function hasDotSegment(rawPath: string): boolean {
-  return rawPath.split(/[/\\]/).some(isDotSegment);
+  return mayHoldDot(rawPath) && rawPath.split(/[/\\]/).some(isDotSegment);
+}
+
+/**
+ * Whether any reading above could find a dot in the path: only a `.`, a `%` escape or a
+ * non-ASCII character (NFKC maps some to `.`) can make one. Plain API paths (`/v1/items`)
+ * skip the splitting, decoding and normalising on every request.
+ */
+function mayHoldDot(path: string): boolean {
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 0x2e || c === 0x25 || c > 0x7f) return true;
+  }
+  return false;
 }
 
 /** Throws `400 bad_request` for a path with a dot segment in any spelling. */

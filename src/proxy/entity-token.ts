@@ -68,13 +68,13 @@ function checkScope(token: EntityToken, integration: IntegrationConfig | undefin
  * tokens a request carries, Proxy-Authorization's included (verified by the caller), must
  * name the same entity and cover the integration. Returns undefined when the request carries none.
  */
-export async function takeEntityToken(
+export function takeEntityToken(
   kv: KeyValue,
   rawHeaders: readonly string[],
   pathWithSearch: string,
   integration: IntegrationConfig | undefined,
   proxyToken: EntityToken | undefined,
-): Promise<TokenUse | undefined> {
+): Promise<TokenUse | undefined> | TokenUse | undefined {
   const where = integration ? replaced(integration) : undefined;
   const found = new Set<string>();
   let headers: string[] | undefined;
@@ -123,11 +123,13 @@ export async function takeEntityToken(
     checkScope(proxyToken, integration);
     return { token: proxyToken, rawHeaders, pathWithSearch };
   }
-  const token = await verifyToken(kv, presented);
-  if (proxyToken && proxyToken.entity !== token.entity) throw deny('the entity tokens in the request name different entities');
-  checkScope(token, integration);
-  if (proxyToken) checkScope(proxyToken, integration);
-  return { token, rawHeaders: headers ?? rawHeaders, pathWithSearch: search === undefined ? path : `${path}?${search}` };
+  // Only a request that carries a token waits for the store; the rest answer synchronously.
+  return verifyToken(kv, presented).then((token) => {
+    if (proxyToken && proxyToken.entity !== token.entity) throw deny('the entity tokens in the request name different entities');
+    checkScope(token, integration);
+    if (proxyToken) checkScope(proxyToken, integration);
+    return { token, rawHeaders: headers ?? rawHeaders, pathWithSearch: search === undefined ? path : `${path}?${search}` };
+  });
 }
 
 /** The verified entity token of a Proxy-Authorization; 403 entity_denied for a forged, expired or revoked one. */

@@ -59,7 +59,8 @@ export async function prepareRequest(
 ): Promise<PreparedRequest> {
   const { config, routes } = rt.current;
   const settings = config.settings;
-  const caller = await authenticate(rt, req, tunnel);
+  const authenticated = authenticate(rt, req, tunnel);
+  const caller = authenticated instanceof Promise ? await authenticated : authenticated;
   info.client = caller.client;
   const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
   info.host = target.url.host;
@@ -95,7 +96,8 @@ export async function prepareRequest(
   };
   if (route) {
     // resolvePrincipal made sure an integration's request names its entity.
-    await checkRate(rt.store.rateLimit, settings, route.integration, entity!);
+    const limited = checkRate(rt.store.rateLimit, settings, route.integration, entity!);
+    if (limited) await limited;
     // A host template (`{{tenant}}.example.com`) matched: the connection's params must produce exactly this host.
     templateHost = route.hostParams ? { pattern: route.pattern, hostname: target.hostname } : undefined;
     injection = await resolveCredential(rt.store, route.integration, entity!, { ctx, host: templateHost, label });

@@ -10,18 +10,25 @@ const HOP_BY_HOP = new Set([
   'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host', 'x-connection-label',
 ]);
 
-/** Names listed in `Connection` are hop-by-hop too; returns them lower-cased. */
-function connectionListed(raw: readonly string[]): Set<string> {
-  const out = new Set<string>();
+const NONE: ReadonlySet<string> = new Set();
+
+/** Names listed in `Connection` are hop-by-hop too; returns them lower-cased (the shared empty set when there is none). */
+function connectionListed(raw: readonly string[]): ReadonlySet<string> {
+  let out: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.toLowerCase() === 'connection') {
       for (const t of raw[i + 1]!.split(',')) {
         const n = t.trim().toLowerCase();
-        if (n) out.add(n);
+        if (n) (out ??= new Set()).add(n);
       }
     }
   }
-  return out;
+  return out ?? NONE;
+}
+
+function isInjected(injected: ReadonlyArray<readonly [string, string, string]>, lower: string): boolean {
+  for (let j = 0; j < injected.length; j++) if (injected[j]![1] === lower) return true;
+  return false;
 }
 
 /**
@@ -39,18 +46,22 @@ export function upstreamRequestHeaders(
   const listed = connectionListed(raw);
   const entityLower = entityHeader.toLowerCase();
   const out: string[] = ['host', host];
+  let te = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
+    if (lower === 'te') te = true;
     if (HOP_BY_HOP.has(lower) || lower === entityLower || listed.has(lower)) continue;
-    if (injected.length > 0 && injected.some((h) => h[1] === lower)) continue;
+    if (isInjected(injected, lower)) continue;
     out.push(name, raw[i + 1]!);
   }
   // `te: trailers` is the one TE value that is end-to-end in meaning (gRPC needs it).
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() === 'te' && raw[i + 1]!.trim().toLowerCase() === 'trailers' && !listed.has('te')) out.push('te', 'trailers');
+  if (te && !listed.has('te')) {
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.toLowerCase() === 'te' && raw[i + 1]!.trim().toLowerCase() === 'trailers') out.push('te', 'trailers');
+    }
   }
-  for (const [name, , value] of injected) out.push(name, value);
+  for (let j = 0; j < injected.length; j++) out.push(injected[j]![0], injected[j]![2]);
   return out;
 }
 

@@ -61,10 +61,11 @@ export function callerOf(rt: Runtime, proxyAuthorization: string | undefined, to
  * authentication comes first, so an unauthenticated client learns nothing, not even whether
  * its target parses. Inside a tunnel the CONNECT carried the proxy credentials.
  */
-export async function authenticate(rt: Runtime, req: IncomingMessage, tunnelAuthorization?: { proxyAuthorization: string | undefined }): Promise<Caller> {
+export function authenticate(rt: Runtime, req: IncomingMessage, tunnelAuthorization?: { proxyAuthorization: string | undefined }): Promise<Caller> | Caller {
   const proxyAuthorization = tunnelAuthorization ? tunnelAuthorization.proxyAuthorization : proxyAuthorizationOf(req);
-  const token = await verifyProxyToken(rt.store.kv, proxyAuthorization);
-  return callerOf(rt, proxyAuthorization, token);
+  // Without an entity token there is nothing to look up: no promise on the common path.
+  if (proxyEntityToken(proxyAuthorization) === undefined) return callerOf(rt, proxyAuthorization, undefined);
+  return verifyProxyToken(rt.store.kv, proxyAuthorization).then((token) => callerOf(rt, proxyAuthorization, token));
 }
 
 /**
@@ -81,7 +82,8 @@ export async function resolvePrincipal(
 ): Promise<{ principal: Principal; outgoing: Outgoing }> {
   const settings = rt.current.config.settings;
   const { integration, info } = ctx;
-  const tokenUse = await takeEntityToken(rt.store.kv, req.rawHeaders, ctx.pathWithSearch, integration, caller.token);
+  const taken = takeEntityToken(rt.store.kv, req.rawHeaders, ctx.pathWithSearch, integration, caller.token);
+  const tokenUse = taken instanceof Promise ? await taken : taken;
   const identity = identify(req, settings.entity_header, tokenUse ? undefined : caller.proxyAuthorization);
   const entity = entityWithToken(identity, tokenUse);
   info.entity = entity;

@@ -8,9 +8,14 @@ import type { RateLimitBackend } from '../store/rate-limit.js';
  * own `limits.requests_per_minute`: a token bucket per integration and entity. Over it: 429
  * rate_limited with Retry-After (whole seconds, at least 1), and nothing is forwarded.
  */
-export async function checkRate(backend: RateLimitBackend, settings: Settings, integration: IntegrationConfig, entity: string): Promise<void> {
+export function checkRate(backend: RateLimitBackend, settings: Settings, integration: IntegrationConfig, entity: string): Promise<void> | undefined {
   const perMinute = integration.limits?.requests_per_minute ?? settings.limits.requests_per_minute;
-  if (perMinute === undefined) return;
+  // No limit configured (the default): nothing to wait for, no promise per request.
+  if (perMinute === undefined) return undefined;
+  return take(backend, integration, entity, perMinute);
+}
+
+async function take(backend: RateLimitBackend, integration: IntegrationConfig, entity: string, perMinute: number): Promise<void> {
   const decision = await storeCall('rate_limit', () => backend.take(`${integration.name}:${entity}`, perMinute), 'the store does not answer (rate limits); the request was not forwarded');
   if (decision.allowed) return;
   const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));

@@ -11,6 +11,18 @@ const MIN_SECRET = 8;
 /** The injected secrets of one request: header and query values, the token, the connection's credential fields. */
 export function secretsOf(injection: Injection | undefined): string[] {
   if (!injection) return [];
+  // The rendered arrays are shared while the connection and its token stay the same (credential.ts).
+  const hit = secretsSeen.get(injection.headers);
+  if (hit && hit.query === injection.query && hit.token === injection.token && hit.credentials === injection.connection?.credentials) return hit.secrets;
+  const secrets = allSecrets(injection);
+  secretsSeen.set(injection.headers, { query: injection.query, token: injection.token, credentials: injection.connection?.credentials, secrets });
+  return secrets;
+}
+
+/** secretsOf's last answer per injected header list, and what else it was made from. */
+const secretsSeen = new WeakMap<Injection['headers'], { query: Injection['query']; token: string | undefined; credentials: unknown; secrets: string[] }>();
+
+function allSecrets(injection: Injection): string[] {
   const all = [
     ...injection.headers.map((h) => h[2]),
     // As sent, and as a redirect may carry it back: percent-encoded once or twice (a URL in

@@ -27,7 +27,7 @@ export function parseTarget(rawUrl: string, opts: { websocket?: boolean } = {}):
     throw new CredproxyError('bad_request', `the scheme ${url.protocol.slice(0, -1)} is not proxied; use http or https`);
   }
   // `http://user@host/` is a classic trick to make a target look like another host.
-  if (url.username !== '' || url.password !== '' || /^[a-z]+:\/\/[^/?#]*@/i.test(rawUrl)) {
+  if (url.username !== '' || url.password !== '' || (rawUrl.includes('@') && /^[a-z]+:\/\/[^/?#]*@/i.test(rawUrl))) {
     throw new CredproxyError('bad_request', 'the request target must not contain user information (user@host)');
   }
   let hostname = url.hostname;
