@@ -11,7 +11,7 @@ import { sqliteUrl } from '../support/sqlite.js';
 const ADMIN = 'admin-token-for-links-0123456789';
 
 async function kvOf(t: Test) {
-  const { store } = await openStore({ store: sqliteUrl(t) } as Settings, { CREDPROXY_SECRET_KEY: SECRET_KEY }, pino({ level: 'silent' }));
+  const { store } = await openStore({ store: sqliteUrl(t), store_prefix: 'credproxy' } as Settings, { CREDPROXY_SECRET_KEY: SECRET_KEY }, pino({ level: 'silent' }));
   t.teardown(() => store.close());
   return store.kv;
 }

@@ -12,7 +12,7 @@ import { SECRET_KEY } from '../support/servers.js';
 /** The default store (SQLite) in a temp folder: flow states live in its key-value table. */
 async function kvOf(t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'credproxy-state-'));
-  const { store } = await openStore({ store: `sqlite:${join(dir, 'credproxy.db')}` } as Settings, { CREDPROXY_SECRET_KEY: SECRET_KEY }, pino({ level: 'silent' }));
+  const { store } = await openStore({ store: `sqlite:${join(dir, 'credproxy.db')}`, store_prefix: 'credproxy' } as Settings, { CREDPROXY_SECRET_KEY: SECRET_KEY }, pino({ level: 'silent' }));
   t.teardown(async () => {
     await store.close();
     rmSync(dir, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import { sqliteUrl } from '../support/sqlite.js';
 
 // A dead store's errors and the counts across a restart are in test/metrics.test.ts.
 async function observed(t: Test) {
-  const settings = { store: sqliteUrl(t) } as Settings;
+  const settings = { store: sqliteUrl(t), store_prefix: 'credproxy' } as Settings;
   const { store: inner } = await openStore(settings, { CREDPROXY_SECRET_KEY: SECRET_KEY }, pino({ level: 'silent' }));
   t.teardown(() => inner.close());
   const metrics = new Metrics();
