@@ -22,7 +22,17 @@ const STYLE =
   'dt{font-weight:600}dd{margin:0 0 .5em}a{color:#1d4ed8}' +
   'button{font:inherit;padding:.5em 1.5em;cursor:pointer;max-width:100%;color:#fff;background:#1d4ed8;' +
   'border:0;border-radius:.375em}button:hover{background:#1e40af}' +
-  'button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}';
+  'button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}' +
+  // The connect forms: labels above full-width inputs (a phone's width), grey hints at 7.5:1,
+  // the error in dark red on pale red (7.9:1), focus rings as on the button.
+  'form{margin:1em 0}label{display:block;font-weight:600;margin-top:1em}.choice label{display:inline;font-weight:400}' +
+  '.choice{margin:.5em 0}.choice input{width:1.1em;height:1.1em;vertical-align:middle}' +
+  'input[type=text],input[type=password]{display:block;font:inherit;width:100%;box-sizing:border-box;padding:.5em;' +
+  'margin-top:.25em;border:1px solid #6b7280;border-radius:.25em;color:#222;background:#fff}' +
+  'input:focus-visible{outline:3px solid #93c5fd;outline-offset:1px}.hint{color:#4b5563;font-size:.9em;margin:.25em 0}' +
+  'fieldset{border:1px solid #d1d5db;border-radius:.375em;padding:.5em 1em;margin:1em 0}legend{font-weight:600;padding:0 .25em}' +
+  '.error{color:#991b1b;background:#fef2f2;border-left:4px solid #b91c1c;padding:.5em 1em}button{margin-top:1.25em}' +
+  'code{overflow-wrap:anywhere}h2{font-size:1.2em}';
 const STYLE_HASH = `'sha256-${createHash('sha256').update(STYLE).digest('base64')}'`;
 
 export interface PageOptions {
