@@ -52,7 +52,7 @@ interface InputOptions {
 function inputHtml(o: InputOptions): string {
   const id = idOf(o.input);
   const hints: string[] = [];
-  if (o.description) hints.push(escapeHtml(o.description));
+  if (o.description) hints.push(escapeHtml(/[.!?…]$/.test(o.description) ? o.description : `${o.description}.`));
   if (o.pattern) hints.push(`Format: <code>${escapeHtml(o.pattern)}</code>`);
   if (!o.required) hints.push('Optional.');
   if (o.docsUrl) hints.push(`<a href="${escapeHtml(o.docsUrl)}" target="_blank" rel="noopener noreferrer">Where do I find this?</a>`);

@@ -117,7 +117,7 @@ t.test('several schemes and a subdomain param: choose basic, then its fields', a
   t.match(html, /<legend>How do you want to connect\?<\/legend>/);
   t.match(html, /type="radio" name="scheme" id="scheme-0" value="api_key" checked/);
   t.match(html, /value="basic"> <label for="scheme-1">Username and password<\/label>/);
-  t.match(html, /Your tenant number Format: <code>\^\[0-9\]\{1,3\}\$<\/code>/, 'the param with its description and pattern');
+  t.match(html, /Your tenant number\. Format: <code>\^\[0-9\]\{1,3\}\$<\/code>/, 'the param with its description and pattern');
 
   const badParam = await post(browser, url, { scheme: 'basic', 'p.subdomain': 'acme.evil' });
   t.equal(badParam.r.status, 400);
