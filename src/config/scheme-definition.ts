@@ -22,6 +22,8 @@ export interface FieldInfo {
   optional: boolean;
   pattern?: RegExp;
   description?: string;
+  /** where a user finds this value (the connect page's "Where do I find this?") */
+  docsUrl?: string;
 }
 
 export interface CompiledInject {

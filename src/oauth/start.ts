@@ -32,6 +32,7 @@ async function linkContext(rt: Runtime, name: string, token: string, nonce: stri
     application: home.host,
     integration: integration.name,
     description: integration.description,
+    display: integration.display,
     provider,
     entity: record.entity,
     label: record.label,
@@ -49,7 +50,7 @@ const wayView = (w: Way, provider: string | undefined): WayView => ({
   type: w.type,
   kind: w.kind,
   title: wayTitle(w, provider),
-  fields: w.fields.map((f) => ({ name: f.name, secret: f.secret, optional: f.optional, pattern: f.pattern?.source, description: f.description })),
+  fields: w.fields.map((f) => ({ name: f.name, secret: f.secret, optional: f.optional, pattern: f.pattern?.source, description: f.description, docsUrl: f.docsUrl })),
 });
 
 /**

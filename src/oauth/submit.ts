@@ -87,6 +87,7 @@ export async function submitFields(rt: Runtime, res: ServerResponse, ctx: LinkCo
   // A blank optional field is one left out; a blank required one is reported as missing.
   const credentials = Object.fromEntries(Object.entries(s.fields).filter(([, v]) => v !== ''));
   const { entity, label } = ctx.record;
+  const shownName = ctx.integration.display?.name ?? ctx.integration.name;
   let prepared;
   try {
     prepared = await prepareConnection(rt, ctx.integration, { entity, label, scheme: s.way.type, params: s.params, credentials });
@@ -97,14 +98,14 @@ export async function submitFields(rt: Runtime, res: ServerResponse, ctx: LinkCo
   const v = prepared.verification;
   if (v?.refused) {
     rt.log.warn({ entity, integration: ctx.name, label, status: v.status, via: 'connect page' }, 'connection not stored: verification failed');
-    return s.again(`${ctx.integration.name} did not accept these credentials (it answered ${v.status}). Nothing was stored; check them and try again.`);
+    return s.again(`${shownName} did not accept these credentials (it answered ${v.status}). Nothing was stored; check them and try again.`);
   }
   // Only now is the link used up: a refused attempt above leaves it for the next try.
   await takeLink(rt.store.kv, rt.adminToken, ctx.token, ctx.name, s.refuseForeign);
   await saveConnection(rt, prepared, 'connect page');
   const account = label === undefined ? '' : ` as your "${label}" account`;
   const unverified = v && !v.ok ? ' It could not be checked right now; it will be used as it is.' : '';
-  const text = `${ctx.integration.name} is connected${account}.${unverified}`;
+  const text = `${shownName} is connected${account}.${unverified}`;
   if (ctx.record.redirect_to) {
     const next = new URL(ctx.record.redirect_to);
     next.searchParams.set('status', 'active');

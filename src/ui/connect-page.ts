@@ -16,6 +16,8 @@ export interface ConnectPageView {
   application: string;
   integration: string;
   description?: string;
+  /** the integration's `display` block: a name for people, a logo, its docs */
+  display?: { name?: string; logo_url?: string; docs_url?: string };
   /** the host of the provider's consent page, when a way is oauth2 */
   provider?: string;
   entity: string;
@@ -45,17 +47,25 @@ function overview(v: ConnectPageView): string {
   const account = v.label === undefined ? v.entity : `${v.entity} (connection "${v.label}")`;
   const oauthOnly = v.ways.length === 1 && v.ways[0]!.kind === 'oauth2';
   const fixed = Object.entries(v.fixedParams).map(([k, val]) => row(k, val)).join('');
+  const name = titleOf(v);
+  const logo = v.display?.logo_url ? `<img class="logo" src="${escapeHtml(v.display.logo_url)}" alt="${escapeHtml(name)} logo" height="48">` : '';
+  const docs = v.display?.docs_url ? `<dt>Documentation</dt><dd><a href="${escapeHtml(v.display.docs_url)}" rel="noopener noreferrer">${escapeHtml(name)} documentation</a></dd>` : '';
   return (
-    `<p>${escapeHtml(v.application)} asks to connect your ${escapeHtml(v.integration)} account.</p>` +
+    logo +
+    `<p>${escapeHtml(v.application)} asks to connect your ${escapeHtml(name)} account.</p>` +
     '<dl>' +
     row('Application', v.application) +
     row('Integration', v.description ? `${v.integration}: ${v.description}` : v.integration) +
     (oauthOnly && v.provider ? row('You sign in at', v.provider) : '') +
+    docs +
     fixed +
     row('Stored for', account) +
     '</dl>'
   );
 }
+
+/** The integration as people call it: its display name, else its config name. */
+const titleOf = (v: ConnectPageView) => v.display?.name ?? v.integration;
 
 const errorHtml = (error: string | undefined) => (error ? `<p class="error" role="alert" id="error">${escapeHtml(error)}</p>` : '');
 
@@ -127,9 +137,10 @@ function chosenFormHtml(v: ConnectPageView, way: WayView): string {
 export function sendConnectPage(res: ServerResponse, v: ConnectPageView, formAction: string, o: { setCookie?: string; status?: number } = {}): void {
   sendHtml(res, {
     status: o.status ?? 200,
-    title: `Connect ${v.integration}`,
+    title: `Connect ${titleOf(v)}`,
     bodyHtml: connectPageHtml(v),
     formAction: [formAction],
+    ...(v.display?.logo_url ? { imgSrc: [new URL(v.display.logo_url).origin] } : {}),
     headers: o.setCookie ? { 'set-cookie': o.setCookie } : {},
   });
 }

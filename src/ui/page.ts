@@ -32,7 +32,7 @@ const STYLE =
   'input:focus-visible{outline:3px solid #93c5fd;outline-offset:1px}.hint{color:#4b5563;font-size:.9em;margin:.25em 0}' +
   'fieldset{border:1px solid #d1d5db;border-radius:.375em;padding:.5em 1em;margin:1em 0}legend{font-weight:600;padding:0 .25em}' +
   '.error{color:#991b1b;background:#fef2f2;border-left:4px solid #b91c1c;padding:.5em 1em}button{margin-top:1.25em}' +
-  'code{overflow-wrap:anywhere}h2{font-size:1.2em}';
+  'code{overflow-wrap:anywhere}h2{font-size:1.2em}.logo{display:block;height:48px;width:auto;max-width:100%}';
 const STYLE_HASH = `'sha256-${createHash('sha256').update(STYLE).digest('base64')}'`;
 
 export interface PageOptions {
@@ -44,6 +44,8 @@ export interface PageOptions {
   headHtml?: string;
   /** origins a form on the page may post to (browsers hold redirects after the post to it too) */
   formAction?: string[];
+  /** origins images may come from (an integration's logo); none by default */
+  imgSrc?: string[];
   headers?: Record<string, string | string[]>;
 }
 
@@ -53,12 +55,13 @@ export function sendHtml(res: ServerResponse, o: PageOptions): void {
     '<meta name="viewport" content="width=device-width, initial-scale=1">' +
     `<style>${STYLE}</style>${o.headHtml ?? ''}</head><body><h1>${escapeHtml(o.title)}</h1>${o.bodyHtml}</body></html>`;
   const formAction = o.formAction?.length ? o.formAction.join(' ') : "'none'";
+  const imgSrc = o.imgSrc?.length ? `; img-src ${o.imgSrc.join(' ')}` : '';
   res.writeHead(o.status, {
     ...o.headers,
     'content-type': 'text/html; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
-    'content-security-policy': `default-src 'none'; style-src ${STYLE_HASH}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+    'content-security-policy': `default-src 'none'; style-src ${STYLE_HASH}${imgSrc}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
     'x-frame-options': 'DENY',
     'x-content-type-options': 'nosniff',
     'referrer-policy': 'no-referrer',

@@ -36,6 +36,10 @@ t.teardown(async () => {
 function api(req: IncomingMessage, res: ServerResponse) {
   const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
   if (req.url === '/v1/models' && given !== GOOD) return void res.writeHead(401).end();
+  if (req.url === '/logo.svg') {
+    const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="48" height="48"><rect width="48" height="48" rx="10" fill="#0f766e"/><text x="24" y="32" font-size="22" text-anchor="middle" fill="#fff" font-family="sans-serif">M</text></svg>';
+    return void res.writeHead(200, { 'content-type': 'image/svg+xml' }).end(svg);
+  }
   if (req.url?.startsWith('/app/')) return void res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>App</title><h1>Back in the app</h1>');
   res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ authorization: req.headers.authorization ?? null }));
 }
@@ -48,7 +52,8 @@ async function setup(t: Test): Promise<{ proxy: TestProxy; port: number; deskPor
       `hosts: ["127.0.0.1:${up.port}"]`,
       'upstream: http',
       'description: A large language model API',
-      'auth: { type: api_key, fields: [{ name: api_key, description: "The secret key from your account settings, starting with sk-" }] }',
+      `display: { name: Model API, logo_url: "http://127.0.0.1:${up.port}/logo.svg", docs_url: "http://127.0.0.1:${up.port}/docs" }`,
+      `auth: { type: api_key, fields: [{ name: api_key, description: "The secret key from your account settings, starting with sk-", docs_url: "http://127.0.0.1:${up.port}/docs/keys" }] }`,
       'verify: { path: /v1/models }',
       '',
     ].join('\n'),
@@ -108,20 +113,25 @@ t.test('an end user connects an API key; a wrong one is refused by verify; the n
   const { page, console } = await open(t);
 
   await page.goto(url);
-  await page.getByRole('heading', { name: 'Connect llm' }).waitFor();
+  await page.getByRole('heading', { name: 'Connect Model API' }).waitFor();
+  t.equal(await page.getByRole('link', { name: 'Where do I find this?' }).getAttribute('href'), `http://127.0.0.1:${port}/docs/keys`, "the field's docs_url");
+  t.equal(await page.getByRole('link', { name: 'Model API documentation' }).getAttribute('href'), `http://127.0.0.1:${port}/docs`);
+  const logo = page.getByRole('img', { name: 'Model API logo' });
+  t.ok(await logo.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth > 0), 'the logo loaded: img-src allows its origin');
   const key = page.getByLabel('API key');
   t.equal(await key.getAttribute('type'), 'password', 'the key is typed into a password input');
   t.equal(await key.getAttribute('autocomplete'), 'off');
   t.ok(await page.getByText('The secret key from your account settings').isVisible(), "the field's description");
   t.equal(await computedStyle(page.locator('body'), 'maxWidth'), '576px', 'the stylesheet applied under the CSP');
-  await page.keyboard.press('Tab');
-  t.equal(await focused(page), 'f-api_key', 'Tab reaches the key first, then the button');
+  // Tab order follows the page: the integration's docs, the field's "Where do I find this?", the key.
+  for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
+  t.equal(await focused(page), 'f-api_key', 'Tab reaches the key after the two links above it');
   await screenshot(t, page, 'api-key');
 
   await key.fill(BAD);
   await page.getByRole('button', { name: 'Connect' }).click();
   await page.getByRole('alert').waitFor();
-  t.match(await page.getByRole('alert').innerText(), /llm did not accept these credentials \(it answered 401\)\. Nothing was stored/);
+  t.match(await page.getByRole('alert').innerText(), /Model API did not accept these credentials \(it answered 401\)\. Nothing was stored/);
   t.equal(await page.getByLabel('API key').inputValue(), '', 'the refused key is not written back');
   t.notMatch(await page.content(), BAD);
   t.equal(await status(proxy, 'llm'), 'initiated');
@@ -130,7 +140,7 @@ t.test('an end user connects an API key; a wrong one is refused by verify; the n
   await page.getByLabel('API key').fill(GOOD);
   await page.getByRole('button', { name: 'Connect' }).click();
   await page.getByRole('heading', { name: 'Connected' }).waitFor();
-  t.match(await page.locator('body').innerText(), /llm is connected\. You can close this page\./);
+  t.match(await page.locator('body').innerText(), /Model API is connected\. You can close this page\./);
   await screenshot(t, page, 'done');
   t.equal(await status(proxy, 'llm'), 'active');
   const proxied = await viaProxy(proxy.port, `http://127.0.0.1:${port}/v1/chat`, { headers: { 'X-Entity-Id': 'alice' } });
