@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import t, { type Test } from 'tap';
 import { createLink } from '../../src/oauth/links.js';
 import { Browser, connectForm } from '../support/browser.js';
+import { OAuthServer } from '../support/oauth-server.js';
+import { oauthIntegration } from '../support/oauth-config.js';
 import { configDir, startProxy, startUpstream, viaProxy, type TestProxy } from '../support/servers.js';
 
 /**
@@ -202,4 +204,26 @@ t.test('the link body: scheme and label checked; an expired link is a page', asy
   const expired = await new Browser().request(`${proxy.url}/connect/llm?token=${old.token}`);
   t.equal(expired.status, 400);
   t.match(await expired.text(), /has expired; ask for a new one/);
+});
+
+t.test('oauth2 beside api_key: choosing oauth2 goes on to the provider and connects there', async (t) => {
+  const as = await new OAuthServer().start();
+  const up = await startUpstream();
+  const auth = oauthIntegration(as, up.port).replace('auth:\n  type: oauth2', 'auth:\n - type: oauth2').replace(/\n {2}(\w)/g, '\n   $1');
+  const proxy = await startProxy(configDir('store: memory\n', { both: `${auth}\n - type: api_key\n` }));
+  t.teardown(async () => {
+    await proxy.close();
+    await Promise.all([as.close(), up.close()]);
+  });
+  const url = await link(proxy, 'both');
+  const browser = new Browser();
+  const html = await (await browser.request(url)).text();
+  t.match(html, new RegExp(`value="oauth2" checked> <label for="scheme-0">Sign in at 127\\.0\\.0\\.1:${as.port}</label>`));
+  t.match(html, /value="api_key"> <label for="scheme-1">API key<\/label>/);
+  const { action, fields } = connectForm(html);
+  const done = await browser.follow(action, { form: { ...fields, scheme: 'oauth2' } });
+  t.equal(done.status, 200);
+  t.match(await done.text(), /both is connected/);
+  const c = (await (await proxy.admin('GET', '/api/entities/alice/connections/both')).json()) as { scheme: string; status: string };
+  t.same([c.scheme, c.status], ['oauth2', 'active']);
 });
