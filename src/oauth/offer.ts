@@ -15,13 +15,19 @@ export interface Way {
   definition: AuthDefinition;
 }
 
+/**
+ * In the order the page offers them: signing in at the provider first (nothing to copy, and
+ * what a link meant before the page had forms), then the field schemes in the YAML's order.
+ * The first is the one checked, and the one a form posted without a choice takes.
+ */
 export function waysOf(integration: IntegrationConfig): Way[] {
-  const out: Way[] = [];
+  const oauth: Way[] = [];
+  const fields: Way[] = [];
   for (const d of integration.schemes) {
-    if (d.traits.connectable === 'oauth2') out.push({ type: d.type, kind: 'oauth2', fields: [], definition: d });
-    else if (d.traits.needsConnection && d.traits.fields.length > 0) out.push({ type: d.type, kind: 'fields', fields: d.traits.fields, definition: d });
+    if (d.traits.connectable === 'oauth2') oauth.push({ type: d.type, kind: 'oauth2', fields: [], definition: d });
+    else if (d.traits.needsConnection && d.traits.fields.length > 0) fields.push({ type: d.type, kind: 'fields', fields: d.traits.fields, definition: d });
   }
-  return out;
+  return [...oauth, ...fields];
 }
 
 /** What a link may offer: the one scheme it names, or every way; a 400 when there is none. */

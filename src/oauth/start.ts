@@ -93,9 +93,10 @@ export const continueFlow = browserFacing(async (rt, req, res, [name]) => {
   const values = { params: form.prefixed('p.'), fields: form.nonSecretFields(ctx.ways, form.one('scheme')) };
   const again = (error: string, chosen?: WayView) =>
     sendConnectPage(res, { ...ctx.view, values, error, chosen }, new URL(rt.current.config.settings.public_url).origin, { status: 400 });
-  const schemeName = form.one('scheme') ?? (ctx.ways.length === 1 ? ctx.ways[0]!.type : undefined);
+  // No choice posted: the first way, which the page shows checked (the integration's default scheme).
+  const schemeName = form.one('scheme') ?? ctx.ways[0]!.type;
   const way = ctx.ways.find((w) => w.type === schemeName);
-  if (!way) return again(schemeName === undefined ? 'Choose how you want to connect.' : `This link cannot connect with "${schemeName}"; choose one of the ways below.`);
+  if (!way) return again(`This link cannot connect with "${schemeName}"; choose one of the ways below.`);
   let params: Record<string, string>;
   try {
     params = ctx.record.ask_params ? acceptParams(ctx.integration, nonEmpty(values.params)) : ctx.record.params;
