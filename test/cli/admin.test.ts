@@ -159,6 +159,9 @@ t.test('connections connect-link prints a link for an OAuth integration, and for
   const bearer = await cli(['connections', 'connect-link', 'alice', 'demo', ...url()]);
   t.equal(bearer.code, 0, bearer.stderr);
   t.match(bearer.stdout, /\/connect\/demo\?token=/);
+  const wrong = await cli(['connections', 'connect-link', 'alice', 'demo', '--scheme', 'basic', ...url()]);
+  t.equal(wrong.code, 1);
+  t.match(wrong.stderr, /bad_request \(400\): integration "demo" has no scheme "basic"; it offers bearer/);
   const r = await cli(['connections', 'connect-link', 'alice', 'nope', ...url()]);
   t.equal(r.code, 1);
   t.match(r.stderr, /not_found \(404\): no integration named "nope"/);
