@@ -24,6 +24,8 @@ export interface FieldInfo {
   description?: string;
   /** where a user finds this value (the connect page's "Where do I find this?") */
   docsUrl?: string;
+  /** the value spans lines (a PEM key): the connect page asks for it in a text area */
+  multiline?: boolean;
 }
 
 export interface CompiledInject {

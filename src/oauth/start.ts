@@ -50,7 +50,7 @@ const wayView = (w: Way, provider: string | undefined): WayView => ({
   type: w.type,
   kind: w.kind,
   title: wayTitle(w, provider),
-  fields: w.fields.map((f) => ({ name: f.name, secret: f.secret, optional: f.optional, pattern: f.pattern?.source, description: f.description, docsUrl: f.docsUrl })),
+  fields: w.fields.map((f) => ({ name: f.name, secret: f.secret, optional: f.optional, pattern: f.pattern?.source, description: f.description, docsUrl: f.docsUrl, multiline: f.multiline })),
 });
 
 /**

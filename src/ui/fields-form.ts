@@ -22,6 +22,8 @@ export interface FieldView {
   description?: string;
   /** a page that says where to find this value ("Where do I find this?") */
   docsUrl?: string;
+  /** spans lines (a PEM key): a text area, since an input drops line breaks */
+  multiline?: boolean;
 }
 
 /** Form names: params and fields never collide with each other or with token, csrf, step, scheme. */
@@ -46,6 +48,7 @@ interface InputOptions {
   docsUrl?: string;
   required: boolean;
   secret: boolean;
+  multiline?: boolean;
   value?: string;
 }
 
@@ -60,15 +63,18 @@ function inputHtml(o: InputOptions): string {
   const attrs = [
     `id="${id}"`,
     `name="${escapeHtml(o.input)}"`,
-    `type="${o.secret ? 'password' : 'text'}"`,
+    o.multiline ? 'rows="6"' : `type="${o.secret ? 'password' : 'text'}"`,
     'autocomplete="off"',
     'autocapitalize="off"',
     'spellcheck="false"',
     o.required ? 'required' : '',
     hints.length ? `aria-describedby="${id}-hint"` : '',
-    !o.secret && o.value !== undefined ? `value="${escapeHtml(o.value)}"` : '',
+    !o.secret && !o.multiline && o.value !== undefined ? `value="${escapeHtml(o.value)}"` : '',
   ].filter(Boolean);
-  return `<div class="input"><label for="${id}">${escapeHtml(o.label)}</label>${hint}<input ${attrs.join(' ')}></div>`;
+  const control = o.multiline
+    ? `<textarea ${attrs.join(' ')}>${!o.secret && o.value !== undefined ? escapeHtml(o.value) : ''}</textarea>`
+    : `<input ${attrs.join(' ')}>`;
+  return `<div class="input"><label for="${id}">${escapeHtml(o.label)}</label>${hint}${control}</div>`;
 }
 
 /** Inputs for the params the user supplies, filled with what they typed before or the defaults. */
@@ -100,6 +106,7 @@ export function fieldsHtml(fields: readonly FieldView[], values: Readonly<Record
         docsUrl: f.docsUrl,
         required: !f.optional,
         secret: f.secret,
+        multiline: f.multiline,
         value: values[f.name],
       }),
     )

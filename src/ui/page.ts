@@ -27,9 +27,9 @@ const STYLE =
   // the error in dark red on pale red (7.9:1), focus rings as on the button.
   'form{margin:1em 0}label{display:block;font-weight:600;margin-top:1em}.choice label{display:inline;font-weight:400}' +
   '.choice{margin:.5em 0}.choice input{width:1.1em;height:1.1em;vertical-align:middle}' +
-  'input[type=text],input[type=password]{display:block;font:inherit;width:100%;box-sizing:border-box;padding:.5em;' +
+  'input[type=text],input[type=password],textarea{display:block;font:inherit;width:100%;box-sizing:border-box;padding:.5em;' +
   'margin-top:.25em;border:1px solid #6b7280;border-radius:.25em;color:#222;background:#fff}' +
-  'input:focus-visible{outline:3px solid #93c5fd;outline-offset:1px}.hint{color:#4b5563;font-size:.9em;margin:.25em 0}' +
+  'textarea{font-family:ui-monospace,monospace;font-size:.85em}input:focus-visible,textarea:focus-visible{outline:3px solid #93c5fd;outline-offset:1px}.hint{color:#4b5563;font-size:.9em;margin:.25em 0}' +
   'fieldset{border:1px solid #d1d5db;border-radius:.375em;padding:.5em 1em;margin:1em 0}legend{font-weight:600;padding:0 .25em}' +
   '.error{color:#991b1b;background:#fef2f2;border-left:4px solid #b91c1c;padding:.5em 1em}button{margin-top:1.25em}' +
   'code{overflow-wrap:anywhere}h2{font-size:1.2em}.logo{display:block;height:48px;width:auto;max-width:100%}';

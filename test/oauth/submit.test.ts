@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import t, { type Test } from 'tap';
 import { createLink } from '../../src/oauth/links.js';
 import { Browser, connectForm } from '../support/browser.js';
+import { testKey } from '../support/keys.js';
 import { OAuthServer } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
 import { configDir, startProxy, startUpstream, viaProxy, type TestProxy } from '../support/servers.js';
@@ -226,4 +227,32 @@ t.test('oauth2 beside api_key: choosing oauth2 goes on to the provider and conne
   t.match(await done.text(), /both is connected/);
   const c = (await (await proxy.admin('GET', '/api/entities/alice/connections/both')).json()) as { scheme: string; status: string };
   t.same([c.scheme, c.status], ['oauth2', 'active']);
+});
+
+t.test('a PEM key in a text area (jwt): line breaks as a browser sends them (CRLF) are kept, and the key signs the next request', async (t) => {
+  const up = await startUpstream();
+  const proxy = await startProxy(
+    configDir('store: memory\n', {
+      signed: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth:\n  type: jwt\n  algorithm: ES256\n  fields: [{ name: account, secret: false }]\n  claims: { iss: "{{account}}", sub: "{{entity}}" }\n`,
+    }),
+  );
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+  });
+  const url = await link(proxy, 'signed');
+  const browser = new Browser();
+  const html = await (await browser.request(url)).text();
+  t.match(html, /<textarea id="f-private_key" name="f\.private_key" rows="6" autocomplete="off"[^>]*><\/textarea>/, 'a text area, empty');
+  const pem = testKey('ES256').privateText.replace(/\r?\n/g, '\r\n');
+  const bad = await post(browser, url, { 'f.account': 'acme', 'f.private_key': 'not a key' });
+  t.equal(bad.r.status, 400);
+  t.match(bad.text, /Credentials\.private_key: /);
+  t.match(bad.text, /<input id="f-account"[^>]*value="acme"/, 'the non-secret field comes back');
+  const ok = await post(browser, url, { 'f.account': 'acme', 'f.private_key': pem });
+  t.equal(ok.r.status, 200, ok.text.slice(0, 300));
+  const proxied = await viaProxy(proxy.port, `http://127.0.0.1:${up.port}/x`, { headers: { 'X-Entity-Id': 'alice' } });
+  const sent = (proxied.json() as { headers: Record<string, string> }).headers.authorization ?? '';
+  t.match(sent, /^Bearer eyJ/, 'a signed JWT');
+  t.equal(JSON.parse(Buffer.from(sent.split('.')[1]!, 'base64url').toString()).iss, 'acme');
 });
