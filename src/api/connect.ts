@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CredproxyError } from '../errors.js';
 import { storeUnavailable } from '../store/failure.js';
 import { oauth2ConfigOf } from '../oauth/connect.js';
-import { createLink } from '../oauth/links.js';
+import { createLink, type LinkRecord } from '../oauth/links.js';
+import { offeredWays } from '../oauth/offer.js';
+import { checkLabel } from '../store/label.js';
 import { requestedScopes } from '../oauth/scopes.js';
 import { checkEntityId } from '../proxy/identify.js';
 import type { Runtime } from '../runtime.js';
@@ -35,24 +37,35 @@ export function allowedRedirect(target: unknown, allowed: readonly string[]): st
 
 /**
  * POST /api/entities/{entity}/connections/{integration}/connect[?label=L]: a single-use link (10
- * minutes) that starts the OAuth flow for the default or the labelled connection. The connection becomes `initiated`, unless it is
- * active: a re-connect keeps the working tokens until the new ones arrive.
+ * minutes) to the connect page, where the user connects the default or the labelled connection
+ * with any of the integration's schemes (or the one `scheme` names): through the provider for
+ * oauth2, with a form for the others. Params given here are fixed; left out, the page asks for
+ * them. The connection becomes `initiated`, unless it is active: a re-connect keeps the working
+ * credentials until new ones arrive.
  */
 export async function createConnectLink(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
   checkEntityId(entity, 'the entity in the path');
-  const label = labelOf(req);
   const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
-  sendJson(res, 200, await makeConnectLink(rt, entity, name, label, body));
+  sendJson(res, 200, await makeConnectLink(rt, entity, name, labelOf(req), body));
 }
 
-/** The link itself, for the API and the dashboard: the body is the API's (redirect_to, params, scopes). */
-export async function makeConnectLink(rt: Runtime, entity: string, name: string, label: string | undefined, body: Record<string, unknown>) {
+/**
+ * The link itself, for the API and the dashboard. `queryLabel` is the `?label=` of the API
+ * (or the dashboard's field); the body is the API's (redirect_to, scheme, label, params, scopes).
+ */
+export async function makeConnectLink(rt: Runtime, entity: string, name: string, queryLabel: string | undefined, body: Record<string, unknown>) {
   const integration = rt.current.config.integrations.get(name);
-  const config = oauth2ConfigOf(integration, name);
-  const { redirect_to, params, scopes } = ConnectLinkBody.check(body, '');
-  const asked = scopes === undefined ? undefined : requestedScopes(config, scopes);
+  if (!integration) throw new CredproxyError('not_found', `no integration named "${name}"`);
+  const { redirect_to, params, scopes, scheme, label: bodyLabel } = ConnectLinkBody.check(body, '');
+  const label = bodyLabel === undefined ? queryLabel : checkLabel(bodyLabel, 'label');
+  if (queryLabel !== undefined && label !== queryLabel) throw new CredproxyError('bad_request', 'label is given in the body and the query with different values');
+  const ways = offeredWays(integration, scheme);
+  const oauthWay = ways.find((w) => w.kind === 'oauth2');
+  if (scopes !== undefined && !oauthWay) throw new CredproxyError('bad_request', `scopes apply to an oauth2 scheme, and this link offers ${ways.map((w) => w.type).join(', ')}`);
+  const asked = scopes === undefined ? undefined : requestedScopes(oauth2ConfigOf(integration, name), scopes);
   const redirect = allowedRedirect(redirect_to, rt.current.config.settings.connect.allowed_redirects);
-  const accepted = acceptParams(integration!, params);
+  const askParams = params === undefined && integration.params.length > 0;
+  const accepted = askParams ? {} : acceptParams(integration, params);
   const now = Date.now();
   try {
     const existing = await rt.store.get(entity, name, { label });
@@ -61,7 +74,7 @@ export async function makeConnectLink(rt: Runtime, entity: string, name: string,
         entity,
         integration: name,
         ...(label === undefined ? {} : { label }),
-        scheme: config.type,
+        scheme: ways[0]!.type,
         params: accepted,
         status: 'initiated',
         credentials: {},
@@ -72,8 +85,9 @@ export async function makeConnectLink(rt: Runtime, entity: string, name: string,
   } catch (err) {
     throw storeUnavailable(err, 'connection.put');
   }
-  const { token, expiresAt } = await createLink(rt.store.kv, rt.adminToken, { entity, integration: name, label, params: accepted, redirect_to: redirect, scopes: asked }, now);
+  const record: LinkRecord = { entity, integration: name, label, params: accepted, redirect_to: redirect, scopes: asked, scheme, ...(askParams ? { ask_params: true } : {}) };
+  const { token, expiresAt } = await createLink(rt.store.kv, rt.adminToken, record, now);
   const connect_url = `${rt.current.config.settings.public_url}/connect/${encodeURIComponent(name)}?token=${token}`;
-  rt.log.info({ entity, integration: name, label }, 'connect link created');
+  rt.log.info({ entity, integration: name, label, scheme }, 'connect link created');
   return { connect_url, expires_at: new Date(expiresAt).toISOString() };
 }

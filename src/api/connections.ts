@@ -15,7 +15,7 @@ import { PutConnectionBody } from './shapes.js';
 import { verifyConnection, type Verification } from './verify.js';
 import { connectionView } from './views.js';
 
-function integrationOf(rt: Runtime, name: string): LiveIntegration {
+export function integrationOf(rt: Runtime, name: string): LiveIntegration {
   const i = rt.current.integrations.get(name);
   if (!i) throw new CredproxyError('not_found', `no integration named "${name}"`);
   return i;
@@ -95,26 +95,43 @@ async function checkHeaderValues(resolved: ResolvedScheme, req: CredentialReques
   }
 }
 
-export async function putConnection(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
-  checkEntityId(entity, 'the entity in the path');
-  const label = labelOf(req);
-  const integration = integrationOf(rt, name);
-  const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
-  // The documented shape first (api/shapes.ts, the same one the OpenAPI document shows), then what the integration asks.
-  const { scheme: schemeName, params, credentials } = PutConnectionBody.check(body, '');
+/** The integration's scheme of that type (default: its first), or a 400 naming the ones it has. */
+export function schemeNamed(integration: LiveIntegration, schemeName: string | undefined): ResolvedScheme {
   const resolved = schemeName === undefined ? integration.live[0] : integration.live.find((s) => s.definition.type === schemeName);
   if (!resolved) {
-    throw new CredproxyError('bad_request', `integration "${name}" has no scheme "${schemeName}"; it offers ${integration.schemes.map((s) => s.type).join(', ')}`);
+    throw new CredproxyError('bad_request', `integration "${integration.name}" has no scheme "${schemeName}"; it offers ${integration.schemes.map((s) => s.type).join(', ')}`);
   }
+  return resolved;
+}
+
+/** A connection checked as every write checks it, not stored yet: refused when `verification.refused`. */
+export interface PreparedConnection {
+  connection: Connection;
+  existing?: Connection;
+  verification?: Verification;
+}
+
+/**
+ * What the admin PUT and the connect page's form share: the scheme accepts the fields, the
+ * params are checked, the header values must fit a header, and the integration's `verify`
+ * runs before anything is stored. Throws 400 for a bad input; a refusal by the upstream is
+ * in `verification` for the caller to answer in its own way.
+ */
+export async function prepareConnection(
+  rt: Runtime,
+  integration: LiveIntegration,
+  w: { entity: string; label?: string; scheme?: string; params: unknown; credentials: Record<string, unknown> },
+): Promise<PreparedConnection> {
+  const resolved = schemeNamed(integration, w.scheme);
   const now = Date.now();
-  const accepted = resolved.scheme.accept(credentials, now);
-  const acceptedParams = acceptParams(integration, params);
+  const accepted = resolved.scheme.accept(w.credentials, now);
+  const acceptedParams = acceptParams(integration, w.params);
   await resolved.scheme.verify?.(accepted);
-  const existing = await storeCall('connection.get', () => rt.store.get(entity, name, { label }));
+  const existing = await storeCall('connection.get', () => rt.store.get(w.entity, integration.name, { label: w.label }));
   const connection: Connection = {
-    entity,
-    integration: name,
-    ...(label === undefined ? {} : { label }),
+    entity: w.entity,
+    integration: integration.name,
+    ...(w.label === undefined ? {} : { label: w.label }),
     scheme: resolved.definition.type,
     params: acceptedParams,
     status: 'active',
@@ -124,16 +141,34 @@ export async function putConnection(rt: Runtime, req: IncomingMessage, res: Serv
     created_at: existing?.created_at ?? now,
     updated_at: now,
   };
-  await checkHeaderValues(resolved, { entity, integration, connection });
+  await checkHeaderValues(resolved, { entity: w.entity, integration, connection });
   // Before storing: credentials the upstream refuses never replace a connection that works.
   const verification = await verifyConnection(rt, integration, connection);
-  if (verification?.refused) return refuseUnverified(rt, res, connection, verification);
-  await storeCall('connection.put', () => rt.store.put(connection));
-  rt.log.info({ entity, integration: name, label, scheme: connection.scheme }, 'connection stored');
+  return { connection, existing, verification };
+}
+
+/** Stores a prepared (and not refused) connection, with its log line and event. */
+export async function saveConnection(rt: Runtime, p: PreparedConnection, via: 'api' | 'connect page'): Promise<void> {
+  const c = p.connection;
+  await storeCall('connection.put', () => rt.store.put(c));
+  rt.log.info({ entity: c.entity, integration: c.integration, label: c.label, scheme: c.scheme, via }, 'connection stored');
   // A connection that was not active becomes so: the store announces that (connection.active).
-  // Credentials replaced on an active connection change no status; say it here, so every PUT
-  // is one connection.active event.
-  if (existing?.status === 'active') rt.events.emit({ type: 'connection.active', entity, integration: name, label, status: 'active' });
+  // Credentials replaced on an active connection change no status; say it here, so every
+  // write is one connection.active event.
+  if (p.existing?.status === 'active') rt.events.emit({ type: 'connection.active', entity: c.entity, integration: c.integration, label: c.label, status: 'active' });
+}
+
+export async function putConnection(rt: Runtime, req: IncomingMessage, res: ServerResponse, entity: string, name: string) {
+  checkEntityId(entity, 'the entity in the path');
+  const label = labelOf(req);
+  const integration = integrationOf(rt, name);
+  const body = await readJson(req, rt.current.config.settings.limits.admin_body_bytes);
+  // The documented shape first (api/shapes.ts, the same one the OpenAPI document shows), then what the integration asks.
+  const { scheme, params, credentials } = PutConnectionBody.check(body, '');
+  const prepared = await prepareConnection(rt, integration, { entity, label, scheme, params, credentials });
+  const { connection, verification } = prepared;
+  if (verification?.refused) return refuseUnverified(rt, res, connection, verification);
+  await saveConnection(rt, prepared, 'api');
   sendJson(res, 200, verification ? { ...connectionView(connection), verification: verificationView(verification) } : connectionView(connection));
 }
 

@@ -75,7 +75,7 @@ export const OPERATIONS = {
     ok: [{ status: 204, description: 'deleted' }], errors: [...ADMIN, 'bad_request', 'store_unavailable'],
   }),
   createConnectLink: op({
-    operationId: 'createConnectLink', method: 'POST', path: '/api/entities/{entity}/connections/{integration}/connect', summary: 'a single-use link (10 minutes) where the user connects this entity with OAuth', tag: 'connections', admin: true, query: [labelQuery],
+    operationId: 'createConnectLink', method: 'POST', path: '/api/entities/{entity}/connections/{integration}/connect', summary: "a single-use link (10 minutes) to a page where the user connects this entity with any of the integration's schemes (OAuth at the provider, or a form for the scheme's fields)", tag: 'connections', admin: true, query: [labelQuery],
     body: { type: S.ConnectLinkBody },
     ok: [{ status: 200, description: 'the link; the connection becomes initiated unless it is active', type: S.ConnectLink }], errors: [...ADMIN, ...BODY, 'not_found', 'store_unavailable'],
   }),
@@ -112,12 +112,26 @@ export const OPERATIONS = {
     ok: [{ status: 200, description: 'the connect page', ...html }], errors: ['bad_request', 'not_found', 'store_unavailable', 'internal_error'],
   }),
   connectContinue: op({
-    operationId: 'connectContinue', method: 'POST', path: '/connect/{integration}', summary: "the connect page's button (with the page's cookie): uses the link up and moves the browser on to the provider", tag: 'connect', admin: false,
+    operationId: 'connectContinue', method: 'POST', path: '/connect/{integration}', summary: "the connect page's forms (with the page's cookie): oauth2 uses the link up and moves the browser on to the provider; a scheme with fields shows them, or stores them once checked (and verified) and then uses the link up; a refused form comes back with the error (400)", tag: 'connect', admin: false,
     body: {
-      type: { schema: { type: 'object', properties: { token: { type: 'string' }, csrf: { type: 'string' } }, required: ['token', 'csrf'] }, check: (v) => v },
+      type: {
+        schema: {
+          type: 'object',
+          properties: {
+            token: { type: 'string' },
+            csrf: { type: 'string' },
+            step: { type: 'string', enum: ['choose', 'submit'] },
+            scheme: { type: 'string' },
+          },
+          required: ['token', 'csrf'],
+          // p.{param} and f.{field}: the params and the chosen scheme's fields, each at most 8192 characters.
+          additionalProperties: { type: 'string', maxLength: 8192 },
+        },
+        check: (v) => v,
+      },
       contentType: 'application/x-www-form-urlencoded',
     },
-    ok: [{ status: 200, description: "a page that moves the browser on to the provider's authorize URL", ...html }], errors: [...BODY, 'not_found', 'store_unavailable', 'internal_error'],
+    ok: [{ status: 200, description: "a page: on to the provider's authorize URL, the fields form, or connected (on to redirect_to)", ...html }], errors: [...BODY, 'not_found', 'store_unavailable', 'internal_error'],
   }),
 } satisfies Record<string, Operation>;
 

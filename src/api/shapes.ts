@@ -29,8 +29,10 @@ export const PutConnectionBody = object(
 
 export const ConnectLinkBody = object({
   redirect_to: optional(nullable(string({ format: 'uri', description: 'where the finished flow sends the user; must be on connect.allowed_redirects' }))),
-  params: optional(record(paramValue)),
-  scopes: optional(array(string(), { minItems: 1, message: 'must be a non-empty list of scope names (no spaces or control characters)', description: 'scopes to ask for instead of the integration\'s default (within allowed_scopes)' })),
+  params: optional(record(paramValue, { description: 'the integration\'s declared params, fixed for this link; left out, the connect page asks the user for them' })),
+  scopes: optional(array(string(), { minItems: 1, message: 'must be a non-empty list of scope names (no spaces or control characters)', description: 'scopes to ask for instead of the integration\'s default (within allowed_scopes); oauth2 only' })),
+  scheme: optional(string({ description: 'the one scheme the page offers (default: every scheme a user can connect: oauth2 by the provider, the others by a form for their fields)' })),
+  label: optional(label),
 });
 
 export const EntityTokenBody = object({

@@ -16,6 +16,7 @@ export function fieldInfos(configured: ReadonlyArray<FieldConfig | string> | und
           optional: f.optional ?? false,
           pattern: f.pattern === undefined ? undefined : new RegExp(f.pattern),
           description: f.description,
+          docsUrl: f.docs_url,
         },
   );
 }

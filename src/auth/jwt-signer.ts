@@ -73,7 +73,7 @@ export class JwtSigner {
       yamlKey === undefined
         ? [
             ...declared,
-            { name: 'private_key', secret: true, optional: false, description: `the entity's own ${this.algorithm} key: PEM or JWK (a secret for HS*)` },
+            { name: 'private_key', secret: true, optional: false, multiline: true, description: `the entity's own ${this.algorithm} key: PEM or JWK (a secret for HS*)` },
             { name: 'key_id', secret: false, optional: true, description: 'the JWT header kid' },
           ]
         : declared;

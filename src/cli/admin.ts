@@ -200,11 +200,12 @@ const COMMANDS: Record<string, Record<string, Command>> = {
     },
     'connect-link': {
       args: ['ENTITY', 'INTEGRATION'],
-      options: ['redirect-to', 'param', 'label'],
+      options: ['redirect-to', 'param', 'label', 'scheme'],
       async run(ctx) {
         const params = pairs(ctx.values.param, 'param', false);
         const request = {
           ...(ctx.values['redirect-to'] ? { redirect_to: ctx.values['redirect-to'] } : {}),
+          ...(ctx.values.scheme ? { scheme: ctx.values.scheme } : {}),
           ...(Object.keys(params).length > 0 ? { params } : {}),
         };
         let body;
@@ -212,7 +213,7 @@ const COMMANDS: Record<string, Record<string, Command>> = {
           body = await ctx.client.connections.connectLink(ctx.args[0]!, ctx.args[1]!, request, ref(ctx));
         } catch (err) {
           if (err instanceof ApiError && err.status === 404 && /no such endpoint/.test(err.message)) {
-            throw new ApiError(404, err.code, `${err.message}: the proxy at ${ctx.client.url} does not offer connect links (the OAuth connect flow); upgrade it`);
+            throw new ApiError(404, err.code, `${err.message}: the proxy at ${ctx.client.url} does not offer connect links (the connect page); upgrade it`);
           }
           throw err;
         }

@@ -203,7 +203,7 @@ ${EXIT_CODES}
                             [--field NAME=VALUE | --field NAME=@FILE]... [--stdin]
   credproxy connections delete ENTITY INTEGRATION [--label LABEL]
   credproxy connections connect-link ENTITY INTEGRATION [--label LABEL] [--redirect-to URL]
-                            [--param NAME=VALUE]...
+                            [--param NAME=VALUE]... [--scheme TYPE]
 
   list          the entity's connections, labelled ones included: integration, label, scheme,
                 status, expiry
@@ -211,7 +211,8 @@ ${EXIT_CODES}
   set           stores credentials: --field token=@token.txt reads a file, --stdin reads a JSON
                 object of fields ({"api_key": "..."}); prefer these to secrets on the command line
   delete        removes the connection
-  connect-link  a single-use link (10 minutes) that starts the OAuth flow for the entity
+  connect-link  a single-use link (10 minutes) to a page where the user connects the entity:
+                OAuth at the provider, or a form for the scheme's fields (--scheme: only that one)
 
   --label LABEL  one of several connections of the entity to the integration (e.g. work,
                  personal); requests pick it with the X-Connection-Label header. Without it:

@@ -99,6 +99,7 @@ export function checkIntegration(
     refresh_on: (raw.refresh_on as number[] | undefined) ?? [401],
     inject: raw.inject as InjectConfig | undefined,
     description: raw.description as string | undefined,
+    display: raw.display as IntegrationConfig['display'],
     verify,
     placeholder_env: raw.placeholder_env as string | undefined,
     scrub_responses: (raw.scrub_responses as boolean | undefined) ?? false,

@@ -46,7 +46,7 @@ const inject = obj({
 });
 
 const field = oneOf(
-  'a field name or a mapping with name, pattern, description, secret',
+  'a field name or a mapping with name, pattern, description, secret, optional, docs_url',
   str({ pattern: /^[A-Za-z_][A-Za-z0-9_]*$/, hint: 'a field name (letters, digits, _)' }),
   obj(
     {
@@ -55,6 +55,8 @@ const field = oneOf(
       description: str(),
       secret: bool(),
       optional: bool(),
+      // The connect page's "Where do I find this?" link.
+      docs_url: url(['https', 'http']),
     },
     ['name'],
   ),
@@ -84,6 +86,8 @@ export const integrationSpecFor = (catalog: SchemeCatalog): ObjectSpec => {
     {
       name: str({ pattern: /^[a-z0-9_-]+$/, hint: 'a name of lower-case letters, digits, _ and -' }),
       description: str(),
+      // How the connect page presents the integration to end users.
+      display: obj({ name: str({ minLength: 1 }), logo_url: url(['https', 'http']), docs_url: url(['https', 'http']) }),
       hosts: list(str({ minLength: 1 }), 1),
       upstream: str({ enum: ['https', 'http'] }),
       paths: list(str({ pattern: /^\//, hint: 'a path prefix starting with /' }), 1),

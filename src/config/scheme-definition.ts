@@ -22,6 +22,10 @@ export interface FieldInfo {
   optional: boolean;
   pattern?: RegExp;
   description?: string;
+  /** where a user finds this value (the connect page's "Where do I find this?") */
+  docsUrl?: string;
+  /** the value spans lines (a PEM key): the connect page asks for it in a text area */
+  multiline?: boolean;
 }
 
 export interface CompiledInject {

@@ -13,6 +13,8 @@ export interface FieldConfig {
   /** false for non-secret fields (shown by the API); default true */
   secret?: boolean;
   optional?: boolean;
+  /** where a user finds this value (the connect page links to it) */
+  docs_url?: string;
 }
 
 /** One `auth` entry as written in YAML (snake_case, as the user wrote it). */
@@ -42,6 +44,8 @@ export interface IntegrationConfig {
   refresh_on: number[];
   inject?: InjectConfig;
   description?: string;
+  /** how the connect page presents the integration: a friendly name, a logo, a docs link */
+  display?: IntegrationDisplay;
   /** the request that checks credentials when a connection is stored */
   verify?: VerifyConfig;
   /** an environment variable `credproxy env` sets to an entity token (SDKs that refuse to start without a key) */
@@ -52,6 +56,12 @@ export interface IntegrationConfig {
   limits?: { requests_per_minute?: number };
   /** one per `auth` entry, in order; the first is the default. Data only: src/auth/scheme-set.ts builds the schemes. */
   schemes: readonly AuthDefinition[];
+}
+
+export interface IntegrationDisplay {
+  name?: string;
+  logo_url?: string;
+  docs_url?: string;
 }
 
 export interface VerifyConfig {

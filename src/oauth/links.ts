@@ -18,6 +18,10 @@ export interface LinkRecord {
   redirect_to?: string;
   /** scopes the link asks for instead of the integration's default ones */
   scopes?: string[];
+  /** the one scheme the link offers; absent: every scheme the page can connect */
+  scheme?: string;
+  /** the link gave no params: the page asks the user for them */
+  ask_params?: boolean;
 }
 
 /**

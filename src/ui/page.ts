@@ -22,7 +22,17 @@ const STYLE =
   'dt{font-weight:600}dd{margin:0 0 .5em}a{color:#1d4ed8}' +
   'button{font:inherit;padding:.5em 1.5em;cursor:pointer;max-width:100%;color:#fff;background:#1d4ed8;' +
   'border:0;border-radius:.375em}button:hover{background:#1e40af}' +
-  'button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}';
+  'button:focus-visible{outline:3px solid #93c5fd;outline-offset:2px}' +
+  // The connect forms: labels above full-width inputs (a phone's width), grey hints at 7.5:1,
+  // the error in dark red on pale red (7.9:1), focus rings as on the button.
+  'form{margin:1em 0}label{display:block;font-weight:600;margin-top:1em}.choice label{display:inline;font-weight:400}' +
+  '.choice{margin:.5em 0}.choice input{width:1.1em;height:1.1em;vertical-align:middle}' +
+  'input[type=text],input[type=password],textarea{display:block;font:inherit;width:100%;box-sizing:border-box;padding:.5em;' +
+  'margin-top:.25em;border:1px solid #6b7280;border-radius:.25em;color:#222;background:#fff}' +
+  'textarea{font-family:ui-monospace,monospace;font-size:.85em}input:focus-visible,textarea:focus-visible{outline:3px solid #93c5fd;outline-offset:1px}.hint{color:#4b5563;font-size:.9em;margin:.25em 0}' +
+  'fieldset{border:1px solid #d1d5db;border-radius:.375em;padding:.5em 1em;margin:1em 0}legend{font-weight:600;padding:0 .25em}' +
+  '.error{color:#991b1b;background:#fef2f2;border-left:4px solid #b91c1c;padding:.5em 1em}button{margin-top:1.25em}' +
+  'code{overflow-wrap:anywhere}h2{font-size:1.2em}.logo{display:block;height:48px;width:auto;max-width:100%}';
 const styleHash = (css: string) => `'sha256-${createHash('sha256').update(css).digest('base64')}'`;
 const STYLE_HASH = styleHash(STYLE);
 
@@ -35,6 +45,8 @@ export interface PageOptions {
   headHtml?: string;
   /** origins a form on the page may post to (browsers hold redirects after the post to it too) */
   formAction?: string[];
+  /** origins images may come from (an integration's logo); none by default */
+  imgSrc?: string[];
   headers?: Record<string, string | string[]>;
   /** a second stylesheet after the shared one (the dashboard's tables and forms), allowed by its own hash */
   style?: string;
@@ -46,12 +58,13 @@ export function sendHtml(res: ServerResponse, o: PageOptions): void {
     '<meta name="viewport" content="width=device-width, initial-scale=1">' +
     `<style>${STYLE}</style>${o.style ? `<style>${o.style}</style>` : ''}${o.headHtml ?? ''}</head><body><h1>${escapeHtml(o.title)}</h1>${o.bodyHtml}</body></html>`;
   const formAction = o.formAction?.length ? o.formAction.join(' ') : "'none'";
+  const imgSrc = o.imgSrc?.length ? `; img-src ${o.imgSrc.join(' ')}` : '';
   res.writeHead(o.status, {
     ...o.headers,
     'content-type': 'text/html; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
-    'content-security-policy': `default-src 'none'; style-src ${o.style ? `${STYLE_HASH} ${styleHash(o.style)}` : STYLE_HASH}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+    'content-security-policy': `default-src 'none'; style-src ${o.style ? `${STYLE_HASH} ${styleHash(o.style)}` : STYLE_HASH}${imgSrc}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
     'x-frame-options': 'DENY',
     'x-content-type-options': 'nosniff',
     'referrer-policy': 'no-referrer',

@@ -150,15 +150,21 @@ t.test('connections set for an OAuth token set and for basic credentials', async
   t.match(list.stdout, /\nuserpass\s+basic\s+active\s+password,username\s+-/);
 });
 
-t.test('connections connect-link prints a link for an OAuth integration and says why it cannot for others', async (t) => {
+t.test('connections connect-link prints a link for an OAuth integration, and for a bearer one (its page asks for the token), and says why it cannot for an unknown one', async (t) => {
   const ok = await cli(['connections', 'connect-link', 'alice', 'tokens', ...url()]);
   t.equal(ok.code, 0, ok.stderr);
   t.match(ok.stdout, /\/connect\/tokens\?token=/);
   const json = await cli(['connections', 'connect-link', 'alice', 'tokens', '--json', ...url()]);
   t.match(JSON.parse(json.stdout), { connect_url: /\/connect\/tokens\?token=/, expires_at: String });
-  const r = await cli(['connections', 'connect-link', 'alice', 'demo', ...url()]);
+  const bearer = await cli(['connections', 'connect-link', 'alice', 'demo', ...url()]);
+  t.equal(bearer.code, 0, bearer.stderr);
+  t.match(bearer.stdout, /\/connect\/demo\?token=/);
+  const wrong = await cli(['connections', 'connect-link', 'alice', 'demo', '--scheme', 'basic', ...url()]);
+  t.equal(wrong.code, 1);
+  t.match(wrong.stderr, /bad_request \(400\): integration "demo" has no scheme "basic"; it offers bearer/);
+  const r = await cli(['connections', 'connect-link', 'alice', 'nope', ...url()]);
   t.equal(r.code, 1);
-  t.match(r.stderr, /bad_request \(400\): integration "demo" has no oauth2 scheme to connect with/);
+  t.match(r.stderr, /not_found \(404\): no integration named "nope"/);
 });
 
 t.test('connections --label: set, get, list, connect-link and delete one of several accounts', async (t) => {

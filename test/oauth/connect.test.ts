@@ -228,12 +228,19 @@ t.test('an active connection stays active while it is re-connected, and a failed
   t.equal(await status(proxy), 'active');
 });
 
-t.test('an integration without an oauth2 scheme cannot be connected', async (t) => {
-  const dir = configDir('store: memory\n', { tok: 'hosts: ["127.0.0.1:1"]\nupstream: http\nauth: { type: bearer }\n' });
+t.test('a connect link needs a scheme a user can connect: oauth2, or one with fields (issue 17)', async (t) => {
+  const shared = 'hosts: ["127.0.0.1:1"]\nupstream: http\nauth: { type: oauth2_client_credentials, token_url: "http://127.0.0.1:1/token", client_id: a, client_secret: b }\n';
+  const dir = configDir('store: memory\n', { tok: 'hosts: ["127.0.0.1:2"]\nupstream: http\nauth: { type: bearer }\n', shared });
   const proxy = await startProxy(dir);
   t.teardown(() => proxy.close());
-  const r = await proxy.admin('POST', '/api/entities/alice/connections/tok/connect', {});
-  t.equal(r.status, 400);
+  const none = await proxy.admin('POST', '/api/entities/alice/connections/shared/connect', {});
+  t.equal(none.status, 400, 'one token for every entity: nothing for a user to connect');
+  t.match(await none.text(), /no scheme a user can connect/);
+  const bearer = await proxy.admin('POST', '/api/entities/alice/connections/tok/connect', {});
+  t.equal(bearer.status, 200, 'a bearer token is typed into the connect page');
+  const unknown = await proxy.admin('POST', '/api/entities/alice/connections/tok/connect', { scheme: 'basic' });
+  t.equal(unknown.status, 400);
+  t.match(await unknown.text(), /has no scheme \\"basic\\"; it offers bearer/);
 });
 
 t.test('an expired connect link and a callback without a code', async (t) => {

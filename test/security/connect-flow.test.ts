@@ -205,8 +205,10 @@ t.test('the button without the cookie or with a wrong form token is refused and 
   await refused("another link's form token (same browser)", a, { token: fields.token!, csrf: other.csrf! });
   const json = await fetch(action, { method: 'POST', headers: { 'content-type': 'application/json', cookie: [...a.cookies('127.0.0.1')].map(([k, v]) => `${k}=${v}`).join('; ') }, body: JSON.stringify(fields) });
   t.equal(json.status, 400, 'a JSON body');
-  const big = await a.request(action, { form: { ...fields, pad: 'x'.repeat(10_000) } });
-  t.equal(big.status, 413, 'an oversized form');
+  const big = await a.request(action, { form: { ...fields, pad: 'x'.repeat(70_000) } });
+  t.equal(big.status, 413, 'an oversized form (over 64 KiB)');
+  const long = await a.request(action, { form: { ...fields, pad: 'x'.repeat(10_000) } });
+  t.equal(long.status, 400, 'one value over 8192 characters');
   t.equal(await status(proxy), 'initiated');
 
   const ok = await a.request(action, { form: fields });
