@@ -96,7 +96,7 @@ export async function asPage(rt: Runtime, res: ServerResponse, s: Session | unde
       status: err.status,
       title: err.status === 401 ? 'Not signed in' : 'That did not work',
       bodyHtml: `<p class="error" role="alert">${h(err.message)}</p>${link}`,
-      headers: { 'x-credproxy-error': err.code },
+      headers: { ...err.headers, 'x-credproxy-error': err.code },
     });
   }
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CredproxyError } from '../../errors.js';
 import type { Runtime } from '../../runtime.js';
+import { storeCall } from '../../store/failure.js';
 import { asPage, dashboardEnabled, h, redirect, sendPage, signedIn } from './layout.js';
 import { clearCookie, endSession, readForm, readSession, sameSecret, startSession } from './session.js';
 
@@ -8,6 +9,23 @@ import { clearCookie, endSession, readForm, readSession, sameSecret, startSessio
  * Sign in with the admin token, sign out. The sign-in form has no CSRF token (there is no
  * session yet); a forged sign-in would need the admin token, which already is everything.
  */
+
+/** Sign-in attempts per minute from one address (a bucket: this many at once, then this rate). */
+export const SIGN_IN_PER_MINUTE = 10;
+
+/**
+ * Guessing the admin token through the form is held to SIGN_IN_PER_MINUTE tries per address,
+ * in the store's rate buckets (shared by every instance on a shared store). The key has a `/`,
+ * which no integration name has, so it never meets a proxy bucket (`integration:entity`).
+ */
+async function limitAttempts(rt: Runtime, req: IncomingMessage): Promise<void> {
+  const from = req.socket.remoteAddress ?? 'unknown';
+  const decision = await storeCall('rate_limit', () => rt.store.rateLimit.take(`/ui/sign-in:${from}`, SIGN_IN_PER_MINUTE));
+  if (decision.allowed) return;
+  const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+  rt.log.warn({ from }, 'dashboard sign-in refused: too many attempts');
+  throw new CredproxyError('rate_limited', `too many sign-in attempts from this address; try again in ${seconds} s`, { 'retry-after': String(seconds) });
+}
 
 function enabled(rt: Runtime): void {
   if (!dashboardEnabled(rt)) throw new CredproxyError('not_found', 'the dashboard is off here (ui.enabled); see docs/dashboard.md');
@@ -48,6 +66,7 @@ export async function signIn(rt: Runtime, req: IncomingMessage, res: ServerRespo
   await asPage(rt, res, undefined, async () => {
     enabled(rt);
     const form = await readForm(rt, req, undefined);
+    await limitAttempts(rt, req);
     const token = form.get('token') ?? '';
     if (!token || !sameSecret(token, rt.adminToken)) {
       rt.log.warn('dashboard sign-in refused: wrong admin token');

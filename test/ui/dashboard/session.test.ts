@@ -34,6 +34,19 @@ t.test('a wrong admin token: a clear message, no cookie', async (t) => {
   t.notMatch(p.logs.text, 'not-the-admin-token', 'the given token is not logged');
 });
 
+t.test('guessing the token is held to 10 tries a minute per address: then 429 with Retry-After, even for the right token, and no cookie', async (t) => {
+  const p = await proxy(t);
+  for (let i = 0; i < 10; i++) t.equal((await post(p, '/ui/sign-in', { token: `guess-${i}` })).status, 401, `try ${i + 1}: wrong token`);
+  const r = await post(p, '/ui/sign-in', { token: ADMIN });
+  t.equal(r.status, 429, 'the eleventh try is refused before the token is compared');
+  t.equal(r.headers.get('x-credproxy-error'), 'rate_limited');
+  t.match(r.headers.get('retry-after'), /^\d+$/, 'says when to try again');
+  t.equal(r.headers.get('set-cookie'), null, 'no cookie');
+  t.match(await r.text(), /too many sign-in attempts from this address; try again in \d+ s/);
+  assertPageHeaders(t, r, 'refused for rate');
+  t.match(p.logs.text, 'dashboard sign-in refused: too many attempts');
+});
+
 t.test('the right token: an HttpOnly SameSite=Strict cookie; every page carries CSP and no-store', async (t) => {
   const p = await proxy(t);
   await p.connect('alice', 'gh', { credentials: { access_token: 'secret-token-value' } });
