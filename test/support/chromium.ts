@@ -1,4 +1,7 @@
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
 import { chromium, type Browser, type ConsoleMessage, type Locator, type Page } from 'playwright-core';
 
 /**
@@ -57,3 +60,39 @@ export const computedStyle = (locator: Locator, property: string): Promise<strin
 
 /** True when the page is wider than its viewport (a phone would scroll sideways). */
 export const overflowsSideways = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth > document.documentElement.clientWidth);
+
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 390, height: 844 };
+
+/**
+ * One Chromium for a test file (launched before its tests, closed after them) and its
+ * screenshots: each page at desktop and phone width, into a temporary folder, copied to
+ * $CREDPROXY_SCREENSHOTS when set (npm run screenshots), with the check that nothing on the
+ * page is wider than the screen. `prefix` starts every file name (`dash-`, `connect-`).
+ */
+export function chromiumForFile(root: Test, prefix: string): { browser(): Browser; screenshot(t: Test, page: Page, name: string): Promise<void> } {
+  const shots = mkdtempSync(join(tmpdir(), 'credproxy-screens-'));
+  const keep = process.env.CREDPROXY_SCREENSHOTS;
+  if (keep) mkdirSync(keep, { recursive: true });
+  let browser: Browser | undefined;
+  root.before(async () => {
+    browser = await launchChromium();
+  });
+  root.teardown(async () => {
+    await browser?.close();
+    rmSync(shots, { recursive: true, force: true });
+  });
+  return {
+    browser: () => browser!,
+    async screenshot(t, page, name) {
+      for (const [width, size] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
+        await page.setViewportSize(size);
+        const file = join(shots, `${prefix}${name}-${width}.png`);
+        await page.screenshot({ path: file, fullPage: true });
+        if (keep) copyFileSync(file, join(keep, `${prefix}${name}-${width}.png`));
+        t.notOk(await overflowsSideways(page), `${name}: nothing wider than a ${width} screen`);
+      }
+      await page.setViewportSize(DESKTOP);
+    },
+  };
+}

@@ -1,10 +1,7 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import type { Browser, Page } from 'playwright-core';
-import { computedStyle, launchChromium, overflowsSideways, problems, watchConsole } from '../support/chromium.js';
+import type { Page } from 'playwright-core';
+import { computedStyle, chromiumForFile, DESKTOP, problems, watchConsole } from '../support/chromium.js';
 import { configDir, startProxy, startUpstream, viaProxy, type TestProxy } from '../support/servers.js';
 
 /**
@@ -14,23 +11,10 @@ import { configDir, startProxy, startUpstream, viaProxy, type TestProxy } from '
  * the application. Screenshots go to a temporary folder, and to $CREDPROXY_SCREENSHOTS.
  */
 
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
 const GOOD = 'sk-good-0123456789';
 const BAD = 'sk-wrong-9876543210';
 
-const shots = mkdtempSync(join(tmpdir(), 'credproxy-screens-'));
-const keep = process.env.CREDPROXY_SCREENSHOTS;
-if (keep) mkdirSync(keep, { recursive: true });
-
-let browser: Browser;
-t.before(async () => {
-  browser = await launchChromium();
-});
-t.teardown(async () => {
-  await browser?.close();
-  rmSync(shots, { recursive: true, force: true });
-});
+const { browser, screenshot } = chromiumForFile(t, 'connect-');
 
 /** An API that knows one key at /v1/models, and echoes the Authorization it got elsewhere. */
 function api(req: IncomingMessage, res: ServerResponse) {
@@ -86,21 +70,10 @@ async function status(proxy: TestProxy, integration: string): Promise<string> {
 }
 
 async function open(t: Test): Promise<{ page: Page; console: string[] }> {
-  const context = await browser.newContext({ javaScriptEnabled: false, viewport: DESKTOP });
+  const context = await browser().newContext({ javaScriptEnabled: false, viewport: DESKTOP });
   t.teardown(() => context.close());
   const page = await context.newPage();
   return { page, console: watchConsole(page) };
-}
-
-async function screenshot(t: Test, page: Page, name: string): Promise<void> {
-  for (const [width, size] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
-    await page.setViewportSize(size);
-    const file = join(shots, `connect-${name}-${width}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    if (keep) copyFileSync(file, join(keep, `connect-${name}-${width}.png`));
-    t.notOk(await overflowsSideways(page), `${name}: nothing wider than a ${width} screen`);
-  }
-  await page.setViewportSize(DESKTOP);
 }
 
 // The tests compile without the DOM library; this is what runs inside the page.

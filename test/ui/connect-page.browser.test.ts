@@ -1,11 +1,8 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { createLink, FLOW_TTL_MS } from '../../src/oauth/links.js';
 import type { KeyValue } from '../../src/store/types.js';
-import { computedStyle, launchChromium, overflowsSideways, problems, watchConsole } from '../support/chromium.js';
+import { computedStyle, chromiumForFile, DESKTOP, problems, watchConsole } from '../support/chromium.js';
 import { OAuthServer } from '../support/oauth-server.js';
 import { oauthIntegration } from '../support/oauth-config.js';
 import { ADMIN, configDir, startProxy, startUpstream, type TestProxy } from '../support/servers.js';
@@ -18,25 +15,12 @@ import { ADMIN, configDir, startProxy, startUpstream, type TestProxy } from '../
  * Screenshots go to a temporary folder, and to $CREDPROXY_SCREENSHOTS when it is set.
  */
 
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
 // No hyphen or space to break at: it must still wrap on a phone, not widen the page.
 const ENTITY = 'user:0123456789abcdef0123456789abcdef0123456789abcdef@tenant.example';
 const LABEL = 'work';
 const DESCRIPTION = 'Demo API for the browser test, with a description long enough to wrap on a phone';
 
-const shots = mkdtempSync(join(tmpdir(), 'credproxy-screens-'));
-const keep = process.env.CREDPROXY_SCREENSHOTS;
-if (keep) mkdirSync(keep, { recursive: true });
-
-let browser: Browser;
-t.before(async () => {
-  browser = await launchChromium();
-});
-t.teardown(async () => {
-  await browser?.close();
-  rmSync(shots, { recursive: true, force: true });
-});
+const { browser, screenshot } = chromiumForFile(t, '');
 
 interface Setup {
   as: OAuthServer;
@@ -71,24 +55,13 @@ async function stored(proxy: TestProxy): Promise<string> {
 }
 
 async function open(t: Test, javaScriptEnabled: boolean): Promise<{ context: BrowserContext; page: Page; console: string[] }> {
-  const context = await browser.newContext({ javaScriptEnabled, viewport: DESKTOP });
+  const context = await browser().newContext({ javaScriptEnabled, viewport: DESKTOP });
   t.teardown(() => context.close());
   const page = await context.newPage();
   return { context, page, console: watchConsole(page) };
 }
 
 /** The page at desktop and phone widths, saved; a phone must not have to scroll sideways. */
-async function screenshot(t: Test, page: Page, name: string): Promise<void> {
-  for (const [width, size] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
-    await page.setViewportSize(size);
-    const file = join(shots, `${name}-${width}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    if (keep) copyFileSync(file, join(keep, `${name}-${width}.png`));
-    t.notOk(await overflowsSideways(page), `${name}: nothing wider than a ${width} screen`);
-  }
-  await page.setViewportSize(DESKTOP);
-}
-
 /** The computed style proves the stylesheet applied (the CSP allows it by hash only). */
 async function assertStyled(t: Test, page: Page, name: string): Promise<void> {
   const body = await computedStyle(page.locator('body'), 'maxWidth');

@@ -1,9 +1,5 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import type { Browser, Page } from 'playwright-core';
-import { launchChromium, overflowsSideways, problems, watchConsole } from '../../support/chromium.js';
+import { chromiumForFile, DESKTOP, problems, watchConsole } from '../../support/chromium.js';
 import { ADMIN, configDir, integrationYaml, startProxy, startUpstream, viaProxy, type TestProxy } from '../../support/servers.js';
 
 /**
@@ -13,24 +9,11 @@ import { ADMIN, configDir, integrationYaml, startProxy, startUpstream, viaProxy,
  * widths go to a temporary folder, and to $CREDPROXY_SCREENSHOTS when it is set.
  */
 
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
 const ENTITY = 'user:0123456789abcdef0123456789abcdef@tenant.example';
 const GH =
   'description: GitHub, for the browser test\nhosts: [api.github.example]\nauth:\n  type: oauth2\n  authorize_url: https://github.example/authorize\n  token_url: https://github.example/token\n  client_id: id\n  client_secret: s\n  scopes: [repo, read:user]\n';
 
-const shots = mkdtempSync(join(tmpdir(), 'credproxy-dash-'));
-const keep = process.env.CREDPROXY_SCREENSHOTS;
-if (keep) mkdirSync(keep, { recursive: true });
-
-let browser: Browser;
-t.before(async () => {
-  browser = await launchChromium();
-});
-t.teardown(async () => {
-  await browser?.close();
-  rmSync(shots, { recursive: true, force: true });
-});
+const { browser, screenshot } = chromiumForFile(t, 'dash-');
 
 async function setup(t: Test): Promise<TestProxy> {
   const up = await startUpstream((req, res) => void res.writeHead(/missing/.test(req.url ?? '') ? 404 : /broken/.test(req.url ?? '') ? 502 : 200).end('ok'));
@@ -57,20 +40,9 @@ async function setup(t: Test): Promise<TestProxy> {
   return proxy;
 }
 
-async function screenshot(t: Test, page: Page, name: string): Promise<void> {
-  for (const [width, size] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
-    await page.setViewportSize(size);
-    const file = join(shots, `dash-${name}-${width}.png`);
-    await page.screenshot({ path: file, fullPage: true });
-    if (keep) copyFileSync(file, join(keep, `dash-${name}-${width}.png`));
-    t.notOk(await overflowsSideways(page), `${name}: nothing wider than a ${width} screen`);
-  }
-  await page.setViewportSize(DESKTOP);
-}
-
 t.test('an operator signs in, filters, makes a link, deletes, and signs out', async (t) => {
   const proxy = await setup(t);
-  const context = await browser.newContext({ javaScriptEnabled: false, viewport: DESKTOP });
+  const context = await browser().newContext({ javaScriptEnabled: false, viewport: DESKTOP });
   t.teardown(() => context.close());
   const page = await context.newPage();
   const said = watchConsole(page);
