@@ -28,18 +28,10 @@ async function setup(t: Test, extraAuth = '  scopes: [read, write]\n  authorizat
   return { as, proxy, app, api };
 }
 
-async function connectLink(proxy: TestProxy, body: unknown = {}, entity = 'alice'): Promise<string> {
-  const r = await proxy.admin('POST', `/api/entities/${entity}/connections/demo/connect`, body);
-  const j = (await r.json()) as { connect_url: string; expires_at: string };
-  if (r.status !== 200) throw new Error(`connect: ${r.status} ${JSON.stringify(j)}`);
-  return j.connect_url;
-}
+const connectLink = (proxy: TestProxy, body: unknown = {}, entity = 'alice') => proxy.connectLink(entity, 'demo', body);
 
 
-async function status(proxy: TestProxy, entity = 'alice') {
-  const r = await proxy.admin('GET', `/api/entities/${entity}/connections/demo`);
-  return r.status === 404 ? 'none' : ((await r.json()) as { status: string }).status;
-}
+const status = (proxy: TestProxy, entity = 'alice') => proxy.connectionStatus(entity, 'demo');
 
 t.test('full connect flow with a real client following the redirects, then the proxied request carries the token', async (t) => {
   const { as, proxy, app, api } = await setup(t);

@@ -52,17 +52,6 @@ async function setup(t: Test): Promise<Setup> {
   return { proxy, port: up.port, deskPort: desk.port };
 }
 
-async function link(proxy: TestProxy, integration: string, body: unknown = {}): Promise<string> {
-  const r = await proxy.admin('POST', `/api/entities/alice/connections/${integration}/connect`, body);
-  if (r.status !== 200) throw new Error(`connect link: ${r.status} ${await r.text()}`);
-  return ((await r.json()) as { connect_url: string }).connect_url;
-}
-
-async function status(proxy: TestProxy, integration: string): Promise<string> {
-  const r = await proxy.admin('GET', `/api/entities/alice/connections/${integration}`);
-  return r.status === 404 ? 'none' : ((await r.json()) as { status: string }).status;
-}
-
 /** Opens the link and posts its form with `extra` fields. */
 async function post(browser: Browser, url: string, extra: Record<string, string>, edit: (f: Record<string, string>) => void = () => {}) {
   const page = await browser.request(url);
@@ -75,7 +64,7 @@ async function post(browser: Browser, url: string, extra: Record<string, string>
 
 t.test('an API key through the page: a wrong one is refused by verify and leaves the link; the right one is stored and used', async (t) => {
   const { proxy, port } = await setup(t);
-  const url = await link(proxy, 'llm', { redirect_to: `http://127.0.0.1:${port}/app/done` });
+  const url = await proxy.connectLink('alice', 'llm', { redirect_to: `http://127.0.0.1:${port}/app/done` });
   const browser = new Browser();
 
   const page = await browser.request(url);
@@ -93,7 +82,7 @@ t.test('an API key through the page: a wrong one is refused by verify and leaves
   t.match(wrong.text, /llm did not accept these credentials \(it answered 401\)\. Nothing was stored/);
   t.notMatch(wrong.text, BAD, 'the wrong key is not shown again');
   t.match(wrong.text, /<input id="f-api_key"/, 'the form again');
-  t.equal(await status(proxy, 'llm'), 'initiated');
+  t.equal(await proxy.connectionStatus('alice', 'llm'), 'initiated');
 
   const right = await post(browser, url, { 'f.api_key': GOOD });
   t.equal(right.r.status, 200, 'the same link still works');
@@ -101,7 +90,7 @@ t.test('an API key through the page: a wrong one is refused by verify and leaves
   t.notMatch(right.text, GOOD);
   const next = /http-equiv="refresh" content="0; url=([^"]+)"/.exec(right.text)?.[1]?.replace(/&amp;/g, '&');
   t.equal(next, `http://127.0.0.1:${port}/app/done?status=active&integration=llm`, 'on to redirect_to with the outcome');
-  t.equal(await status(proxy, 'llm'), 'active');
+  t.equal(await proxy.connectionStatus('alice', 'llm'), 'active');
 
   const proxied = await viaProxy(proxy.port, `http://127.0.0.1:${port}/v1/chat`, { headers: { 'X-Entity-Id': 'alice' } });
   t.equal(proxied.status, 200);
@@ -114,7 +103,7 @@ t.test('an API key through the page: a wrong one is refused by verify and leaves
 
 t.test('several schemes and a subdomain param: choose basic, then its fields', async (t) => {
   const { proxy, deskPort } = await setup(t);
-  const url = await link(proxy, 'desk');
+  const url = await proxy.connectLink('alice', 'desk');
   const browser = new Browser();
   const html = await (await browser.request(url)).text();
   t.match(html, /<legend>How do you want to connect\?<\/legend>/);
@@ -145,7 +134,7 @@ t.test('several schemes and a subdomain param: choose basic, then its fields', a
 
 t.test('bad inputs: each a clear message, nothing stored, the link left usable', async (t) => {
   const { proxy } = await setup(t);
-  const url = await link(proxy, 'llm');
+  const url = await proxy.connectLink('alice', 'llm');
   const browser = new Browser();
   const cases: Array<[string, Record<string, string>, RegExp, ((f: Record<string, string>) => void)?]> = [
     ['a forged CSRF token', { 'f.api_key': GOOD }, /does not belong to this browser/, (f) => (f.csrf = 'x'.repeat(43))],
@@ -177,7 +166,7 @@ t.test('bad inputs: each a clear message, nothing stored, the link left usable',
   const stolen = connectForm(await (await browser.request(url)).text());
   const r = await other.request(stolen.action, { form: { ...stolen.fields, 'f.api_key': GOOD } });
   t.equal(r.status, 400, 'the form posted from another browser (no cookie)');
-  t.equal(await status(proxy, 'llm'), 'initiated', 'nothing stored');
+  t.equal(await proxy.connectionStatus('alice', 'llm'), 'initiated', 'nothing stored');
   t.equal((await post(browser, url, { 'f.api_key': GOOD })).r.status, 200, 'the link still works');
 });
 
@@ -194,7 +183,7 @@ t.test('the link body: scheme and label checked; an expired link is a page', asy
   t.equal(scopes.status, 400);
   t.match(await scopes.text(), /scopes apply to an oauth2 scheme/);
 
-  const one = await link(proxy, 'desk', { scheme: 'basic', label: 'work', params: { subdomain: '2' } });
+  const one = await proxy.connectLink('alice', 'desk', { scheme: 'basic', label: 'work', params: { subdomain: '2' } });
   const html = await (await new Browser().request(one)).text();
   t.notMatch(html, /type="radio"/, 'one scheme: no choice');
   t.match(html, /<dt>subdomain<\/dt><dd>2<\/dd>/, 'the fixed param is shown, not asked');
@@ -216,7 +205,7 @@ t.test('oauth2 beside api_key: choosing oauth2 goes on to the provider and conne
     await proxy.close();
     await Promise.all([as.close(), up.close()]);
   });
-  const url = await link(proxy, 'both');
+  const url = await proxy.connectLink('alice', 'both');
   const browser = new Browser();
   const html = await (await browser.request(url)).text();
   t.match(html, new RegExp(`value="oauth2" checked> <label for="scheme-0">Sign in at 127\\.0\\.0\\.1:${as.port}</label>`));
@@ -240,7 +229,7 @@ t.test('a PEM key in a text area (jwt): line breaks as a browser sends them (CRL
     await proxy.close();
     await up.close();
   });
-  const url = await link(proxy, 'signed');
+  const url = await proxy.connectLink('alice', 'signed');
   const browser = new Browser();
   const html = await (await browser.request(url)).text();
   t.match(html, /<textarea id="f-private_key" name="f\.private_key" rows="6" autocomplete="off"[^>]*><\/textarea>/, 'a text area, empty');

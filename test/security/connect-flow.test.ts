@@ -38,16 +38,8 @@ async function setup(t: Test, settings = ''): Promise<Setup> {
   return { as, proxy, appPort: app.port };
 }
 
-async function link(proxy: TestProxy, entity = 'alice', integration = 'demo', body: unknown = {}, query = ''): Promise<string> {
-  const r = await proxy.admin('POST', `/api/entities/${entity}/connections/${integration}/connect${query}`, body);
-  if (r.status !== 200) throw new Error(`connect link: ${r.status} ${await r.text()}`);
-  return ((await r.json()) as { connect_url: string }).connect_url;
-}
-
-async function status(proxy: TestProxy, entity = 'alice', integration = 'demo'): Promise<string> {
-  const r = await proxy.admin('GET', `/api/entities/${entity}/connections/${integration}`);
-  return r.status === 404 ? 'none' : ((await r.json()) as { status: string }).status;
-}
+const link = (proxy: TestProxy, entity = 'alice', integration = 'demo', body: unknown = {}, query = '') => proxy.connectLink(entity, integration, body, query);
+const status = (proxy: TestProxy, entity = 'alice', integration = 'demo') => proxy.connectionStatus(entity, integration);
 
 /** Browser A pressed the button: the provider's authorize URL, with a state bound to A. */
 const startedIn = (browser: Browser, connectUrl: string) => authorizeUrlOf(browser, connectUrl);

@@ -106,6 +106,10 @@ export interface TestProxy extends RunningCredproxy {
   /** PUT a connection through the admin API */
   connect(entity: string, integration: string, body: unknown): Promise<Response>;
   admin(method: string, path: string, body?: unknown): Promise<Response>;
+  /** a connect link through the admin API (`query`: e.g. `?label=work`); anything but 200 throws */
+  connectLink(entity: string, integration: string, body?: unknown, query?: string): Promise<string>;
+  /** the connection's status through the admin API, `none` when there is none */
+  connectionStatus(entity: string, integration: string): Promise<string>;
 }
 
 /** Starts credproxy in this process on an ephemeral port, on the memory store unless the settings say otherwise. */
@@ -132,6 +136,15 @@ export async function startProxy(dir: string, opts: Partial<StartOptions> = {}):
     logs,
     admin,
     connect: (entity, integration, body) => admin('PUT', `/api/entities/${entity}/connections/${integration}`, body),
+    connectLink: async (entity, integration, body = {}, query = '') => {
+      const r = await admin('POST', `/api/entities/${entity}/connections/${integration}/connect${query}`, body);
+      if (r.status !== 200) throw new Error(`connect link: ${r.status} ${await r.text()}`);
+      return ((await r.json()) as { connect_url: string }).connect_url;
+    },
+    connectionStatus: async (entity, integration) => {
+      const r = await admin('GET', `/api/entities/${entity}/connections/${integration}`);
+      return r.status === 404 ? 'none' : ((await r.json()) as { status: string }).status;
+    },
   };
 }
 

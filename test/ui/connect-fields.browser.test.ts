@@ -58,17 +58,6 @@ async function setup(t: Test): Promise<{ proxy: TestProxy; port: number; deskPor
   return { proxy, port: up.port, deskPort: desk.port };
 }
 
-async function link(proxy: TestProxy, integration: string, body: unknown = {}): Promise<string> {
-  const r = await proxy.admin('POST', `/api/entities/alice/connections/${integration}/connect`, body);
-  if (r.status !== 200) throw new Error(`connect link: ${r.status} ${await r.text()}`);
-  return ((await r.json()) as { connect_url: string }).connect_url;
-}
-
-async function status(proxy: TestProxy, integration: string): Promise<string> {
-  const r = await proxy.admin('GET', `/api/entities/alice/connections/${integration}`);
-  return r.status === 404 ? 'none' : ((await r.json()) as { status: string }).status;
-}
-
 async function open(t: Test): Promise<{ page: Page; console: string[] }> {
   const context = await browser().newContext({ javaScriptEnabled: false, viewport: DESKTOP });
   t.teardown(() => context.close());
@@ -82,7 +71,7 @@ const focused = (page: Page) => page.evaluate(() => document.activeElement?.id ?
 
 t.test('an end user connects an API key; a wrong one is refused by verify; the next request carries the key', async (t) => {
   const { proxy, port } = await setup(t);
-  const url = await link(proxy, 'llm');
+  const url = await proxy.connectLink('alice', 'llm');
   const { page, console } = await open(t);
 
   await page.goto(url);
@@ -107,7 +96,7 @@ t.test('an end user connects an API key; a wrong one is refused by verify; the n
   t.match(await page.getByRole('alert').innerText(), /Model API did not accept these credentials \(it answered 401\)\. Nothing was stored/);
   t.equal(await page.getByLabel('API key').inputValue(), '', 'the refused key is not written back');
   t.notMatch(await page.content(), BAD);
-  t.equal(await status(proxy, 'llm'), 'initiated');
+  t.equal(await proxy.connectionStatus('alice', 'llm'), 'initiated');
   await screenshot(t, page, 'verify-refused');
 
   await page.getByLabel('API key').fill(GOOD);
@@ -115,7 +104,7 @@ t.test('an end user connects an API key; a wrong one is refused by verify; the n
   await page.getByRole('heading', { name: 'Connected' }).waitFor();
   t.match(await page.locator('body').innerText(), /Model API is connected\. You can close this page\./);
   await screenshot(t, page, 'done');
-  t.equal(await status(proxy, 'llm'), 'active');
+  t.equal(await proxy.connectionStatus('alice', 'llm'), 'active');
   const proxied = await viaProxy(proxy.port, `http://127.0.0.1:${port}/v1/chat`, { headers: { 'X-Entity-Id': 'alice' } });
   t.same(proxied.json(), { authorization: `Bearer ${GOOD}` }, 'the next proxied request carries the key');
 
@@ -129,7 +118,7 @@ t.test('an end user connects an API key; a wrong one is refused by verify; the n
 
 t.test('several schemes and a subdomain param: the user chooses username and password, then comes back to the app', async (t) => {
   const { proxy, port, deskPort } = await setup(t);
-  const url = await link(proxy, 'desk', { redirect_to: `http://127.0.0.1:${port}/app/connected`, label: 'work' });
+  const url = await proxy.connectLink('alice', 'desk', { redirect_to: `http://127.0.0.1:${port}/app/connected`, label: 'work' });
   const { page, console } = await open(t);
 
   await page.goto(url);

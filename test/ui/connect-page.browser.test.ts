@@ -43,11 +43,7 @@ async function setup(t: Test): Promise<Setup> {
   return { as, proxy, provider };
 }
 
-async function link(proxy: TestProxy): Promise<string> {
-  const r = await proxy.admin('POST', `/api/entities/${ENTITY}/connections/demo/connect?label=${LABEL}`, {});
-  if (r.status !== 200) throw new Error(`connect link: ${r.status} ${await r.text()}`);
-  return ((await r.json()) as { connect_url: string }).connect_url;
-}
+const link = (proxy: TestProxy) => proxy.connectLink(ENTITY, 'demo', {}, `?label=${LABEL}`);
 
 async function stored(proxy: TestProxy): Promise<string> {
   const r = await proxy.admin('GET', `/api/entities/${ENTITY}/connections/demo?label=${LABEL}`);
