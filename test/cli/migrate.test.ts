@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import t from 'tap';
 import pino from 'pino';
 import type { Settings } from '../../src/config/types.js';
-import { openBackend, openStore } from '../../src/store/open.js';
+import { openStore } from '../../src/store/open.js';
 import type { Connection } from '../../src/store/types.js';
 import { freshDatabase, pgUrl } from '../support/postgres.js';
+import { recordKeys } from '../support/store-data.js';
 import { SECRET_KEY } from '../support/servers.js';
 
 /**
@@ -43,17 +44,6 @@ function migrate(from: string, to: string, onErr?: (text: string, kill: () => vo
   return new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, out, err })));
 }
 
-async function recordKeys(url: string): Promise<string[]> {
-  const b = await openBackend(url, PREFIX, log);
-  const out: string[] = [];
-  try {
-    for await (const k of b.keys()) if (/^(conn|labels|kv):/.test(k)) out.push(k);
-  } finally {
-    await b.options.invalidation?.close();
-    await b.options.onClose?.();
-  }
-  return out.sort();
-}
 
 t.test('a migration killed mid-copy is simply run again: the rerun completes and the destination equals the source', { skip: built ? false : 'dist/ is not built: run npm test (it builds first)', timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'credproxy-migrate-cli-'));
@@ -74,14 +64,14 @@ t.test('a migration killed mid-copy is simply run again: the rerun completes and
     }
   });
   t.equal(first.signal, 'SIGKILL', 'the first run was killed');
-  const partial = (await recordKeys(to)).length;
-  const all = await recordKeys(from);
+  const partial = (await recordKeys(to, PREFIX)).length;
+  const all = await recordKeys(from, PREFIX);
   t.ok(partial > 0 && partial < all.length, `killed with ${partial} of ${all.length} records copied`);
 
   const second = await migrate(from, to);
   t.equal(second.code, 0, second.err);
   t.match(second.out, new RegExp(`copied ${N + 1} connections, 1 label indexes`), 'the rerun copies everything again (records are written whole, so a second write is harmless)');
-  t.same(await recordKeys(to), all, 'the destination holds exactly the source records');
+  t.same(await recordKeys(to, PREFIX), all, 'the destination holds exactly the source records');
   const { store: dst } = await openStore({ store: to, store_prefix: PREFIX } as Settings, env, log);
   t.teardown(() => dst.close());
   t.equal((await dst.get('user-2999', 'stripe', { fresh: true }))?.credentials.api_key, 'sk_2999');

@@ -5,12 +5,13 @@ import t, { type Test } from 'tap';
 import pino from 'pino';
 import { runMigrateCommand } from '../../src/cli/migrate.js';
 import type { Settings } from '../../src/config/types.js';
-import { openBackend, openStore } from '../../src/store/open.js';
+import { openStore } from '../../src/store/open.js';
 import { parseConnKey } from '../../src/store/migrate.js';
 import type { Connection, ConnectionStore } from '../../src/store/types.js';
 import { SECRET_KEY } from '../support/servers.js';
 import { cleanPrefix, REDIS_URL } from '../support/redis.js';
 import { freshDatabase, pgUrl } from '../support/postgres.js';
+import { recordKeys } from '../support/store-data.js';
 
 const log = pino({ level: 'silent' });
 const PREFIX = `mig-${process.pid}`;
@@ -36,17 +37,6 @@ async function migrate(from: string, to: string, e: NodeJS.ProcessEnv = env): Pr
   return { code, out, err };
 }
 
-async function keysOf(url: string): Promise<string[]> {
-  const b = await openBackend(url, PREFIX, log);
-  const out: string[] = [];
-  try {
-    for await (const k of b.keys()) if (/^(conn|labels|kv):/.test(k)) out.push(k);
-  } finally {
-    await b.options.invalidation?.close();
-    await b.options.onClose?.();
-  }
-  return out.sort();
-}
 
 const now = Date.now();
 const CONNECTIONS: Connection[] = [
@@ -80,7 +70,7 @@ t.test('sqlite → redis → postgres → sqlite: every connection, label index 
   const pg = pgUrl(db);
   const src = await open(t, first);
   await fill(src);
-  const want = await keysOf(first);
+  const want = await recordKeys(first, PREFIX);
   t.equal(want.filter((k) => k.startsWith('conn:')).length, CONNECTIONS.length);
 
   for (const [from, to] of [[first, REDIS_URL], [REDIS_URL, pg], [pg, last]] as const) {
@@ -88,7 +78,7 @@ t.test('sqlite → redis → postgres → sqlite: every connection, label index 
     t.equal(r.code, 0, `${from} → ${to}: ${r.err}`);
     t.match(r.out, `copied ${CONNECTIONS.length} connections, 1 label indexes, `);
     t.match(r.out, /5 connections decrypted on both sides and equal/);
-    t.same(await keysOf(to), want, `${to} holds every record`);
+    t.same(await recordKeys(to, PREFIX), want, `${to} holds every record`);
   }
   await expectSame(t, await open(t, pg), 'postgres');
   await expectSame(t, await open(t, last), 'sqlite at the end');
@@ -129,7 +119,7 @@ t.test('the source keeps serving during the copy; a second run catches up', asyn
   t.ok(writes > 0, `the source took ${writes} rounds of writes during the copy`);
   const r2 = await migrate(from, to);
   t.equal(r2.code, 0, r2.err);
-  t.same(await keysOf(to), await keysOf(from), 'after the second run the destination holds every record');
+  t.same(await recordKeys(to, PREFIX), await recordKeys(from, PREFIX), 'after the second run the destination holds every record');
   const dst = await open(t, to);
   t.equal((await dst.get('user-0', 'stripe', { fresh: true }))?.credentials.api_key, `rotated-${writes - 1}`, 'with the latest value');
 });
@@ -144,7 +134,7 @@ t.test('a wrong key is refused before anything is copied; an SQLite pair carries
   const wrong = await migrate(from, pgUrl(fresh), { CREDPROXY_SECRET_KEY: SECRET_KEY });
   t.equal(wrong.code, 1);
   t.match(wrong.err, /storage key does not open the source's connection conn:bob:jira/);
-  t.same(await keysOf(pgUrl(fresh)), [], 'nothing copied');
+  t.same(await recordKeys(pgUrl(fresh), PREFIX), [], 'nothing copied');
 
   const to = `sqlite:${join(dir, 'dst', 'credproxy.db')}`;
   const ok = await migrate(from, to, {});

@@ -1,4 +1,6 @@
+import pino from 'pino';
 import type { Test } from 'tap';
+import { openBackend } from '../../src/store/open.js';
 import type { Connection, ConnectionStore } from '../../src/store/types.js';
 
 /**
@@ -37,4 +39,17 @@ export async function expectSame(t: Test, s: ConnectionStore, what: string): Pro
   t.same((await s.list('erin', ['zendesk'])).map((c) => c.label ?? ''), ['acme', 'other'], `${what}: erin's labels`);
   for (const c of CONNECTIONS) t.same(await s.get(c.entity, c.integration, { fresh: true, label: c.label }), c, `${what}: ${c.scheme} ${c.entity} ${c.integration} ${c.label ?? ''}`);
   for (const [k, v] of Object.entries(TOKEN_RECORDS)) t.equal(await s.kv.get(k), v, `${what}: ${k}`);
+}
+
+/** The data records (connections, label indexes, kv) under `prefix` in the store at `url`, sorted: what migrate copies. */
+export async function recordKeys(url: string, prefix: string): Promise<string[]> {
+  const b = await openBackend(url, prefix, pino({ level: 'silent' }));
+  const out: string[] = [];
+  try {
+    for await (const k of b.keys()) if (/^(conn|labels|kv):/.test(k)) out.push(k);
+  } finally {
+    await b.options.invalidation?.close();
+    await b.options.onClose?.();
+  }
+  return out.sort();
 }
