@@ -6,7 +6,7 @@ import { parseKey } from './crypto.js';
 import { checkKeyring } from './key-check.js';
 import { Keyring, keyringFromEnv } from './keyring.js';
 import { KeyvConnectionStore } from './keyv-store.js';
-import { isPostgresUrl, openPostgres } from './postgres.js';
+import { boundedWait, isPostgresUrl, openPostgres } from './postgres.js';
 import { openRedis, redactUrl, type RedisTuning } from './redis.js';
 import { readOrCreateSecret } from './secret-file.js';
 import { SqliteAdapter } from './sqlite.js';
@@ -89,9 +89,7 @@ export async function openStore(settings: Settings, env: NodeJS.ProcessEnv, log:
   const store = new KeyvConnectionStore(backend.keyv, keyring, { ...backend.options, log });
   // Serving before the channel listens would cache entries that its start then throws away.
   // Bounded: a channel that cannot come up yet is retried in the background (served uncached).
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([store.listening, new Promise((r) => (timer = setTimeout(r, LISTEN_WAIT_MS)))]);
-  clearTimeout(timer);
+  await boundedWait(store.listening, LISTEN_WAIT_MS);
   return { store, dataDir };
 }
 
