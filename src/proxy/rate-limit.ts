@@ -15,13 +15,24 @@ export function checkRate(backend: RateLimitBackend, settings: Settings, integra
   return take(backend, integration, entity, perMinute);
 }
 
-async function take(backend: RateLimitBackend, integration: IntegrationConfig, entity: string, perMinute: number): Promise<void> {
-  const decision = await storeCall('rate_limit', () => backend.take(`${integration.name}:${entity}`, perMinute), 'the store does not answer (rate limits); the request was not forwarded');
+function take(backend: RateLimitBackend, integration: IntegrationConfig, entity: string, perMinute: number): Promise<void> {
+  return takeOrRefuse(
+    backend,
+    `${integration.name}:${entity}`,
+    perMinute,
+    (seconds) => `entity "${entity}" is over ${perMinute} requests per minute to integration "${integration.name}"; retry in ${seconds} s`,
+    'the store does not answer (rate limits); the request was not forwarded',
+  );
+}
+
+/**
+ * One take from the bucket `key`; over it, 429 rate_limited with Retry-After in whole seconds
+ * (at least 1) and the message `refused(seconds)`. The proxy's per-entity caps and the
+ * dashboard's sign-in use it alike.
+ */
+export async function takeOrRefuse(backend: RateLimitBackend, key: string, perMinute: number, refused: (seconds: number) => string, unavailable?: string): Promise<void> {
+  const decision = await storeCall('rate_limit', () => backend.take(key, perMinute), unavailable);
   if (decision.allowed) return;
   const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-  throw new CredproxyError(
-    'rate_limited',
-    `entity "${entity}" is over ${perMinute} requests per minute to integration "${integration.name}"; retry in ${seconds} s`,
-    { 'retry-after': String(seconds) },
-  );
+  throw new CredproxyError('rate_limited', refused(seconds), { 'retry-after': String(seconds) });
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CredproxyError } from '../../errors.js';
 import type { Runtime } from '../../runtime.js';
-import { storeCall } from '../../store/failure.js';
+import { takeOrRefuse } from '../../proxy/rate-limit.js';
 import { asPage, dashboardEnabled, h, redirect, sendPage, signedIn } from './layout.js';
 import { clearCookie, endSession, readForm, readSession, sameSecret, startSession } from './session.js';
 
@@ -20,11 +20,10 @@ export const SIGN_IN_PER_MINUTE = 10;
  */
 async function limitAttempts(rt: Runtime, req: IncomingMessage): Promise<void> {
   const from = req.socket.remoteAddress ?? 'unknown';
-  const decision = await storeCall('rate_limit', () => rt.store.rateLimit.take(`/ui/sign-in:${from}`, SIGN_IN_PER_MINUTE));
-  if (decision.allowed) return;
-  const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-  rt.log.warn({ from }, 'dashboard sign-in refused: too many attempts');
-  throw new CredproxyError('rate_limited', `too many sign-in attempts from this address; try again in ${seconds} s`, { 'retry-after': String(seconds) });
+  await takeOrRefuse(rt.store.rateLimit, `/ui/sign-in:${from}`, SIGN_IN_PER_MINUTE, (seconds) => {
+    rt.log.warn({ from }, 'dashboard sign-in refused: too many attempts');
+    return `too many sign-in attempts from this address; try again in ${seconds} s`;
+  });
 }
 
 function enabled(rt: Runtime): void {
