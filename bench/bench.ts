@@ -79,6 +79,7 @@ const UPLOAD_BODY = Buffer.alloc(LARGE_BYTES, 'u');
 const CASES: CaseDef[] = [
   { name: 'direct', label: 'direct to upstream', group: 'small', via: 'direct', port: 'owned', path: '/small', entity: false, expect: 'no-authorization' },
   { name: 'reference', label: 'reference proxy (node:http + undici stream)', group: 'small', via: 'reference', port: 'owned', path: '/small', entity: false, expect: 'no-authorization' },
+  { name: 'floor', label: 'floor: node:http + undici dispatch, raw headers, nothing else', group: 'small', via: 'floor', port: 'owned', path: '/small', entity: false, expect: 'no-authorization' },
   { name: 'passthrough', label: 'credproxy passthrough (no integration)', group: 'small', via: 'credproxy', port: 'other', path: '/small', entity: false, expect: 'no-authorization' },
   { name: 'injection', label: 'credproxy injection (bearer, per entity)', group: 'small', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential' },
   { name: 'direct-1mib', label: 'direct, 1 MiB responses', group: 'large', via: 'direct', port: 'owned', path: '/large', entity: false, expect: 'no-authorization' },
@@ -100,6 +101,7 @@ interface Processes {
   upstream: Child;
   credproxy: Child;
   reference: Child;
+  floor: Child;
   redis1?: CliProxy;
   workers?: CliProxy;
   postgres1?: CliProxy;
@@ -218,12 +220,13 @@ async function main(): Promise<number> {
   const children: Array<Pick<Child, 'close'>> = [upstream];
   try {
     const prof = (name: string) => (opts.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf, '--cpu-prof-name', `${name}.cpuprofile`]);
-    const [credproxy, reference] = await Promise.all([
+    const [credproxy, reference, floor] = await Promise.all([
       startChild('credproxy', [String(upstream.ports.owned), String(upstream.ports.storm), String(upstream.ports.token)], ['--expose-gc', ...prof('credproxy')]),
       startChild('reference', [], prof('reference')),
+      startChild('floor', [], prof('floor')),
     ]);
-    children.push(credproxy, reference);
-    const p: Processes = { upstream, credproxy, reference };
+    children.push(credproxy, reference, floor);
+    const p: Processes = { upstream, credproxy, reference, floor };
     if (opts.workers > 0) {
       const [redis1, workers] = await Promise.all([startCliProxy(upstream.ports.owned!, 1, opts.redis), startCliProxy(upstream.ports.owned!, opts.workers, opts.redis)]);
       children.push(redis1, workers);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { startCredproxy } from '../src/app.js';
 import { createLogger } from '../src/log.js';
 import { NEW_NAMES_PARENT } from './new-names.js';
+import { startFloorProxy } from './floor-proxy.js';
 import { startReferenceProxy } from './reference-proxy.js';
 import { ADMIN, BENCH_ENTITY, BENCH_TOKEN, type ChildMessage } from './protocol.js';
 import { startBenchUpstream, type UpstreamCounts } from './upstream.js';
@@ -86,6 +87,10 @@ const ROLES: Record<string, (args: string[]) => Promise<Started>> = {
   reference: async () => {
     const ref = await startReferenceProxy();
     return { ports: { proxy: ref.port }, close: ref.close };
+  },
+  floor: async () => {
+    const floor = await startFloorProxy();
+    return { ports: { proxy: floor.port }, close: floor.close };
   },
 };
 

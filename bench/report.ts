@@ -15,7 +15,7 @@ export interface CaseInfo {
   label: string;
   /** cases are compared within a group (small JSON vs 1 MiB bodies) */
   group: string;
-  via: 'direct' | 'reference' | 'credproxy';
+  via: 'direct' | 'reference' | 'floor' | 'credproxy';
 }
 
 export interface CaseSummary extends CaseInfo {
@@ -59,7 +59,7 @@ export function summarize(cases: ReadonlyArray<{ info: CaseInfo; samples: Sample
     const direct = rows.find((r) => r.group === row.group && r.via === 'direct');
     const reference = rows.find((r) => r.group === row.group && r.via === 'reference');
     if (direct && direct.rps > 0 && row !== direct) row.vsDirect = row.rps / direct.rps;
-    if (reference && reference.rps > 0 && row.via === 'credproxy') row.vsReference = row.rps / reference.rps;
+    if (reference && reference.rps > 0 && (row.via === 'credproxy' || row.via === 'floor')) row.vsReference = row.rps / reference.rps;
   }
   return rows;
 }

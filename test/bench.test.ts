@@ -50,6 +50,7 @@ t.test('summary: medians over rounds, CPU per request, ratios within a group', a
     { info: info('reference', 'reference'), samples: [s(500, 50_000), s(500, 50_000), s(500, 50_000)] },
     { info: info('injection', 'credproxy'), samples: [s(1000, 40_000), s(1000, 40_000), s(1000, 40_000)] },
     { info: info('injection-1mib', 'credproxy', 'large'), samples: [s(10, 1000)] },
+    { info: info('floor', 'floor'), samples: [s(750, 45_000)] },
   ]);
   t.equal(rows[0]!.rps, 2000, 'median, not mean or last');
   t.equal(rows[0]!.vsDirect, undefined);
@@ -59,6 +60,7 @@ t.test('summary: medians over rounds, CPU per request, ratios within a group', a
   t.equal(rows[2]!.cpuPerRequest, 40);
   t.equal(rows[2]!.vsReference, 2);
   t.equal(rows[3]!.vsDirect, undefined, 'no direct case in the large group: no ratio rather than a wrong one');
+  t.equal(rows[4]!.vsReference, 1.5, 'the floor proxy is compared with the reference too');
   const table = formatTable(rows).split('\n');
   t.equal(table.length, 2 + rows.length);
   t.match(table[0], /^\| case \| req\/s \|/);
@@ -80,7 +82,7 @@ t.test('npm run bench --smoke runs every case end to end (speed is not checked)'
   t.same(report.problems, [], 'every case saw what it claims: credential injected, or no Authorization at all');
   t.same(
     report.results.map((r) => r.name),
-    ['direct', 'reference', 'passthrough', 'injection', 'direct-1mib', 'reference-1mib', 'injection-1mib', 'direct-upload', 'reference-upload', 'injection-upload', 'injection-http-undici', 'injection-https'],
+    ['direct', 'reference', 'floor', 'passthrough', 'injection', 'direct-1mib', 'reference-1mib', 'injection-1mib', 'direct-upload', 'reference-upload', 'injection-upload', 'injection-http-undici', 'injection-https'],
   );
   t.equal(report.leavesIssued, 1, 'one leaf certificate for the one intercepted host, however many connections');
   t.match(report.storm, { requests: 50, tokenCalls: 1, ok: 50 }, 'the storm: one token-endpoint call, every request answered 200 after its replay');
