@@ -1,6 +1,6 @@
-import { IncomingMessage, type ServerResponse } from 'node:http';
+import { IncomingMessage, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { Duplex, Transform, Writable } from 'node:stream';
-import { errors, util, type Dispatcher } from 'undici';
+import { errors, type Dispatcher } from 'undici';
 import { CredproxyError } from '../errors.js';
 import { clientResponseHeaderList, clientResponseHeaders } from './headers.js';
 import { decodersFor, scrubbable, scrubHeaders, ScrubStream, scrubUrlHeaders } from './scrub.js';
@@ -57,17 +57,36 @@ export function forward(agent: Dispatcher, up: UpstreamRequest, res: ServerRespo
         relay,
       );
     } catch (err) {
-      relay.onError(err as Error);
+      relay.onResponseError(undefined, err as Error);
     }
   });
 }
 
-type Abort = (reason?: Error) => void;
+type Controller = Dispatcher.DispatchController;
 
-/** undici's handler for one upstream request: the answer goes to `res`, or is dropped when held back. */
+/**
+ * The response headers as undici read them off the wire: the controller's raw list when it
+ * has one (undici's own, saving a second pass), else the parsed object flattened back.
+ */
+function rawOf(controller: Controller, headers: IncomingHttpHeaders): Buffer[] {
+  const raw = controller.rawHeaders;
+  if (Array.isArray(raw) && (raw.length === 0 || Buffer.isBuffer(raw[0]))) return raw as Buffer[];
+  const out: Buffer[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) out.push(Buffer.from(name, 'latin1'), Buffer.from(v, 'latin1'));
+  }
+  return out;
+}
+
+/**
+ * undici's handler (the controller API of undici 7) for one upstream request: the answer
+ * goes to `res`, or is dropped when held back. Backpressure is the controller's pause and
+ * resume, driven by the sink's `drain`.
+ */
 class Relay implements Dispatcher.DispatchHandler {
   private status = 0;
-  private abort: Abort | undefined;
+  private controller: Controller | undefined;
   /** the client went away: abort as soon as undici hands us the means */
   private gone = false;
   /** the upstream answer is being written to the client */
@@ -75,7 +94,8 @@ class Relay implements Dispatcher.DispatchHandler {
   private discarding = false;
   private complete = false;
   private settled = false;
-  private resume: (() => void) | undefined;
+  /** the sink whose `drain` will resume undici, while the relay waits on one */
+  private waitingOn: Writable | undefined;
   /** where the body goes: the response, or a scrubber (and decoders) in front of it */
   private sink: Writable;
   /** decoders to put in front of the scrubber at the first body byte (an empty body cannot be decoded) */
@@ -93,53 +113,57 @@ class Relay implements Dispatcher.DispatchHandler {
     this.sink = res;
     res.on('close', this.onClose);
     if (res.destroyed) this.gone = true;
-    if (body && !Buffer.isBuffer(body)) body.on('error', (err: Error) => this.onError(err));
+    if (body && !Buffer.isBuffer(body)) body.on('error', (err: Error) => this.onResponseError(undefined, err));
   }
 
   private readonly onClose = (): void => {
     if (this.res.writableFinished) return;
     this.gone = true;
     if (this.complete) return this.settle();
-    this.abort?.();
+    this.abort();
   };
+
+  private abort(reason?: Error): void {
+    // undici's abort without a reason is its RequestAbortedError.
+    (this.controller?.abort as ((reason?: Error) => void) | undefined)?.call(this.controller, reason);
+  }
 
   private settle(err?: Error): void {
     if (this.settled) return;
     this.settled = true;
     this.res.off('close', this.onClose);
-    if (this.resume) this.sink.off('drain', this.resume);
+    this.waitingOn?.off('drain', this.onDrain);
     if (err) this.reject(err);
     else this.resolve(this.status);
   }
 
-  onConnect(abort: Abort): void {
-    this.abort = abort;
-    if (this.gone) abort();
+  onRequestStart(controller: Controller): void {
+    this.controller = controller;
+    if (this.gone) this.abort();
   }
 
   /** 101 to an upgrade request: the upstream socket is the caller's now. */
-  onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void {
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
     this.status = statusCode;
     this.opts.onResponse?.();
     if (!this.opts.upgrade) {
       socket.destroy();
       return this.settle(upstreamError(new Error('unexpected protocol switch')));
     }
-    this.opts.upgrade.onUpgrade(statusCode, rawHeaders, socket);
+    this.opts.upgrade.onUpgrade(statusCode, rawOf(controller, headers), socket);
     this.settle();
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true; // 1xx: node answers the client's own 100-continue
+  onResponseStart(controller: Controller, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx: node answers the client's own 100-continue
     this.status = statusCode;
     this.opts.onResponse?.();
     if (this.opts.holdBack?.(statusCode)) {
       this.discarding = true;
-      return true;
+      return;
     }
     const secrets = this.opts.scrub;
     if (secrets && secrets.length > 0) {
-      const headers = util.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>;
       let out = clientResponseHeaders(headers);
       const text = scrubbable(headers);
       if (text) {
@@ -162,23 +186,38 @@ class Relay implements Dispatcher.DispatchHandler {
       this.res.writeHead(statusCode, out);
     } else {
       // A redirect can carry a query-injected key back: URL headers are always scrubbed.
-      this.res.writeHead(statusCode, scrubUrlHeaders(clientResponseHeaderList(rawHeaders), this.opts.redact ?? []));
+      this.res.writeHead(statusCode, scrubUrlHeaders(clientResponseHeaderList(rawOf(controller, headers)), this.opts.redact ?? []));
     }
     this.streaming = true;
-    this.resume = resume;
-    this.sink.on('drain', resume);
-    return !this.sink.writableNeedDrain;
+    if (this.sink.writableNeedDrain) this.pause(controller);
   }
 
+  /**
+   * Backpressure: undici stops reading until the sink drains. The `drain` listener is added
+   * only when a write is refused, not for every response: most answers fit the socket's
+   * buffer, and a listener added and removed per request showed in the profile.
+   */
+  private pause(controller: Controller): void {
+    controller.pause();
+    if (this.waitingOn === this.sink) return;
+    this.waitingOn?.off('drain', this.onDrain);
+    this.waitingOn = this.sink;
+    this.sink.once('drain', this.onDrain);
+  }
+
+  private readonly onDrain = (): void => {
+    this.waitingOn = undefined;
+    this.controller?.resume();
+  };
+
   /** A text body in an encoding credproxy cannot decode cannot be scrubbed: 502, nothing relayed. */
-  private refuse(encoding: string): boolean {
+  private refuse(encoding: string): void {
     this.discarding = true;
     this.refused = new CredproxyError(
       'upstream_error',
       `the upstream answered with Content-Encoding "${encoding}", which credproxy cannot decode to scrub the response (scrub_responses): refused`,
     );
-    this.abort?.(this.refused);
-    return true;
+    this.abort(this.refused);
   }
 
   /** Puts the decoders in front of the scrubber, the first one now taking the body. */
@@ -191,32 +230,33 @@ class Relay implements Dispatcher.DispatchHandler {
     }
     // A body that does not decode: the client is cut off (headers are out), never sent it raw.
     for (const d of chain) d.on('error', () => this.res.destroy());
-    if (this.resume) {
-      this.sink.off('drain', this.resume);
-      head.on('drain', this.resume);
-    }
     this.sink = head;
   }
 
-  onData(chunk: Buffer): boolean {
-    if (this.discarding) return true;
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    if (this.discarding) return;
     if (this.decode) {
       this.startDecoding(this.decode);
       this.decode = undefined;
     }
-    return this.sink.write(chunk);
+    if (!this.sink.write(chunk)) this.pause(controller);
   }
 
-  onComplete(): void {
+  onResponseEnd(): void {
     this.complete = true;
     if (this.discarding) return this.settle(this.refused);
-    // Resolves once the body is handed to the client's socket, as stream() did.
-    if (this.sink === this.res) return void this.res.end(() => this.settle());
+    // The body is all handed to the client's socket (written or queued there): settled now,
+    // without a 'finish' listener and closure per request. A client that is gone meanwhile
+    // ends the same way as before: the status is the upstream's, the socket simply closes.
+    if (this.sink === this.res) {
+      this.res.end();
+      return this.settle();
+    }
     this.res.once('finish', () => this.settle());
     this.sink.end();
   }
 
-  onError(err: Error): void {
+  onResponseError(_controller: Controller | undefined, err: Error): void {
     if (this.settled) return;
     if (this.refused) return this.settle(this.refused);
     const body = this.body;
