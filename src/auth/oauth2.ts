@@ -68,10 +68,11 @@ export class OAuth2Scheme implements AuthScheme {
     return connection?.credentials.refresh_token !== undefined;
   }
 
-  async values(req: CredentialRequest): Promise<Record<string, string>> {
+  /** The stored token without a promise while it is fresh; a refresh (or waiting for one) otherwise. */
+  values(req: CredentialRequest): Record<string, string> | Promise<Record<string, string>> {
     if (!req.connection || !req.ctx) return req.connection?.credentials ?? {};
-    const conn = await freshConnection(req.ctx, req.integration, this.config, req.connection, req.stale);
-    return conn.credentials;
+    const conn = freshConnection(req.ctx, req.integration, this.config, req.connection, req.stale);
+    return conn instanceof Promise ? conn.then((c) => c.credentials) : conn.credentials;
   }
 }
 

@@ -38,13 +38,13 @@ export const connectionKey = (c: Pick<Connection, 'entity' | 'integration' | 'la
  * A proactive refresh that fails transiently while the token is still valid uses the old
  * token rather than failing the request.
  */
-export async function freshConnection(
+export function freshConnection(
   ctx: SchemeContext,
   integration: IntegrationConfig,
   config: OAuthAuthConfig,
   conn: Connection,
   stale: string | undefined,
-): Promise<Connection> {
+): Connection | Promise<Connection> {
   const state = ctx.refresh;
   const token = conn.credentials.access_token;
   const key = connectionKey(conn);
@@ -65,15 +65,13 @@ export async function freshConnection(
       `refreshing the token of entity "${conn.entity}" for "${conn.integration}"${labelled(conn.label)} failed recently; next attempt in ${Math.ceil(wait / 1000)} s`,
     );
   }
-  try {
-    return await state.local.run(key, () => refreshNow(ctx, state, integration, config, conn.entity, conn.label, token), { token, refused });
-  } catch (err) {
+  return state.local.run(key, () => refreshNow(ctx, state, integration, config, conn.entity, conn.label, token), { token, refused }).catch((err: unknown) => {
     if (stillValid && err instanceof CredproxyError && err.code === 'refresh_failed') {
       ctx.log.warn({ entity: conn.entity, integration: conn.integration, label: conn.label, err: err.message }, 'proactive refresh failed; the current token is still valid');
       return conn;
     }
     throw err;
-  }
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 import { MissingValueError } from '../config/template.js';
 import type { Dispatcher } from 'undici';
 import type { LiveIntegration } from '../auth/scheme-set.js';
-import type { ResolvedScheme, SchemeContext } from '../auth/types.js';
+import type { CredentialRequest, ResolvedScheme, SchemeContext } from '../auth/types.js';
 import type { HostPattern } from '../config/hosts.js';
 import { renderHost } from '../config/host-template.js';
 import type { IntegrationConfig } from '../config/types.js';
@@ -51,29 +51,44 @@ function checkHost(entity: string, integration: IntegrationConfig, connection: C
 /**
  * Loads the entity's connection (the labelled one when `label` is given) and renders what
  * the scheme injects. Every way this can fail ends in a documented error, never in a request
- * forwarded without its credential.
+ * forwarded without its credential. A connection in the store's cache and a scheme whose
+ * values need no waiting give the answer without a promise (the hot path); otherwise a
+ * promise. Failures are thrown or rejected accordingly.
  */
-export async function resolveCredential(
+export function resolveCredential(
   store: ConnectionStore,
   integration: LiveIntegration,
   entity: string,
   opts: { ctx?: SchemeContext; stale?: string; host?: TemplateHost; label?: string } = {},
-): Promise<Injection> {
+): Injection | Promise<Injection> {
+  const first = integration.schemes[0]!.traits;
+  const { label } = opts;
+  // A label asks for one particular stored connection, even where the integration could do without.
+  if (first.needsConnection || integration.schemes.length > 1 || opts.host || label !== undefined) {
+    const cached = store.peek?.(entity, integration.name, label);
+    if (cached) return withConnection(integration, entity, cached, opts);
+    return loadConnection(store, entity, integration.name, label).then((connection) => withConnection(integration, entity, connection, opts));
+  }
+  return withConnection(integration, entity, undefined, opts);
+}
+
+/** The checks on a loaded connection (or its absence), then what its scheme injects. */
+function withConnection(
+  integration: LiveIntegration,
+  entity: string,
+  connection: Connection | undefined,
+  opts: { ctx?: SchemeContext; stale?: string; host?: TemplateHost; label?: string },
+): Injection | Promise<Injection> {
   const first = integration.schemes[0]!.traits;
   const { label } = opts;
   const which = labelled(label);
-  let connection: Connection | undefined;
-  // A label asks for one particular stored connection, even where the integration could do without.
-  if (first.needsConnection || integration.schemes.length > 1 || opts.host || label !== undefined) {
-    connection = await loadConnection(store, entity, integration.name, label);
-    if (!connection && (first.needsConnection || label !== undefined)) {
-      throw new CredproxyError(
-        'connection_missing',
-        label === undefined
-          ? `entity "${entity}" has no connection for integration "${integration.name}"`
-          : `entity "${entity}" has no connection labelled "${label}" for integration "${integration.name}"; store one with ?label=${label}, or leave out the X-Connection-Label header for the default connection`,
-      );
-    }
+  if (!connection && (first.needsConnection || label !== undefined)) {
+    throw new CredproxyError(
+      'connection_missing',
+      label === undefined
+        ? `entity "${entity}" has no connection for integration "${integration.name}"`
+        : `entity "${entity}" has no connection labelled "${label}" for integration "${integration.name}"; store one with ?label=${label}, or leave out the X-Connection-Label header for the default connection`,
+    );
   }
   if (connection) {
     if (connection.status === 'expired') {
@@ -141,12 +156,12 @@ function rendered(resolved: ResolvedScheme, entity: string, connection: Connecti
  * the connection is loaded and checked. The admin API's verification (src/api/verify.ts)
  * runs it for a connection that is not stored yet.
  */
-export async function injectionFor(
+export function injectionFor(
   integration: LiveIntegration,
   entity: string,
   connection: Connection | undefined,
   opts: { ctx?: SchemeContext; stale?: string; dispatcher?: Dispatcher } = {},
-): Promise<Injection> {
+): Injection | Promise<Injection> {
   const resolved = schemeOf(integration, connection);
   if (!resolved) {
     throw new CredproxyError('connection_missing', `the connection of entity "${entity}" uses scheme "${connection?.scheme}", which integration "${integration.name}" no longer offers`);
@@ -155,7 +170,20 @@ export async function injectionFor(
   const cred = { entity, integration, connection, ctx: opts.ctx, stale: opts.stale, dispatcher: opts.dispatcher ?? opts.ctx?.dispatcher };
   // A minted token (jwt, jwt_bearer) the upstream refused is dropped before asking again.
   if (opts.stale !== undefined) resolved.scheme.forget?.(cred);
-  const schemeValues = await resolved.scheme.values(cred);
+  const values = resolved.scheme.values(cred);
+  // Static schemes (api_key, bearer, basic) and cached tokens answer without a promise.
+  if (values instanceof Promise) return values.then((v) => injectionFrom(integration, entity, connection, resolved, cred, v));
+  return injectionFrom(integration, entity, connection, resolved, cred, values);
+}
+
+function injectionFrom(
+  integration: LiveIntegration,
+  entity: string,
+  connection: Connection | undefined,
+  resolved: ResolvedScheme,
+  cred: CredentialRequest,
+  schemeValues: Readonly<Record<string, string>>,
+): Injection {
   try {
     const { headers, query } = rendered(resolved, entity, connection, schemeValues);
     return {

@@ -45,45 +45,62 @@ export interface PreparedRequest {
   refresh(stale: string | undefined): Promise<Injection>;
 }
 
+/** `f` applied to a value that may still be on its way: no promise when it is already here. */
+function then<T, R>(value: T | Promise<T>, f: (v: T) => R | Promise<R>): R | Promise<R> {
+  return value instanceof Promise ? value.then(f) : f(value);
+}
+
 /**
  * Steps authenticate → target → match → principal → credential → headers, shared by plain requests and
  * WebSocket upgrades, whether they came in absolute form or inside a terminated CONNECT
- * tunnel (then `tunnel` gives the target and the proxy credentials). Throws CredproxyError.
+ * tunnel (then `tunnel` gives the target and the proxy credentials). Throws (or rejects
+ * with) CredproxyError. A step that has its answer at hand (no entity token to look up, no
+ * rate limit, a cached connection and a fresh token) gives it without a promise, so the
+ * common request passes the whole pipeline synchronously; any step may wait instead.
  */
-export async function prepareRequest(
+export function prepareRequest(
   rt: Runtime,
   req: IncomingMessage,
   tunnel: TunnelContext | undefined,
   info: RequestInfo,
   opts: { websocket?: boolean } = {},
-): Promise<PreparedRequest> {
-  const { config, routes } = rt.current;
-  const settings = config.settings;
-  const authenticated = authenticate(rt, req, tunnel);
-  const caller = authenticated instanceof Promise ? await authenticated : authenticated;
-  info.client = caller.client;
-  const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
-  info.host = target.url.host;
-  info.path = target.url.pathname;
-  const route = routes.match(target.hostname, target.port, target.url.pathname);
-  // On a host an integration owns (on any path), a dot segment in any spelling could lead the
-  // upstream outside the path prefix the credential is for (`/v1/..;/admin`): refused.
-  if (route || routes.owns(target.hostname, target.port) || (target.port !== undefined && routes.owns(target.hostname, undefined))) {
-    refuseDotSegments(req.url ?? '', target.hostname);
-  }
-  const { principal, outgoing } = await resolvePrincipal(rt, req, caller, {
-    integration: route?.integration,
-    pathWithSearch: target.url.pathname + target.url.search,
-    hostname: target.hostname,
-    inTunnel: tunnel !== undefined,
-    info,
+): PreparedRequest | Promise<PreparedRequest> {
+  return then(authenticate(rt, req, tunnel), (caller) => {
+    info.client = caller.client;
+    const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
+    info.host = target.url.host;
+    info.path = target.url.pathname;
+    const route = rt.current.routes.match(target.hostname, target.port, target.url.pathname);
+    const { routes } = rt.current;
+    // On a host an integration owns (on any path), a dot segment in any spelling could lead the
+    // upstream outside the path prefix the credential is for (`/v1/..;/admin`): refused.
+    if (route || routes.owns(target.hostname, target.port) || (target.port !== undefined && routes.owns(target.hostname, undefined))) {
+      refuseDotSegments(req.url ?? '', target.hostname);
+    }
+    const principal = resolvePrincipal(rt, req, caller, {
+      integration: route?.integration,
+      pathWithSearch: target.url.pathname + target.url.search,
+      hostname: target.hostname,
+      inTunnel: tunnel !== undefined,
+      info,
+    });
+    return then(principal, (resolved) => afterPrincipal(rt, target, route, resolved));
   });
-  const { entity, label } = principal;
+}
 
-  let injection: Injection | undefined;
-  let templateHost: TemplateHost | undefined;
-  let origin: string;
-  let hostHeader: string;
+type Route = NonNullable<ReturnType<Runtime['current']['routes']['match']>>;
+
+/** credential → headers, once the principal is known. */
+function afterPrincipal(rt: Runtime, target: Target, route: Route | undefined, resolved: { principal: { entity: string | undefined; label: string | undefined }; outgoing: { rawHeaders: readonly string[]; pathWithSearch: string } }): PreparedRequest | Promise<PreparedRequest> {
+  const settings = rt.current.config.settings;
+  const { principal, outgoing } = resolved;
+  const { entity, label } = principal;
+  if (!route) {
+    if (settings.passthrough === 'deny') {
+      throw new CredproxyError('host_denied', `${target.hostname} belongs to no integration and passthrough is denied`);
+    }
+    return prepared(rt, upstreamOrigin(target, target.secure ? 'https' : 'http'), outgoing, undefined, undefined, undefined);
+  }
   const ctx: SchemeContext = {
     store: rt.store,
     dispatcher: rt.agent,
@@ -94,33 +111,41 @@ export async function prepareRequest(
     refresh: rt.refresh,
     writeBack: rt.writeBack,
   };
-  if (route) {
-    // resolvePrincipal made sure an integration's request names its entity.
-    const limited = checkRate(rt.store.rateLimit, settings, route.integration, entity!);
-    if (limited) await limited;
-    // A host template (`{{tenant}}.example.com`) matched: the connection's params must produce exactly this host.
-    templateHost = route.hostParams ? { pattern: route.pattern, hostname: target.hostname } : undefined;
-    injection = await resolveCredential(rt.store, route.integration, entity!, { ctx, host: templateHost, label });
-    ({ origin, hostHeader } = upstreamOrigin(target, route.integration.upstream));
-  } else {
-    if (settings.passthrough === 'deny') {
-      throw new CredproxyError('host_denied', `${target.hostname} belongs to no integration and passthrough is denied`);
-    }
-    ({ origin, hostHeader } = upstreamOrigin(target, target.secure ? 'https' : 'http'));
-  }
+  // A host template (`{{tenant}}.example.com`) matched: the connection's params must produce exactly this host.
+  const templateHost: TemplateHost | undefined = route.hostParams ? { pattern: route.pattern, hostname: target.hostname } : undefined;
+  const origin = upstreamOrigin(target, route.integration.upstream);
+  const refresh = async (stale: string | undefined) => resolveCredential(rt.store, route.integration, entity!, { ctx, stale, host: templateHost, label });
+  const credential = () =>
+    then(resolveCredential(rt.store, route.integration, entity!, { ctx, host: templateHost, label }), (injection) =>
+      prepared(rt, origin, outgoing, route.integration, injection, refresh),
+    );
+  // resolvePrincipal made sure an integration's request names its entity.
+  const limited = checkRate(rt.store.rateLimit, settings, route.integration, entity!);
+  return limited ? limited.then(credential) : credential();
+}
 
+/** The request as it goes upstream: origin, path and headers with the injection applied. */
+function prepared(
+  rt: Runtime,
+  { origin, hostHeader }: { origin: string; hostHeader: string },
+  outgoing: { rawHeaders: readonly string[]; pathWithSearch: string },
+  integration: IntegrationConfig | undefined,
+  injection: Injection | undefined,
+  refresh: PreparedRequest['refresh'] | undefined,
+): PreparedRequest {
+  const entityHeader = rt.current.config.settings.entity_header;
   const withInjection = (inj: Injection | undefined) => ({
     path: injectQuery(outgoing.pathWithSearch, inj?.query ?? []),
-    headers: upstreamRequestHeaders(outgoing.rawHeaders, hostHeader, settings.entity_header, route?.integration.scrub_responses ? [...(inj?.headers ?? []), IDENTITY] : (inj?.headers ?? [])),
+    headers: upstreamRequestHeaders(outgoing.rawHeaders, hostHeader, entityHeader, integration?.scrub_responses ? [...(inj?.headers ?? []), IDENTITY] : (inj?.headers ?? [])),
   });
   return {
     origin,
     ...withInjection(injection),
-    integration: route?.integration,
-    dispatcher: route ? rt.agent : rt.passthrough,
+    integration,
+    dispatcher: integration ? rt.agent : rt.passthrough,
     injection,
     withInjection,
-    refresh: (stale) => resolveCredential(rt.store, route!.integration, entity!, { ctx, stale, host: templateHost, label }),
+    refresh: refresh ?? (() => Promise.reject(new CredproxyError('internal_error', 'a passthrough request has no credential to refresh'))),
   };
 }
 
@@ -142,7 +167,8 @@ export function createProxyHandler(rt: Runtime) {
     const idle = guardBody(req, res, limits.body_idle_ms);
     let body: PreparedBody | undefined;
     try {
-      const prepared = await prepareRequest(rt, req, tunnel, info);
+      const pending = prepareRequest(rt, req, tunnel, info);
+      const prepared = pending instanceof Promise ? await pending : pending;
       const stalled = idle();
       if (stalled) throw stalled;
       const { injection } = prepared;
@@ -156,17 +182,22 @@ export function createProxyHandler(rt: Runtime) {
         rt.log.warn({ integration: info.integration, entity: info.entity, replay_budget_bytes: limits.replay_budget_bytes }, 'the replay budget is spent: this body streams unbuffered and will not be replayed or signed');
       }
       const ready = body;
-      const send = async (inj: Injection | undefined, holdBack?: (status: number) => boolean) => {
-        let up: UpstreamRequest = { origin: prepared.origin, ...prepared.withInjection(inj), method: req.method ?? 'GET', body: ready.body };
-        // Signed per send, so a replay carries a fresh date and nonce. A body that was not
-        // buffered (too large, or over the replay budget) is not read into memory again here.
-        const signLimit = ready.body === null || Buffer.isBuffer(ready.body) ? limits.replay_body_bytes : 0;
-        if (inj?.sign) up = await signUpstream(up, prepared.origin, inj.sign, signLimit);
+      const relay = (up: UpstreamRequest, inj: Injection | undefined, holdBack?: (status: number) => boolean) => {
         const sent = performance.now();
         const onResponse = () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000);
         const redact = secretsOf(inj);
         const scrub = prepared.integration?.scrub_responses ? redact : undefined;
         return forward(prepared.dispatcher, up, res, { headersTimeout: limits.upstream_response_timeout_ms, holdBack, onResponse, scrub, redact });
+      };
+      const send = (inj: Injection | undefined, holdBack?: (status: number) => boolean): Promise<number> => {
+        // The first send's path and headers were made with the request (prepareRequest).
+        const { path, headers } = inj === prepared.injection ? prepared : prepared.withInjection(inj);
+        const up: UpstreamRequest = { origin: prepared.origin, path, headers, method: req.method ?? 'GET', body: ready.body };
+        if (!inj?.sign) return relay(up, inj, holdBack);
+        // Signed per send, so a replay carries a fresh date and nonce. A body that was not
+        // buffered (too large, or over the replay budget) is not read into memory again here.
+        const signLimit = ready.body === null || Buffer.isBuffer(ready.body) ? limits.replay_body_bytes : 0;
+        return signUpstream(up, prepared.origin, inj.sign, signLimit).then((signed) => relay(signed, inj, holdBack));
       };
       const outcome = await forwardWithReplay({
         refreshOn: prepared.integration?.refresh_on ?? [],

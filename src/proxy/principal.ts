@@ -74,16 +74,23 @@ export function authenticate(rt: Runtime, req: IncomingMessage, tunnelAuthorizat
  * that there is one and which of its connections (label) the request wants. `info` is
  * filled as it goes, so a refused request still logs what was known.
  */
-export async function resolvePrincipal(
+export function resolvePrincipal(
   rt: Runtime,
   req: IncomingMessage,
   caller: Caller,
   ctx: { integration: IntegrationConfig | undefined; pathWithSearch: string; hostname: string; inTunnel?: boolean; info: RequestInfo },
-): Promise<{ principal: Principal; outgoing: Outgoing }> {
+): Resolved | Promise<Resolved> {
+  const taken = takeEntityToken(rt.store.kv, req.rawHeaders, ctx.pathWithSearch, ctx.integration, caller.token);
+  // Without an entity token in the request there is nothing to look up: no promise.
+  return taken instanceof Promise ? taken.then((t) => principalOf(rt, req, caller, ctx, t)) : principalOf(rt, req, caller, ctx, taken);
+}
+
+type Resolved = { principal: Principal; outgoing: Outgoing };
+type PrincipalContext = Parameters<typeof resolvePrincipal>[3];
+
+function principalOf(rt: Runtime, req: IncomingMessage, caller: Caller, ctx: PrincipalContext, tokenUse: Awaited<ReturnType<typeof takeEntityToken>>): Resolved {
   const settings = rt.current.config.settings;
   const { integration, info } = ctx;
-  const taken = takeEntityToken(rt.store.kv, req.rawHeaders, ctx.pathWithSearch, integration, caller.token);
-  const tokenUse = taken instanceof Promise ? await taken : taken;
   const identity = identify(req, settings.entity_header, tokenUse ? undefined : caller.proxyAuthorization);
   const entity = entityWithToken(identity, tokenUse);
   info.entity = entity;

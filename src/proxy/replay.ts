@@ -92,12 +92,17 @@ export interface ReplayOutcome {
  * the request once more when its body was buffered. The refused answer is dropped only when
  * a replay will take its place; otherwise it goes back to the client as is.
  */
-export async function forwardWithReplay(plan: ReplayPlan): Promise<ReplayOutcome> {
+export function forwardWithReplay(plan: ReplayPlan): Promise<ReplayOutcome> {
   const { injection, refreshOn } = plan;
+  // Nothing a refresh could cure (the common case): one send, no async frame around it.
+  if (!injection?.refreshable || refreshOn.length === 0) return plan.send(injection).then(sentOnce);
+  return withRefresh(plan, injection, refreshOn);
+}
+
+const sentOnce = (status: number): ReplayOutcome => ({ status, refreshed: false, replayed: false });
+
+async function withRefresh(plan: ReplayPlan, injection: Injection, refreshOn: readonly number[]): Promise<ReplayOutcome> {
   const refusal = (status: number) => refreshOn.includes(status);
-  if (!injection?.refreshable || refreshOn.length === 0) {
-    return { status: await plan.send(injection), refreshed: false, replayed: false };
-  }
   if (!plan.replayable) {
     const status = await plan.send(injection);
     if (refusal(status)) plan.markStale(injection.token);

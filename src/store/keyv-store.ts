@@ -128,6 +128,13 @@ export class KeyvConnectionStore implements ConnectionStore {
     };
   }
 
+  peek(entity: string, integration: string, label?: string): Connection | undefined {
+    // A closed store answers nothing, not even from its cache (get rejects).
+    if (this.closed) return undefined;
+    const hit = this.cache.get(connKey(entity, integration, label));
+    return hit && this.trusted(hit) ? hit.conn : undefined;
+  }
+
   async get(entity: string, integration: string, opts: GetOptions = {}): Promise<Connection | undefined> {
     const k = connKey(entity, integration, opts.label);
     if (!opts.fresh) {

@@ -91,6 +91,8 @@ export function observeStore<T extends ConnectionStore>(
   type Store = ConnectionStore;
   const overrides: Partial<Store> = {
     get: (...args: Parameters<Store['get']>) => timed('get', () => inner.get(...args)),
+    // A cache hit is not a store operation: it is neither timed nor counted.
+    peek: (entity: string, integration: string, label?: string) => inner.peek?.(entity, integration, label),
     async put(...args: Parameters<Store['put']>) {
       const [connection] = args;
       const before = await previous(connection.entity, connection.integration, connection.label);

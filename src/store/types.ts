@@ -47,6 +47,13 @@ export interface GetOptions {
 export interface ConnectionStore {
   get(entity: string, integration: string, opts?: GetOptions): Promise<Connection | undefined>;
   /**
+   * The connection `get` would answer from the in-memory cache, without waiting; undefined
+   * when the cache cannot answer (not cached, no longer trusted, or no such connection): then
+   * `get` must be asked. The proxy's hot path tries it first, so a cached connection costs
+   * no promise.
+   */
+  peek?(entity: string, integration: string, label?: string): Connection | undefined;
+  /**
    * `lock`: the lock the write was prepared under. A store with fenced locks (PostgreSQL)
    * writes only while that lock still holds and throws LockLostError otherwise.
    */

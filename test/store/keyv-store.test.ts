@@ -168,3 +168,27 @@ t.test('openStore picks the backend from store:', async (t) => {
   await mem.store.close();
   await t.rejects(openStore(settings('redis://user:pw@h:6379'), env, log), { message: /^store redis:\/\/…@h:6379 / }, 'the password is not repeated');
 });
+
+t.test('peek answers from the cache only: never a backend read, nothing once closed or untrusted', async (t) => {
+  const keyv = new Keyv<string>({ throwOnErrors: true });
+  const writer = new KeyvConnectionStore(keyv, key);
+  await writer.put(conn('alice', { token: 'v1' }));
+  const store = new KeyvConnectionStore(keyv, key, { cacheTtlMs: 60_000 });
+  t.equal(store.peek('alice', 'svc'), undefined, 'not read yet: the cache cannot answer');
+  const read = await store.get('alice', 'svc');
+  t.equal(store.peek('alice', 'svc'), read, 'after a read: the same object, without waiting');
+  t.equal(store.peek('alice', 'svc', 'work'), undefined, 'another label is another entry');
+  await store.delete('alice', 'svc');
+  t.equal(store.peek('alice', 'svc'), undefined, 'a write through the store drops it');
+  const expiring = new KeyvConnectionStore(keyv, key, { cacheTtlMs: 1 });
+  await writer.put(conn('bob', { token: 'b' }));
+  await expiring.get('bob', 'svc');
+  const until = Date.now() + 5;
+  while (Date.now() < until); // the 1 ms cache ttl passes (a busy wait of 5 ms, bounded)
+  t.equal(expiring.peek('bob', 'svc'), undefined, 'past the cache ttl: get must read again');
+  await store.get('bob', 'svc');
+  await store.close();
+  t.equal(store.peek('bob', 'svc'), undefined, 'a closed store answers nothing');
+  await writer.close();
+  await expiring.close();
+});
