@@ -3,8 +3,10 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release } from 'node:os';
 import autocannon from 'autocannon';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
+import { generatorFor, selectCases, type CaseDef } from './cases.js';
+import { wrkBinary, wrkLoad, wrkSeconds, wrkVersion } from './wrk.js';
 import { BENCH_ENTITY, type ChildMessage } from './protocol.js';
-import { formatMemory, formatStorm, formatTable, summarize, type CaseInfo, type MemoryReport, type Sample, type StormReport } from './report.js';
+import { formatMemory, formatStorm, formatTable, summarize, type MemoryReport, type Sample, type StormReport } from './report.js';
 import { LARGE_BYTES, type UpstreamCounts } from './upstream.js';
 import { undiciLoad, type LoadResult } from './driver.js';
 import { runMemoryCheck, runStorm } from './phases.js';
@@ -13,7 +15,8 @@ import { startCliProxy, type CliProxy } from './cli-proxy.js';
 
 /**
  * `npm run bench`: the upstream, credproxy and a minimal reference proxy each run in a child
- * process (so each one's CPU time is its own); autocannon drives the load from this process.
+ * process (so each one's CPU time is its own); wrk (when installed) or autocannon drives the
+ * load from this process, the undici client the TLS pair.
  * Every round runs every case once, in turn, so that drift on a shared machine hits all
  * cases alike. Each case checks that it measured what it claims (the credential arrived
  * upstream, or did not), so a broken proxy cannot produce a fast-looking figure.
@@ -55,47 +58,7 @@ async function startChild(role: string, args: string[] = [], execArgv: string[] 
   };
 }
 
-interface CaseDef extends CaseInfo {
-  /** which upstream listener: the one the bench integration owns, or the other one */
-  port: 'owned' | 'other';
-  path: string;
-  entity: boolean;
-  /** what the upstream must have seen for the case to count */
-  expect: 'credential' | 'no-authorization';
-  /** 1 MiB request bodies (POST) instead of GETs */
-  upload?: boolean;
-  /**
-   * autocannon (default), or the undici driver: over CONNECT + TLS to credproxy's
-   * intercepting leaf (`https`), or plain absolute-form requests from the same client.
-   */
-  driver?: 'undici-http' | 'undici-https';
-  /** which credproxy process: the in-process bench one (default), or `credproxy start` on Redis with 1 or N processes */
-  process?: 'redis1' | 'workers' | 'postgres1';
-}
-
 const UPLOAD_BODY = Buffer.alloc(LARGE_BYTES, 'u');
-
-/** The cases, in the order each round runs them. */
-const CASES: CaseDef[] = [
-  { name: 'direct', label: 'direct to upstream', group: 'small', via: 'direct', port: 'owned', path: '/small', entity: false, expect: 'no-authorization' },
-  { name: 'reference', label: 'reference proxy (node:http + undici stream)', group: 'small', via: 'reference', port: 'owned', path: '/small', entity: false, expect: 'no-authorization' },
-  { name: 'floor', label: 'floor: node:http + undici dispatch, raw headers, nothing else', group: 'small', via: 'floor', port: 'owned', path: '/small', entity: false, expect: 'no-authorization' },
-  { name: 'passthrough', label: 'credproxy passthrough (no integration)', group: 'small', via: 'credproxy', port: 'other', path: '/small', entity: false, expect: 'no-authorization' },
-  { name: 'injection', label: 'credproxy injection (bearer, per entity)', group: 'small', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential' },
-  { name: 'direct-1mib', label: 'direct, 1 MiB responses', group: 'large', via: 'direct', port: 'owned', path: '/large', entity: false, expect: 'no-authorization' },
-  { name: 'reference-1mib', label: 'reference proxy, 1 MiB responses', group: 'large', via: 'reference', port: 'owned', path: '/large', entity: false, expect: 'no-authorization' },
-  { name: 'injection-1mib', label: 'credproxy injection, 1 MiB responses', group: 'large', via: 'credproxy', port: 'owned', path: '/large', entity: true, expect: 'credential' },
-  { name: 'direct-upload', label: 'direct, 1 MiB uploads', group: 'upload', via: 'direct', port: 'owned', path: '/upload', entity: false, expect: 'no-authorization', upload: true },
-  { name: 'reference-upload', label: 'reference proxy, 1 MiB uploads', group: 'upload', via: 'reference', port: 'owned', path: '/upload', entity: false, expect: 'no-authorization', upload: true },
-  { name: 'injection-upload', label: 'credproxy injection, 1 MiB uploads', group: 'upload', via: 'credproxy', port: 'owned', path: '/upload', entity: true, expect: 'credential', upload: true },
-  { name: 'injection-http-undici', label: 'credproxy injection, plain HTTP (undici client)', group: 'tls', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', driver: 'undici-http' },
-  { name: 'injection-https', label: 'credproxy injection, intercepted HTTPS (undici client, CONNECT + TLS kept alive)', group: 'tls', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', driver: 'undici-https' },
-  // Only with --workers N (they need Redis): the same command, one process and N.
-  { name: 'injection-redis', label: 'credproxy start on Redis, 1 process: injection', group: 'small', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', process: 'redis1' },
-  { name: 'injection-workers', label: 'credproxy start on Redis, --workers N: injection', group: 'small', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', process: 'workers' },
-  // Only with --postgres URL: the same command on a PostgreSQL store, beside injection-redis.
-  { name: 'injection-postgres', label: 'credproxy start on PostgreSQL, 1 process: injection', group: 'small', via: 'credproxy', port: 'owned', path: '/small', entity: true, expect: 'credential', process: 'postgres1' },
-];
 
 interface Processes {
   upstream: Child;
@@ -113,10 +76,24 @@ function proxyOf(p: Processes, c: CaseDef): Pick<CliProxy, 'ports' | 'stats'> | 
   return p[c.via];
 }
 
-function load(opts: BenchOptions, p: Processes, c: CaseDef, duration: number): Promise<LoadResult> {
+/** The load generator the plain small-body cases run on in this run (see generatorFor). */
+type Generator = 'wrk' | 'autocannon';
+
+function load(opts: BenchOptions, p: Processes, c: CaseDef, duration: number, generator: Generator): Promise<LoadResult> {
   const upPort = p.upstream.ports[c.port]!;
   const proxy = proxyOf(p, c);
   const headers: Record<string, string> = c.entity ? { 'X-Entity-Id': BENCH_ENTITY } : {};
+  if (generatorFor(c, generator) === 'wrk') {
+    // Through a proxy the request line carries the absolute target and Host names it, as curl -x sends them.
+    return wrkLoad({
+      port: proxy ? proxy.ports.proxy! : upPort,
+      path: proxy ? `http://127.0.0.1:${upPort}${c.path}` : c.path,
+      host: `127.0.0.1:${upPort}`,
+      headers,
+      connections: opts.connections,
+      duration,
+    });
+  }
   if (c.driver) {
     const https = c.driver === 'undici-https';
     return undiciLoad({
@@ -153,11 +130,11 @@ async function settle(upstream: Child): Promise<void> {
   }
 }
 
-async function runCase(opts: BenchOptions, p: Processes, c: CaseDef): Promise<{ sample: Sample; problems: string[] }> {
+async function runCase(opts: BenchOptions, p: Processes, c: CaseDef, generator: Generator): Promise<{ sample: Sample; problems: string[] }> {
   const measured = proxyOf(p, c);
   await settle(p.upstream);
   const before = await Promise.all([measured?.stats(), p.upstream.stats()]);
-  const result = await load(opts, p, c, opts.duration);
+  const result = await load(opts, p, c, opts.duration, generator);
   await settle(p.upstream);
   const after = await Promise.all([measured?.stats(), p.upstream.stats()]);
 
@@ -171,6 +148,7 @@ async function runCase(opts: BenchOptions, p: Processes, c: CaseDef): Promise<{ 
     problems.push(`${seen.requests - seen.withCredential} of ${seen.requests} requests reached the upstream without the injected credential`);
   }
   if (c.expect === 'no-authorization' && seen.withAuthorization > 0) problems.push(`${seen.withAuthorization} requests reached the upstream with an Authorization header`);
+  if (c.noTokenCalls && seen.tokenCalls > 0) problems.push(`credproxy called the token endpoint ${seen.tokenCalls} time(s) for a token that had not expired`);
 
   const used = before[0] && after[0] ? after[0].cpuMicros - before[0].cpuMicros : undefined;
   // NaN: a process whose CPU time could not be read (no /proc): left out, not guessed.
@@ -201,10 +179,31 @@ function diff(a: UpstreamCounts, b: UpstreamCounts): UpstreamCounts {
   };
 }
 
-function machine(loadBefore: number) {
+function machine(loadBefore: number, driver: Generator, wrk: string | undefined) {
   const list = cpus();
   // The 1-minute load average says how much else ran on the machine meanwhile.
-  return { cores: list.length, cpu: list[0]?.model.trim() ?? 'unknown', node: process.version, os: `${platform()} ${release()}`, loadBefore, loadAfter: loadavg()[0]! };
+  return {
+    cores: list.length,
+    cpu: list[0]?.model.trim() ?? 'unknown',
+    node: process.version,
+    os: `${platform()} ${release()}`,
+    loadBefore,
+    loadAfter: loadavg()[0]!,
+    /** the load generator of the plain small-body cases (each result row names its own) */
+    driver,
+    /** wrk's version line, when it is installed */
+    wrk: wrk ?? null,
+  };
+}
+
+/** The load generators in a sentence, for the machine line. */
+function generators(m: ReturnType<typeof machine>, cases: readonly CaseDef[]): string {
+  const used = new Set(cases.map((c) => generatorFor(c, m.driver)));
+  const names: string[] = [];
+  if (used.has('wrk')) names.push(`${m.wrk ?? 'wrk'} (1 thread) for the plain small-body cases`);
+  if (used.has('autocannon')) names.push(used.has('wrk') ? 'autocannon for the others' : 'autocannon');
+  if (used.has('undici-http') || used.has('undici-https')) names.push('the undici client for the TLS pair');
+  return `load from ${names.join(', ')}, on the same machine`;
 }
 
 async function main(): Promise<number> {
@@ -215,13 +214,26 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
     return 2;
   }
+  let cases: CaseDef[];
+  try {
+    cases = selectCases(opts);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+  const wrk = wrkVersion();
+  if (opts.driver === 'wrk' && wrk === undefined) {
+    process.stderr.write(`--driver wrk: "${wrkBinary()}" cannot be run; install wrk (Debian/Ubuntu: apt-get install wrk), name its binary in BENCH_WRK, or use --driver autocannon\n`);
+    return 2;
+  }
+  const generator: Generator = opts.driver ?? (wrk === undefined ? 'autocannon' : 'wrk');
   const loadBefore = loadavg()[0]!;
   const upstream = await startChild('upstream', [String(opts.tokenLatency)]);
   const children: Array<Pick<Child, 'close'>> = [upstream];
   try {
     const prof = (name: string) => (opts.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf, '--cpu-prof-name', `${name}.cpuprofile`]);
     const [credproxy, reference, floor] = await Promise.all([
-      startChild('credproxy', [String(upstream.ports.owned), String(upstream.ports.storm), String(upstream.ports.token)], ['--expose-gc', ...prof('credproxy')]),
+      startChild('credproxy', [JSON.stringify(upstream.ports)], ['--expose-gc', ...prof('credproxy')]),
       startChild('reference', [], prof('reference')),
       startChild('floor', [], prof('floor')),
     ]);
@@ -239,27 +251,22 @@ async function main(): Promise<number> {
     }
     const log = (s: string) => process.stderr.write(`${s}\n`);
 
-    const unknown = (opts.only ?? []).filter((n) => !CASES.some((c) => c.name === n));
-    if (unknown.length > 0) throw new Error(`--only: no case named ${unknown.join(', ')} (cases: ${CASES.map((c) => c.name).join(', ')})`);
-    const enabled = (c: CaseDef) => c.process === undefined || (c.process === 'postgres1' ? opts.postgres !== undefined : opts.workers > 0);
-    const cases = CASES.filter((c) => enabled(c) && (opts.only === undefined || opts.only.includes(c.name))).map((c) =>
-      c.process === 'workers' ? { ...c, label: c.label.replace('--workers N', `--workers ${opts.workers}`) } : c,
-    );
     if (opts.warmup > 0) {
       log(`warming up (${opts.warmup} s per proxied case)`);
-      for (const c of cases.filter((x) => x.via !== 'direct' && x.group === 'small')) await load(opts, p, c, opts.warmup);
+      for (const c of cases.filter((x) => x.via !== 'direct' && x.group === 'small')) await load(opts, p, c, opts.warmup, generator);
     }
     const samples = new Map<string, Sample[]>(cases.map((c) => [c.name, []]));
     const problems: string[] = [];
     for (let round = 1; round <= opts.rounds; round++) {
       for (const c of cases) {
-        log(`round ${round}/${opts.rounds}: ${c.label} (${opts.duration} s, ${opts.connections} connections)`);
-        const r = await runCase(opts, p, c);
+        const by = generatorFor(c, generator);
+        log(`round ${round}/${opts.rounds}: ${c.label} (${by === 'wrk' ? wrkSeconds(opts.duration) : opts.duration} s, ${opts.connections} connections, ${by})`);
+        const r = await runCase(opts, p, c, generator);
         samples.get(c.name)!.push(r.sample);
         problems.push(...r.problems.map((m) => `${c.name}, round ${round}: ${m}`));
       }
     }
-    const rows = summarize(cases.map((c) => ({ info: c, samples: samples.get(c.name)! })));
+    const rows = summarize(cases.map((c) => ({ info: { ...c, generator: generatorFor(c, generator) }, samples: samples.get(c.name)! })));
     const leaves = (await credproxy.stats()).leavesIssued ?? 0;
     if (cases.some((c) => c.driver === 'undici-https') && leaves !== 1) problems.push(`credproxy issued ${leaves} leaf certificates for one intercepted host (expected 1)`);
     let storm: StormReport | undefined;
@@ -280,7 +287,7 @@ async function main(): Promise<number> {
       memory = await runMemoryCheck(p, opts.memory, opts.connections);
       problems.push(...memory.problems.map((m) => `memory: ${m}`));
     }
-    const m = machine(loadBefore);
+    const m = machine(loadBefore, generator, wrk);
     const https = rows.find((r) => r.name === 'injection-https');
     const plain = rows.find((r) => r.name === 'injection-http-undici');
     const httpsRatio = https && plain && plain.rps > 0 ? https.rps / plain.rps : undefined;
@@ -299,7 +306,7 @@ async function main(): Promise<number> {
       process.stdout.write(
         `\n${formatTable(rows)}\n\n${notes.map((n) => `${n}\n`).join('')}\n${m.cores} cores (${m.cpu}), Node ${m.node}, ${m.os}; ` +
           `load average ${m.loadBefore.toFixed(1)} before, ${m.loadAfter.toFixed(1)} after; ${opts.connections} connections, ${opts.duration} s per case, ${opts.rounds} round(s); ` +
-          `autocannon on the same machine.\n`,
+          `${generators(m, cases)}.\n`,
       );
     }
     for (const problem of problems) process.stderr.write(`problem: ${problem}\n`);

@@ -6,7 +6,7 @@ import { createLogger } from '../src/log.js';
 import { NEW_NAMES_PARENT } from './new-names.js';
 import { startFloorProxy } from './floor-proxy.js';
 import { startReferenceProxy } from './reference-proxy.js';
-import { ADMIN, BENCH_ENTITY, BENCH_TOKEN, type ChildMessage } from './protocol.js';
+import { ADMIN, BENCH_ENTITY, BENCH_TOKEN, OAUTH_TOKEN, SIGV4_KEY, SIGV4_SCOPE, type ChildMessage } from './protocol.js';
 import { startBenchUpstream, type UpstreamCounts } from './upstream.js';
 
 /**
@@ -24,7 +24,20 @@ interface Started {
   close(): Promise<void>;
 }
 
-async function startCredproxyRole(ownedPort: number, stormPort: number, tokenPort: number): Promise<Started> {
+/** The upstream's listeners credproxy's integrations point at (the upstream role's `ports`). */
+type UpstreamPorts = Record<'owned' | 'storm' | 'token' | 'oauth' | 'sigv4', number>;
+
+/** Stores one of the bench entity's connections through the admin API, as a user would. */
+async function putConnection(adminUrl: string, integration: string, credentials: Record<string, unknown>): Promise<void> {
+  const put = await fetch(`${adminUrl}/api/entities/${BENCH_ENTITY}/connections/${integration}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ credentials }),
+  });
+  if (put.status !== 200) throw new Error(`storing the ${integration} connection answered ${put.status}: ${await put.text()}`);
+}
+
+async function startCredproxyRole(up: UpstreamPorts): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'credproxy-bench-'));
   mkdirSync(join(dir, 'integrations'));
   writeFileSync(
@@ -37,16 +50,35 @@ async function startCredproxyRole(ownedPort: number, stormPort: number, tokenPor
   // Names under it are terminated by credproxy itself (the new-names phase): never looked up or dialled.
   writeFileSync(join(dir, 'integrations', 'newnames.yaml'), `hosts: ["*.${NEW_NAMES_PARENT}"]\nauth: { type: bearer }\n`);
   // upstream: http, so the HTTPS case measures credproxy's interception (client-side TLS) alone.
-  writeFileSync(join(dir, 'integrations', 'bench.yaml'), `hosts: ["127.0.0.1:${ownedPort}"]\nupstream: http\nauth: { type: bearer }\n`);
+  writeFileSync(join(dir, 'integrations', 'bench.yaml'), `hosts: ["127.0.0.1:${up.owned}"]\nupstream: http\nauth: { type: bearer }\n`);
+  // injection-oauth: the token endpoint is the storm's, which the case must never call (the stored token is fresh).
   writeFileSync(
-    join(dir, 'integrations', 'storm.yaml'),
+    join(dir, 'integrations', 'oauth.yaml'),
     [
-      `hosts: ["127.0.0.1:${stormPort}"]`,
+      `hosts: ["127.0.0.1:${up.oauth}"]`,
       'upstream: http',
       'auth:',
       '  type: oauth2',
-      `  authorize_url: http://127.0.0.1:${tokenPort}/authorize`,
-      `  token_url: http://127.0.0.1:${tokenPort}/token`,
+      `  authorize_url: http://127.0.0.1:${up.token}/authorize`,
+      `  token_url: http://127.0.0.1:${up.token}/token`,
+      '  client_id: bench-client',
+      '  client_secret: bench-secret',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(dir, 'integrations', 'sigv4.yaml'),
+    `hosts: ["127.0.0.1:${up.sigv4}"]\nupstream: http\nauth: { type: aws_sigv4, region: ${SIGV4_SCOPE.region}, service: ${SIGV4_SCOPE.service} }\n`,
+  );
+  writeFileSync(
+    join(dir, 'integrations', 'storm.yaml'),
+    [
+      `hosts: ["127.0.0.1:${up.storm}"]`,
+      'upstream: http',
+      'auth:',
+      '  type: oauth2',
+      `  authorize_url: http://127.0.0.1:${up.token}/authorize`,
+      `  token_url: http://127.0.0.1:${up.token}/token`,
       '  client_id: bench-client',
       '  client_secret: bench-secret',
       '',
@@ -61,12 +93,10 @@ async function startCredproxyRole(ownedPort: number, stormPort: number, tokenPor
     env: { CREDPROXY_ADMIN_TOKEN: ADMIN, CREDPROXY_SECRET_KEY: Buffer.alloc(32, 3).toString('base64') },
     logger: createLogger({ level: 'info' }),
   });
-  const put = await fetch(`${running.url}/api/entities/${BENCH_ENTITY}/connections/bench`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ credentials: { token: BENCH_TOKEN } }),
-  });
-  if (put.status !== 200) throw new Error(`storing the bench connection answered ${put.status}: ${await put.text()}`);
+  await putConnection(running.url, 'bench', { token: BENCH_TOKEN });
+  // Expires in ten years: every request takes the cached-token path, none refreshes.
+  await putConnection(running.url, 'oauth', { access_token: OAUTH_TOKEN, refresh_token: 'bench-oauth-refresh', expires_in: 10 * 365 * 24 * 3600 });
+  await putConnection(running.url, 'sigv4', SIGV4_KEY);
   return {
     ports: { proxy: running.port },
     info: { caPath: running.runtime.tls.ca!.certPath },
@@ -80,10 +110,19 @@ async function startCredproxyRole(ownedPort: number, stormPort: number, tokenPor
 
 const ROLES: Record<string, (args: string[]) => Promise<Started>> = {
   upstream: async ([latency]) => {
-    const up = await startBenchUpstream(`Bearer ${BENCH_TOKEN}`, Number(latency ?? 50));
-    return { ports: { owned: up.ownedPort, other: up.otherPort, storm: up.stormPort, token: up.tokenPort }, counts: up.counts, resetTimeline: up.resetTimeline, close: up.close };
+    const up = await startBenchUpstream(
+      { bearer: `Bearer ${BENCH_TOKEN}`, oauth: `Bearer ${OAUTH_TOKEN}`, sigv4: { accessKeyId: SIGV4_KEY.access_key_id, ...SIGV4_SCOPE } },
+      Number(latency ?? 50),
+    );
+    return {
+      ports: { owned: up.ownedPort, other: up.otherPort, storm: up.stormPort, token: up.tokenPort, oauth: up.oauthPort, sigv4: up.sigv4Port },
+      counts: up.counts,
+      resetTimeline: up.resetTimeline,
+      close: up.close,
+    };
   },
-  credproxy: async ([owned, storm, token]) => startCredproxyRole(Number(owned), Number(storm), Number(token)),
+  // its one argument: the upstream's ports, as JSON
+  credproxy: async ([ports]) => startCredproxyRole(JSON.parse(ports ?? '{}') as UpstreamPorts),
   reference: async () => {
     const ref = await startReferenceProxy();
     return { ports: { proxy: ref.port }, close: ref.close };

@@ -31,6 +31,8 @@ export interface BenchOptions {
   only: string[] | undefined;
   /** a directory for V8 CPU profiles of the credproxy and reference processes (node --cpu-prof) */
   cpuProf: string | undefined;
+  /** the load generator of the plain small-body cases; undefined: wrk when it is installed, else autocannon */
+  driver: 'autocannon' | 'wrk' | undefined;
 }
 
 export const USAGE = `npm run bench -- [--duration S] [--connections N] [--rounds N] [--smoke] [--json]
@@ -53,6 +55,9 @@ export const USAGE = `npm run bench -- [--duration S] [--connections N] [--round
   --only A,B        run only these cases (by name, e.g. reference,injection)
   --cpu-prof DIR    write CPU profiles of the credproxy and reference processes to DIR
                     (node --cpu-prof; open them in Chrome DevTools or speedscope)
+  --driver D        the load generator of the plain small-body cases: wrk or autocannon
+                    (env BENCH_DRIVER; default: wrk when it is installed, else autocannon;
+                    BENCH_WRK names the wrk binary)
   --json            print the results as JSON instead of a table`;
 
 function positive(name: string, raw: string, integer: boolean): number {
@@ -89,6 +94,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       redis: { type: 'string' },
       postgres: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      driver: { type: 'string' },
     },
   });
   const smoke = values.smoke ?? false;
@@ -96,6 +102,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   const duration = pick(values.duration, 'BENCH_DURATION');
   const connections = pick(values.connections, 'BENCH_CONNECTIONS');
   const rounds = pick(values.rounds, 'BENCH_ROUNDS');
+  const driver = pick(values.driver, 'BENCH_DRIVER');
+  if (driver !== undefined && driver !== 'wrk' && driver !== 'autocannon') throw new Error(`driver: "${driver}" is neither wrk nor autocannon`);
   return {
     duration: duration === undefined ? (smoke ? 0.5 : 5) : positive('duration', duration, false),
     connections: connections === undefined ? (smoke ? 4 : 32) : positive('connections', connections, true),
@@ -113,5 +121,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     postgres: pick(values.postgres, 'BENCH_POSTGRES'),
     only: values.only === undefined ? undefined : values.only.split(',').map((x) => x.trim()).filter((x) => x !== ''),
     cpuProf: values['cpu-prof'],
+    driver,
   };
 }

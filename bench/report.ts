@@ -16,6 +16,8 @@ export interface CaseInfo {
   /** cases are compared within a group (small JSON vs 1 MiB bodies) */
   group: string;
   via: 'direct' | 'reference' | 'floor' | 'credproxy';
+  /** what drove it: wrk, autocannon or the undici client (set by the bench when it runs) */
+  generator?: string;
 }
 
 export interface CaseSummary extends CaseInfo {

@@ -9,7 +9,11 @@ const LARGE_BODY = Buffer.alloc(LARGE_BYTES, 'x');
 /** What the upstream saw, so the bench can prove a case measured what it claims (injected or not). */
 export interface UpstreamCounts {
   requests: number;
-  /** requests that arrived with exactly the credential the bench stored */
+  /**
+   * requests that arrived with the credential their listener expects: the bench token
+   * (owned/other), the oauth2 access token (oauth), a SigV4 Authorization for the stored key
+   * id and scope with its X-Amz-Date (sigv4)
+   */
   withCredential: number;
   /** requests that arrived with any Authorization header */
   withAuthorization: number;
@@ -38,6 +42,10 @@ export interface BenchUpstream {
   ownedPort: number;
   /** a port no integration owns: passthrough traffic goes here */
   otherPort: number;
+  /** the injection-oauth integration's port: expects `Bearer <oauth access token>` */
+  oauthPort: number;
+  /** the injection-sigv4 integration's port: expects a SigV4 Authorization and X-Amz-Date */
+  sigv4Port: number;
   /** the refresh-storm upstream: 401 unless the latest token the token endpoint issued */
   stormPort: number;
   /** the storm integration's token endpoint (POST /token), answering after `tokenLatencyMs` */
@@ -48,19 +56,45 @@ export interface BenchUpstream {
   close(): Promise<void>;
 }
 
+/** What the upstream counts as the credential arriving, per listener. */
+export interface ExpectedCredentials {
+  /** the bench (bearer) integration's Authorization value */
+  bearer: string;
+  /** the oauth2 integration's Authorization value */
+  oauth: string;
+  /** the aws_sigv4 integration's key id and credential scope */
+  sigv4: { accessKeyId: string; region: string; service: string };
+}
+
 /**
- * Two listeners with one handler: `/large` answers 1 MiB, anything else the small JSON.
- * Request bodies are drained and dropped.
+ * A SigV4-signed request, checked by shape (not cryptographically: an HMAC chain per request
+ * would load the upstream the bench shares its cores with): the Authorization names the
+ * stored key id and the integration's scope, and X-Amz-Date is on the credential's day.
  */
-export async function startBenchUpstream(expectedAuthorization: string, tokenLatencyMs = 50): Promise<BenchUpstream> {
+export function sigv4Checker(expect: ExpectedCredentials['sigv4']): (req: Pick<IncomingMessage, 'headers'>) => boolean {
+  const shape = new RegExp(
+    `^AWS4-HMAC-SHA256 Credential=${expect.accessKeyId}/(\\d{8})/${expect.region}/${expect.service}/aws4_request, SignedHeaders=[a-z0-9;-]*host[a-z0-9;-]*, Signature=[0-9a-f]{64}$`,
+  );
+  return (req) => {
+    const m = shape.exec(req.headers.authorization ?? '');
+    const date = req.headers['x-amz-date'];
+    return m !== null && typeof date === 'string' && /^\d{8}T\d{6}Z$/.test(date) && date.startsWith(m[1]!);
+  };
+}
+
+/**
+ * Four listeners with one handler (owned, other, oauth, sigv4), each with its own idea of the
+ * credential: `/large` answers 1 MiB, anything else the small JSON. Request bodies are
+ * drained and dropped. Then the refresh storm's upstream and its token endpoint.
+ */
+export async function startBenchUpstream(expect: ExpectedCredentials, tokenLatencyMs = 50): Promise<BenchUpstream> {
   const timeline: StormTimeline = { first401: 0, last401: 0, tokenStart: 0, tokenEnd: 0, first200: 0, last200: 0 };
   const counts: UpstreamCounts = { requests: 0, withCredential: 0, withAuthorization: 0, tokenCalls: 0, refused: 0, timeline };
   let issued = 'none-yet';
-  const handler = (req: IncomingMessage, res: ServerResponse) => {
+  const serve = (carries: (req: IncomingMessage) => boolean) => (req: IncomingMessage, res: ServerResponse) => {
     counts.requests++;
-    const auth = req.headers.authorization;
-    if (auth !== undefined) counts.withAuthorization++;
-    if (auth === expectedAuthorization) counts.withCredential++;
+    if (req.headers.authorization !== undefined) counts.withAuthorization++;
+    if (carries(req)) counts.withCredential++;
     req.resume();
     req.on('end', () => {
       const body = req.url === '/large' ? LARGE_BODY : SMALL_BODY;
@@ -97,7 +131,10 @@ export async function startBenchUpstream(expectedAuthorization: string, tokenLat
       }, tokenLatencyMs);
     });
   };
-  const servers = [handler, handler, storm, token].map((h) => http.createServer({ keepAliveTimeout: 65_000 }, h));
+  const bearer = serve((req) => req.headers.authorization === expect.bearer);
+  const oauth = serve((req) => req.headers.authorization === expect.oauth);
+  const sigv4 = serve(sigv4Checker(expect.sigv4));
+  const servers = [bearer, bearer, storm, token, oauth, sigv4].map((h) => http.createServer({ keepAliveTimeout: 65_000 }, h));
   const ports = await Promise.all(
     servers.map((s) => new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as AddressInfo).port)))),
   );
@@ -106,6 +143,8 @@ export async function startBenchUpstream(expectedAuthorization: string, tokenLat
     otherPort: ports[1]!,
     stormPort: ports[2]!,
     tokenPort: ports[3]!,
+    oauthPort: ports[4]!,
+    sigv4Port: ports[5]!,
     counts: () => ({ ...counts, timeline: { ...timeline } }),
     resetTimeline: () => Object.assign(timeline, { first401: 0, last401: 0, tokenStart: 0, tokenEnd: 0, first200: 0, last200: 0 }),
     close: async () => {

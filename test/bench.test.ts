@@ -2,24 +2,36 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
+import { CASES, generatorFor, selectCases } from '../bench/cases.js';
 import { parseOptions } from '../bench/options.js';
 import { formatTable, summarize, type CaseInfo, type Sample } from '../bench/report.js';
+import { sigv4Checker } from '../bench/upstream.js';
+import { wrkVersion } from '../bench/wrk.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const script = `${root}dist/bench/bench.js`;
 
-/** Runs the built bench with `args` and checks that it exits 0; its stdout. */
-async function runBench(t: Test, args: string[]): Promise<string> {
-  const child = spawn(process.execPath, [script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs the built bench with `args`; its exit code, stdout and stderr. */
+async function spawnBench(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [script, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
   child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { code, out, err };
+}
+
+/** Runs the built bench with `args` and checks that it exits 0; its stdout. */
+async function runBench(t: Test, args: string[]): Promise<string> {
+  const { code, out, err } = await spawnBench(args);
   t.equal(code, 0, 'bench exits 0');
   if (code !== 0) t.comment(err);
   return out;
 }
+
+/** The load generator the bench picks by itself on this machine. */
+const generator = wrkVersion() === undefined ? 'autocannon' : 'wrk';
 
 t.test('options: defaults, --smoke, flags over the environment, bad values refused', async (t) => {
   t.match(parseOptions([], {}), { duration: 5, connections: 32, rounds: 1, warmup: 1, json: false, smoke: false, storm: 1000, stormRounds: 3, tokenLatency: 50, memory: 50_000, newNames: 300, workers: 0, redis: 'redis://127.0.0.1:6379', only: undefined, cpuProf: undefined });
@@ -32,6 +44,10 @@ t.test('options: defaults, --smoke, flags over the environment, bad values refus
   t.throws(() => parseOptions(['--new-names', 'many'], {}), /new-names/);
   t.match(parseOptions(['--storm', '0', '--memory', '1000000', '--token-latency', '20', '--storm-rounds', '5', '--only', 'reference, injection'], {}), { storm: 0, stormRounds: 5, memory: 1_000_000, tokenLatency: 20, only: ['reference', 'injection'] });
   t.match(parseOptions(['--cpu-prof', 'profiles'], {}), { cpuProf: 'profiles' });
+  t.equal(parseOptions([], {}).driver, undefined, 'no driver named: wrk when installed, else autocannon');
+  t.equal(parseOptions(['--driver', 'autocannon'], { BENCH_DRIVER: 'wrk' }).driver, 'autocannon');
+  t.equal(parseOptions([], { BENCH_DRIVER: 'wrk' }).driver, 'wrk');
+  t.throws(() => parseOptions(['--driver', 'ab'], {}), /driver: "ab" is neither wrk nor autocannon/);
   t.throws(() => parseOptions(['--memory', '-1'], {}), /memory/);
   t.throws(() => parseOptions(['--storm-rounds', '0'], {}), /storm-rounds: "0" is not a positive integer/);
   t.match(parseOptions([], { BENCH_DURATION: '2', BENCH_CONNECTIONS: '8', BENCH_ROUNDS: '3' }), { duration: 2, connections: 8, rounds: 3 });
@@ -67,13 +83,49 @@ t.test('summary: medians over rounds, CPU per request, ratios within a group', a
   t.match(table[4], /^\| injection \| 1,000 \| 0\.1 \| 1 \| 4 \| 40 \| 50 \| 0\.50 \| 2\.00 \|$/);
 });
 
+t.test('cases: which ones run, and on which load generator', async (t) => {
+  const names = (cs: ReadonlyArray<{ name: string }>) => cs.map((c) => c.name);
+  t.same(names(selectCases({ only: undefined, workers: 0, postgres: undefined })).slice(0, 7), ['direct', 'reference', 'floor', 'passthrough', 'injection', 'injection-oauth', 'injection-sigv4']);
+  t.notOk(names(selectCases({ only: undefined, workers: 0, postgres: undefined })).includes('injection-redis'), 'the Redis pair needs --workers');
+  t.same(names(selectCases({ only: ['injection-sigv4', 'direct'], workers: 0, postgres: undefined })), ['direct', 'injection-sigv4'], 'table order, not --only order');
+  t.throws(() => selectCases({ only: ['injection-oath'], workers: 0, postgres: undefined }), /--only: no case named injection-oath/);
+  const by = (g: 'wrk' | 'autocannon') => Object.fromEntries(CASES.map((c) => [c.name, generatorFor(c, g)]));
+  t.match(by('wrk'), {
+    direct: 'wrk', reference: 'wrk', floor: 'wrk', passthrough: 'wrk', injection: 'wrk', 'injection-oauth': 'wrk', 'injection-sigv4': 'wrk',
+    'injection-1mib': 'autocannon', 'injection-upload': 'autocannon', 'injection-https': 'undici-https', 'injection-redis': 'autocannon',
+  });
+  t.notOk(Object.values(by('autocannon')).includes('wrk'), '--driver autocannon: no case on wrk');
+});
+
+t.test('the upstream counts a SigV4 request by its shape: the stored key id, the scope, X-Amz-Date of the same day', async (t) => {
+  const carries = sigv4Checker({ accessKeyId: 'AKIAKEY', region: 'eu-west-1', service: 'execute-api' });
+  const auth = (key = 'AKIAKEY', day = '20261204', scope = 'eu-west-1/execute-api', sig = 'a'.repeat(64)) =>
+    `AWS4-HMAC-SHA256 Credential=${key}/${day}/${scope}/aws4_request, SignedHeaders=host;x-amz-date, Signature=${sig}`;
+  const req = (authorization: string | undefined, date: string | undefined = '20261204T155900Z') => ({ headers: { authorization, 'x-amz-date': date } });
+  t.ok(carries(req(auth())));
+  t.notOk(carries(req(auth('AKIAOTHER'))), 'another key id');
+  t.notOk(carries(req(auth(undefined, undefined, 'us-east-1/execute-api'))), 'another region');
+  t.notOk(carries(req(auth(undefined, undefined, undefined, 'short'))), 'no full signature');
+  t.notOk(carries({ headers: { authorization: auth() } }), 'no X-Amz-Date');
+  t.notOk(carries(req(auth(), '20261203T235900Z')), 'X-Amz-Date of another day');
+  t.notOk(carries(req('Bearer bench-token')), 'a bearer token');
+  t.notOk(carries(req(undefined)));
+});
+
+t.test('--driver wrk without wrk: a clear error before anything starts', async (t) => {
+  const { code, out, err } = await spawnBench(['--smoke', '--driver', 'wrk'], { ...process.env, BENCH_WRK: '/nonexistent/wrk' });
+  t.equal(code, 2);
+  t.equal(out, '');
+  t.match(err, /--driver wrk: "\/nonexistent\/wrk" cannot be run; install wrk/);
+});
+
 t.test('npm run bench --smoke runs every case end to end (speed is not checked)', async (t) => {
   t.ok(existsSync(script), `${script} exists (npm test builds it first; run npm run build)`);
   const out = await runBench(t, ['--smoke', '--json']);
   const report = JSON.parse(out) as {
-    machine: { cores: number; node: string };
+    machine: { cores: number; node: string; driver: string; wrk: string | null };
     problems: string[];
-    results: Array<{ name: string; rps: number; cpuPerRequest: number | null; via: string }>;
+    results: Array<{ name: string; rps: number; cpuPerRequest: number | null; via: string; generator: string }>;
     leavesIssued: number;
     storm: { requests: number; tokenCalls: number; ok: number; refused: number; runs: Array<{ timeline: Record<string, number | undefined> }>; clientFloorMs: number; proxyFloorMs: number };
     memory: { requests: number; rssFirstMiB: number; rssAllMiB: number };
@@ -82,7 +134,7 @@ t.test('npm run bench --smoke runs every case end to end (speed is not checked)'
   t.same(report.problems, [], 'every case saw what it claims: credential injected, or no Authorization at all');
   t.same(
     report.results.map((r) => r.name),
-    ['direct', 'reference', 'floor', 'passthrough', 'injection', 'direct-1mib', 'reference-1mib', 'injection-1mib', 'direct-upload', 'reference-upload', 'injection-upload', 'injection-http-undici', 'injection-https'],
+    ['direct', 'reference', 'floor', 'passthrough', 'injection', 'injection-oauth', 'injection-sigv4', 'direct-1mib', 'reference-1mib', 'injection-1mib', 'direct-upload', 'reference-upload', 'injection-upload', 'injection-http-undici', 'injection-https'],
   );
   t.equal(report.leavesIssued, 1, 'one leaf certificate for the one intercepted host, however many connections');
   t.match(report.storm, { requests: 50, tokenCalls: 1, ok: 50 }, 'the storm: one token-endpoint call, every request answered 200 after its replay');
@@ -108,14 +160,27 @@ t.test('npm run bench --smoke runs every case end to end (speed is not checked)'
     if (r.via !== 'direct') t.ok(typeof r.cpuPerRequest === 'number' && r.cpuPerRequest > 0, `${r.name}: proxy CPU measured`);
   }
   t.equal(report.machine.node, process.version);
+  t.equal(report.machine.driver, generator, 'the report names the load generator: wrk when installed, else autocannon');
+  t.equal(report.machine.wrk === null, generator === 'autocannon');
+  const gen = Object.fromEntries(report.results.map((r) => [r.name, r.generator]));
+  t.match(gen, { direct: generator, 'injection-oauth': generator, 'injection-sigv4': generator, 'injection-1mib': 'autocannon', 'injection-https': 'undici-https' }, 'and each row its own');
 });
 
-t.test('npm run bench --workers 2 compares credproxy start on Redis with 1 and 2 processes (speed is not checked)', async (t) => {
-  const out = await runBench(t, ['--smoke', '--json', '--workers', '2', '--only', 'injection-redis,injection-workers', '--storm', '0', '--memory', '0', '--new-names', '0']);
-  const report = JSON.parse(out) as { problems: string[]; results: Array<{ name: string; label: string; rps: number; cpuPerRequest: number | null }>; workersRatio: number };
-  t.same(report.problems, [], 'both saw the credential injected on every request');
-  t.same(report.results.map((r) => r.name), ['injection-redis', 'injection-workers']);
-  t.match(report.results[1]!.label, /--workers 2/);
+t.test('npm run bench --workers 2 compares credproxy start on Redis with 1 and 2 processes; --driver autocannon (speed is not checked)', async (t) => {
+  // Riding along (one bench start less): --driver autocannon puts the oauth and sigv4 cases on autocannon.
+  const cases = 'injection-oauth,injection-sigv4,injection-redis,injection-workers';
+  const out = await runBench(t, ['--smoke', '--json', '--driver', 'autocannon', '--workers', '2', '--only', cases, '--storm', '0', '--memory', '0', '--new-names', '0']);
+  const report = JSON.parse(out) as {
+    machine: { driver: string };
+    problems: string[];
+    results: Array<{ name: string; label: string; rps: number; cpuPerRequest: number | null; generator: string }>;
+    workersRatio: number;
+  };
+  t.same(report.problems, [], 'each saw its credential on every request (the oauth token, a SigV4 signature), and no token-endpoint call');
+  t.equal(report.machine.driver, 'autocannon');
+  t.same(report.results.map((r) => [r.name, r.generator]), cases.split(',').map((n) => [n, 'autocannon']));
+  const [, , one, many] = report.results;
+  t.match(many!.label, /--workers 2/);
   for (const r of report.results) t.ok(r.rps > 0 && typeof r.cpuPerRequest === 'number' && r.cpuPerRequest > 0, `${r.name}: requests and CPU (all processes) measured`);
-  t.ok(report.workersRatio > 0);
+  t.ok(report.workersRatio > 0 && one!.name === 'injection-redis');
 });
