@@ -4,7 +4,8 @@ import type { Invalidation } from './invalidation.js';
 import { Keyring, UnreadableError } from './keyring.js';
 import { LocalLockBackend, Locks, type LockBackend, type LockHandle } from './lock.js';
 import { LocalRateLimit, type RateLimitBackend } from './rate-limit.js';
-import type { Connection, ConnectionStore, GetOptions, KeyValue, PutOptions } from './types.js';
+import { mapKeyScan, scanPage, type KeyScan } from './scan.js';
+import type { Connection, ConnectionStore, GetOptions, KeyValue, PutOptions, ScanOptions, ScanPage } from './types.js';
 
 /** What is written to the store: metadata in clear, credentials sealed. */
 export interface StoredConnection {
@@ -54,6 +55,8 @@ export interface KeyvStoreOptions {
   fencedSet?: (key: string, value: string, lock: LockHandle) => Promise<boolean>;
   /** where a connection sealed with a key the ring lacks is reported (once per connection) */
   log?: Logger;
+  /** walks the backend's keys in pages (src/store/scan.ts); default: keyv's in-memory Map */
+  scanKeys?: KeyScan;
 }
 
 /** A fenced write refused: the lock it was prepared under expired and another holder took it. */
@@ -199,6 +202,16 @@ export class KeyvConnectionStore implements ConnectionStore {
       }),
     );
     return per.flat().filter((c): c is Connection => c !== undefined);
+  }
+
+  async scan(opts: ScanOptions = {}): Promise<ScanPage> {
+    const keys = this.opts.scanKeys ?? (this.keyv.store instanceof Map ? mapKeyScan(this.keyv) : undefined);
+    if (!keys) throw new Error('this store cannot list its connections');
+    return scanPage(
+      (start, cursor, count, hint) => this.call(() => keys(start, cursor, count, hint)),
+      (k) => this.call(() => this.keyv.get(k)),
+      opts,
+    );
   }
 
   private async labels(entity: string, integration: string): Promise<string[]> {

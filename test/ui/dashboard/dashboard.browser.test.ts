@@ -60,7 +60,9 @@ t.test('an operator signs in, filters, makes a link, deletes, and signs out', as
   await page.getByRole('heading', { name: 'Integrations' }).waitFor();
   const [cookie] = await context.cookies(proxy.url);
   t.match(cookie, { name: 'credproxy-ui', httpOnly: true, sameSite: 'Strict' });
-  t.match(await page.locator('body').innerText(), /gh\s+GitHub, for the browser test/);
+  const integrations = await page.locator('body').innerText();
+  t.match(integrations, /gh\s+GitHub, for the browser test/);
+  t.match(integrations, new RegExp(`Used by\\s+${ENTITY.replace(/[.+]/g, '\\$&')}\\s+expired\\s+${ENTITY.replace(/[.+]/g, '\\$&')} \\(work\\)\\s+active`), 'which connections use gh');
   await screenshot(t, page, 'integrations');
 
   await page.getByRole('link', { name: 'Activity' }).click();
@@ -69,6 +71,9 @@ t.test('an operator signs in, filters, makes a link, deletes, and signs out', as
   await screenshot(t, page, 'activity');
 
   await page.getByRole('link', { name: 'Entities' }).click();
+  await page.getByRole('heading', { name: 'All entities' }).waitFor();
+  t.equal(await page.locator('tbody tr').count(), 4, 'every entity\'s connections, without a search');
+  await screenshot(t, page, 'all-entities');
   await page.getByLabel('Entity id').fill(ENTITY);
   await page.getByRole('button', { name: 'Show' }).click();
   await page.getByRole('heading', { name: /^Connections of / }).waitFor();
