@@ -89,6 +89,7 @@ const connectionShape = {
   reason: nullable(string()),
   fields: array(string(), { description: 'the names of the stored credential fields; never their values' }),
   expires_at: nullable(time()),
+  refreshed_at: nullable(time('when credproxy last refreshed the OAuth token; null when it has not since the connection was stored')),
   scopes: nullable(strings()),
   created_at: time(),
   updated_at: time(),

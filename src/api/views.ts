@@ -73,6 +73,7 @@ export function connectionView(c: Connection) {
     reason: c.reason ?? null,
     fields: Object.keys(c.credentials).sort(),
     expires_at: c.expires_at === undefined ? null : new Date(c.expires_at).toISOString(),
+    refreshed_at: c.refreshed_at === undefined ? null : new Date(c.refreshed_at).toISOString(),
     scopes: c.scopes ?? null,
     created_at: new Date(c.created_at).toISOString(),
     updated_at: new Date(c.updated_at).toISOString(),

@@ -16,6 +16,7 @@ export interface StoredConnection {
   reason?: string;
   sealed: string;
   expires_at?: number;
+  refreshed_at?: number;
   scopes?: string[];
   created_at: number;
   updated_at: number;
@@ -161,6 +162,7 @@ export class KeyvConnectionStore implements ConnectionStore {
       reason: c.reason,
       sealed: this.keyring.seal(JSON.stringify(c.credentials), aad(c.entity, c.integration, c.label)),
       expires_at: c.expires_at,
+      ...(c.refreshed_at === undefined ? {} : { refreshed_at: c.refreshed_at }),
       scopes: c.scopes,
       created_at: c.created_at,
       updated_at: c.updated_at,
@@ -303,6 +305,7 @@ export class KeyvConnectionStore implements ConnectionStore {
       reason: s.reason,
       credentials,
       expires_at: s.expires_at,
+      ...(s.refreshed_at === undefined ? {} : { refreshed_at: s.refreshed_at }),
       scopes: s.scopes,
       created_at: s.created_at,
       updated_at: s.updated_at,
@@ -332,6 +335,7 @@ export class KeyvConnectionStore implements ConnectionStore {
       reason: `the stored credentials are ${err.message} (keyring: ${this.keyring.ids.join(', ')}); an operator must add that key, or the user connect again`,
       credentials: {},
       expires_at: s.expires_at,
+      ...(s.refreshed_at === undefined ? {} : { refreshed_at: s.refreshed_at }),
       scopes: s.scopes,
       created_at: s.created_at,
       updated_at: s.updated_at,

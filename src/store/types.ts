@@ -21,6 +21,8 @@ export interface Connection {
   credentials: Record<string, string>;
   /** access token expiry, ms since epoch */
   expires_at?: number;
+  /** when credproxy last refreshed the OAuth token (ms since epoch): a time, never a token */
+  refreshed_at?: number;
   scopes?: string[];
   created_at: number;
   updated_at: number;

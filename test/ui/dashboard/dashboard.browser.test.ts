@@ -28,7 +28,7 @@ async function setup(t: Test): Promise<TestProxy> {
   t.teardown(() => proxy.close());
   const now = Date.now();
   const base = { entity: ENTITY, integration: 'gh', scheme: 'oauth2', params: {}, created_at: now - 86_400_000, updated_at: now };
-  await proxy.runtime.store.put({ ...base, status: 'expired', reason: 'refresh refused: invalid_grant', credentials: { refresh_token: 'never-shown-refresh' }, expires_at: now - 60_000, scopes: ['repo'] });
+  await proxy.runtime.store.put({ ...base, status: 'expired', reason: 'refresh refused: invalid_grant', credentials: { refresh_token: 'never-shown-refresh' }, expires_at: now - 60_000, refreshed_at: Date.UTC(2026, 11, 3, 9, 30), scopes: ['repo'] });
   await proxy.runtime.store.put({ ...base, label: 'work', status: 'active', credentials: { access_token: 'never-shown-access' }, expires_at: now + 3_600_000, scopes: ['repo', 'read:user'] });
   const put = await proxy.connect(ENTITY, 'zendesk', { params: { subdomain: 'acme' }, credentials: { api_key: 'never-shown-key' } });
   if (put.status !== 200) throw new Error(`put: ${put.status} ${await put.text()}`);
@@ -88,7 +88,8 @@ t.test('an operator signs in, filters, makes a link, deletes, and signs out', as
   await page.locator('tbody tr a', { hasText: 'gh' }).click();
   await page.getByRole('heading', { name: `gh for ${ENTITY}` }).waitFor();
   const detail = await page.locator('body').innerText();
-  t.match(detail, /expired: refresh refused: invalid_grant/);
+  t.match(detail, /Status\s+expired\s+Last error\s+refresh refused: invalid_grant/);
+  t.match(detail, /Last refresh\s+2026-12-03 09:30 UTC/, 'when the token was last refreshed');
   t.match(detail, /refresh_token \(values are never shown\)/);
   t.notMatch(await page.content(), /never-shown/, 'no secret on the page');
   await screenshot(t, page, 'connection');
