@@ -21,6 +21,7 @@ import { connectLinkAction, connectionPage, deleteAction, deletePage } from '../
 import { revokeAction, tokensPage } from '../ui/dashboard/tokens.js';
 import { verifyAction } from '../ui/dashboard/verify.js';
 import { activityPage } from '../ui/dashboard/activity.js';
+import { allowFraming } from '../ui/page.js';
 
 type Handler = (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void> | void;
 interface Route {
@@ -132,6 +133,7 @@ export function createApiHandler(rt: Runtime) {
         pathMatched = true;
         if (r.method !== req.method && !(r.method === 'GET' && req.method === 'HEAD')) continue;
         if (r.admin) requireAdmin(req, rt.adminToken);
+        if (url.pathname.startsWith('/connect/')) allowFraming(res, rt.current.config.settings.connect.frame_ancestors);
         const params = m.slice(1).map((p) => {
           try {
             return decodeURIComponent(p);

@@ -92,7 +92,8 @@ export interface Settings {
   passthrough: 'allow' | 'deny';
   egress: { allow_private: string[] };
   tls: { intercept: boolean; ca_dir: string; upstream_ca?: string };
-  connect: { allowed_redirects: string[] };
+  /** frame_ancestors: who may frame the connect pages (CSP sources, trailing `/` dropped); empty: nobody */
+  connect: { allowed_redirects: string[]; frame_ancestors: string[] };
   /** the operator dashboard at /ui/; enabled unset: on only while `listen` is loopback (docs/dashboard.md) */
   ui: { enabled?: boolean };
   limits: {
