@@ -184,6 +184,8 @@ export function loadConfig(dir: string, opts: LoadOptions & { schemes: SchemeCat
     const raw = validate(parsed.ctx, integrationSpec, parsed.doc.contents, '') as Record<string, unknown> | undefined;
     if (!raw) continue;
     keyFilesRelativeTo(resolve(dir), raw.auth);
+    const display = raw.display as { logo_file?: string } | undefined;
+    if (display?.logo_file !== undefined && !isAbsolute(display.logo_file)) display.logo_file = resolve(dir, display.logo_file);
     const fallbackName = basename(f, extname(f));
     const integration = checkIntegration(parsed.ctx, parsed.doc, raw, fallbackName, opts.schemes);
     if (!integration) continue;

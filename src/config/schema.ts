@@ -87,7 +87,7 @@ export const integrationSpecFor = (catalog: SchemeCatalog): ObjectSpec => {
       name: str({ pattern: /^[a-z0-9_-]+$/, hint: 'a name of lower-case letters, digits, _ and -' }),
       description: str(),
       // How the connect page presents the integration to end users.
-      display: obj({ name: str({ minLength: 1 }), logo_url: url(['https', 'http']), docs_url: url(['https', 'http']) }),
+      display: obj({ name: str({ minLength: 1 }), logo_url: url(['https', 'http']), logo_file: str({ minLength: 1 }), docs_url: url(['https', 'http']) }),
       hosts: list(str({ minLength: 1 }), 1),
       upstream: str({ enum: ['https', 'http'] }),
       paths: list(str({ pattern: /^\//, hint: 'a path prefix starting with /' }), 1),

@@ -1,3 +1,4 @@
+import type { LogoFile } from './logo.js';
 import type { HostPattern } from './hosts.js';
 import type { AuthDefinition, InjectConfig } from './scheme-definition.js';
 
@@ -61,6 +62,10 @@ export interface IntegrationConfig {
 export interface IntegrationDisplay {
   name?: string;
   logo_url?: string;
+  /** resolved against the config folder */
+  logo_file?: string;
+  /** logo_file, read and checked when the config loaded (src/config/logo.ts) */
+  logo?: LogoFile;
   docs_url?: string;
 }
 

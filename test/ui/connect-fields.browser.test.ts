@@ -1,4 +1,6 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { Page } from 'playwright-core';
 import { computedStyle, chromiumForFile, DESKTOP, problems, watchConsole } from '../support/chromium.js';
@@ -53,10 +55,17 @@ async function setup(t: Test, opts: { embeddable?: boolean } = {}): Promise<{ pr
       'upstream: http',
       'description: A help desk, one per tenant',
       'params: [{ name: subdomain, pattern: "^[0-9]{1,3}$", description: "The number of your tenant" }]',
+      // A logo from a file, served by credproxy itself (src/ui/logo.ts): an SVG, under its own CSP.
+      'display: { logo_file: logos/desk.svg }',
       'auth: [{ type: api_key }, { type: basic }]',
       '',
     ].join('\n'),
   });
+  mkdirSync(join(dir, 'logos'));
+  writeFileSync(
+    join(dir, 'logos', 'desk.svg'),
+    '<svg xmlns="http://www.w3.org/2000/svg" width="48" height="48"><circle cx="24" cy="24" r="22" style="fill:#7c3aed"/><text x="24" y="31" font-size="20" text-anchor="middle" fill="#fff" font-family="sans-serif">D</text></svg>',
+  );
   const proxy = await startProxy(dir);
   t.teardown(async () => {
     await proxy.close();
@@ -130,6 +139,9 @@ t.test('several schemes and a subdomain param: the user chooses username and pas
 
   await page.goto(url);
   await page.getByRole('group', { name: 'How do you want to connect?' }).waitFor();
+  const logo = page.getByRole('img', { name: 'desk logo' });
+  t.match(await logo.getAttribute('src'), /^\/connect\/desk\/logo\/[0-9a-f]{16}$/, 'the logo file, from credproxy');
+  t.ok(await logo.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth > 0), "it loaded under img-src 'self'");
   await page.keyboard.press('Tab');
   t.equal(await focused(page), 'scheme-0', 'focus starts at the choice');
   await screenshot(t, page, 'choose');
