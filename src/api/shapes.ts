@@ -48,7 +48,11 @@ const scheme = object({
   type: string(),
   default: boolean(),
   needs_connection: boolean(),
-  connect: string({ enum: ['connect_link', 'put', 'none'] }),
+  connect: string({
+    enum: ['connect_link', 'put', 'none'],
+    description: "how a connection is made: connect_link, only through the user at the provider (oauth2); put, a program stores the scheme's fields with PUT (a connect link may also work: see connect_link); none, the scheme needs no stored connection",
+  }),
+  connect_link: boolean({ description: "a connect link can make this connection: the provider's sign-in (oauth2) or the connect page's form for the scheme's fields" }),
   scopes: optional(strings()),
   allowed_scopes: optional(strings()),
   required_scopes: optional(strings()),
