@@ -107,11 +107,13 @@ export async function scanPage(scan: KeyScan, read: (key: string) => Promise<str
     const chunk = await scan('conn:', cursor, count, opts.integration ? { integration: opts.integration } : undefined);
     // Redis examines about COUNT keys per call whatever MATCH lets through: charge the call.
     if (!chunk.ordered) examined += count;
-    // Values are read in groups of what the page still needs, not the whole chunk at once.
+    // Values are read in groups of what the page still needs, not the whole chunk at once; a
+    // Redis batch is used whole (its cursor cannot resume inside it), so it is read at once.
     for (let i = 0; i < chunk.keys.length; ) {
       const group: string[] = [];
+      const size = chunk.ordered ? Math.max(limit - items.length, 1) : Infinity;
       let j = i;
-      for (; j < chunk.keys.length && group.length < Math.max(limit - items.length, 1); j++) if (wanted(chunk.keys[j]!)) group.push(chunk.keys[j]!);
+      for (; j < chunk.keys.length && group.length < size; j++) if (wanted(chunk.keys[j]!)) group.push(chunk.keys[j]!);
       const values = new Map<string, string | undefined>();
       await Promise.all(group.map(async (k) => values.set(k, await read(k))));
       for (; i < j; i++) {
