@@ -4,7 +4,7 @@ import Keyv from 'keyv';
 import type { Settings } from '../../src/config/types.js';
 import { KeyvConnectionStore } from '../../src/store/keyv-store.js';
 import { openStore } from '../../src/store/open.js';
-import { decodeCursor, encodeCursor, parseConnKey, SCAN_PAGE_MAX, ScanCursorError } from '../../src/store/scan.js';
+import { decodeCursor, encodeCursor, parseConnKey, SCAN_BUDGET, SCAN_PAGE_MAX, ScanCursorError } from '../../src/store/scan.js';
 import type { Connection, ConnectionStore, ConnectionSummary } from '../../src/store/types.js';
 import { SECRET_KEY } from '../support/servers.js';
 import { cleanPrefix, REDIS_URL, uniquePrefix } from '../support/redis.js';
@@ -131,4 +131,19 @@ t.test('a store on a plain keyv Map lists too; cursors and keys round-trip', asy
   t.same(parseConnKey('conn:team:ops:stripe'), { entity: 'team:ops', integration: 'stripe' });
   t.same(parseConnKey('conn:alice:github/me:work'), { entity: 'alice', integration: 'github', label: 'me:work' });
   t.equal(parseConnKey('conn:nocolon'), undefined);
+});
+
+t.test('a filter that matches rarely stops at the budget of keys examined, with a cursor to go on', async (t) => {
+  const store = new KeyvConnectionStore(new Keyv<string>({ namespace: 'credproxy' }), Buffer.from(SECRET_KEY, 'base64'));
+  const base = { scheme: 'bearer', params: {}, status: 'active' as const, credentials: { token: 't' }, created_at: 1, updated_at: 2 };
+  for (let i = 0; i < SCAN_BUDGET + 100; i++) await store.put({ ...base, entity: `busy-${String(i).padStart(5, '0')}`, integration: 'busy' });
+  await store.put({ ...base, entity: 'zz-last', integration: 'rare' });
+  const first = await store.scan({ integration: 'rare' });
+  t.same(first.items, [], 'none among the first keys');
+  t.equal(first.examined, SCAN_BUDGET, 'no more keys examined than the budget');
+  t.ok(first.next, 'and a cursor to look further');
+  const second = await store.scan({ integration: 'rare', cursor: first.next });
+  t.same(ids(second.items), ['zz-last|rare|']);
+  t.equal(second.examined, 101);
+  t.equal(second.next, undefined, 'the walk ends there');
 });
