@@ -12,6 +12,7 @@ const KEEP = {
   'connect-choose-phone.png': 'connect-page-phone.png',
   'connect-page-desktop.png': 'connect-page-oauth.png',
   'dash-entity-desktop.png': 'dashboard-entity.png',
+  'dash-all-entities-desktop.png': 'dashboard-all-entities.png',
   'dash-connection-phone.png': 'dashboard-connection-phone.png',
 };
 

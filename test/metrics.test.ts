@@ -83,6 +83,7 @@ class DeadStore implements ConnectionStore {
   put = (_c: Connection) => Promise.reject(new Error('down'));
   delete = () => Promise.reject(new Error('down'));
   list = () => Promise.reject(new Error('down'));
+  scan = () => Promise.reject(new Error('down'));
   ping = () => Promise.reject(new Error('down'));
   close = () => Promise.resolve();
 }

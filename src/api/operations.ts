@@ -30,6 +30,7 @@ export const PATH_PARAMS: Record<string, string> = {
   integration: 'an integration name',
   entity: 'an entity id (1 to 256 letters, digits and ._:@+- starting with a letter or digit)',
   id: 'an entity token id',
+  hash: "the first 16 hex digits of the logo's SHA-256, as the connect page links it",
 };
 
 const labelQuery = { name: 'label', description: 'a labelled connection (1 to 64 characters, like an entity id); without it, the default connection', schema: { type: 'string' } };
@@ -110,6 +111,10 @@ export const OPERATIONS = {
     operationId: 'connectPage', method: 'GET', path: '/connect/{integration}', summary: 'the connect page a connect link opens (binds the flow to this browser with a cookie)', tag: 'connect', admin: false,
     query: [{ name: 'token', description: 'the connect link token', schema: { type: 'string' } }],
     ok: [{ status: 200, description: 'the connect page', ...html }], errors: ['bad_request', 'not_found', 'store_unavailable', 'internal_error'],
+  }),
+  connectLogo: op({
+    operationId: 'connectLogo', method: 'GET', path: '/connect/{integration}/logo/{hash}', summary: "an integration's display.logo_file, for the connect page (PNG, SVG, JPEG or WebP; cached as immutable: a changed file is a new hash, an old one 404)", tag: 'connect', admin: false,
+    ok: [{ status: 200, description: 'the image', contentType: 'image/*' }], errors: ['not_found', 'internal_error'],
   }),
   connectContinue: op({
     operationId: 'connectContinue', method: 'POST', path: '/connect/{integration}', summary: "the connect page's forms (with the page's cookie): oauth2 uses the link up and moves the browser on to the provider; a scheme with fields shows them, or stores them once checked (and verified) and then uses the link up; a refused form comes back with the error (400)", tag: 'connect', admin: false,

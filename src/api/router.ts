@@ -21,6 +21,8 @@ import { connectLinkAction, connectionPage, deleteAction, deletePage } from '../
 import { revokeAction, tokensPage } from '../ui/dashboard/tokens.js';
 import { verifyAction } from '../ui/dashboard/verify.js';
 import { activityPage } from '../ui/dashboard/activity.js';
+import { allowFraming } from '../ui/page.js';
+import { sendLogo } from '../ui/logo.js';
 
 type Handler = (rt: Runtime, req: IncomingMessage, res: ServerResponse, params: string[]) => Promise<void> | void;
 interface Route {
@@ -99,6 +101,8 @@ export const routes: Route[] = [
   // The callback before /connect/{integration}, which would otherwise take it.
   { method: 'GET', pattern: /^\/connect\/callback$/, admin: false, op: OP.connectCallback, handler: finishFlow },
   { method: 'GET', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, op: OP.connectPage, handler: startFlow },
+  // An integration's display.logo_file (src/ui/logo.ts), by the hash of its content.
+  { method: 'GET', pattern: new RegExp(`^/connect/${SEG}/logo/${SEG}$`), admin: false, op: OP.connectLogo, handler: sendLogo },
   // The connect page's button: the link is used up here, never by the GET.
   { method: 'POST', pattern: new RegExp(`^/connect/${SEG}$`), admin: false, op: OP.connectContinue, handler: continueFlow },
   // The operator dashboard: signed in by its own session cookie (src/ui/dashboard/session.ts), not the Bearer header.
@@ -132,6 +136,7 @@ export function createApiHandler(rt: Runtime) {
         pathMatched = true;
         if (r.method !== req.method && !(r.method === 'GET' && req.method === 'HEAD')) continue;
         if (r.admin) requireAdmin(req, rt.adminToken);
+        if (url.pathname.startsWith('/connect/')) allowFraming(res, rt.current.config.settings.connect.frame_ancestors);
         const params = m.slice(1).map((p) => {
           try {
             return decodeURIComponent(p);

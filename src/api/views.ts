@@ -1,11 +1,13 @@
 import type { AuthDefinition } from '../config/scheme-definition.js';
 import type { IntegrationConfig } from '../config/types.js';
+import { waysOf } from '../oauth/offer.js';
 
 type EntryConfig = AuthDefinition['config'];
 import type { Connection } from '../store/types.js';
 
 /** What the API shows of an integration: everything a connect form needs, no secret. */
 export function integrationView(i: IntegrationConfig) {
+  const linkable = new Set(waysOf(i).map((w) => w.type));
   return {
     name: i.name,
     description: i.description ?? null,
@@ -19,8 +21,12 @@ export function integrationView(i: IntegrationConfig) {
       type,
       default: n === 0,
       needs_connection: traits.needsConnection,
-      // how a connection is made: a connect link to the provider, a PUT with the fields, or not at all
+      // How a connection is made, unchanged since 1.0 so that programs branching on it keep
+      // working: through the user at the provider (a connect link), the fields by PUT, or not at
+      // all. `connect_link` (1.2) adds that a link also works for field schemes: the connect
+      // page's form (src/oauth/offer.ts decides which schemes it offers).
       connect: traits.connectable ? 'connect_link' : traits.needsConnection ? 'put' : 'none',
+      connect_link: linkable.has(type),
       ...scopesOf(config),
       ...jwtVerifyOf(config),
       fields: traits.fields.map((f) => ({
@@ -73,6 +79,7 @@ export function connectionView(c: Connection) {
     reason: c.reason ?? null,
     fields: Object.keys(c.credentials).sort(),
     expires_at: c.expires_at === undefined ? null : new Date(c.expires_at).toISOString(),
+    refreshed_at: c.refreshed_at === undefined ? null : new Date(c.refreshed_at).toISOString(),
     scopes: c.scopes ?? null,
     created_at: new Date(c.created_at).toISOString(),
     updated_at: new Date(c.updated_at).toISOString(),

@@ -22,6 +22,7 @@ export const SETTINGS_APPLY = {
   'tls.ca_dir': 'restart',
   'tls.upstream_ca': 'restart', // part of the upstream pools
   'connect.allowed_redirects': 'live',
+  'connect.frame_ancestors': 'live', // read by each connect page
   'ui.enabled': 'live', // read by each dashboard request
   'limits.replay_body_bytes': 'live',
   'limits.admin_body_bytes': 'live',

@@ -2,6 +2,7 @@ import type { Document, Node } from 'yaml';
 import { HOST_LABEL, hostParamNames, urlTemplateNames } from './host-template.js';
 import { parseHostPattern, type HostPattern } from './hosts.js';
 import { fingerprintOf, type AuthDefinition, type CompiledInject, type SchemeCatalog, type SchemeTraits } from './scheme-definition.js';
+import { readLogo } from './logo.js';
 import { lineOf, type SpecContext } from './spec.js';
 import { compileTemplate } from './template.js';
 import { checkVerify } from './verify.js';
@@ -86,6 +87,13 @@ export function checkIntegration(
   const types = authList.map((a) => a.type);
   const dup = types.find((t, i) => types.indexOf(t) !== i);
   if (dup) problem(['auth'], `auth: the type "${dup}" is listed twice; a connection picks a scheme by its type`);
+  let display = raw.display as IntegrationConfig['display'];
+  if (display?.logo_file !== undefined) {
+    if (display.logo_url !== undefined) problem(['display', 'logo_file'], 'display: give logo_url or logo_file, not both');
+    const logo = readLogo(display.logo_file);
+    if (typeof logo === 'string') problem(['display', 'logo_file'], `display.logo_file: ${logo}`);
+    else display = { ...display, logo };
+  }
   const verify = checkVerify(raw.verify as Parameters<typeof checkVerify>[0], hosts, paths, upstream === 'https' ? 443 : 80, (key, msg) => problem(['verify', ...key], msg));
 
   if (ctx.problems.length > before) return undefined;
@@ -99,7 +107,7 @@ export function checkIntegration(
     refresh_on: (raw.refresh_on as number[] | undefined) ?? [401],
     inject: raw.inject as InjectConfig | undefined,
     description: raw.description as string | undefined,
-    display: raw.display as IntegrationConfig['display'],
+    display,
     verify,
     placeholder_env: raw.placeholder_env as string | undefined,
     scrub_responses: (raw.scrub_responses as boolean | undefined) ?? false,

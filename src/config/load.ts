@@ -68,7 +68,7 @@ function defaults(raw: Record<string, unknown>, opts: LoadOptions, env: NodeJS.P
     passthrough: r.passthrough ?? 'allow',
     egress: { allow_private: r.egress?.allow_private ?? [] },
     tls: { intercept: r.tls?.intercept ?? true, ca_dir: r.tls?.ca_dir ?? './data/ca', upstream_ca: r.tls?.upstream_ca },
-    connect: { allowed_redirects: r.connect?.allowed_redirects ?? [] },
+    connect: { allowed_redirects: r.connect?.allowed_redirects ?? [], frame_ancestors: (r.connect?.frame_ancestors ?? []).map((o) => o.replace(/\/$/, '')) },
     ui: { enabled: r.ui?.enabled },
     limits: {
       replay_body_bytes: r.limits?.replay_body_bytes ?? 1024 * 1024,
@@ -184,6 +184,8 @@ export function loadConfig(dir: string, opts: LoadOptions & { schemes: SchemeCat
     const raw = validate(parsed.ctx, integrationSpec, parsed.doc.contents, '') as Record<string, unknown> | undefined;
     if (!raw) continue;
     keyFilesRelativeTo(resolve(dir), raw.auth);
+    const display = raw.display as { logo_file?: string } | undefined;
+    if (display?.logo_file !== undefined && !isAbsolute(display.logo_file)) display.logo_file = resolve(dir, display.logo_file);
     const fallbackName = basename(f, extname(f));
     const integration = checkIntegration(parsed.ctx, parsed.doc, raw, fallbackName, opts.schemes);
     if (!integration) continue;

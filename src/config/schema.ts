@@ -87,7 +87,7 @@ export const integrationSpecFor = (catalog: SchemeCatalog): ObjectSpec => {
       name: str({ pattern: /^[a-z0-9_-]+$/, hint: 'a name of lower-case letters, digits, _ and -' }),
       description: str(),
       // How the connect page presents the integration to end users.
-      display: obj({ name: str({ minLength: 1 }), logo_url: url(['https', 'http']), docs_url: url(['https', 'http']) }),
+      display: obj({ name: str({ minLength: 1 }), logo_url: url(['https', 'http']), logo_file: str({ minLength: 1 }), docs_url: url(['https', 'http']) }),
       hosts: list(str({ minLength: 1 }), 1),
       upstream: str({ enum: ['https', 'http'] }),
       paths: list(str({ pattern: /^\//, hint: 'a path prefix starting with /' }), 1),
@@ -133,6 +133,23 @@ const listenSpec = str({
   },
 });
 
+/**
+ * One source of CSP `frame-ancestors`: `'self'`, or an http(s) origin, its host possibly
+ * `*.`-wildcarded (https://*.example.com). Nothing else: a path, a bare `*` or a stray `;`
+ * would widen or break the policy.
+ */
+export function frameAncestorProblem(v: string): string | undefined {
+  if (v === "'self'") return undefined;
+  const hint = "frame_ancestors takes origins such as https://app.example.com (scheme, host, optional port; no path), https://*.example.com, or 'self'";
+  if (v === '*' || v === "'none'") return `"${v}" is not allowed: ${v === '*' ? 'it would let any site frame the connect page' : "'none' is the default: leave frame_ancestors out"}; ${hint}`;
+  const m = /^(https?):\/\/(\*\.)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?\/?$/.exec(v);
+  if (!m) return `"${v}" is not an origin: ${hint}`;
+  const host = m[3]!;
+  if (!host.startsWith('[') && (host.startsWith('.') || host.endsWith('.') || host.includes('..'))) return `"${v}" is not an origin: ${hint}`;
+  if (m[4] && Number(m[4].slice(1)) > 65535) return `"${v}": port ${m[4].slice(1)} is out of range (0 to 65535)`;
+  return undefined;
+}
+
 export const settingsSpec: ObjectSpec = obj({
   listen: listenSpec,
   public_url: url(),
@@ -161,7 +178,7 @@ export const settingsSpec: ObjectSpec = obj({
     allow_private: list(str({ check: (v) => (ipaddr.isValidCIDR(v) ? undefined : `"${v}" is not a CIDR such as 10.1.0.0/16`) })),
   }),
   tls: obj({ intercept: bool(), ca_dir: str({ minLength: 1 }), upstream_ca: str({ minLength: 1 }) }),
-  connect: obj({ allowed_redirects: list(url()) }),
+  connect: obj({ allowed_redirects: list(url()), frame_ancestors: list(str({ check: frameAncestorProblem })) }),
   ui: obj({ enabled: bool() }),
   limits: obj({
     replay_body_bytes: int(0, 1 << 30),

@@ -1,3 +1,4 @@
+import type { LogoFile } from './logo.js';
 import type { HostPattern } from './hosts.js';
 import type { AuthDefinition, InjectConfig } from './scheme-definition.js';
 
@@ -61,6 +62,10 @@ export interface IntegrationConfig {
 export interface IntegrationDisplay {
   name?: string;
   logo_url?: string;
+  /** resolved against the config folder */
+  logo_file?: string;
+  /** logo_file, read and checked when the config loaded (src/config/logo.ts) */
+  logo?: LogoFile;
   docs_url?: string;
 }
 
@@ -92,7 +97,8 @@ export interface Settings {
   passthrough: 'allow' | 'deny';
   egress: { allow_private: string[] };
   tls: { intercept: boolean; ca_dir: string; upstream_ca?: string };
-  connect: { allowed_redirects: string[] };
+  /** frame_ancestors: who may frame the connect pages (CSP sources, trailing `/` dropped); empty: nobody */
+  connect: { allowed_redirects: string[]; frame_ancestors: string[] };
   /** the operator dashboard at /ui/; enabled unset: on only while `listen` is loopback (docs/dashboard.md) */
   ui: { enabled?: boolean };
   limits: {

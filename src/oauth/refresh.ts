@@ -129,7 +129,7 @@ async function refreshNow(
             throw err;
           }
           ctx.metrics.refreshes.inc({ integration: name, outcome: 'ok' });
-          return { ...cur, ...applyTokenSet(cur, set, now), status: 'active', reason: undefined, updated_at: now };
+          return { ...cur, ...applyTokenSet(cur, set, now), status: 'active', reason: undefined, refreshed_at: now, updated_at: now };
         },
         unchanged: (stored, base) => stored.credentials.refresh_token === base.credentials.refresh_token,
       },

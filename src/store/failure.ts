@@ -10,6 +10,7 @@ export type StoreOp =
   | 'connection.get'
   | 'connection.put'
   | 'connection.list'
+  | 'connection.scan'
   | 'connection.delete'
   | 'locked_update'
   | 'rate_limit'

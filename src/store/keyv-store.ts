@@ -4,7 +4,8 @@ import type { Invalidation } from './invalidation.js';
 import { Keyring, UnreadableError } from './keyring.js';
 import { LocalLockBackend, Locks, type LockBackend, type LockHandle } from './lock.js';
 import { LocalRateLimit, type RateLimitBackend } from './rate-limit.js';
-import type { Connection, ConnectionStore, GetOptions, KeyValue, PutOptions } from './types.js';
+import { mapKeyScan, scanPage, type KeyScan } from './scan.js';
+import type { Connection, ConnectionStore, GetOptions, KeyValue, PutOptions, ScanOptions, ScanPage } from './types.js';
 
 /** What is written to the store: metadata in clear, credentials sealed. */
 export interface StoredConnection {
@@ -15,6 +16,7 @@ export interface StoredConnection {
   reason?: string;
   sealed: string;
   expires_at?: number;
+  refreshed_at?: number;
   scopes?: string[];
   created_at: number;
   updated_at: number;
@@ -54,6 +56,8 @@ export interface KeyvStoreOptions {
   fencedSet?: (key: string, value: string, lock: LockHandle) => Promise<boolean>;
   /** where a connection sealed with a key the ring lacks is reported (once per connection) */
   log?: Logger;
+  /** walks the backend's keys in pages (src/store/scan.ts); default: keyv's in-memory Map */
+  scanKeys?: KeyScan;
 }
 
 /** A fenced write refused: the lock it was prepared under expired and another holder took it. */
@@ -165,6 +169,7 @@ export class KeyvConnectionStore implements ConnectionStore {
       reason: c.reason,
       sealed: this.keyring.seal(JSON.stringify(c.credentials), aad(c.entity, c.integration, c.label)),
       expires_at: c.expires_at,
+      ...(c.refreshed_at === undefined ? {} : { refreshed_at: c.refreshed_at }),
       scopes: c.scopes,
       created_at: c.created_at,
       updated_at: c.updated_at,
@@ -206,6 +211,16 @@ export class KeyvConnectionStore implements ConnectionStore {
       }),
     );
     return per.flat().filter((c): c is Connection => c !== undefined);
+  }
+
+  async scan(opts: ScanOptions = {}): Promise<ScanPage> {
+    const keys = this.opts.scanKeys ?? (this.keyv.store instanceof Map ? mapKeyScan(this.keyv) : undefined);
+    if (!keys) throw new Error('this store cannot list its connections');
+    return scanPage(
+      (start, cursor, count, hint) => this.call(() => keys(start, cursor, count, hint)),
+      (k) => this.call(() => this.keyv.get(k)),
+      opts,
+    );
   }
 
   private async labels(entity: string, integration: string): Promise<string[]> {
@@ -297,6 +312,7 @@ export class KeyvConnectionStore implements ConnectionStore {
       reason: s.reason,
       credentials,
       expires_at: s.expires_at,
+      ...(s.refreshed_at === undefined ? {} : { refreshed_at: s.refreshed_at }),
       scopes: s.scopes,
       created_at: s.created_at,
       updated_at: s.updated_at,
@@ -326,6 +342,7 @@ export class KeyvConnectionStore implements ConnectionStore {
       reason: `the stored credentials are ${err.message} (keyring: ${this.keyring.ids.join(', ')}); an operator must add that key, or the user connect again`,
       credentials: {},
       expires_at: s.expires_at,
+      ...(s.refreshed_at === undefined ? {} : { refreshed_at: s.refreshed_at }),
       scopes: s.scopes,
       created_at: s.created_at,
       updated_at: s.updated_at,

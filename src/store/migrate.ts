@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { KeyvConnectionStore } from './keyv-store.js';
 import type { Keyring } from './keyring.js';
 import type { Backend } from './backend.js';
+import { parseConnKey } from './scan.js';
 
 /** What credproxy copies: connections, label indexes, and kv records (entity token hashes, links, states, counts). */
 export type Kind = 'connections' | 'label_indexes' | 'records';
@@ -17,18 +18,8 @@ export interface MigrateReport {
 
 export class MigrateError extends Error {}
 
-/**
- * A connection key back to its parts: `conn:<entity>:<integration>[/<label>]`. Integration
- * names hold no `:` and labels no `/`, so the last `:` before any `/` ends the entity.
- */
-export function parseConnKey(key: string): { entity: string; integration: string; label?: string } | undefined {
-  const rest = key.slice('conn:'.length);
-  const slash = rest.indexOf('/');
-  const head = slash < 0 ? rest : rest.slice(0, slash);
-  const colon = head.lastIndexOf(':');
-  if (colon <= 0) return undefined;
-  return { entity: head.slice(0, colon), integration: head.slice(colon + 1), ...(slash < 0 ? {} : { label: rest.slice(slash + 1) }) };
-}
+/** Kept here too: export, rekey and the key check import it from this module. */
+export { parseConnKey };
 
 /**
  * Copies every record from one store's backend to another's, sealed values as they are (the

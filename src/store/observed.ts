@@ -108,6 +108,7 @@ export function observeStore<T extends ConnectionStore>(
       return deleted;
     },
     list: (...args: Parameters<Store['list']>) => timed('list', () => inner.list(...args)),
+    scan: (...args: Parameters<Store['scan']>) => timed('scan', () => inner.scan(...args)),
     ping: (...args: Parameters<Store['ping']>) => timed('ping', () => inner.ping(...args)),
   };
   return new Proxy(inner, {

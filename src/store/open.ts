@@ -8,6 +8,7 @@ import { Keyring, keyringFromEnv } from './keyring.js';
 import { KeyvConnectionStore } from './keyv-store.js';
 import { boundedWait, isPostgresUrl, openPostgres } from './postgres.js';
 import { openRedis, redactUrl, type RedisTuning } from './redis.js';
+import { mapKeyScan } from './scan.js';
 import { readOrCreateSecret } from './secret-file.js';
 import { SqliteAdapter } from './sqlite.js';
 import type { ConnectionStore } from './types.js';
@@ -103,12 +104,16 @@ export async function openBackend(url: string, prefix: string, log: Logger, tuni
     const adapter = new SqliteAdapter(resolve(url.slice('sqlite:'.length)));
     const keyv = new Keyv<string>({ store: adapter, namespace: prefix, throwOnErrors: true });
     adapter.purgeExpired();
-    return { keyv, options: { onClose: () => adapter.disconnect() }, keys: () => strip(adapter.keys(prefix)) };
+    return {
+      keyv,
+      options: { onClose: () => adapter.disconnect(), scanKeys: (start, cursor, count) => adapter.scanKeys(prefix, start, cursor, count) },
+      keys: () => strip(adapter.keys(prefix)),
+    };
   }
   if (url.startsWith('memory')) {
     const keyv = new Keyv<string>({ namespace: prefix, throwOnErrors: true });
     const map = keyv.store as Map<string, unknown>;
-    return { keyv, options: {}, keys: () => strip((async function* () { yield* [...map.keys()]; })()) };
+    return { keyv, options: { scanKeys: mapKeyScan(keyv) }, keys: () => strip((async function* () { yield* [...map.keys()]; })()) };
   }
   if (isPostgresUrl(url)) {
     const { keyv, pool: _pool, migrated: _migrated, keys, ...options } = await openPostgres(url, prefix, log, tuning);

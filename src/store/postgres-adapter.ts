@@ -72,6 +72,20 @@ export class PostgresAdapter extends EventEmitter implements KeyvStoreAdapter {
     }
   }
 
+  /**
+   * Up to `count` live keys that start with `<prefix>:<start>`, in key order, after the key
+   * `cursor` (src/store/scan.ts): one page per query, on the primary key's order.
+   */
+  async scanKeys(prefix: string, start: string, cursor: string | undefined, count: number): Promise<{ keys: string[]; next?: string; ordered: true }> {
+    const like = `${`${prefix}:${start}`.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const { rows } = await this.pool.query<{ key: string }>(
+      "SELECT key FROM credproxy_kv WHERE key LIKE $1 ESCAPE '\\' AND key > $2 AND (expires_at IS NULL OR expires_at > now()) ORDER BY key LIMIT $3",
+      [like, cursor === undefined ? '' : `${prefix}:${cursor}`, count],
+    );
+    const keys = rows.map((r) => r.key.slice(prefix.length + 1));
+    return { keys, ordered: true, ...(keys.length === count ? { next: keys.at(-1)! } : {}) };
+  }
+
   /** Drops expired rows (single-use states, links, idle rate buckets) so the tables do not grow forever. */
   async purgeExpired(): Promise<void> {
     await this.pool.query('DELETE FROM credproxy_kv WHERE expires_at <= now()');

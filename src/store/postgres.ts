@@ -98,6 +98,7 @@ export async function openPostgres(url: string, prefix: string, log: Logger, tun
     keyv,
     pool,
     keys: () => adapter.keys(prefix),
+    scanKeys: (start, cursor, count) => adapter.scanKeys(prefix, start, cursor, count),
     migrated,
     locks,
     rateLimit: new PostgresRateLimit(pool, prefix),

@@ -5,6 +5,7 @@ import type { KeyvStoreOptions } from './keyv-store.js';
 import { RedisInvalidation } from './redis-invalidation.js';
 import { RedisLockBackend } from './redis-lock.js';
 import { RedisRateLimit } from './rate-limit.js';
+import { globEscape, ScanCursorError } from './scan.js';
 
 /** Timings of the Redis store; the defaults suit a Redis on the same network. */
 export interface RedisTuning {
@@ -88,6 +89,13 @@ export async function openRedis(url: string, prefix: string, log: Logger, tuning
     keyv,
     keys: async function* () {
       for await (const batch of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 500 })) yield* batch;
+    },
+    // SCAN with MATCH on the key shape (src/store/scan.ts): Redis's cursor, its hash order.
+    scanKeys: async (start, cursor, count, hint) => {
+      if (cursor !== undefined && !/^\d{1,20}$/.test(cursor)) throw new ScanCursorError();
+      const tail = hint?.integration ? `*:${globEscape(hint.integration)}*` : '*';
+      const r = await client.scan(cursor ?? '0', { MATCH: `${globEscape(prefix)}:${globEscape(start)}${tail}`, COUNT: count });
+      return { keys: r.keys.map((k) => k.slice(prefix.length + 1)), ordered: false, ...(r.cursor === '0' ? {} : { next: r.cursor }) };
     },
     locks: new RedisLockBackend(client, prefix),
     rateLimit: new RedisRateLimit(client, prefix),

@@ -36,6 +36,7 @@ export class SqliteAdapter extends EventEmitter implements KeyvStoreAdapter {
       del: this.db.prepare('DELETE FROM keyv WHERE key = ?'),
       clear: this.db.prepare('DELETE FROM keyv WHERE key LIKE ? ESCAPE \'\\\''),
       purge: this.db.prepare('DELETE FROM keyv WHERE expires IS NOT NULL AND expires <= ?'),
+      page: this.db.prepare<[string, string, string, number], { key: string }>('SELECT key FROM keyv WHERE key >= ? AND key < ? AND key > ? ORDER BY key LIMIT ?'),
       keys: this.db.prepare<[string], { key: string }>('SELECT key FROM keyv WHERE key LIKE ? ESCAPE \'\\\' ORDER BY key'),
     };
   }
@@ -76,6 +77,18 @@ export class SqliteAdapter extends EventEmitter implements KeyvStoreAdapter {
   /** Every key under `<prefix>:` (credproxy migrate); WAL lets this read while the proxy writes. */
   async *keys(prefix: string): AsyncGenerator<string> {
     for (const r of this.stmts.keys.all(`${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}:%`)) yield r.key;
+  }
+
+  /**
+   * Up to `count` keys that start with `<prefix>:<start>`, in order, after the key `cursor`
+   * (src/store/scan.ts): a range on the primary key, so a page reads only its own rows.
+   */
+  async scanKeys(prefix: string, start: string, cursor: string | undefined, count: number): Promise<{ keys: string[]; next?: string; ordered: true }> {
+    const lo = `${prefix}:${start}`;
+    const hi = lo.slice(0, -1) + String.fromCharCode(lo.charCodeAt(lo.length - 1) + 1);
+    const rows = this.stmts.page.all(lo, hi, cursor === undefined ? '' : `${prefix}:${cursor}`, count);
+    const keys = rows.map((r) => r.key.slice(prefix.length + 1));
+    return { keys, ordered: true, ...(keys.length === count ? { next: keys.at(-1)! } : {}) };
   }
 
   /** Drops expired rows (single-use states, links) so the file does not grow forever. */

@@ -21,6 +21,8 @@ export interface Connection {
   credentials: Record<string, string>;
   /** access token expiry, ms since epoch */
   expires_at?: number;
+  /** when credproxy last refreshed the OAuth token (ms since epoch): a time, never a token */
+  refreshed_at?: number;
   scopes?: string[];
   created_at: number;
   updated_at: number;
@@ -62,6 +64,11 @@ export interface ConnectionStore {
   delete(entity: string, integration: string, label?: string): Promise<boolean>;
   /** the entity's connections among the given integrations, labelled ones included */
   list(entity: string, integrations: readonly string[]): Promise<Connection[]>;
+  /**
+   * A page of connections across every entity, metadata only (nothing decrypted), bounded
+   * in size and in keys examined: src/store/scan.ts says how each backend walks.
+   */
+  scan(opts?: ScanOptions): Promise<ScanPage>;
   /** resolves when the backend answers; rejects otherwise (readiness) */
   ping(): Promise<void>;
   /** short-lived, non-connection records (OAuth state, connect links, locks) */
@@ -71,6 +78,39 @@ export interface ConnectionStore {
   /** token buckets for rate caps, shared by every instance on this store (Redis) or in-process */
   readonly rateLimit: RateLimitBackend;
   close(): Promise<void>;
+}
+
+export interface ScanOptions {
+  /** only connections to this integration */
+  integration?: string;
+  /** only connections in this status */
+  status?: ConnectionStatus;
+  /** only connections with this label ('' : the default, unlabelled ones) */
+  label?: string;
+  /** from a previous page's `next` */
+  cursor?: string;
+  /** page size, 1..SCAN_PAGE_MAX; default 50 */
+  limit?: number;
+}
+
+/** What a listing shows of a connection: its metadata, never a credential. */
+export interface ConnectionSummary {
+  entity: string;
+  integration: string;
+  label?: string;
+  scheme: string;
+  status: ConnectionStatus;
+  reason?: string;
+  expires_at?: number;
+  updated_at: number;
+}
+
+export interface ScanPage {
+  items: ConnectionSummary[];
+  /** give it back as `cursor` for the next page; absent when the walk is complete */
+  next?: string;
+  /** keys this page examined */
+  examined: number;
 }
 
 export interface PutOptions {

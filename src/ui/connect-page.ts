@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { fieldsHtml, hidden, paramsHtml, type FieldView, type ParamView } from './fields-form.js';
+import { logoPath } from './logo.js';
 import { escapeHtml, sendHtml } from './page.js';
 
 /** One way of connecting the page offers (a scheme). */
@@ -17,7 +18,7 @@ export interface ConnectPageView {
   integration: string;
   description?: string;
   /** the integration's `display` block: a name for people, a logo, its docs */
-  display?: { name?: string; logo_url?: string; docs_url?: string };
+  display?: { name?: string; logo_url?: string; docs_url?: string; logo?: { hash: string } };
   /** the host of the provider's consent page, when a way is oauth2 */
   provider?: string;
   entity: string;
@@ -48,7 +49,8 @@ function overview(v: ConnectPageView): string {
   const oauthOnly = v.ways.length === 1 && v.ways[0]!.kind === 'oauth2';
   const fixed = Object.entries(v.fixedParams).map(([k, val]) => row(k, val)).join('');
   const name = titleOf(v);
-  const logo = v.display?.logo_url ? `<img class="logo" src="${escapeHtml(v.display.logo_url)}" alt="${escapeHtml(name)} logo" height="48">` : '';
+  const src = logoSrc(v);
+  const logo = src ? `<img class="logo" src="${escapeHtml(src)}" alt="${escapeHtml(name)} logo" height="48">` : '';
   const docs = v.display?.docs_url ? `<dt>Documentation</dt><dd><a href="${escapeHtml(v.display.docs_url)}" rel="noopener noreferrer">${escapeHtml(name)} documentation</a></dd>` : '';
   return (
     logo +
@@ -63,6 +65,9 @@ function overview(v: ConnectPageView): string {
     '</dl>'
   );
 }
+
+/** A logo_file is served by credproxy itself (src/ui/logo.ts, a path on this origin); a logo_url is the operator's URL. */
+const logoSrc = (v: ConnectPageView) => (v.display?.logo ? logoPath(v.integration, v.display.logo) : v.display?.logo_url);
 
 /** The integration as people call it: its display name, else its config name. */
 const titleOf = (v: ConnectPageView) => v.display?.name ?? v.integration;
@@ -140,7 +145,7 @@ export function sendConnectPage(res: ServerResponse, v: ConnectPageView, formAct
     title: `Connect ${titleOf(v)}`,
     bodyHtml: connectPageHtml(v),
     formAction: [formAction],
-    ...(v.display?.logo_url ? { imgSrc: [new URL(v.display.logo_url).origin] } : {}),
+    ...(v.display?.logo ? { imgSrc: ["'self'"] } : v.display?.logo_url ? { imgSrc: [new URL(v.display.logo_url).origin] } : {}),
     headers: o.setCookie ? { 'set-cookie': o.setCookie } : {},
   });
 }

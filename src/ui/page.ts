@@ -36,6 +36,17 @@ const STYLE =
 const styleHash = (css: string) => `'sha256-${createHash('sha256').update(css).digest('base64')}'`;
 const STYLE_HASH = styleHash(STYLE);
 
+/**
+ * Answers that may be framed by other origins (the connect pages, `connect.frame_ancestors`),
+ * set by the router for the paths under /connect/ only: every other page (the dashboard, which
+ * never takes this) keeps `frame-ancestors 'none'` and `X-Frame-Options: DENY`.
+ */
+const framing = new WeakMap<ServerResponse, readonly string[]>();
+
+export function allowFraming(res: ServerResponse, ancestors: readonly string[]): void {
+  if (ancestors.length > 0) framing.set(res, ancestors);
+}
+
 export interface PageOptions {
   status: number;
   title: string;
@@ -59,13 +70,15 @@ export function sendHtml(res: ServerResponse, o: PageOptions): void {
     `<style>${STYLE}</style>${o.style ? `<style>${o.style}</style>` : ''}${o.headHtml ?? ''}</head><body><h1>${escapeHtml(o.title)}</h1>${o.bodyHtml}</body></html>`;
   const formAction = o.formAction?.length ? o.formAction.join(' ') : "'none'";
   const imgSrc = o.imgSrc?.length ? `; img-src ${o.imgSrc.join(' ')}` : '';
+  const ancestors = framing.get(res);
   res.writeHead(o.status, {
     ...o.headers,
     'content-type': 'text/html; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
-    'content-security-policy': `default-src 'none'; style-src ${o.style ? `${STYLE_HASH} ${styleHash(o.style)}` : STYLE_HASH}${imgSrc}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
-    'x-frame-options': 'DENY',
+    'content-security-policy': `default-src 'none'; style-src ${o.style ? `${STYLE_HASH} ${styleHash(o.style)}` : STYLE_HASH}${imgSrc}; form-action ${formAction}; frame-ancestors ${ancestors ? ancestors.join(' ') : "'none'"}; base-uri 'none'`,
+    // X-Frame-Options cannot name origins; where framing is allowed, CSP alone says by whom.
+    ...(ancestors ? {} : { 'x-frame-options': 'DENY' }),
     'x-content-type-options': 'nosniff',
     'referrer-policy': 'no-referrer',
   });

@@ -64,6 +64,35 @@ t.test('/metrics counts proxied requests in Prometheus text', async (t) => {
   t.match(text, /credproxy_request_duration_seconds_count\{integration="svc"\} 1/);
 });
 
+t.test('connect_link says exactly which schemes a connect link can make, whatever connect says', async (t) => {
+  const up = await startUpstream();
+  t.teardown(() => up.close());
+  const proxy = await startProxy(
+    configDir('store: memory\n', {
+      mixed: [
+        'hosts: [mixed.example]',
+        'auth:',
+        '  - { type: oauth2, authorize_url: "https://p.example/a", token_url: "https://p.example/t", client_id: c, client_secret: s }',
+        '  - { type: api_key }',
+        '  - { type: basic }',
+        '  - { type: jwt, algorithm: HS256, private_key: a-secret-of-32-characters-at-least }',
+        '',
+      ].join('\n'),
+    }),
+  );
+  t.teardown(() => proxy.close());
+  const schemes = (await json(await proxy.admin('GET', '/api/integrations/mixed'))).schemes as Array<{ type: string; connect: string; connect_link: boolean }>;
+  t.same(
+    schemes.map((s) => [s.type, s.connect, s.connect_link]),
+    [['oauth2', 'connect_link', true], ['api_key', 'put', true], ['basic', 'put', true], ['jwt', 'none', false]],
+    'field schemes keep connect: put (programs branch on it) and say connect_link: true',
+  );
+  for (const s of schemes) {
+    const r = await proxy.admin('POST', `/api/entities/alice/connections/mixed/connect`, { scheme: s.type });
+    t.equal(r.status, s.connect_link ? 200 : 400, `${s.type}: a link ${s.connect_link ? 'is made' : 'is refused'} as connect_link says`);
+  }
+});
+
 t.test('integrations: list and one, with hosts, params and per scheme the fields', async (t) => {
   const proxy = await start(t);
   const list = await json(await proxy.admin('GET', '/api/integrations'));
@@ -85,12 +114,13 @@ t.test('integrations: list and one, with hosts, params and per scheme the fields
         default: true,
         needs_connection: true,
         connect: 'put',
+        connect_link: true,
         fields: [
           { name: 'username', secret: false, optional: false, pattern: null, description: null },
           { name: 'password', secret: true, optional: false, pattern: null, description: null },
         ],
       },
-      { type: 'bearer', default: false, needs_connection: true, connect: 'put', fields: [{ name: 'token', secret: true, optional: false, pattern: '^zd_', description: 'an API token' }] },
+      { type: 'bearer', default: false, needs_connection: true, connect: 'put', connect_link: true, fields: [{ name: 'token', secret: true, optional: false, pattern: '^zd_', description: 'an API token' }] },
     ],
   });
   const missing = await proxy.admin('GET', '/api/integrations/nope');

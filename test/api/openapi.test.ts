@@ -123,6 +123,7 @@ t.test('what a real server answers is documented', async (t) => {
     connectCallback: [['GET', '/connect/callback?state=nope&code=x']],
     connectPage: [['GET', '/connect/gh?token=nope'], ['GET', '/connect/gh']],
     connectContinue: [['POST', '/connect/gh', 'token=nope']],
+    connectLogo: [['GET', '/connect/gh/logo/0123456789abcdef']],
   };
   for (const o of ops) {
     const list = probes[o.operationId];

@@ -28,7 +28,7 @@ t.test('a scheme from one file: validated, described, stored and signed through 
   });
 
   const described = (await (await proxy.admin('GET', '/api/integrations/demo')).json()) as { schemes: Array<Record<string, unknown>> };
-  t.match(described.schemes[0], { type: 'hmac_demo', needs_connection: true, connect: 'put', fields: [{ name: 'key_id', secret: false }, { name: 'secret', secret: true }] });
+  t.match(described.schemes[0], { type: 'hmac_demo', needs_connection: true, connect: 'put', connect_link: true, fields: [{ name: 'key_id', secret: false }, { name: 'secret', secret: true }] });
 
   const missing = await viaProxy(proxy.port, `${up.origin}/v1/items?x=1`, { headers: { 'X-Entity-Id': 'alice' } });
   t.equal(missing.status, 424, 'no connection yet: connection_missing');

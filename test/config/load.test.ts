@@ -297,3 +297,16 @@ t.test('a value of the wrong shape says what was expected', async (t) => {
   for (const w of want) t.ok(p.some((line) => w.test(line)), `${w}`);
   t.equal(p.length, want.length, `nothing else (a number where a string belongs is taken as its text: \`pattern: 1\`):\n${p.join('\n')}`);
 });
+
+t.test('connect.frame_ancestors: origins, wildcard hosts and self load (a trailing / dropped); anything else names the value', async (t) => {
+  const ok = ['https://app.example.com/', 'http://localhost:3000', 'https://*.example.com', "'self'", 'http://[::1]:8080'];
+  const cfg = loadConfig(configDir(`store: memory\nconnect:\n  frame_ancestors: ${JSON.stringify(ok)}\n`));
+  t.same(cfg.settings.connect.frame_ancestors, ['https://app.example.com', 'http://localhost:3000', 'https://*.example.com', "'self'", 'http://[::1]:8080']);
+  t.same(loadConfig(configDir('store: memory\n')).settings.connect.frame_ancestors, [], "default: none, so the pages say frame-ancestors 'none'");
+  const bad = ['ftp://files.example', 'https://app.example.com/embed', 'https://app.example.com?x=1', 'https://user@app.example.com', 'app.example.com', 'https://a.example; script-src *', "'none'", '*', 'https://*', 'https://a..example', 'https://a.example:99999'];
+  const p = problemsOf(configDir(`store: memory\nconnect:\n  frame_ancestors: ${JSON.stringify(bad)}\n`));
+  t.equal(p.length, bad.length, p.join('\n'));
+  for (const [i, v] of bad.entries()) t.match(p[i], `credproxy.yaml:3: connect.frame_ancestors[${i}]: "${v}"`, v);
+  t.match(p[6], "'none' is the default: leave frame_ancestors out");
+  t.match(p[10], 'port 99999 is out of range');
+});

@@ -296,17 +296,25 @@ t.test('restart (sqlite store) between rotations keeps the rotated refresh token
   const s = await setup(t, { settings: `store: sqlite:${join(data, 'db.sqlite')}\n` });
   const tokens = s.as.issue();
   await s.proxy.connect('alice', 'demo', { credentials: { ...tokens, expires_at: nowSeconds() - 10 } });
+  t.equal((await connection(s)).refreshed_at, null, 'never refreshed yet');
+  const before = Date.now();
   t.equal((await get(s)).status, 200);
   t.equal(s.as.count('refresh_token'), 1);
   const first = await s.proxy.runtime.store.get('alice', 'demo');
+  t.ok(first!.refreshed_at! >= before && first!.refreshed_at! <= Date.now(), 'the refresh recorded its time');
   await s.proxy.close();
 
   s.proxy = await startProxy(s.dir);
+  t.equal((await connection(s)).refreshed_at, new Date(first!.refreshed_at!).toISOString(), 'kept on disk, shown by the admin API');
   s.as.revokeAccess(first!.credentials.access_token!);
   const r = await get(s);
   t.equal(r.status, 200, 'refreshed with the rotated refresh token read back from disk');
   t.equal(s.as.count('refresh_token'), 2);
   t.equal(s.as.calls[1]!.params.refresh_token, first!.credentials.refresh_token);
+  t.ok((await s.proxy.runtime.store.get('alice', 'demo'))!.refreshed_at! >= first!.refreshed_at!, 'and moved on by the next refresh');
+  // A new token set stored through the API is a new start: no refresh since.
+  await s.proxy.connect('alice', 'demo', { credentials: s.as.issue() });
+  t.equal((await connection(s)).refreshed_at, null);
 });
 
 t.test('invalid_grant → expired → 424 connection_expired, also for that very request, with no further provider calls', async (t) => {

@@ -146,7 +146,7 @@ t.test('the integrations endpoint describes params and, per scheme, the fields',
   const list = (await (await proxy.admin('GET', '/api/integrations')).json()) as { integrations: unknown[] };
   const one = await (await proxy.admin('GET', '/api/integrations/zendesk')).json();
   t.same(list.integrations[1], one, 'the list holds the same description');
-  t.match(list.integrations[0], { name: 'signed', schemes: [{ type: 'jwt', needs_connection: false, connect: 'none', fields: [] }] }, 'a key in the YAML: no connection to make');
+  t.match(list.integrations[0], { name: 'signed', schemes: [{ type: 'jwt', needs_connection: false, connect: 'none', connect_link: false, fields: [] }] }, 'a key in the YAML: no connection to make');
   t.same(one, {
     name: 'zendesk',
     description: 'Zendesk, per customer',
@@ -160,6 +160,7 @@ t.test('the integrations endpoint describes params and, per scheme, the fields',
         default: true,
         needs_connection: true,
         connect: 'connect_link',
+        connect_link: true,
         scopes: ['read'],
         fields: [
           { name: 'access_token', secret: true, optional: false, pattern: null, description: null },
@@ -171,6 +172,7 @@ t.test('the integrations endpoint describes params and, per scheme, the fields',
         default: false,
         needs_connection: true,
         connect: 'put',
+        connect_link: true,
         fields: [
           { name: 'username', secret: false, optional: false, pattern: null, description: 'agent e-mail' },
           { name: 'password', secret: true, optional: false, pattern: null, description: 'API token' },

@@ -28,6 +28,9 @@ const bad: Array<[name: string, settings: string, integration: string | undefine
   ['an unsupported auth type', '', 'hosts: [a.test]\nauth: { type: magic }\n', /demo\.yaml:2: /],
   ['public_url that is not a URL', 'public_url: "not a url"\n', undefined, /credproxy\.yaml:2: .*not a URL/],
   ['a connect redirect that is not http(s)', 'connect: { allowed_redirects: ["javascript:alert(1)"] }\n', undefined, /credproxy\.yaml:2: .*must be a http or https URL/],
+  ['a frame ancestor with a path', 'connect: { frame_ancestors: ["https://app.example/embed"] }\n', undefined, /credproxy\.yaml:2: connect\.frame_ancestors\[0\]: "https:\/\/app\.example\/embed" is not an origin: frame_ancestors takes origins such as https:\/\/app\.example\.com/],
+  ['a frame ancestor that would add a CSP directive', 'connect: { frame_ancestors: ["https://a.example; script-src *"] }\n', undefined, /credproxy\.yaml:2: .*is not an origin/],
+  ['a frame ancestor of any site', 'connect: { frame_ancestors: ["*"] }\n', undefined, /credproxy\.yaml:2: connect\.frame_ancestors\[0\]: "\*" is not allowed: it would let any site frame the connect page/],
   ['a field pattern that is not a regular expression', '', 'hosts: [a.test]\nauth: { type: api_key, fields: [{ name: k, pattern: "([" }] }\n', /demo\.yaml:2: .*not a valid regular expression/],
 ];
 

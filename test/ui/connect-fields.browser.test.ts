@@ -1,4 +1,6 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { Page } from 'playwright-core';
 import { computedStyle, chromiumForFile, DESKTOP, problems, watchConsole } from '../support/chromium.js';
@@ -24,14 +26,21 @@ function api(req: IncomingMessage, res: ServerResponse) {
     const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="48" height="48"><rect width="48" height="48" rx="10" fill="#0f766e"/><text x="24" y="32" font-size="22" text-anchor="middle" fill="#fff" font-family="sans-serif">M</text></svg>';
     return void res.writeHead(200, { 'content-type': 'image/svg+xml' }).end(svg);
   }
+  // An application page that embeds the connect page it is given (connect.frame_ancestors).
+  if (req.url?.startsWith('/embed?')) {
+    const src = new URL(req.url, 'http://x').searchParams.get('src') ?? '';
+    return void res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><title>App</title><h1>Connect your account</h1><iframe title="Connect" width="100%" height="700" src="${src.replace(/[&"<>]/g, (c) => `&#${c.charCodeAt(0)};`)}"></iframe>`);
+  }
   if (req.url?.startsWith('/app/')) return void res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>App</title><h1>Back in the app</h1>');
   res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ authorization: req.headers.authorization ?? null }));
 }
 
-async function setup(t: Test): Promise<{ proxy: TestProxy; port: number; deskPort: number }> {
+async function setup(t: Test, opts: { embeddable?: boolean } = {}): Promise<{ proxy: TestProxy; port: number; deskPort: number }> {
   const up = await startUpstream(api);
   const desk = await startUpstream(api);
-  const dir = configDir(`store: memory\nconnect:\n  allowed_redirects: ["http://127.0.0.1:${up.port}/app/"]\n`, {
+  // Embeddable: the first upstream's origin may frame the connect pages, the desk's may not.
+  const frame = opts.embeddable ? `  frame_ancestors: ["http://127.0.0.1:${up.port}"]\n` : '';
+  const dir = configDir(`store: memory\nconnect:\n  allowed_redirects: ["http://127.0.0.1:${up.port}/app/"]\n${frame}`, {
     llm: [
       `hosts: ["127.0.0.1:${up.port}"]`,
       'upstream: http',
@@ -46,10 +55,17 @@ async function setup(t: Test): Promise<{ proxy: TestProxy; port: number; deskPor
       'upstream: http',
       'description: A help desk, one per tenant',
       'params: [{ name: subdomain, pattern: "^[0-9]{1,3}$", description: "The number of your tenant" }]',
+      // A logo from a file, served by credproxy itself (src/ui/logo.ts): an SVG, under its own CSP.
+      'display: { logo_file: logos/desk.svg }',
       'auth: [{ type: api_key }, { type: basic }]',
       '',
     ].join('\n'),
   });
+  mkdirSync(join(dir, 'logos'));
+  writeFileSync(
+    join(dir, 'logos', 'desk.svg'),
+    '<svg xmlns="http://www.w3.org/2000/svg" width="48" height="48"><circle cx="24" cy="24" r="22" style="fill:#7c3aed"/><text x="24" y="31" font-size="20" text-anchor="middle" fill="#fff" font-family="sans-serif">D</text></svg>',
+  );
   const proxy = await startProxy(dir);
   t.teardown(async () => {
     await proxy.close();
@@ -123,6 +139,9 @@ t.test('several schemes and a subdomain param: the user chooses username and pas
 
   await page.goto(url);
   await page.getByRole('group', { name: 'How do you want to connect?' }).waitFor();
+  const logo = page.getByRole('img', { name: 'desk logo' });
+  t.match(await logo.getAttribute('src'), /^\/connect\/desk\/logo\/[0-9a-f]{16}$/, 'the logo file, from credproxy');
+  t.ok(await logo.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth > 0), "it loaded under img-src 'self'");
   await page.keyboard.press('Tab');
   t.equal(await focused(page), 'scheme-0', 'focus starts at the choice');
   await screenshot(t, page, 'choose');
@@ -152,4 +171,28 @@ t.test('several schemes and a subdomain param: the user chooses username and pas
   const proxied = await viaProxy(proxy.port, `http://127.0.0.1:${deskPort}/x`, { headers: { 'X-Entity-Id': 'alice', 'X-Connection-Label': 'work' } });
   t.same(proxied.json(), { authorization: `Basic ${Buffer.from('ann:pw-1').toString('base64')}` });
   t.same(problems(console), []);
+});
+
+t.test('framed by an origin connect.frame_ancestors names, the page works inside the frame; another origin cannot frame it', async (t) => {
+  const { proxy, port, deskPort } = await setup(t, { embeddable: true });
+  const { page, console } = await open(t);
+  await page.goto(`http://127.0.0.1:${port}/embed?src=${encodeURIComponent(await proxy.connectLink('alice', 'llm'))}`);
+  const frame = page.frameLocator('iframe[title="Connect"]');
+  await frame.getByRole('heading', { name: 'Connect Model API' }).waitFor();
+  await frame.getByLabel('API key').fill(GOOD);
+  await frame.getByRole('button', { name: 'Connect' }).click();
+  await frame.getByRole('heading', { name: 'Connected' }).waitFor();
+  t.equal(await proxy.connectionStatus('alice', 'llm'), 'active', 'connected from inside the frame (the binding cookie is same-site here)');
+  await screenshot(t, page, 'embedded');
+  t.same(problems(console), [], 'no CSP violation while framed by an allowed origin');
+
+  // The same page in an application on another origin: Chromium refuses to show it.
+  await page.goto(`http://127.0.0.1:${deskPort}/embed?src=${encodeURIComponent(await proxy.connectLink('bob', 'llm'))}`);
+  await page.getByRole('heading', { name: 'Connect your account' }).waitFor();
+  const framed = () => page.frames().find((f) => f !== page.mainFrame());
+  for (let i = 0; i < 50 && !/^chrome-error:/.test(framed()?.url() ?? ''); i++) await page.waitForTimeout(100);
+  t.match(framed()?.url(), /^chrome-error:/, 'Chromium shows its error page in the frame instead');
+  t.ok(console.some((l) => l.includes(`violates the following Content Security Policy directive: "frame-ancestors http://127.0.0.1:${port}"`)), 'and says why');
+  t.equal(await frame.getByRole('heading', { name: 'Connect Model API' }).count(), 0, 'nothing of the page is shown');
+  t.equal(await proxy.connectionStatus('bob', 'llm'), 'initiated');
 });

@@ -27,6 +27,10 @@ async function find(rt: Runtime, entity: string, integration: string, label: str
   return connectionView(c);
 }
 
+/** A connection credproxy refreshes: an OAuth token set with a refresh token. */
+const refreshable = (rt: Runtime, c: { integration: string; fields: string[] }) =>
+  c.fields.includes('refresh_token') && rt.current.integrations.has(c.integration);
+
 const dl = (pairs: Array<[string, string]>) => `<dl class="grid">${pairs.map(([k, v]) => `<dt>${h(k)}</dt><dd>${v}</dd>`).join('')}</dl>`;
 
 export const connectionPage = signedIn(async (rt, req, res, s, [entity, integration]) => {
@@ -43,12 +47,14 @@ export const connectionPage = signedIn(async (rt, req, res, s, [entity, integrat
       dl([
         ['Entity', `<a href="/ui/entities?entity=${h(encodeURIComponent(c.entity))}"><code>${h(c.entity)}</code></a>`],
         ['Label', c.label === null ? 'default' : h(c.label)],
-        ['Status', `<span class="status s-${h(c.status)}">${h(c.status)}</span>${c.reason ? `: ${h(c.reason)}` : ''}`],
+        ['Status', `<span class="status s-${h(c.status)}">${h(c.status)}</span>`],
+        ['Last error', c.reason ? h(c.reason) : 'none'],
         ['Scheme', h(c.scheme)],
         ['Params', params.length ? params.map(([k, v]) => `<code>${h(k)}</code> = ${h(v)}`).join('<br>') : 'none'],
         ['Stored fields', c.fields.length ? h(c.fields.join(', ')) + ' (values are never shown)' : 'none'],
         ['Scopes', c.scopes ? h(c.scopes.join(' ')) : '—'],
         ['Expires', c.expires_at ? h(when(c.expires_at)) : '—'],
+        ['Last refresh', c.refreshed_at ? h(when(c.refreshed_at)) : refreshable(rt, c) ? 'not refreshed since it was stored' : '—'],
         ['Updated', h(when(c.updated_at))],
       ]) +
       `<form method="post" action="/ui/entities/${h(encodeURIComponent(c.entity))}/connect" class="inline">${csrfField(s)}` +

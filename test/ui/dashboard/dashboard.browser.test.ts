@@ -28,7 +28,7 @@ async function setup(t: Test): Promise<TestProxy> {
   t.teardown(() => proxy.close());
   const now = Date.now();
   const base = { entity: ENTITY, integration: 'gh', scheme: 'oauth2', params: {}, created_at: now - 86_400_000, updated_at: now };
-  await proxy.runtime.store.put({ ...base, status: 'expired', reason: 'refresh refused: invalid_grant', credentials: { refresh_token: 'never-shown-refresh' }, expires_at: now - 60_000, scopes: ['repo'] });
+  await proxy.runtime.store.put({ ...base, status: 'expired', reason: 'refresh refused: invalid_grant', credentials: { refresh_token: 'never-shown-refresh' }, expires_at: now - 60_000, refreshed_at: Date.UTC(2026, 11, 3, 9, 30), scopes: ['repo'] });
   await proxy.runtime.store.put({ ...base, label: 'work', status: 'active', credentials: { access_token: 'never-shown-access' }, expires_at: now + 3_600_000, scopes: ['repo', 'read:user'] });
   const put = await proxy.connect(ENTITY, 'zendesk', { params: { subdomain: 'acme' }, credentials: { api_key: 'never-shown-key' } });
   if (put.status !== 200) throw new Error(`put: ${put.status} ${await put.text()}`);
@@ -60,7 +60,9 @@ t.test('an operator signs in, filters, makes a link, deletes, and signs out', as
   await page.getByRole('heading', { name: 'Integrations' }).waitFor();
   const [cookie] = await context.cookies(proxy.url);
   t.match(cookie, { name: 'credproxy-ui', httpOnly: true, sameSite: 'Strict' });
-  t.match(await page.locator('body').innerText(), /gh\s+GitHub, for the browser test/);
+  const integrations = await page.locator('body').innerText();
+  t.match(integrations, /gh\s+GitHub, for the browser test/);
+  t.match(integrations, new RegExp(`Used by\\s+${ENTITY.replace(/[.+]/g, '\\$&')}\\s+expired\\s+${ENTITY.replace(/[.+]/g, '\\$&')} \\(work\\)\\s+active`), 'which connections use gh');
   await screenshot(t, page, 'integrations');
 
   await page.getByRole('link', { name: 'Activity' }).click();
@@ -69,6 +71,9 @@ t.test('an operator signs in, filters, makes a link, deletes, and signs out', as
   await screenshot(t, page, 'activity');
 
   await page.getByRole('link', { name: 'Entities' }).click();
+  await page.getByRole('heading', { name: 'All entities' }).waitFor();
+  t.equal(await page.locator('tbody tr').count(), 4, 'every entity\'s connections, without a search');
+  await screenshot(t, page, 'all-entities');
   await page.getByLabel('Entity id').fill(ENTITY);
   await page.getByRole('button', { name: 'Show' }).click();
   await page.getByRole('heading', { name: /^Connections of / }).waitFor();
@@ -83,7 +88,8 @@ t.test('an operator signs in, filters, makes a link, deletes, and signs out', as
   await page.locator('tbody tr a', { hasText: 'gh' }).click();
   await page.getByRole('heading', { name: `gh for ${ENTITY}` }).waitFor();
   const detail = await page.locator('body').innerText();
-  t.match(detail, /expired: refresh refused: invalid_grant/);
+  t.match(detail, /Status\s+expired\s+Last error\s+refresh refused: invalid_grant/);
+  t.match(detail, /Last refresh\s+2026-12-03 09:30 UTC/, 'when the token was last refreshed');
   t.match(detail, /refresh_token \(values are never shown\)/);
   t.notMatch(await page.content(), /never-shown/, 'no secret on the page');
   await screenshot(t, page, 'connection');
