@@ -91,7 +91,7 @@ async function startCredproxyRole(up: UpstreamPorts): Promise<Started> {
     host: '127.0.0.1',
     port: 0,
     env: { CREDPROXY_ADMIN_TOKEN: ADMIN, CREDPROXY_SECRET_KEY: Buffer.alloc(32, 3).toString('base64') },
-    logger: createLogger({ level: 'info' }),
+    logger: createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'info' }),
   });
   await putConnection(running.url, 'bench', { token: BENCH_TOKEN });
   // Expires in ten years: every request takes the cached-token path, none refreshes.
