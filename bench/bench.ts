@@ -1,11 +1,11 @@
-import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release } from 'node:os';
 import autocannon from 'autocannon';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { generatorFor, selectCases, type CaseDef } from './cases.js';
 import { wrkBinary, wrkLoad, wrkSeconds, wrkVersion } from './wrk.js';
-import { BENCH_ENTITY, type ChildMessage } from './protocol.js';
+import { BENCH_ENTITY } from './protocol.js';
+import { startChild, type Child } from './children.js';
 import { formatMemory, formatStorm, formatTable, summarize, type MemoryReport, type Sample, type StormReport } from './report.js';
 import { LARGE_BYTES, type UpstreamCounts } from './upstream.js';
 import { undiciLoad, type LoadResult } from './driver.js';
@@ -21,42 +21,6 @@ import { startCliProxy, type CliProxy } from './cli-proxy.js';
  * cases alike. Each case checks that it measured what it claims (the credential arrived
  * upstream, or did not), so a broken proxy cannot produce a fast-looking figure.
  */
-
-interface Child {
-  proc: ChildProcess;
-  ports: Record<string, number>;
-  info: Record<string, string>;
-  stats(opts?: { gc?: boolean; resetTimeline?: boolean }): Promise<Extract<ChildMessage, { type: 'stats' }>>;
-  close(): Promise<void>;
-}
-
-async function startChild(role: string, args: string[] = [], execArgv: string[] = []): Promise<Child> {
-  // stdout is ignored: credproxy's per-request JSON log is written (and paid for) but not shown.
-  const proc = fork(new URL('./child.js', import.meta.url), [role, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv });
-  const ready = await new Promise<Extract<ChildMessage, { type: 'ready' }>>((resolve, reject) => {
-    proc.once('exit', (code) => reject(new Error(`bench child ${role} exited with code ${code} before it was ready`)));
-    proc.once('message', (m: ChildMessage) => (m.type === 'ready' ? resolve(m) : reject(new Error(`bench child ${role}: unexpected ${m.type}`))));
-  });
-  proc.removeAllListeners('exit');
-  return {
-    proc,
-    ports: ready.ports,
-    info: ready.info ?? {},
-    stats: (opts = {}) =>
-      new Promise((resolve) => {
-        proc.once('message', (m: ChildMessage) => {
-          if (m.type === 'stats') resolve(m);
-        });
-        proc.send({ type: 'stats', gc: opts.gc ?? false, resetTimeline: opts.resetTimeline ?? false });
-      }),
-    close: () =>
-      new Promise((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.once('exit', () => resolve());
-        proc.send({ type: 'close' });
-      }),
-  };
-}
 
 const UPLOAD_BODY = Buffer.alloc(LARGE_BYTES, 'u');
 

@@ -1,9 +1,10 @@
-import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { BENCH_ENTITY, type ChildMessage } from './protocol.js';
+import { startChild, type Child } from './children.js';
+import { BENCH_ENTITY } from './protocol.js';
+import { median } from './report.js';
 
 /**
  * `npm run bench:ab -- --base ../other-checkout/dist`: two credproxy builds side by side,
@@ -49,39 +50,11 @@ export function parseAbOptions(argv: string[]): AbOptions {
   };
 }
 
-interface Proc {
-  proc: ChildProcess;
-  ports: Record<string, number>;
-}
-
-function start(childJs: string, args: string[]): Promise<Proc> {
-  const proc = fork(childJs, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  return new Promise((resolvePromise, reject) => {
-    proc.once('exit', (code) => reject(new Error(`${childJs} ${args[0]} exited with code ${code} before it was ready`)));
-    proc.once('message', (m: ChildMessage) => {
-      proc.removeAllListeners('exit');
-      if (m.type === 'ready') resolvePromise({ proc, ports: m.ports });
-      else reject(new Error(`${childJs}: unexpected ${m.type}`));
-    });
-  });
-}
-
-function cpuMicros(p: Proc): Promise<number> {
-  return new Promise((resolvePromise) => {
-    p.proc.once('message', (m: ChildMessage) => {
-      if (m.type === 'stats') resolvePromise(m.cpuMicros);
-    });
-    p.proc.send({ type: 'stats' });
-  });
-}
-
 /** How a build's bench child takes the upstream's ports: older builds took three numbers, newer ones a JSON object. */
 function credproxyArgs(childJs: string, ports: Record<string, number>): string[] {
   const json = readFileSync(childJs, 'utf8').includes('JSON.parse(ports');
-  return json ? ['credproxy', JSON.stringify(ports)] : ['credproxy', String(ports.owned), String(ports.storm), String(ports.token)];
+  return json ? [JSON.stringify(ports)] : [String(ports.owned), String(ports.storm), String(ports.token)];
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
 export interface AbResult {
   base: number[];
@@ -95,20 +68,20 @@ export interface AbResult {
 export async function runSideBySide(opts: AbOptions, currentDist: string, log: (s: string) => void = () => {}): Promise<AbResult> {
   const here = join(currentDist, 'bench', 'child.js');
   const there = join(opts.base, 'bench', 'child.js');
-  const upstream = await start(here, ['upstream', '50']);
-  const procs: Proc[] = [upstream];
+  const upstream = await startChild('upstream', ['50'], [], here);
+  const procs: Child[] = [upstream];
   try {
-    const base = await start(there, credproxyArgs(there, upstream.ports));
+    const base = await startChild('credproxy', credproxyArgs(there, upstream.ports), [], there);
     procs.push(base);
-    const current = await start(here, credproxyArgs(here, upstream.ports));
+    const current = await startChild('credproxy', credproxyArgs(here, upstream.ports), [], here);
     procs.push(current);
     const target = `http://127.0.0.1:${opts.kase === 'passthrough' ? upstream.ports.other : upstream.ports.owned}/small`;
     const headers = opts.kase === 'injection' ? { 'X-Entity-Id': BENCH_ENTITY } : {};
     const problems: string[] = [];
-    const spell = async (p: Proc, seconds: number): Promise<number> => {
-      const before = await cpuMicros(p);
+    const spell = async (p: Child, seconds: number): Promise<number> => {
+      const before = (await p.stats()).cpuMicros;
       const r = await autocannon({ url: `http://127.0.0.1:${p.ports.proxy}`, connections: opts.connections, duration: seconds, requests: [{ method: 'GET', path: target, headers }] });
-      const after = await cpuMicros(p);
+      const after = (await p.stats()).cpuMicros;
       if (r.errors > 0 || r.non2xx > 0) problems.push(`${p === base ? 'base' : 'current'}: ${r.errors} errors, ${r.non2xx} non-2xx answers`);
       return r.requests.total === 0 ? NaN : (after - before) / r.requests.total;
     };
