@@ -37,6 +37,21 @@ async function putConnection(adminUrl: string, integration: string, credentials:
   if (put.status !== 200) throw new Error(`storing the ${integration} connection answered ${put.status}: ${await put.text()}`);
 }
 
+/** An oauth2 integration on `port` whose token endpoint is the upstream's (the storm's). */
+function oauthIntegration(port: number, tokenPort: number): string {
+  return [
+    `hosts: ["127.0.0.1:${port}"]`,
+    'upstream: http',
+    'auth:',
+    '  type: oauth2',
+    `  authorize_url: http://127.0.0.1:${tokenPort}/authorize`,
+    `  token_url: http://127.0.0.1:${tokenPort}/token`,
+    '  client_id: bench-client',
+    '  client_secret: bench-secret',
+    '',
+  ].join('\n');
+}
+
 async function startCredproxyRole(up: UpstreamPorts): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'credproxy-bench-'));
   mkdirSync(join(dir, 'integrations'));
@@ -52,38 +67,12 @@ async function startCredproxyRole(up: UpstreamPorts): Promise<Started> {
   // upstream: http, so the HTTPS case measures credproxy's interception (client-side TLS) alone.
   writeFileSync(join(dir, 'integrations', 'bench.yaml'), `hosts: ["127.0.0.1:${up.owned}"]\nupstream: http\nauth: { type: bearer }\n`);
   // injection-oauth: the token endpoint is the storm's, which the case must never call (the stored token is fresh).
-  writeFileSync(
-    join(dir, 'integrations', 'oauth.yaml'),
-    [
-      `hosts: ["127.0.0.1:${up.oauth}"]`,
-      'upstream: http',
-      'auth:',
-      '  type: oauth2',
-      `  authorize_url: http://127.0.0.1:${up.token}/authorize`,
-      `  token_url: http://127.0.0.1:${up.token}/token`,
-      '  client_id: bench-client',
-      '  client_secret: bench-secret',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(join(dir, 'integrations', 'oauth.yaml'), oauthIntegration(up.oauth, up.token));
   writeFileSync(
     join(dir, 'integrations', 'sigv4.yaml'),
     `hosts: ["127.0.0.1:${up.sigv4}"]\nupstream: http\nauth: { type: aws_sigv4, region: ${SIGV4_SCOPE.region}, service: ${SIGV4_SCOPE.service} }\n`,
   );
-  writeFileSync(
-    join(dir, 'integrations', 'storm.yaml'),
-    [
-      `hosts: ["127.0.0.1:${up.storm}"]`,
-      'upstream: http',
-      'auth:',
-      '  type: oauth2',
-      `  authorize_url: http://127.0.0.1:${up.token}/authorize`,
-      `  token_url: http://127.0.0.1:${up.token}/token`,
-      '  client_id: bench-client',
-      '  client_secret: bench-secret',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(join(dir, 'integrations', 'storm.yaml'), oauthIntegration(up.storm, up.token));
   // The production logger (JSON, asynchronous): a log line per request is part of the cost
   // measured. The parent points this process's stdout at /dev/null.
   const running = await startCredproxy({

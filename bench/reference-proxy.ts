@@ -1,9 +1,7 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
+import { HOP, serveProxy } from './proxy-server.js';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) that a forward proxy must not pass on. */
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 
 /**
  * The yardstick: the least a correct Node forward proxy does (node:http in, undici
@@ -12,7 +10,7 @@ const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-auth
  */
 export async function startReferenceProxy(): Promise<{ port: number; close(): Promise<void> }> {
   const agent = new Agent({ keepAliveTimeout: 30_000, connections: 256 });
-  const server = http.createServer({ keepAliveTimeout: 65_000 }, (req: IncomingMessage, res: ServerResponse) => {
+  return serveProxy(agent, (req: IncomingMessage, res: ServerResponse) => {
     let url: URL;
     try {
       url = new URL(req.url ?? '');
@@ -41,15 +39,4 @@ export async function startReferenceProxy(): Promise<{ port: number; close(): Pr
         else res.writeHead(502).end();
       });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: async () => {
-      await new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      });
-      await agent.close();
-    },
-  };
 }
