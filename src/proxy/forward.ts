@@ -132,7 +132,7 @@ class Relay implements Dispatcher.DispatchHandler {
     if (this.settled) return;
     this.settled = true;
     this.res.off('close', this.onClose);
-    this.waitingOn?.off('drain', this.onDrain);
+    if (this.onDrain) this.waitingOn?.off('drain', this.onDrain);
     if (err) this.reject(err);
     else this.resolve(this.status);
   }
@@ -200,15 +200,17 @@ class Relay implements Dispatcher.DispatchHandler {
   private pause(controller: Controller): void {
     controller.pause();
     if (this.waitingOn === this.sink) return;
+    // Made on the first refusal only: most relays never need it.
+    this.onDrain ??= () => {
+      this.waitingOn = undefined;
+      this.controller?.resume();
+    };
     this.waitingOn?.off('drain', this.onDrain);
     this.waitingOn = this.sink;
     this.sink.once('drain', this.onDrain);
   }
 
-  private readonly onDrain = (): void => {
-    this.waitingOn = undefined;
-    this.controller?.resume();
-  };
+  private onDrain: (() => void) | undefined;
 
   /** A text body in an encoding credproxy cannot decode cannot be scrubbed: 502, nothing relayed. */
   private refuse(encoding: string): void {

@@ -14,7 +14,7 @@ import { resolveCredential, type TemplateHost } from './credential.js';
 import { forward } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
 import { refuseDotSegments } from './dot-segments.js';
-import { authenticate, resolvePrincipal } from './principal.js';
+import { authenticate, resolvePrincipal, type Outgoing, type Principal } from './principal.js';
 import { checkRate } from './rate-limit.js';
 import { secretsOf } from './scrub.js';
 import { guardBody, hasBody } from './body-guard.js';
@@ -70,8 +70,8 @@ export function prepareRequest(
     const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
     info.host = target.url.host;
     info.path = target.url.pathname;
-    const route = rt.current.routes.match(target.hostname, target.port, target.url.pathname);
     const { routes } = rt.current;
+    const route = routes.match(target.hostname, target.port, target.url.pathname);
     // On a host an integration owns (on any path), a dot segment in any spelling could lead the
     // upstream outside the path prefix the credential is for (`/v1/..;/admin`): refused.
     if (route || routes.owns(target.hostname, target.port) || (target.port !== undefined && routes.owns(target.hostname, undefined))) {
@@ -91,7 +91,7 @@ export function prepareRequest(
 type Route = NonNullable<ReturnType<Runtime['current']['routes']['match']>>;
 
 /** credential → headers, once the principal is known. */
-function afterPrincipal(rt: Runtime, target: Target, route: Route | undefined, resolved: { principal: { entity: string | undefined; label: string | undefined }; outgoing: { rawHeaders: readonly string[]; pathWithSearch: string } }): PreparedRequest | Promise<PreparedRequest> {
+function afterPrincipal(rt: Runtime, target: Target, route: Route | undefined, resolved: { principal: Principal; outgoing: Outgoing }): PreparedRequest | Promise<PreparedRequest> {
   const settings = rt.current.config.settings;
   const { principal, outgoing } = resolved;
   const { entity, label } = principal;
@@ -124,11 +124,14 @@ function afterPrincipal(rt: Runtime, target: Target, route: Route | undefined, r
   return limited ? limited.then(credential) : credential();
 }
 
+/** Passthrough has no credential: nothing asks it for a refresh (no injection is refreshable). */
+const noRefresh = (): Promise<Injection> => Promise.reject(new CredproxyError('internal_error', 'a passthrough request has no credential to refresh'));
+
 /** The request as it goes upstream: origin, path and headers with the injection applied. */
 function prepared(
   rt: Runtime,
   { origin, hostHeader }: { origin: string; hostHeader: string },
-  outgoing: { rawHeaders: readonly string[]; pathWithSearch: string },
+  outgoing: Outgoing,
   integration: IntegrationConfig | undefined,
   injection: Injection | undefined,
   refresh: PreparedRequest['refresh'] | undefined,
@@ -145,7 +148,7 @@ function prepared(
     dispatcher: integration ? rt.agent : rt.passthrough,
     injection,
     withInjection,
-    refresh: refresh ?? (() => Promise.reject(new CredproxyError('internal_error', 'a passthrough request has no credential to refresh'))),
+    refresh: refresh ?? noRefresh,
   };
 }
 
