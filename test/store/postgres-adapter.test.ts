@@ -1,17 +1,10 @@
-import pg from 'pg';
 import t, { type Test } from 'tap';
 import { PostgresAdapter } from '../../src/store/postgres-adapter.js';
-import { migrate } from '../../src/store/postgres-migrations.js';
-import { freshDatabase, pgUrl, query } from '../support/postgres.js';
+import { migratedPool, query } from '../support/postgres.js';
 
 // The connection store on PostgreSQL is in test/store/postgres.test.ts; this is the adapter.
 async function setup(t: Test) {
-  const db = await freshDatabase(t);
-  const pool = new pg.Pool({ connectionString: pgUrl(db), max: 4 });
-  // The database is dropped (FORCE) at teardown, which may end idle pooled connections first.
-  pool.on('error', () => {});
-  t.teardown(() => pool.end());
-  await migrate(pool);
+  const { db, pool } = await migratedPool(t, 4);
   return { db, a: new PostgresAdapter(pool) };
 }
 

@@ -1,18 +1,11 @@
-import pg from 'pg';
 import t, { type Test } from 'tap';
 import { PostgresLockBackend } from '../../src/store/postgres-lock.js';
-import { migrate } from '../../src/store/postgres-migrations.js';
-import { freshDatabase, pgUrl, query } from '../support/postgres.js';
+import { migratedPool, query } from '../support/postgres.js';
 
 // Fenced refreshes across instances through the store are in test/store/postgres.test.ts;
 // this is the lock rows and the fence themselves, on the machine's PostgreSQL.
 async function setup(t: Test) {
-  const db = await freshDatabase(t);
-  const pool = new pg.Pool({ connectionString: pgUrl(db), max: 4 });
-  // The database is dropped (FORCE) at teardown, which may end idle pooled connections first.
-  pool.on('error', () => {});
-  t.teardown(() => pool.end());
-  await migrate(pool);
+  const { db, pool } = await migratedPool(t, 4);
   return { db, pool, a: new PostgresLockBackend(pool, 'pa'), b: new PostgresLockBackend(pool, 'pa'), other: new PostgresLockBackend(pool, 'pb') };
 }
 

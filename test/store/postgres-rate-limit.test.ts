@@ -1,17 +1,11 @@
-import pg from 'pg';
 import t from 'tap';
-import { migrate } from '../../src/store/postgres-migrations.js';
 import { PostgresRateLimit } from '../../src/store/postgres-rate-limit.js';
-import { freshDatabase, pgUrl, query } from '../support/postgres.js';
+import { migratedPool, query } from '../support/postgres.js';
 
 // Two instances sharing buckets through the store are in test/store/postgres.test.ts; the
 // in-process bucket's arithmetic in test/store/rate-limit.test.ts. This is the SQL bucket.
 t.test('a minute of tokens, then refusals with the wait for the next token; buckets per key and prefix', async (t) => {
-  const db = await freshDatabase(t);
-  const pool = new pg.Pool({ connectionString: pgUrl(db), max: 2 });
-  pool.on('error', () => {});
-  t.teardown(() => pool.end());
-  await migrate(pool);
+  const { db, pool } = await migratedPool(t, 2);
   const a = new PostgresRateLimit(pool, 'pa');
   const takes = [];
   for (let i = 0; i < 4; i++) takes.push(await a.take('client:k', 3));

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { migrate } from '../../src/store/postgres-migrations.js';
 import { TcpRelay } from './relay.js';
 
 /** The machine's PostgreSQL (.ci/run starts it when none answers): trust auth, user postgres. */
@@ -17,6 +18,20 @@ export async function freshDatabase(t: { teardown(fn: () => unknown): void }): P
   await adminQuery(`CREATE DATABASE ${name}`);
   t.teardown(() => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
   return name;
+}
+
+/**
+ * A fresh database with credproxy's tables, and a pool on it ended at teardown. The database
+ * is dropped (FORCE) at teardown, which may end idle pooled connections first: their errors
+ * are expected and ignored.
+ */
+export async function migratedPool(t: { teardown(fn: () => unknown): void }, max: number): Promise<{ db: string; pool: pg.Pool }> {
+  const db = await freshDatabase(t);
+  const pool = new pg.Pool({ connectionString: pgUrl(db), max });
+  pool.on('error', () => {});
+  t.teardown(() => pool.end());
+  await migrate(pool);
+  return { db, pool };
 }
 
 export async function adminQuery(sql: string): Promise<void> {
