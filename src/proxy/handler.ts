@@ -68,10 +68,10 @@ export function prepareRequest(
   return then(authenticate(rt, req, tunnel), (caller) => {
     info.client = caller.client;
     const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
-    info.host = target.host;
-    info.path = target.pathname;
+    info.host = target.url.host;
+    info.path = target.url.pathname;
     const { routes } = rt.current;
-    const route = routes.match(target.hostname, target.port, target.pathname);
+    const route = routes.match(target.hostname, target.port, target.url.pathname);
     // On a host an integration owns (on any path), a dot segment in any spelling could lead the
     // upstream outside the path prefix the credential is for (`/v1/..;/admin`): refused.
     if (route || routes.owns(target.hostname, target.port) || (target.port !== undefined && routes.owns(target.hostname, undefined))) {
@@ -79,7 +79,7 @@ export function prepareRequest(
     }
     const principal = resolvePrincipal(rt, req, caller, {
       integration: route?.integration,
-      pathWithSearch: target.pathname + target.search,
+      pathWithSearch: target.url.pathname + target.url.search,
       hostname: target.hostname,
       inTunnel: tunnel !== undefined,
       info,
