@@ -14,9 +14,16 @@ export interface Child {
  * Starts a bench process (bench/child.ts) in `role` and waits until it is ready. `childJs`
  * is this build's child unless another build's is given (npm run bench:ab).
  */
-export async function startChild(role: string, args: string[] = [], execArgv: string[] = [], childJs: string | URL = new URL('./child.js', import.meta.url)): Promise<Child> {
+export async function startChild(
+  role: string,
+  args: string[] = [],
+  execArgv: string[] = [],
+  childJs: string | URL = new URL('./child.js', import.meta.url),
+  execPath: string = process.execPath,
+): Promise<Child> {
   // stdout is ignored: credproxy's per-request JSON log is written (and paid for) but not shown.
-  const proc = fork(childJs, [role, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv });
+  // `execPath` other than node (valgrind, for bench:instructions) takes node and its flags in execArgv.
+  const proc = fork(childJs, [role, ...args], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv, execPath });
   const ready = await new Promise<Extract<ChildMessage, { type: 'ready' }>>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`bench child ${role} exited with code ${code} before it was ready`)));
     proc.once('message', (m: ChildMessage) => (m.type === 'ready' ? resolve(m) : reject(new Error(`bench child ${role}: unexpected ${m.type}`))));

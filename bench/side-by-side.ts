@@ -5,6 +5,7 @@ import autocannon from 'autocannon';
 import { startChild, type Child } from './children.js';
 import { BENCH_ENTITY } from './protocol.js';
 import { median } from './report.js';
+import { wrkLoad, wrkSeconds, wrkVersion } from './wrk.js';
 
 /**
  * `npm run bench:ab -- --base ../other-checkout/dist`: two credproxy builds side by side,
@@ -20,7 +21,9 @@ export const AB_USAGE = `npm run bench:ab -- --base DIR [--case injection|passth
   --case NAME       injection (bearer, per entity; default) or passthrough
   --pairs N         spells of each build (default 16); the order alternates pair by pair
   --seconds S       seconds per spell (default 1.5)
-  --connections N   concurrent keep-alive connections (default 32)`;
+  --connections N   concurrent keep-alive connections (default 32)
+  --driver D        the load generator: wrk (default where installed; whole seconds, so spells of
+                    at least 1 s) or autocannon, which itself takes CPU from the processes measured`;
 
 export interface AbOptions {
   base: string;
@@ -28,13 +31,16 @@ export interface AbOptions {
   pairs: number;
   seconds: number;
   connections: number;
+  driver: 'wrk' | 'autocannon';
 }
 
 export function parseAbOptions(argv: string[]): AbOptions {
-  const { values } = parseArgs({ args: argv, options: { base: { type: 'string' }, case: { type: 'string' }, pairs: { type: 'string' }, seconds: { type: 'string' }, connections: { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { base: { type: 'string' }, case: { type: 'string' }, pairs: { type: 'string' }, seconds: { type: 'string' }, connections: { type: 'string' }, driver: { type: 'string' } } });
   if (values.base === undefined) throw new Error('--base: the other build’s dist folder is required');
   const kase = values.case ?? 'injection';
   if (kase !== 'injection' && kase !== 'passthrough') throw new Error(`--case: "${kase}" is not injection or passthrough`);
+  const driver = values.driver ?? (wrkVersion() ? 'wrk' : 'autocannon');
+  if (driver !== 'wrk' && driver !== 'autocannon') throw new Error(`--driver: "${driver}" is not wrk or autocannon`);
   const positive = (name: string, v: string | undefined, dflt: number, integer: boolean) => {
     if (v === undefined) return dflt;
     const n = Number(v);
@@ -47,6 +53,7 @@ export function parseAbOptions(argv: string[]): AbOptions {
     pairs: positive('pairs', values.pairs, 16, true),
     seconds: positive('seconds', values.seconds, 1.5, false),
     connections: positive('connections', values.connections, 32, true),
+    driver,
   };
 }
 
@@ -75,12 +82,16 @@ export async function runSideBySide(opts: AbOptions, currentDist: string, log: (
     procs.push(base);
     const current = await startChild('credproxy', credproxyArgs(here, upstream.ports), [], here);
     procs.push(current);
-    const target = `http://127.0.0.1:${opts.kase === 'passthrough' ? upstream.ports.other : upstream.ports.owned}/small`;
-    const headers = opts.kase === 'injection' ? { 'X-Entity-Id': BENCH_ENTITY } : {};
+    const upstreamPort = opts.kase === 'passthrough' ? upstream.ports.other : upstream.ports.owned;
+    const target = `http://127.0.0.1:${upstreamPort}/small`;
+    const headers: Record<string, string> = opts.kase === 'injection' ? { 'X-Entity-Id': BENCH_ENTITY } : {};
     const problems: string[] = [];
     const spell = async (p: Child, seconds: number): Promise<number> => {
       const before = (await p.stats()).cpuMicros;
-      const r = await autocannon({ url: `http://127.0.0.1:${p.ports.proxy}`, connections: opts.connections, duration: seconds, requests: [{ method: 'GET', path: target, headers }] });
+      const r =
+        opts.driver === 'wrk'
+          ? await wrkLoad({ port: p.ports.proxy!, path: target, host: `127.0.0.1:${upstreamPort}`, headers, connections: opts.connections, duration: seconds })
+          : await autocannon({ url: `http://127.0.0.1:${p.ports.proxy}`, connections: opts.connections, duration: seconds, requests: [{ method: 'GET', path: target, headers }] });
       const after = (await p.stats()).cpuMicros;
       if (r.errors > 0 || r.non2xx > 0) problems.push(`${p === base ? 'base' : 'current'}: ${r.errors} errors, ${r.non2xx} non-2xx answers`);
       return r.requests.total === 0 ? NaN : (after - before) / r.requests.total;
@@ -119,7 +130,7 @@ async function main(): Promise<number> {
   const r = await runSideBySide(opts, currentDist, (s) => process.stderr.write(`${s}\n`));
   const f = (n: number) => n.toFixed(1);
   process.stdout.write(
-    `${opts.kase}, ${opts.pairs} pairs of ${opts.seconds} s at ${opts.connections} connections: base ${f(median(r.base))} µs CPU/request, current ${f(median(r.current))}; ` +
+    `${opts.kase}, ${opts.pairs} pairs of ${opts.driver === 'wrk' ? wrkSeconds(opts.seconds) : opts.seconds} s at ${opts.connections} connections (${opts.driver}): base ${f(median(r.base))} µs CPU/request, current ${f(median(r.current))}; ` +
       `median paired difference (current - base) ${f(r.medianDiff)} µs (pairs: ${r.diffs.map(f).join(' ')})\n`,
   );
   for (const p of r.problems) process.stderr.write(`problem: ${p}\n`);

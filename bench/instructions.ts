@@ -1,0 +1,175 @@
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startChild, type Child } from './children.js';
+import { BENCH_ENTITY } from './protocol.js';
+import { wrkLoad } from './wrk.js';
+
+/**
+ * `npm run bench:instructions -- [--base OTHER/dist]`: user-space instructions per proxied
+ * request, counted by valgrind's callgrind, for this build (and another one). On a virtual
+ * machine CPU time per request drifts by 2x within an hour and a few µs cannot be told apart;
+ * an instruction count barely moves between runs, so it shows a change of 1–2% that timing
+ * cannot. It counts instructions, not time: a syscall, a cache miss and the kernel's side of
+ * the network are invisible to it, so it complements `npm run bench`, never replaces it.
+ *
+ * The credproxy process runs under callgrind with counting off; after a warm-up (the JIT
+ * compiles the hot path) counting is switched on for a measured spell of wrk load, then off.
+ * Some of what is counted is still V8 compiling and collecting garbage; both builds pay it alike.
+ */
+
+export const INSTRUCTIONS_USAGE = `npm run bench:instructions -- [--base DIR] [--floor] [--case injection|passthrough] [--warmup N] [--seconds S] [--out DIR]
+  --base DIR        also count another build's dist folder, for a before/after figure
+  --floor           also count the bench's floor proxy (node:http + undici dispatch, nothing else)
+  --case NAME       injection (bearer, per entity; default) or passthrough
+  --warmup N        requests before counting starts (default 12000: the hot path is compiled by then)
+  --seconds S       seconds of counted load (default 10, whole seconds; wrk drives it)
+  --out DIR         keep the callgrind files there (base.callgrind, current.callgrind, floor.callgrind)
+                    for callgrind_annotate or kcachegrind
+Needs valgrind (Debian package valgrind) and wrk.`;
+
+export interface InstructionOptions {
+  base: string | undefined;
+  floor: boolean;
+  kase: 'injection' | 'passthrough';
+  warmup: number;
+  seconds: number;
+  out: string | undefined;
+}
+
+export function parseInstructionOptions(argv: string[]): InstructionOptions {
+  const { values } = parseArgs({ args: argv, options: { base: { type: 'string' }, floor: { type: 'boolean' }, case: { type: 'string' }, warmup: { type: 'string' }, seconds: { type: 'string' }, out: { type: 'string' } },
+  });
+  const kase = values.case ?? 'injection';
+  if (kase !== 'injection' && kase !== 'passthrough') throw new Error(`--case: "${kase}" is not injection or passthrough`);
+  const whole = (name: string, v: string | undefined, dflt: number) => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name}: "${v}" is not a positive whole number`);
+    return n;
+  };
+  return {
+    base: values.base === undefined ? undefined : resolve(values.base),
+    floor: values.floor ?? false,
+    kase,
+    warmup: whole('warmup', values.warmup, 12000),
+    seconds: whole('seconds', values.seconds, 10),
+    out: values.out === undefined ? undefined : resolve(values.out),
+  };
+}
+
+/**
+ * The instructions a callgrind output file counted: its `totals:` line (with counting
+ * switched on and off at run time, the `summary:` line says 0), else its `summary:`.
+ */
+export function callgrindTotal(text: string): number {
+  const m = /^totals:\s*(\d+)/m.exec(text) ?? /^summary:\s*(\d+)/m.exec(text);
+  if (!m) throw new Error('no totals or summary line in the callgrind output');
+  return Number(m[1]);
+}
+
+export interface InstructionResult {
+  requests: number;
+  instructions: number;
+  perRequest: number;
+}
+
+/**
+ * Counts the instructions per request of one proxy process: `role` credproxy (of the build
+ * whose bench child is `childJs`) or floor. `upstream` is the bench's upstream child; `keep`
+ * is where to copy the callgrind file.
+ */
+export async function countInstructions(
+  childJs: string,
+  role: 'credproxy' | 'floor',
+  upstream: Child,
+  opts: Pick<InstructionOptions, 'kase' | 'warmup' | 'seconds'>,
+  keep?: string,
+): Promise<InstructionResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'credproxy-callgrind-'));
+  const out = join(dir, 'callgrind.out');
+  const execArgv = ['-q', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, process.execPath];
+  let proxy: Child | undefined;
+  try {
+    // fork() runs execPath with execArgv before the script: valgrind, then node under it.
+    proxy = await startChild(role, role === 'credproxy' ? [JSON.stringify(upstream.ports)] : [], execArgv, childJs, 'valgrind');
+    const pid = proxy.proc.pid!;
+    const upstreamPort = opts.kase === 'passthrough' ? upstream.ports.other! : upstream.ports.owned!;
+    const load = (duration: number) =>
+      wrkLoad({
+        port: proxy!.ports.proxy!,
+        path: `http://127.0.0.1:${upstreamPort}/small`,
+        host: `127.0.0.1:${upstreamPort}`,
+        headers: opts.kase === 'injection' ? { 'X-Entity-Id': BENCH_ENTITY } : {},
+        connections: 8,
+        duration,
+      });
+    let warmed = 0;
+    while (warmed < opts.warmup) {
+      const r = await load(2);
+      if (r.errors > 0 || r.non2xx > 0) throw new Error(`warm-up: ${r.errors} errors, ${r.non2xx} non-2xx answers`);
+      warmed += r.requests.total;
+    }
+    execFileSync('callgrind_control', ['-i', 'on', String(pid)], { stdio: 'ignore' });
+    const r = await load(opts.seconds);
+    execFileSync('callgrind_control', ['-i', 'off', String(pid)], { stdio: 'ignore' });
+    if (r.errors > 0 || r.non2xx > 0) throw new Error(`${r.errors} errors, ${r.non2xx} non-2xx answers`);
+    await proxy.close();
+    proxy = undefined;
+    const files = readdirSync(dir).filter((f) => f.startsWith('callgrind.out'));
+    const instructions = files.reduce((sum, f) => sum + callgrindTotal(readFileSync(join(dir, f), 'utf8')), 0);
+    if (keep !== undefined) copyFileSync(out, keep);
+    return { requests: r.requests.total, instructions, perRequest: instructions / r.requests.total };
+  } finally {
+    proxy?.proc.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<number> {
+  let opts: InstructionOptions;
+  try {
+    opts = parseInstructionOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${INSTRUCTIONS_USAGE}\n`);
+    return 2;
+  }
+  const here = join(resolve(new URL('..', import.meta.url).pathname), 'bench', 'child.js');
+  const upstream = await startChild('upstream', ['50'], [], here);
+  try {
+    const runs: Array<[string, string, 'credproxy' | 'floor']> = [];
+    if (opts.floor) runs.push(['floor', here, 'floor']);
+    if (opts.base) runs.push(['base', join(opts.base, 'bench', 'child.js'), 'credproxy']);
+    runs.push(['current', here, 'credproxy']);
+    if (opts.out) mkdirSync(opts.out, { recursive: true });
+    const results: Record<string, InstructionResult> = {};
+    for (const [name, childJs, role] of runs) {
+      process.stderr.write(`${name}: warm-up of ${opts.warmup} requests under callgrind, then ${opts.seconds} s counted\n`);
+      results[name] = await countInstructions(childJs, role, upstream, opts, opts.out && join(opts.out, `${name}.callgrind`));
+      const r = results[name]!;
+      process.stdout.write(`${opts.kase}, ${name}: ${Math.round(r.perRequest).toLocaleString('en')} instructions per request (${r.requests} requests counted)\n`);
+    }
+    if (results.base && results.current) {
+      const change = (results.current.perRequest / results.base.perRequest - 1) * 100;
+      process.stdout.write(`current vs base: ${change >= 0 ? '+' : ''}${change.toFixed(1)}%\n`);
+    }
+    if (results.floor && results.current) {
+      process.stdout.write(`current vs floor: ${(results.current.perRequest / results.floor.perRequest).toFixed(2)}x\n`);
+    }
+    return 0;
+  } finally {
+    await upstream.close();
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,51 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { startChild } from '../../bench/children.js';
+import { callgrindTotal, countInstructions, parseInstructionOptions } from '../../bench/instructions.js';
+import { wrkVersion } from '../../bench/wrk.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const childJs = `${root}dist/bench/child.js`;
+
+function valgrindVersion(): string | undefined {
+  try {
+    return execFileSync('valgrind', ['--version'], { encoding: 'utf8' }).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+t.test('options: defaults, and bad values refused', async (t) => {
+  t.match(parseInstructionOptions([]), { base: undefined, floor: false, kase: 'injection', warmup: 12000, seconds: 10, out: undefined });
+  const o = parseInstructionOptions(['--base', 'x/dist', '--floor', '--case', 'passthrough', '--warmup', '500', '--seconds', '2', '--out', 'cg']);
+  t.match(o, { floor: true, kase: 'passthrough', warmup: 500, seconds: 2 });
+  t.ok(o.base?.endsWith('/x/dist') && o.out?.endsWith('/cg'), 'paths made absolute');
+  t.throws(() => parseInstructionOptions(['--case', 'oauth']), /--case: "oauth" is not injection or passthrough/);
+  t.throws(() => parseInstructionOptions(['--seconds', '1.5']), /--seconds: "1.5" is not a positive whole number/);
+  t.throws(() => parseInstructionOptions(['--warmup', '0']), /--warmup: "0" is not a positive whole number/);
+});
+
+t.test('callgrindTotal: the totals line when counting was switched on at run time, else the summary', async (t) => {
+  // The head of a real file (callgrind 3.19, --instr-atstart=no, counting switched on and off by callgrind_control).
+  const real = 'version: 1\ncreator: callgrind-3.19.0\npositions: line\nevents: Ir\nsummary: 0\n\nfn=(1) main\n5 10\ntotals: 33046135\n';
+  t.equal(callgrindTotal(real), 33046135);
+  t.equal(callgrindTotal('events: Ir\nsummary: 1234\n'), 1234);
+  t.throws(() => callgrindTotal('events: Ir\n'), /no totals or summary line/);
+});
+
+const missing = !valgrindVersion() ? 'valgrind is not installed (.ci/run installs it)' : !wrkVersion() ? 'wrk is not installed (.ci/run installs it)' : false;
+
+t.test('a short count under real callgrind: injected requests, and instructions for each', { skip: missing }, async (t) => {
+  // npm test builds dist first.
+  const upstream = await startChild('upstream', ['50'], [], childJs);
+  t.teardown(() => upstream.close());
+  const before = (await upstream.stats()).counts!;
+  const r = await countInstructions(childJs, 'credproxy', upstream, { kase: 'injection', warmup: 50, seconds: 1 });
+  const after = (await upstream.stats()).counts!;
+  t.ok(r.requests > 0, `${r.requests} requests counted`);
+  t.ok(after.withCredential - before.withCredential >= r.requests, 'every counted request reached the upstream with the credential');
+  // A proxied request is hundreds of thousands of instructions; far fewer would mean counting missed it.
+  t.ok(r.perRequest > 20_000 && r.perRequest < 100_000_000, `${Math.round(r.perRequest)} instructions per request`);
+  t.equal(r.instructions, Math.round(r.perRequest * r.requests));
+});
