@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startChild, type Child } from './children.js';
 import { BENCH_ENTITY } from './protocol.js';
@@ -16,7 +17,8 @@ import { wrkLoad } from './wrk.js';
  * the network are invisible to it, so it complements `npm run bench`, never replaces it.
  *
  * The credproxy process runs under callgrind with counting off; after a warm-up (the JIT
- * compiles the hot path) counting is switched on for a measured spell of wrk load, then off.
+ * compiles the hot path) counting is switched on in the middle of a run of wrk load for
+ * `--seconds`, then off.
  * Some of what is counted is still V8 compiling and collecting garbage; both builds pay it alike.
  */
 
@@ -24,11 +26,15 @@ export const INSTRUCTIONS_USAGE = `npm run bench:instructions -- [--base DIR] [-
   --base DIR        also count another build's dist folder, for a before/after figure
   --floor           also count the bench's floor proxy (node:http + undici dispatch, nothing else)
   --case NAME       injection (bearer, per entity; default) or passthrough
-  --warmup N        requests before counting starts (default 12000: the hot path is compiled by then)
-  --seconds S       seconds of counted load (default 10, whole seconds; wrk drives it)
+  --warmup N        requests (in runs of 2 s) before the counted run (default 12000: the hot path is
+                    compiled by then); the counted run's own connections carry 5 s of load first
+  --seconds S       seconds counted (default 10)
   --out DIR         keep the callgrind files there (base.callgrind, current.callgrind, floor.callgrind)
                     for callgrind_annotate or kcachegrind
 Needs valgrind (Debian package valgrind) and wrk.`;
+
+/** Seconds of load on the counted run's connections before counting starts. */
+const SETTLE_SECONDS = 5;
 
 export interface InstructionOptions {
   base: string | undefined;
@@ -70,10 +76,64 @@ export function callgrindTotal(text: string): number {
   return Number(m[1]);
 }
 
+/** Where counted instructions went: V8 compiling code, V8 collecting garbage, and everything else. */
+export interface InstructionSplit {
+  compile: number;
+  gc: number;
+  rest: number;
+}
+
+/** V8's compilers (TurboFan, Maglev, the bytecode compiler and parser) and its garbage collectors, by symbol. */
+const COMPILE = /v8::internal::(compiler|maglev|interpreter)::|v8::internal::(Parser|Scanner|Compiler|BytecodeGenerator|AstNode)|v8::internal::wasm::/;
+const GC = /v8::internal::(Scavenger|Heap|MarkCompact|MinorMarkSweep|ConcurrentMarking|IncrementalMarking|Sweeper|Evacuat|MarkingVisitor|MainMarkingVisitor|PagedSpace|MemoryAllocator|RememberedSet)|heap::base::|cppgc::/;
+
+/**
+ * Each function's own instructions from a callgrind file (callgrind format: `fn=` starts a
+ * function's cost lines, `calls=` announces that the next cost line is a call's inclusive
+ * cost, not the function's own), split into compile, GC and the rest. The compiler's and the
+ * collector's share changes from run to run with when V8 decides to work (a deopt at a new
+ * connection, a GC just before or after the spell); the rest is steady.
+ */
+export function callgrindSplit(text: string): InstructionSplit {
+  const names = new Map<string, string>();
+  const split: InstructionSplit = { compile: 0, gc: 0, rest: 0 };
+  let bucket: keyof InstructionSplit = 'rest';
+  let skipNext = false;
+  for (const line of text.split('\n')) {
+    const c = line.charCodeAt(0);
+    const isCost = (c >= 48 && c <= 57) || c === 43 || c === 45 || c === 42; // digit, + - *: a position, then counts
+    if (isCost) {
+      if (skipNext) {
+        skipNext = false;
+        continue;
+      }
+      const ir = Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (Number.isFinite(ir)) split[bucket] += ir;
+    } else if (line.startsWith('fn=')) {
+      const m = /^fn=(?:\((\d+)\))?\s*(.*)$/.exec(line)!;
+      let name = m[2] ?? '';
+      if (m[1] !== undefined) {
+        if (name) names.set(m[1], name);
+        else name = names.get(m[1]) ?? '';
+      }
+      bucket = COMPILE.test(name) ? 'compile' : GC.test(name) ? 'gc' : 'rest';
+    } else if (line.startsWith('calls=')) {
+      skipNext = true;
+    } else if (line.startsWith('cfn=')) {
+      // a called function's name may be defined here first
+      const m = /^cfn=\((\d+)\)\s+(.+)$/.exec(line);
+      if (m) names.set(m[1]!, m[2]!);
+    }
+  }
+  return split;
+}
+
 export interface InstructionResult {
   requests: number;
   instructions: number;
   perRequest: number;
+  /** per request, split */
+  split: InstructionSplit;
 }
 
 /**
@@ -112,16 +172,32 @@ export async function countInstructions(
       if (r.errors > 0 || r.non2xx > 0) throw new Error(`warm-up: ${r.errors} errors, ${r.non2xx} non-2xx answers`);
       warmed += r.requests.total;
     }
+    // Counted in the middle of one run of wrk, on connections that have carried requests for
+    // SETTLE_SECONDS already: new connections make V8 deoptimize and compile again (socket and
+    // stream objects of new shapes), which a separate run for the count would measure too.
+    // The requests counted are those the upstream received meanwhile.
+    const run = load(SETTLE_SECONDS + opts.seconds + 1);
+    await sleep(SETTLE_SECONDS * 1000);
+    const before = (await upstream.stats()).counts!.requests;
     execFileSync('callgrind_control', ['-i', 'on', String(pid)], { stdio: 'ignore' });
-    const r = await load(opts.seconds);
+    await sleep(opts.seconds * 1000);
     execFileSync('callgrind_control', ['-i', 'off', String(pid)], { stdio: 'ignore' });
+    const requests = (await upstream.stats()).counts!.requests - before;
+    const r = await run;
     if (r.errors > 0 || r.non2xx > 0) throw new Error(`${r.errors} errors, ${r.non2xx} non-2xx answers`);
+    if (requests <= 0) throw new Error('no request reached the upstream while counting');
     await proxy.close();
     proxy = undefined;
     const files = readdirSync(dir).filter((f) => f.startsWith('callgrind.out'));
-    const instructions = files.reduce((sum, f) => sum + callgrindTotal(readFileSync(join(dir, f), 'utf8')), 0);
+    const texts = files.map((f) => readFileSync(join(dir, f), 'utf8'));
+    const instructions = texts.reduce((sum, text) => sum + callgrindTotal(text), 0);
+    const split: InstructionSplit = { compile: 0, gc: 0, rest: 0 };
+    for (const text of texts) {
+      const part = callgrindSplit(text);
+      for (const k of ['compile', 'gc', 'rest'] as const) split[k] += part[k] / requests;
+    }
     if (keep !== undefined) copyFileSync(out, keep);
-    return { requests: r.requests.total, instructions, perRequest: instructions / r.requests.total };
+    return { requests, instructions, perRequest: instructions / requests, split };
   } finally {
     proxy?.proc.kill();
     rmSync(dir, { recursive: true, force: true });
@@ -149,14 +225,20 @@ async function main(): Promise<number> {
       process.stderr.write(`${name}: warm-up of ${opts.warmup} requests under callgrind, then ${opts.seconds} s counted\n`);
       results[name] = await countInstructions(childJs, role, upstream, opts, opts.out && join(opts.out, `${name}.callgrind`));
       const r = results[name]!;
-      process.stdout.write(`${opts.kase}, ${name}: ${Math.round(r.perRequest).toLocaleString('en')} instructions per request (${r.requests} requests counted)\n`);
+      const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
+      process.stdout.write(
+        `${opts.kase}, ${name}: ${k(r.perRequest)} instructions per request (${r.requests} requests counted): ` +
+          `${k(r.split.rest)} without V8's compiler (${k(r.split.compile)}) and GC (${k(r.split.gc)})\n`,
+      );
     }
+    // Compared without the compiler and GC, whose share depends on when V8 chose to work.
+    const ratio = (a: InstructionResult, b: InstructionResult) => a.split.rest / b.split.rest;
     if (results.base && results.current) {
-      const change = (results.current.perRequest / results.base.perRequest - 1) * 100;
-      process.stdout.write(`current vs base: ${change >= 0 ? '+' : ''}${change.toFixed(1)}%\n`);
+      const change = (ratio(results.current, results.base) - 1) * 100;
+      process.stdout.write(`current vs base, without compiler and GC: ${change >= 0 ? '+' : ''}${change.toFixed(1)}%\n`);
     }
     if (results.floor && results.current) {
-      process.stdout.write(`current vs floor: ${(results.current.perRequest / results.floor.perRequest).toFixed(2)}x\n`);
+      process.stdout.write(`current vs floor, without compiler and GC: ${ratio(results.current, results.floor).toFixed(2)}x\n`);
     }
     return 0;
   } finally {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { startChild } from '../../bench/children.js';
-import { callgrindTotal, countInstructions, parseInstructionOptions } from '../../bench/instructions.js';
+import { callgrindSplit, callgrindTotal, countInstructions, parseInstructionOptions } from '../../bench/instructions.js';
 import { wrkVersion } from '../../bench/wrk.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -34,6 +34,30 @@ t.test('callgrindTotal: the totals line when counting was switched on at run tim
   t.throws(() => callgrindTotal('events: Ir\n'), /no totals or summary line/);
 });
 
+t.test('callgrindSplit: own costs only (a call line is the callee\'s), named by compressed ids, split into compile, GC and the rest', async (t) => {
+  const text = [
+    'events: Ir',
+    'fn=(1) v8::internal::compiler::GraphReducer::ReduceTop()',
+    '10 100',
+    '+2 50',
+    'cfn=(2) v8::internal::Scavenger::ScavengePage(v8::internal::MemoryChunk*)',
+    'calls=1 0',
+    '12 7000',
+    'fn=(2)',
+    '1 30',
+    'fn=(3) Builtins_LoadIC [/usr/bin/node]',
+    '* 5',
+    '-1 5',
+    'fn=(4) 0x000000000d1f0100',
+    '4 1000',
+    'fn=(1)',
+    '3 1',
+    'totals: 1191',
+  ].join('\n');
+  t.same(callgrindSplit(text), { compile: 151, gc: 30, rest: 1010 }, 'the 7000 of the call line is the scavenger\'s inclusive cost, counted where it was spent');
+  t.equal(callgrindTotal(text), 151 + 30 + 1010, 'the parts add up to the total');
+});
+
 const missing = !valgrindVersion() ? 'valgrind is not installed (.ci/run installs it)' : !wrkVersion() ? 'wrk is not installed (.ci/run installs it)' : false;
 
 t.test('a short count under real callgrind: injected requests, and instructions for each', { skip: missing }, async (t) => {
@@ -48,4 +72,7 @@ t.test('a short count under real callgrind: injected requests, and instructions 
   // A proxied request is hundreds of thousands of instructions; far fewer would mean counting missed it.
   t.ok(r.perRequest > 20_000 && r.perRequest < 100_000_000, `${Math.round(r.perRequest)} instructions per request`);
   t.equal(r.instructions, Math.round(r.perRequest * r.requests));
+  const { compile, gc, rest } = r.split;
+  t.ok(Math.abs((compile + gc + rest) * r.requests - r.instructions) < 1, 'the split adds up to the total counted');
+  t.ok(rest > 0 && compile >= 0 && gc >= 0, `per request: ${Math.round(rest)} rest, ${Math.round(compile)} compiling, ${Math.round(gc)} collecting`);
 });
