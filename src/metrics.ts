@@ -23,8 +23,8 @@ interface Sample {
 }
 
 /**
- * The per-request counter and histograms keep their values in plain cells, found by one Map
- * lookup; prom-client's registry reads them when scraped, and formats them as it does its
+ * The per-request counter and histograms keep their values in plain cells, found by a Map
+ * lookup per label (cellFor); prom-client's registry reads them when scraped, and formats them as it does its
  * own. prom-client's inc() and observe() build a label object, validate it and hash it to
  * a string key on every call: four times per proxied request. The exposition is the same.
  */
@@ -42,12 +42,38 @@ abstract class RequestPathMetric<L extends string> {
     registry.registerMetric(this as unknown as Metric);
   }
 
-  /** The cell key of a label set: its values in labelNames order. */
-  protected keyOf(labels: Readonly<Record<L, string>>): string {
+  /**
+   * The cell of a label set, made by `make` the first time. Cells are found through one Map
+   * per label, keyed by that label's value: the values are strings the request path already
+   * holds (an integration's name, a method, a status class), whose hashes V8 keeps, where a
+   * key joined from them would be a new string to flatten and hash on every request.
+   */
+  protected cellFor<C>(labels: Readonly<Record<L, string>>, make: () => C): C {
     const names = this.labelNames;
-    let key = labels[names[0]!];
-    for (let i = 1; i < names.length; i++) key += `\n${labels[names[i]!]}`;
-    return key;
+    let level = this.tree;
+    for (let i = 0; i < names.length - 1; i++) {
+      const value = labels[names[i]!];
+      let next = level.get(value) as Map<string, unknown> | undefined;
+      if (next === undefined) level.set(value, (next = new Map()));
+      level = next;
+    }
+    const last = labels[names[names.length - 1]!];
+    let cell = level.get(last) as C | undefined;
+    if (cell === undefined) {
+      cell = make();
+      level.set(last, cell);
+      this.cells.push(cell);
+    }
+    return cell;
+  }
+
+  private tree = new Map<string, unknown>();
+  /** every cell, in the order made: what a scrape reads */
+  protected cells: unknown[] = [];
+
+  protected clearCells(): void {
+    this.tree = new Map();
+    this.cells = [];
   }
 
   protected labelsOf(labels: Readonly<Record<L, string>>): Record<string, string> {
@@ -72,42 +98,42 @@ abstract class RequestPathMetric<L extends string> {
   }
 }
 
+interface CounterCell {
+  labels: Record<string, string>;
+  value: number;
+}
+
+interface HistogramCell {
+  labels: Record<string, string>;
+  buckets: number[];
+  sum: number;
+  count: number;
+}
+
 export class RequestCounter<L extends string> extends RequestPathMetric<L> {
   readonly type = 'counter';
-  private readonly cells = new Map<string, { labels: Record<string, string>; value: number }>();
-
   inc(labels: Readonly<Record<L, string>>, value = 1): void {
-    const key = this.keyOf(labels);
-    const cell = this.cells.get(key);
-    if (cell) cell.value += value;
-    else this.cells.set(key, { labels: this.labelsOf(labels), value });
+    this.cellFor<CounterCell>(labels, () => ({ labels: this.labelsOf(labels), value: 0 })).value += value;
   }
 
   protected samples(): Sample[] {
-    return [...this.cells.values()].map((c) => ({ value: c.value, labels: c.labels }));
+    return (this.cells as CounterCell[]).map((c) => ({ value: c.value, labels: c.labels }));
   }
 
   reset(): void {
-    this.cells.clear();
+    this.clearCells();
   }
 }
 
 export class RequestHistogram<L extends string> extends RequestPathMetric<L> {
   readonly type = 'histogram';
-  private readonly cells = new Map<string, { labels: Record<string, string>; buckets: number[]; sum: number; count: number }>();
-
   constructor(name: string, help: string, labelNames: readonly L[], private readonly upperBounds: readonly number[], registry: Registry) {
     super(name, help, labelNames, registry);
   }
 
   observe(labels: Readonly<Record<L, string>>, value: number): void {
     if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
-    const key = this.keyOf(labels);
-    let cell = this.cells.get(key);
-    if (!cell) {
-      cell = { labels: this.labelsOf(labels), buckets: this.upperBounds.map(() => 0), sum: 0, count: 0 };
-      this.cells.set(key, cell);
-    }
+    const cell = this.cellFor<HistogramCell>(labels, () => ({ labels: this.labelsOf(labels), buckets: this.upperBounds.map(() => 0), sum: 0, count: 0 }));
     const bounds = this.upperBounds;
     for (let i = 0; i < bounds.length; i++) {
       if (value <= bounds[i]!) {
@@ -123,7 +149,7 @@ export class RequestHistogram<L extends string> extends RequestPathMetric<L> {
   protected samples(): Sample[] {
     const bucket = `${this.name}_bucket`;
     const out: Sample[] = [];
-    for (const c of this.cells.values()) {
+    for (const c of this.cells as HistogramCell[]) {
       let acc = 0;
       this.upperBounds.forEach((le, i) => {
         acc += c.buckets[i]!;
@@ -139,7 +165,7 @@ export class RequestHistogram<L extends string> extends RequestPathMetric<L> {
   }
 
   reset(): void {
-    this.cells.clear();
+    this.clearCells();
   }
 }
 

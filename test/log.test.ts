@@ -77,6 +77,24 @@ t.test('logRequestLine writes the line pino would, for a logger from createLogge
   t.equal(mine, pinos, 'same fields, same order, same escaping');
   t.match(JSON.parse(out.lines[0]!), { level: 30, time: Number, entity: 'al"ice\n', token: '[redacted]', odd: null, msg: 'proxied' });
   t.notOk('client' in JSON.parse(out.lines[0]!), 'an undefined field is left out, as pino does');
+  // Every ASCII and Latin-1 character, and some beyond: escaped exactly as pino escapes them.
+  const chars = [...Array.from({ length: 0x300 }, (_, c) => c), 0x2028, 0x2029, 0xfeff, 0xffff].map((c) => String.fromCharCode(c));
+  const each = new LogCapture();
+  const eachLog = createLogger({ destination: each, level: 'info' });
+  for (const ch of [...chars, '\ud83d\ude00']) {
+    logRequestLine(eachLog, { entity: `a${ch}b`, path: ch }, 'proxied');
+    requestLogger(eachLog).info({ entity: `a${ch}b`, path: ch }, 'proxied');
+  }
+  let differ = 0;
+  for (let i = 0; i < each.lines.length; i += 2) {
+    if (each.lines[i]!.replace(/"time":\d+/, '') !== each.lines[i + 1]!.replace(/"time":\d+/, '')) differ++;
+  }
+  t.equal(differ, 0, `${each.lines.length / 2} characters escaped as pino escapes them`);
+  // A lone surrogate, which pino writes raw (it reaches the file as U+FFFD), is escaped: the value survives.
+  const lone = new LogCapture();
+  const loneLog = createLogger({ destination: lone, level: 'info' });
+  for (const ch of ['\ud800', '\udbff', '\udc00']) logRequestLine(loneLog, { path: `/a${ch}` }, 'proxied');
+  t.same(lone.lines.map((l) => (JSON.parse(l) as { path: string }).path), ['/a\ud800', '/a\udbff', '/a\udc00']);
 
   log.level = 'warn';
   logRequestLine(log, { entity: 'bob' }, 'proxied');

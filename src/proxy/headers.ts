@@ -71,6 +71,9 @@ export function upstreamRequestHeaders(
  */
 const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-authenticate', 'x-credproxy-error']);
 
+/** Connection values that name nothing beyond RESPONSE_DROP. */
+const ONLY_DROPPED = new Set(['keep-alive', 'close']);
+
 /** The upstream's response headers minus hop-by-hop ones, for node's writeHead. */
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const listed = new Set<string>();
@@ -99,7 +102,8 @@ export function clientResponseHeaderList(raw: readonly Buffer[]): string[] {
     if (name === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
     if (!RESPONSE_DROP.has(name)) out.push(name, value);
   }
-  if (connection === undefined) return out;
+  // `Connection: keep-alive` (or close), on most answers, lists only what is dropped already.
+  if (connection === undefined || ONLY_DROPPED.has(connection.toLowerCase())) return out;
   // Names the upstream listed in Connection are hop-by-hop too (rare: filtered afterwards).
   const listed = new Set(connection.split(',').map((t) => t.trim().toLowerCase()));
   const kept: string[] = [];

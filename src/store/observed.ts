@@ -111,12 +111,22 @@ export function observeStore<T extends ConnectionStore>(
     scan: (...args: Parameters<Store['scan']>) => timed('scan', () => inner.scan(...args)),
     ping: (...args: Parameters<Store['ping']>) => timed('ping', () => inner.ping(...args)),
   };
+  // The request path reads the store's peek and rateLimit on every request: an override is
+  // found without a hasOwnProperty call, and a method is bound once, not on every read.
+  const own = Object.assign(Object.create(null) as Record<PropertyKey, unknown>, overrides);
+  const bound = new Map<PropertyKey, { of: unknown; fn: unknown }>();
   return new Proxy(inner, {
     get(target, prop) {
-      if (Object.prototype.hasOwnProperty.call(overrides, prop)) return overrides[prop as keyof Store];
+      const override = own[prop];
+      if (override !== undefined) return override;
       const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
       // Methods run on the store itself, so its private fields keep working.
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      const hit = bound.get(prop);
+      if (hit?.of === value) return hit.fn;
+      const fn = (value as (...a: unknown[]) => unknown).bind(target);
+      bound.set(prop, { of: value, fn });
+      return fn;
     },
   });
 }

@@ -93,6 +93,10 @@ t.test('clientResponseHeaderList drops what clientResponseHeaders drops, from th
   }
   t.same(asObject, clientResponseHeaders(util.parseHeaders(raw) as Record<string, string | string[]>), 'the same fields as the object form');
   t.same(clientResponseHeaderList([Buffer.from('X-A'), Buffer.from('1')]), ['x-a', '1']);
+  const hop = (connection: string) => [['Connection', connection], ['Keep-Alive', 'timeout=5'], ['X-Hop', 'h'], ['X-A', '1']].flatMap(([n, v]) => [Buffer.from(n!), Buffer.from(v!)]);
+  t.same(clientResponseHeaderList(hop('Keep-Alive')), ['x-hop', 'h', 'x-a', '1'], 'Connection: keep-alive (most answers) names nothing more');
+  t.same(clientResponseHeaderList(hop('close')), ['x-hop', 'h', 'x-a', '1']);
+  t.same(clientResponseHeaderList(hop('keep-alive, X-Hop')), ['x-a', '1'], 'a listed name is still dropped');
 });
 
 t.test('injectQuery', async (t) => {
