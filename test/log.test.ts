@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import t from 'tap';
-import { createLogger, LineBatch, LOG_BATCH_BYTES, LOG_FLUSH_MS, logRequestLine, requestLogger } from '../src/log.js';
+import { createLogger, LineBatch, LOG_BATCH_BYTES, LOG_FLUSH_MS, logRequestLine, numberText, requestLogger } from '../src/log.js';
 import { pollUntil } from './support/poll.js';
 import { integrationYaml, LogCapture, setup, viaProxy } from './support/servers.js';
 
@@ -64,6 +64,23 @@ t.test('requestLogger: the request line keeps top-level redaction and follows th
   log.level = 'info';
   requestLogger(log).info({ entity: 'carol' }, 'proxied');
   t.equal(out.lines.length, 2);
+});
+
+t.test('numberText writes a number as String() does', async (t) => {
+  let differ = 0;
+  const check = (v: number) => {
+    if (numberText(v) !== String(v)) differ++;
+  };
+  // every rounded duration the request log writes (Math.round(ms * 10) / 10) up to 100 s, and around them
+  for (let i = 0; i <= 1_000_000; i++) {
+    const v = Math.round(i) / 10;
+    check(v);
+    check(v + 0.01);
+    check(v * 1.0000001);
+  }
+  for (const v of [0, -0, -1.5, 0.05, 1e-7, 1e21, 1.7e12, 999999999.5, 1e9 + 0.5, Number.MAX_SAFE_INTEGER, Number.MIN_VALUE, 2 ** 53 + 0.5, 123.45]) check(v);
+  for (let i = 0; i < 100_000; i++) check(Math.random() * 10 ** Math.floor(Math.random() * 12));
+  t.equal(differ, 0, 'the same text for every value tried');
 });
 
 t.test('logRequestLine writes the line pino would, for a logger from createLogger', async (t) => {
