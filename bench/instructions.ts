@@ -22,10 +22,11 @@ import { wrkLoad } from './wrk.js';
  * Some of what is counted is still V8 compiling and collecting garbage; both builds pay it alike.
  */
 
-export const INSTRUCTIONS_USAGE = `npm run bench:instructions -- [--base DIR] [--floor] [--case injection|passthrough] [--warmup N] [--seconds S] [--out DIR]
+export const INSTRUCTIONS_USAGE = `npm run bench:instructions -- [--base DIR] [--floor] [--case injection|injection-oauth|passthrough] [--warmup N] [--seconds S] [--out DIR]
   --base DIR        also count another build's dist folder, for a before/after figure
   --floor           also count the bench's floor proxy (node:http + undici dispatch, nothing else)
-  --case NAME       injection (bearer, per entity; default) or passthrough
+  --case NAME       injection (bearer, per entity; default), injection-oauth (a cached oauth2 token)
+                    or passthrough
   --warmup N        requests (in runs of 2 s) before the counted run (default 12000: the hot path is
                     compiled by then); the counted run's own connections carry 5 s of load first
   --seconds S       seconds counted (default 10)
@@ -36,10 +37,15 @@ Needs valgrind (Debian package valgrind) and wrk.`;
 /** Seconds of load on the counted run's connections before counting starts. */
 const SETTLE_SECONDS = 5;
 
+/** The bench's cases this can count, and the upstream listener each goes to. */
+const UPSTREAM_PORT = { injection: 'owned', 'injection-oauth': 'oauth', passthrough: 'other' } as const;
+export type InstructionCase = keyof typeof UPSTREAM_PORT;
+const isCase = (s: string): s is InstructionCase => Object.hasOwn(UPSTREAM_PORT, s);
+
 export interface InstructionOptions {
   base: string | undefined;
   floor: boolean;
-  kase: 'injection' | 'passthrough';
+  kase: InstructionCase;
   warmup: number;
   seconds: number;
   out: string | undefined;
@@ -49,7 +55,7 @@ export function parseInstructionOptions(argv: string[]): InstructionOptions {
   const { values } = parseArgs({ args: argv, options: { base: { type: 'string' }, floor: { type: 'boolean' }, case: { type: 'string' }, warmup: { type: 'string' }, seconds: { type: 'string' }, out: { type: 'string' } },
   });
   const kase = values.case ?? 'injection';
-  if (kase !== 'injection' && kase !== 'passthrough') throw new Error(`--case: "${kase}" is not injection or passthrough`);
+  if (!isCase(kase)) throw new Error(`--case: "${kase}" is not injection, injection-oauth or passthrough`);
   const whole = (name: string, v: string | undefined, dflt: number) => {
     if (v === undefined) return dflt;
     const n = Number(v);
@@ -156,13 +162,13 @@ export async function countInstructions(
     // fork() runs execPath with execArgv before the script: valgrind, then node under it.
     proxy = await startChild(role, role === 'credproxy' ? [JSON.stringify(upstream.ports)] : [], execArgv, childJs, 'valgrind');
     const pid = proxy.proc.pid!;
-    const upstreamPort = opts.kase === 'passthrough' ? upstream.ports.other! : upstream.ports.owned!;
+    const upstreamPort = upstream.ports[UPSTREAM_PORT[opts.kase]]!;
     const load = (duration: number) =>
       wrkLoad({
         port: proxy!.ports.proxy!,
         path: `http://127.0.0.1:${upstreamPort}/small`,
         host: `127.0.0.1:${upstreamPort}`,
-        headers: opts.kase === 'injection' ? { 'X-Entity-Id': BENCH_ENTITY } : {},
+        headers: opts.kase === 'passthrough' ? {} : { 'X-Entity-Id': BENCH_ENTITY },
         connections: 8,
         duration,
       });

@@ -55,6 +55,9 @@ export const USAGE = `npm run bench -- [--duration S] [--connections N] [--round
   --only A,B        run only these cases (by name, e.g. reference,injection)
   --cpu-prof DIR    write CPU profiles of the credproxy and reference processes to DIR
                     (node --cpu-prof; open them in Chrome DevTools or speedscope)
+  --warmup S        seconds of unmeasured load right before each proxied small-body case, every
+                    round (env BENCH_WARMUP; default 1; 0 skips): the JIT adapts to a case's
+                    path after the case before it, which otherwise lands in the measurement
   --driver D        the load generator of the plain small-body cases: wrk or autocannon
                     (env BENCH_DRIVER; default: wrk when it is installed, else autocannon;
                     BENCH_WRK names the wrk binary)
@@ -95,6 +98,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       postgres: { type: 'string' },
       'cpu-prof': { type: 'string' },
       driver: { type: 'string' },
+      warmup: { type: 'string' },
     },
   });
   const smoke = values.smoke ?? false;
@@ -103,12 +107,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   const connections = pick(values.connections, 'BENCH_CONNECTIONS');
   const rounds = pick(values.rounds, 'BENCH_ROUNDS');
   const driver = pick(values.driver, 'BENCH_DRIVER');
+  const warmup = pick(values.warmup, 'BENCH_WARMUP');
   if (driver !== undefined && driver !== 'wrk' && driver !== 'autocannon') throw new Error(`driver: "${driver}" is neither wrk nor autocannon`);
   return {
     duration: duration === undefined ? (smoke ? 0.5 : 5) : positive('duration', duration, false),
     connections: connections === undefined ? (smoke ? 4 : 32) : positive('connections', connections, true),
     rounds: rounds === undefined ? 1 : positive('rounds', rounds, true),
-    warmup: smoke ? 0 : 1,
+    warmup: warmup === undefined ? (smoke ? 0 : 1) : warmup === '0' ? 0 : positive('warmup', warmup, false),
     json: values.json ?? false,
     smoke,
     storm: values.storm === undefined ? (smoke ? 50 : 1000) : count('storm', values.storm),

@@ -41,6 +41,9 @@ t.test('options: defaults, --smoke, flags over the environment, bad values refus
   t.throws(() => parseOptions(['--workers', 'two'], {}), /workers: "two" is not a positive integer/);
   t.match(parseOptions(['--smoke'], {}), { duration: 0.5, connections: 4, warmup: 0, smoke: true, storm: 50, stormRounds: 1, memory: 1000, newNames: 30 });
   t.match(parseOptions(['--new-names', '0'], {}), { newNames: 0 });
+  t.match(parseOptions(['--warmup', '3'], {}), { warmup: 3 });
+  t.match(parseOptions([], { BENCH_WARMUP: '0' }), { warmup: 0 });
+  t.throws(() => parseOptions(['--warmup', 'long'], {}), /warmup: "long" is not a positive number/);
   t.throws(() => parseOptions(['--new-names', 'many'], {}), /new-names/);
   t.match(parseOptions(['--storm', '0', '--memory', '1000000', '--token-latency', '20', '--storm-rounds', '5', '--only', 'reference, injection'], {}), { storm: 0, stormRounds: 5, memory: 1_000_000, tokenLatency: 20, only: ['reference', 'injection'] });
   t.match(parseOptions(['--cpu-prof', 'profiles'], {}), { cpuProf: 'profiles' });

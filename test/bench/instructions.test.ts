@@ -21,7 +21,8 @@ t.test('options: defaults, and bad values refused', async (t) => {
   const o = parseInstructionOptions(['--base', 'x/dist', '--floor', '--case', 'passthrough', '--warmup', '500', '--seconds', '2', '--out', 'cg']);
   t.match(o, { floor: true, kase: 'passthrough', warmup: 500, seconds: 2 });
   t.ok(o.base?.endsWith('/x/dist') && o.out?.endsWith('/cg'), 'paths made absolute');
-  t.throws(() => parseInstructionOptions(['--case', 'oauth']), /--case: "oauth" is not injection or passthrough/);
+  t.equal(parseInstructionOptions(['--case', 'injection-oauth']).kase, 'injection-oauth');
+  t.throws(() => parseInstructionOptions(['--case', 'oauth']), /--case: "oauth" is not injection, injection-oauth or passthrough/);
   t.throws(() => parseInstructionOptions(['--seconds', '1.5']), /--seconds: "1.5" is not a positive whole number/);
   t.throws(() => parseInstructionOptions(['--warmup', '0']), /--warmup: "0" is not a positive whole number/);
 });
