@@ -5,7 +5,7 @@ import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { generatorFor, selectCases, type CaseDef } from './cases.js';
 import { wrkBinary, wrkLoad, wrkSeconds, wrkVersion } from './wrk.js';
 import { BENCH_ENTITY } from './protocol.js';
-import { startChild, type Child } from './children.js';
+import { runMain, startChild, type Child } from './children.js';
 import { formatMemory, formatStorm, formatTable, summarize, type MemoryReport, type Sample, type StormReport } from './report.js';
 import { LARGE_BYTES, type UpstreamCounts } from './upstream.js';
 import { undiciLoad, type LoadResult } from './driver.js';
@@ -280,10 +280,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain(import.meta.url, main, 'bench: ');

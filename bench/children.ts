@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
 import type { ChildMessage } from './protocol.js';
 
 /** A bench process: its role's ports, what it reports, and how it is closed. */
@@ -47,4 +48,20 @@ export async function startChild(
         proc.send({ type: 'close' });
       }),
   };
+}
+
+/**
+ * A bench script's entry: runs `main` when `moduleUrl` is the script node was started with
+ * (not when a test imports the module), then exits with its code; a throw prints its stack
+ * after `prefix` and exits 1.
+ */
+export function runMain(moduleUrl: string, main: () => Promise<number>, prefix = ''): void {
+  if (!process.argv[1] || resolve(process.argv[1]) !== resolve(new URL(moduleUrl).pathname)) return;
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${prefix}${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
 }

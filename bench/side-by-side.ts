@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { startChild, type Child } from './children.js';
+import { runMain, startChild, type Child } from './children.js';
 import { BENCH_ENTITY } from './protocol.js';
 import { median } from './report.js';
 import { wrkLoad, wrkSeconds, wrkVersion } from './wrk.js';
@@ -137,12 +137,4 @@ async function main(): Promise<number> {
   return r.problems.length > 0 ? 1 : 0;
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runMain(import.meta.url, main);

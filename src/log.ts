@@ -84,7 +84,7 @@ export function logRequestLine(log: Logger, fields: Readonly<Record<string, unkn
     const prefix = keyPrefix(key);
     line += prefix.redacted ? prefix.text + CENSORED : prefix.text + json;
   }
-  stream.write(`${line},"msg":${jsonString(msg)}}\n`);
+  stream.write(`${line},"msg":${jsonOfString(msg)}}\n`);
 }
 
 /*
@@ -121,7 +121,7 @@ export function numberText(v: number): string {
 
 /**
  * The JSON of the string values most lines repeat (an entity, an integration, a method, a
- * host): JSON.stringify costs a call into the runtime and a string builder per value, a Map
+ * host, the message): JSON.stringify costs a call into the runtime and a string builder per value, a Map
  * lookup less. Bounded: short strings only, and the map starts again when full.
  */
 const stringJson = new Map<string, string>();
@@ -148,16 +148,6 @@ function keyPrefix(key: string): { text: string; redacted: boolean } {
     if (keyPrefixes.size < 256) keyPrefixes.set(key, p);
   }
   return p;
-}
-
-const messages = new Map<string, string>();
-function jsonString(msg: string): string {
-  let j = messages.get(msg);
-  if (j === undefined) {
-    j = JSON.stringify(msg);
-    if (messages.size < 64) messages.set(msg, j);
-  }
-  return j;
 }
 
 /** Log lines are written in batches of at least this many bytes, or after LOG_FLUSH_MS. */

@@ -24,11 +24,11 @@ interface Sample {
 
 /**
  * The per-request counter and histograms keep their values in plain cells, found by a Map
- * lookup per label (cellFor); prom-client's registry reads them when scraped, and formats them as it does its
- * own. prom-client's inc() and observe() build a label object, validate it and hash it to
+ * lookup per label (cellFor); prom-client's registry reads them when scraped, and formats
+ * them as it does its own. prom-client's inc() and observe() build a label object, validate it and hash it to
  * a string key on every call: four times per proxied request. The exposition is the same.
  */
-abstract class RequestPathMetric<L extends string> {
+abstract class RequestPathMetric<L extends string, C> {
   readonly aggregator = 'sum';
   abstract readonly type: 'counter' | 'histogram';
 
@@ -48,7 +48,7 @@ abstract class RequestPathMetric<L extends string> {
    * holds (an integration's name, a method, a status class), whose hashes V8 keeps, where a
    * key joined from them would be a new string to flatten and hash on every request.
    */
-  protected cellFor<C>(labels: Readonly<Record<L, string>>, make: () => C): C {
+  protected cellFor(labels: Readonly<Record<L, string>>, make: () => C): C {
     const names = this.labelNames;
     let level = this.tree;
     for (let i = 0; i < names.length - 1; i++) {
@@ -69,7 +69,7 @@ abstract class RequestPathMetric<L extends string> {
 
   private tree = new Map<string, unknown>();
   /** every cell, in the order made: what a scrape reads */
-  protected cells: unknown[] = [];
+  protected cells: C[] = [];
 
   protected clearCells(): void {
     this.tree = new Map();
@@ -110,14 +110,14 @@ interface HistogramCell {
   count: number;
 }
 
-export class RequestCounter<L extends string> extends RequestPathMetric<L> {
+export class RequestCounter<L extends string> extends RequestPathMetric<L, CounterCell> {
   readonly type = 'counter';
   inc(labels: Readonly<Record<L, string>>, value = 1): void {
-    this.cellFor<CounterCell>(labels, () => ({ labels: this.labelsOf(labels), value: 0 })).value += value;
+    this.cellFor(labels, () => ({ labels: this.labelsOf(labels), value: 0 })).value += value;
   }
 
   protected samples(): Sample[] {
-    return (this.cells as CounterCell[]).map((c) => ({ value: c.value, labels: c.labels }));
+    return this.cells.map((c) => ({ value: c.value, labels: c.labels }));
   }
 
   reset(): void {
@@ -125,7 +125,7 @@ export class RequestCounter<L extends string> extends RequestPathMetric<L> {
   }
 }
 
-export class RequestHistogram<L extends string> extends RequestPathMetric<L> {
+export class RequestHistogram<L extends string> extends RequestPathMetric<L, HistogramCell> {
   readonly type = 'histogram';
   constructor(name: string, help: string, labelNames: readonly L[], private readonly upperBounds: readonly number[], registry: Registry) {
     super(name, help, labelNames, registry);
@@ -133,7 +133,7 @@ export class RequestHistogram<L extends string> extends RequestPathMetric<L> {
 
   observe(labels: Readonly<Record<L, string>>, value: number): void {
     if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
-    const cell = this.cellFor<HistogramCell>(labels, () => ({ labels: this.labelsOf(labels), buckets: this.upperBounds.map(() => 0), sum: 0, count: 0 }));
+    const cell = this.cellFor(labels, () => ({ labels: this.labelsOf(labels), buckets: this.upperBounds.map(() => 0), sum: 0, count: 0 }));
     const bounds = this.upperBounds;
     for (let i = 0; i < bounds.length; i++) {
       if (value <= bounds[i]!) {
@@ -149,7 +149,7 @@ export class RequestHistogram<L extends string> extends RequestPathMetric<L> {
   protected samples(): Sample[] {
     const bucket = `${this.name}_bucket`;
     const out: Sample[] = [];
-    for (const c of this.cells as HistogramCell[]) {
+    for (const c of this.cells) {
       let acc = 0;
       this.upperBounds.forEach((le, i) => {
         acc += c.buckets[i]!;
