@@ -22,7 +22,7 @@ export interface ForwardOptions {
    * upstream socket goes to `onUpgrade`; any other answer is relayed to `res` like every
    * other response, filtered and scrubbed the same way.
    */
-  upgrade?: { protocol: string; onUpgrade(statusCode: number, rawHeaders: Buffer[], socket: Duplex): void };
+  upgrade?: { protocol: string; onUpgrade(statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void };
   /** the injected values, always replaced in Location, Content-Location, Link and Refresh */
   redact?: readonly string[];
 }
@@ -63,21 +63,6 @@ export function forward(agent: Dispatcher, up: UpstreamRequest, res: ServerRespo
 }
 
 type Controller = Dispatcher.DispatchController;
-
-/**
- * The response headers as undici read them off the wire: the controller's raw list when it
- * has one (undici's own, saving a second pass), else the parsed object flattened back.
- */
-function rawOf(controller: Controller, headers: IncomingHttpHeaders): Buffer[] {
-  const raw = controller.rawHeaders;
-  if (Array.isArray(raw) && (raw.length === 0 || Buffer.isBuffer(raw[0]))) return raw as Buffer[];
-  const out: Buffer[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) out.push(Buffer.from(name, 'latin1'), Buffer.from(v, 'latin1'));
-  }
-  return out;
-}
 
 /**
  * undici's handler (the controller API of undici 7) for one upstream request: the answer
@@ -143,14 +128,14 @@ class Relay implements Dispatcher.DispatchHandler {
   }
 
   /** 101 to an upgrade request: the upstream socket is the caller's now. */
-  onRequestUpgrade(controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
+  onRequestUpgrade(_controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
     this.status = statusCode;
     this.opts.onResponse?.();
     if (!this.opts.upgrade) {
       socket.destroy();
       return this.settle(upstreamError(new Error('unexpected protocol switch')));
     }
-    this.opts.upgrade.onUpgrade(statusCode, rawOf(controller, headers), socket);
+    this.opts.upgrade.onUpgrade(statusCode, headers, socket);
     this.settle();
   }
 
@@ -186,7 +171,7 @@ class Relay implements Dispatcher.DispatchHandler {
       this.res.writeHead(statusCode, out);
     } else {
       // A redirect can carry a query-injected key back: URL headers are always scrubbed.
-      this.res.writeHead(statusCode, scrubUrlHeaders(clientResponseHeaderList(rawOf(controller, headers)), this.opts.redact ?? []));
+      this.res.writeHead(statusCode, scrubUrlHeaders(clientResponseHeaderList(headers), this.opts.redact ?? []));
     }
     this.streaming = true;
     if (this.sink.writableNeedDrain) this.pause(controller);

@@ -1,4 +1,4 @@
-import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import { ServerResponse, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
@@ -88,9 +88,9 @@ async function relayWebSocket(rt: Runtime, req: IncomingMessage, socket: Duplex,
       scrub,
       upgrade: {
         protocol: 'websocket',
-        onUpgrade: (_code, rawHeaders, upSocket) => {
+        onUpgrade: (_code, headers, upSocket) => {
           res.detachSocket(socket as Socket);
-          socket.write(switchingProtocols(rawHeaders, scrub));
+          socket.write(switchingProtocols(headers, scrub));
           if (head.length > 0) upSocket.write(head);
           relay(socket, upSocket);
         },
@@ -123,8 +123,8 @@ function answerOn(req: IncomingMessage, socket: Duplex): ServerResponse {
 }
 
 /** The 101 for the client: the upstream's headers filtered and scrubbed as any response's are, and the upgrade itself. */
-function switchingProtocols(rawHeaders: Buffer[], scrub: readonly string[] | undefined): Buffer {
-  let list = clientResponseHeaderList(rawHeaders);
+function switchingProtocols(headers: IncomingHttpHeaders, scrub: readonly string[] | undefined): Buffer {
+  let list = clientResponseHeaderList(headers);
   if (scrub && scrub.length > 0) list = scrubHeaderList(list, scrub);
   let text = 'HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: websocket\r\n';
   for (let i = 0; i < list.length; i += 2) text += `${list[i]}: ${list[i + 1]}\r\n`;

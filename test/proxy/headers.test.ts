@@ -79,12 +79,12 @@ t.test('clientResponseHeaders honours Connection given as a list', async (t) => 
   t.same(clientResponseHeaders({ connection: ['a', 'B'], a: '1', b: '2', c: '3', 'transfer-encoding': 'chunked', d: undefined }), { c: '3' });
 });
 
-t.test('clientResponseHeaderList drops what clientResponseHeaders drops, from the raw list', async (t) => {
+t.test('clientResponseHeaderList drops what clientResponseHeaders drops, from the object undici parses', async (t) => {
   const raw = [
     ['Content-Type', 'text/plain'], ['Connection', 'X-Hop, keep-alive'], ['Set-Cookie', 'a=1'], ['X-Hop', 'gone'], ['Keep-Alive', 'timeout=5'],
     ['Set-Cookie', 'b=2'], ['X-Credproxy-Error', 'forged'], ['Transfer-Encoding', 'chunked'], ['X-Latin1', 'caf\u00e9'], ['connection', 'X-Other'], ['X-Other', 'gone too'],
   ].flatMap(([n, v]) => [Buffer.from(n!, 'latin1'), Buffer.from(v!, 'latin1')]);
-  const list = clientResponseHeaderList(raw);
+  const list = clientResponseHeaderList(util.parseHeaders(raw));
   t.same(list, ['content-type', 'text/plain', 'set-cookie', 'a=1', 'set-cookie', 'b=2', 'x-latin1', 'caf\u00e9'], 'lower-cased names, upstream order, latin1 values');
   const asObject: Record<string, string | string[]> = {};
   for (let i = 0; i < list.length; i += 2) {
@@ -92,8 +92,9 @@ t.test('clientResponseHeaderList drops what clientResponseHeaders drops, from th
     asObject[list[i]!] = prev === undefined ? list[i + 1]! : [prev, list[i + 1]!].flat();
   }
   t.same(asObject, clientResponseHeaders(util.parseHeaders(raw) as Record<string, string | string[]>), 'the same fields as the object form');
-  t.same(clientResponseHeaderList([Buffer.from('X-A'), Buffer.from('1')]), ['x-a', '1']);
-  const hop = (connection: string) => [['Connection', connection], ['Keep-Alive', 'timeout=5'], ['X-Hop', 'h'], ['X-A', '1']].flatMap(([n, v]) => [Buffer.from(n!), Buffer.from(v!)]);
+  t.same(clientResponseHeaderList(util.parseHeaders([Buffer.from('X-A'), Buffer.from('1')])), ['x-a', '1']);
+  t.same(clientResponseHeaderList({ 'x-a': '1', 'x-b': undefined }), ['x-a', '1'], 'an undefined value is no field');
+  const hop = (connection: string) => util.parseHeaders([['Connection', connection], ['Keep-Alive', 'timeout=5'], ['X-Hop', 'h'], ['X-A', '1']].flatMap(([n, v]) => [Buffer.from(n!), Buffer.from(v!)]));
   t.same(clientResponseHeaderList(hop('Keep-Alive')), ['x-hop', 'h', 'x-a', '1'], 'Connection: keep-alive (most answers) names nothing more');
   t.same(clientResponseHeaderList(hop('close')), ['x-hop', 'h', 'x-a', '1']);
   t.same(clientResponseHeaderList(hop('keep-alive, X-Hop')), ['x-a', '1'], 'a listed name is still dropped');
