@@ -30,10 +30,24 @@ function decoded(s: string): string {
 
 /** The token-looking string in a header or query value, also inside `Basic base64(user:cpx_…)`. */
 function carried(value: string): string | undefined {
-  const m = TOKEN_LIKE.exec(value);
-  if (m) return m[0];
+  // Most values hold neither: the regular expressions run only where one could match.
+  if (value.includes('cpx_')) {
+    const m = TOKEN_LIKE.exec(value);
+    if (m) return m[0];
+  }
+  if (!mayBeBasic(value)) return undefined;
   const b = /^\s*basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(value);
   return b ? TOKEN_LIKE.exec(Buffer.from(b[1]!, 'base64').toString('utf8'))?.[0] : undefined;
+}
+
+/**
+ * Whether `value` could start `basic` after white space: its first character is a `b`, or
+ * white space (every character `\s` matches is ≤ U+0020 or ≥ U+0080), or one that decodes
+ * to it (`+`, `%`).
+ */
+function mayBeBasic(value: string): boolean {
+  const c = value.charCodeAt(0);
+  return c === 0x62 || c === 0x42 || c <= 0x20 || c >= 0x80 || c === 0x2b || c === 0x25;
 }
 
 /**
@@ -80,9 +94,10 @@ export function takeEntityToken(
   let headers: string[] | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
-    const lower = name.toLowerCase();
-    const tok = lower === 'proxy-authorization' ? undefined : carried(rawHeaders[i + 1]!);
-    if (tok === undefined) {
+    const tok = carried(rawHeaders[i + 1]!);
+    // Proxy-Authorization's token is the caller's to verify (and that header never goes upstream).
+    const lower = tok === undefined ? '' : name.toLowerCase();
+    if (tok === undefined || lower === 'proxy-authorization') {
       headers?.push(name, rawHeaders[i + 1]!);
       continue;
     }
@@ -96,9 +111,12 @@ export function takeEntityToken(
   }
   const q = pathWithSearch.indexOf('?');
   const path = q === -1 ? pathWithSearch : pathWithSearch.slice(0, q);
-  if (carried(decoded(path))) throw deny('an entity token (cpx_…) in the path is never forwarded');
+  if ((path.includes('cpx_') || path.includes('%') || mayBeBasic(path)) && carried(decoded(path))) {
+    throw deny('an entity token (cpx_…) in the path is never forwarded');
+  }
   let search = q === -1 ? undefined : pathWithSearch.slice(q + 1);
-  if (search !== undefined && search.includes('cpx')) {
+  // An escape can spell `cpx_` too (`%63px_…`): such a query is decoded and looked through as well.
+  if (search !== undefined && (search.includes('cpx') || search.includes('%'))) {
     const kept: string[] = [];
     for (const pair of search.split('&')) {
       const eq = pair.indexOf('=');

@@ -100,6 +100,8 @@ t.test('expired, revoked, forged, out of scope, misplaced or to passthrough: 403
     ['inside Basic in another header', `${base}/keyed/x`, { 'x-other': basic(`u:${good.token}`) }, /not in x-other/i],
     ['in a query parameter the integration does not replace', `${base}/query/x?other=${good.token}`, {}, /query parameter/],
     ['in the path', `${base}/keyed/${good.token}`, {}, /path/],
+    ['spelled with an escape in a query parameter', `${base}/query/x?other=%63${good.token.slice(1)}`, {}, /query parameter/],
+    ['spelled with an escape in the path', `${base}/keyed/%63${good.token.slice(1)}`, {}, /path/],
     ['to a passthrough host in Authorization', `${other.origin}/x`, { authorization: `Bearer ${good.token}` }, /no integration owns/],
     ['to a passthrough host in a query', `${other.origin}/x?k=${good.token}`, {}, /no integration owns/],
     ['two different tokens', `${base}/keyed/x`, { 'x-api-key': good.token, authorization: `Bearer ${scoped.token}` }, /several/],
