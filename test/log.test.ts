@@ -146,6 +146,22 @@ t.test('LineBatch: lines wait for a full batch, the flush timer, flush() or exit
   await new Promise<void>((resolve) => batch.flush(() => resolve()));
   t.match(read(), /three\n$/, 'flush() writes what is pending');
 
+  // Lines of any length and any characters, in order.
+  const before = read();
+  const accents = `${'é'.repeat(100)}\n`;
+  batch.write(accents);
+  const nearlyFull = `${'a'.repeat(LOG_BATCH_BYTES - 300)}\n`;
+  batch.write(nearlyFull);
+  t.equal(read(), before, 'under LOG_BATCH_BYTES the batch waits');
+  const huge = `${'ü'.repeat(LOG_BATCH_BYTES)}\n`;
+  batch.write(huge);
+  t.equal(read(), `${before}${accents}${nearlyFull}${huge}`, 'a line past LOG_BATCH_BYTES sends the batch with it');
+  const big = `${'b'.repeat(LOG_BATCH_BYTES / 2)}\n`;
+  batch.write('four\n');
+  batch.write(big);
+  batch.flushSync();
+  t.equal(read(), `${before}${accents}${nearlyFull}${huge}four\n${big}`);
+
   // A process that logs and exits at once still writes its lines.
   const logModule = fileURLToPath(new URL('../src/log.js', import.meta.url));
   const code = `import { createLogger } from ${JSON.stringify(logModule)}; const log = createLogger(); log.info('before exit'); process.exit(0);`;
