@@ -57,14 +57,12 @@ export function hasDotSegment(rawPath: string): boolean {
 /**
  * Whether any reading above could find a dot in the path: only a `.`, a `%` escape or a
  * non-ASCII character (NFKC maps some to `.`) can make one. Plain API paths (`/v1/items`)
- * skip the splitting, decoding and normalising on every request.
+ * skip the splitting, decoding and normalising on every request. A regular expression, since
+ * V8 runs it natively: a loop over the characters counted about 1k instructions a request.
  */
+const MAY_HOLD_DOT = /[.%\u0080-\uffff]/;
 function mayHoldDot(path: string): boolean {
-  for (let i = 0; i < path.length; i++) {
-    const c = path.charCodeAt(i);
-    if (c === 0x2e || c === 0x25 || c > 0x7f) return true;
-  }
-  return false;
+  return MAY_HOLD_DOT.test(path);
 }
 
 /** Throws `400 bad_request` for a path with a dot segment in any spelling. */

@@ -8,32 +8,27 @@ const HOP_BY_HOP = new Set([
   'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host', 'x-connection-label',
 ]);
 
-const NONE: ReadonlySet<string> = new Set();
-
-/** Names listed in `Connection` are hop-by-hop too; returns them lower-cased (the shared empty set when there is none). */
-function connectionListed(raw: readonly string[]): ReadonlySet<string> {
-  let out: Set<string> | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() === 'connection') {
-      for (const t of raw[i + 1]!.split(',')) {
-        const n = t.trim().toLowerCase();
-        if (n) (out ??= new Set()).add(n);
-      }
-    }
-  }
-  return out ?? NONE;
-}
-
 function isInjected(injected: ReadonlyArray<readonly [string, string, string]>, lower: string): boolean {
   for (let j = 0; j < injected.length; j++) if (injected[j]![1] === lower) return true;
   return false;
+}
+
+/** Adds the names a `Connection` value lists (hop-by-hop too), lower-cased. */
+function addListed(listed: Set<string> | undefined, value: string): Set<string> {
+  const out = listed ?? new Set<string>();
+  for (const t of value.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n) out.add(n);
+  }
+  return out;
 }
 
 /**
  * The request headers for the upstream hop, as undici's flat [name, value, …] list with the
  * client's casing and order. Drops hop-by-hop headers, the entity and label headers, and every client
  * copy of a header credproxy injects, then appends the injected ones: `Connection:
- * Authorization` can remove the client's copy but never the injected credential.
+ * Authorization` can remove the client's copy but never the injected credential. One pass
+ * lower-cases each name once; the names `Connection` lists (rare) are taken out after it.
  */
 export function upstreamRequestHeaders(
   raw: readonly string[],
@@ -41,20 +36,25 @@ export function upstreamRequestHeaders(
   entityHeader: string,
   injected: ReadonlyArray<readonly [string, string, string]>,
 ): string[] {
-  const listed = connectionListed(raw);
   const entityLower = entityHeader.toLowerCase();
-  const out: string[] = ['host', host];
+  let out: string[] = ['host', host];
+  let listed: Set<string> | undefined;
   let te = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (lower === 'te') te = true;
-    if (HOP_BY_HOP.has(lower) || lower === entityLower || listed.has(lower)) continue;
-    if (isInjected(injected, lower)) continue;
+    if (lower === 'connection') listed = addListed(listed, raw[i + 1]!);
+    else if (lower === 'te') te = true;
+    if (HOP_BY_HOP.has(lower) || lower === entityLower || isInjected(injected, lower)) continue;
     out.push(name, raw[i + 1]!);
   }
+  if (listed !== undefined) {
+    const kept = ['host', host];
+    for (let i = 2; i < out.length; i += 2) if (!listed.has(out[i]!.toLowerCase())) kept.push(out[i]!, out[i + 1]!);
+    out = kept;
+  }
   // `te: trailers` is the one TE value that is end-to-end in meaning (gRPC needs it).
-  if (te && !listed.has('te')) {
+  if (te && !listed?.has('te')) {
     for (let i = 0; i < raw.length; i += 2) {
       if (raw[i]!.toLowerCase() === 'te' && raw[i + 1]!.trim().toLowerCase() === 'trailers') out.push('te', 'trailers');
     }
