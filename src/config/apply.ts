@@ -46,6 +46,7 @@ export const SETTINGS_APPLY = {
   'events.secret': 'live',
   'log.level': 'live', // the reloader sets the logger's level
   // the reloader swaps the audit writer (src/audit/record.ts)
+  'audit.enabled': 'live',
   'audit.file': 'live',
   'audit.max_bytes': 'live',
   'audit.keep': 'live',

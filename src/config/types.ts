@@ -134,8 +134,11 @@ export interface Settings {
   };
   events?: { webhook_url: string; secret?: string };
   log: { level: string };
-  /** the audit log: JSON lines in `file`, rotated at `max_bytes` keeping `keep` old files */
-  audit: { file?: string; max_bytes: number; keep: number };
+  /**
+   * the audit log: JSON lines in `file`, rotated at `max_bytes` keeping `keep` old files;
+   * `enabled: false` records nothing (no ring, no file) and GET /api/audit answers 404
+   */
+  audit: { enabled: boolean; file?: string; max_bytes: number; keep: number };
 }
 
 /** A validated, frozen configuration: what one request sees from start to end. */

@@ -14,7 +14,7 @@ function keyPaths(spec: ObjectSpec, prefix = ''): string[] {
 t.test('the table says, for every key of credproxy.yaml, whether it applies live or needs a restart', async (t) => {
   t.same(Object.keys(SETTINGS_APPLY).sort(), keyPaths(settingsSpec).sort(), 'exactly the keys of the schema');
   for (const [key, when] of Object.entries(SETTINGS_APPLY)) t.ok(when === 'live' || when === 'restart', key);
-  for (const key of ['audit.file', 'audit.max_bytes', 'audit.keep', 'log.level', 'clients']) t.equal(SETTINGS_APPLY[key as keyof typeof SETTINGS_APPLY], 'live', key);
+  for (const key of ['audit.enabled', 'audit.file', 'audit.max_bytes', 'audit.keep', 'log.level', 'clients']) t.equal(SETTINGS_APPLY[key as keyof typeof SETTINGS_APPLY], 'live', key);
 });
 
 t.test("the reload section of docs/operations.md names exactly the restart-only settings", async (t) => {
