@@ -135,6 +135,11 @@ export interface Settings {
   events?: { webhook_url: string; secret?: string };
   log: { level: string };
   /**
+   * requests: false stops the series updated on every proxied request (requests_total,
+   * request_duration_seconds, upstream_latency_seconds) and leaves them out of /metrics
+   */
+  metrics: { requests: boolean };
+  /**
    * the audit log: JSON lines in `file`, rotated at `max_bytes` keeping `keep` old files;
    * `enabled: false` records nothing (no ring, no file) and GET /api/audit answers 404
    */
