@@ -161,7 +161,9 @@ function prepared(
 export function createProxyHandler(rt: Runtime) {
   return async function handleProxyRequest(req: IncomingMessage, res: ServerResponse, tunnel?: TunnelContext): Promise<void> {
     const started = performance.now();
-    const mark = markBytes(req);
+    // The byte counters are for the audit record only: not read when it is off (a request in
+    // flight when a reload turns it on is recorded with bytes_out 0 and its declared bytes_in).
+    const mark = rt.audit.enabled ? markBytes(req) : undefined;
     const settings = rt.current.config.settings;
     const info: RequestInfo = { entity: undefined, integration: 'passthrough', host: '', path: '' };
     let status = 0;
@@ -231,7 +233,7 @@ export function createProxyHandler(rt: Runtime) {
     } finally {
       body?.release?.();
     }
-    logRequest(rt, info, req.method, status, started, { req, res, mark });
+    logRequest(rt, info, req.method, status, started, mark && { req, res, mark });
   };
 }
 
