@@ -60,7 +60,9 @@ async function startCredproxyRole(up: UpstreamPorts): Promise<Started> {
     'store: memory\npassthrough: allow\n# the bench upstream is on loopback, which passthrough may not reach unless listed\negress: { allow_private: ["127.0.0.0/8"] }\n' +
       `tls: { intercept: true, ca_dir: ${JSON.stringify(join(dir, 'ca'))} }\n` +
       // The new-names phase measures what a leaf costs; the per-client cap is tested in test/tls/.
-      'limits: { new_leaves_per_second: 100000 }\n',
+      'limits: { new_leaves_per_second: 100000 }\n' +
+      // BENCH_AUDIT=off, BENCH_REQUEST_METRICS=off: what a feature costs, with the switch users have (as BENCH_LOG_LEVEL=warn).
+      `audit: { enabled: ${process.env.BENCH_AUDIT !== 'off'} }\nmetrics: { requests: ${process.env.BENCH_REQUEST_METRICS !== 'off'} }\n`,
   );
   // Names under it are terminated by credproxy itself (the new-names phase): never looked up or dialled.
   writeFileSync(join(dir, 'integrations', 'newnames.yaml'), `hosts: ["*.${NEW_NAMES_PARENT}"]\nauth: { type: bearer }\n`);

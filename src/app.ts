@@ -114,6 +114,7 @@ export async function startCredproxy(opts: StartOptions): Promise<RunningCredpro
   const tls = createTlsRuntime(config.settings);
   if (tls.ca?.created) log.warn({ ca: tls.ca.certPath }, 'created the local CA for HTTPS interception: clients must trust this certificate');
   const metrics = new Metrics(opts.processMetrics ?? false);
+  metrics.setRequestMetrics(config.settings.metrics.requests);
   const opened = await openStore(config.settings, env, log, opts.redis);
   const dataDir = opened.dataDir;
   // Status changes become connection events, whoever writes them (see STATUS_EVENTS).

@@ -200,6 +200,14 @@ export class Metrics {
     LATENCY_BUCKETS,
     this.registry,
   );
+  /**
+   * `metrics.requests`: whether the three series above, updated on every proxied request,
+   * are kept. The request path reads this one boolean before it touches them; change it
+   * with setRequestMetrics(), never directly, so the registry agrees with it.
+   */
+  readonly requestsOn: boolean = true;
+  /** the series `metrics.requests` turns off: each costs a little on every proxied request (docs/performance.md) */
+  private readonly perRequest: ReadonlyArray<RequestCounter<string> | RequestHistogram<string>> = [this.requests, this.upstreamSeconds, this.upstreamLatency];
   /** outcome: ok | invalid_grant | error (the oauth code increments it) */
   readonly refreshes = new Counter({
     name: 'credproxy_refreshes_total',
@@ -282,5 +290,21 @@ export class Metrics {
   constructor(defaults = false) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
     this.reloads.inc({ outcome: 'ok' }, 0);
+  }
+
+  /**
+   * Turns the per-request series on or off (`metrics.requests`, at start and on a reload).
+   * Off, they leave the registry, so a scrape (and the sum over --workers) has no line of
+   * theirs rather than values frozen at the moment they stopped; on again, they come back
+   * from zero. Cells written meanwhile by requests already in flight are cleared with them.
+   */
+  setRequestMetrics(on: boolean): void {
+    if (on === this.requestsOn) return;
+    (this as { requestsOn: boolean }).requestsOn = on;
+    for (const metric of this.perRequest) {
+      metric.reset();
+      if (on) this.registry.registerMetric(metric as unknown as Metric);
+      else this.registry.removeSingleMetric(metric.name);
+    }
   }
 }

@@ -126,7 +126,15 @@ export class ConfigReloader {
     // One assignment: requests that already read the old snapshot keep it to their end.
     // Schemes whose definition did not change are carried over, minted tokens and all.
     this.rt.current = snapshotOf(next, this.rt.schemes);
-    if (changedKeys(old.settings, next.settings, ['audit.file', 'audit.max_bytes', 'audit.keep']).length > 0) swapAudit(this.rt, next.settings.audit);
+    if (changedKeys(old.settings, next.settings, ['audit.enabled', 'audit.file', 'audit.max_bytes', 'audit.keep']).length > 0) swapAudit(this.rt, next.settings.audit);
+    if (next.settings.metrics.requests !== old.settings.metrics.requests) {
+      this.metrics.setRequestMetrics(next.settings.metrics.requests);
+      this.log.info(
+        next.settings.metrics.requests
+          ? 'per-request metrics turned on by the reloaded settings: they count from zero'
+          : 'per-request metrics turned off by the reloaded settings (metrics.requests: false): they are left out of /metrics',
+      );
+    }
     this.log.info({ trigger, integrations: [...next.integrations.keys()], added, removed, changed }, 'config reloaded');
     return { ok: true, added, removed, changed, restartNeeded };
   }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -177,4 +178,56 @@ t.test('--workers refuses what it cannot run correctly', async (t) => {
   t.match(await run(redis, ['--workers', '2'], { CREDPROXY_SECRET_KEY: '' }), /exited with 1[\s\S]*CREDPROXY_SECRET_KEY/);
   t.match(await run(data, ['--workers', '0']), /exited with 2[\s\S]*--workers: "0" is not a number of processes/);
   t.match(await run(data, ['--workers', 'many']), /exited with 2[\s\S]*--workers/);
+});
+
+t.test('--workers 2 with metrics.requests: false: the summed /metrics has no per-request series; a reload brings them back from zero on both workers', async (t) => {
+  const prefix = uniquePrefix();
+  t.teardown(() => cleanPrefix(prefix));
+  const up = await startUpstream();
+  t.teardown(() => up.close());
+  const settings = (requests: boolean) => `store: ${REDIS_URL}\nstore_prefix: ${prefix}\nlog: { level: info }\nmetrics: { requests: ${requests} }\n`;
+  const dir = configDir(settings(false), { api: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` });
+  const p = await start(dir, ['--workers', '2']);
+  t.teardown(() => {
+    if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  });
+  const put = await fetch(`http://127.0.0.1:${p.port}/api/entities/alice/connections/api`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ credentials: { token: 'tok' } }),
+  });
+  t.equal(put.status, 200);
+  // A new connection each: the kernel spreads them over both workers.
+  const send = async (n: number) => {
+    for (let i = 0; i < n; i++) t.equal((await viaProxy(p.port, `${up.origin}/x-${i}`, { headers: { 'X-Entity-Id': 'alice' } })).status, 200);
+  };
+  const scrape = async () => (await fetch(`http://127.0.0.1:${p.port}/metrics`)).text();
+  const requestsTotal = (text: string) =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith('credproxy_requests_total{integration="api"'))
+      .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+
+  // The log line is written after the metrics: once all are there, so are the counts.
+  const logged = (n: number) => until(() => p.lines().filter((l) => l.msg === 'proxied').length === n, 'the request log');
+  await send(10);
+  await logged(10);
+  const off = await scrape();
+  t.notMatch(off, /credproxy_requests_total|credproxy_request_duration_seconds|credproxy_upstream_latency_seconds/, 'no per-request series in the sum');
+  t.match(off, /credproxy_connections\{status="active"\} 1\n/, 'the other metrics are summed as before');
+  t.match(off, /^process_cpu_user_seconds_total /m, 'process metrics too');
+
+  writeFileSync(join(dir, 'credproxy.yaml'), settings(true));
+  p.child.kill('SIGHUP');
+  const turnedOn = () => new Set(p.lines().filter((l) => String(l.msg).startsWith('per-request metrics turned on')).map((l) => l.worker)).size === 2;
+  t.ok(await pollUntil(turnedOn, 30_000), 'both workers turned them on');
+  const on = await scrape();
+  t.match(on, /# TYPE credproxy_requests_total counter/, 'back in the sum');
+  t.equal(requestsTotal(on), 0, 'the 10 requests made while off are not counted');
+  await send(10);
+  await logged(20);
+  t.equal(requestsTotal(await scrape()), 10, 'counted from zero, on every worker, summed by the primary');
+
+  p.child.kill('SIGTERM');
+  t.equal((await p.exited).code, 0);
 });

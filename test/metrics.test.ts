@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -191,4 +191,85 @@ t.test('the request-path counter and histogram expose exactly what prom-client w
   t.equal(statusClass(204), '2xx');
   t.equal(statusClass(0), '0xx');
   t.equal(statusClass(700), '7xx', 'beyond the usual classes still says its class');
+});
+
+/** The per-request series `metrics.requests` turns off, by the names a scrape shows. */
+const PER_REQUEST = ['credproxy_requests_total', 'credproxy_request_duration_seconds', 'credproxy_upstream_latency_seconds'];
+/** Lines of these series, HELP and TYPE included. */
+const perRequestLines = (text: string) => text.split('\n').filter((l) => PER_REQUEST.some((name) => l.includes(name)));
+
+t.test('setRequestMetrics: off takes the series out of the registry, on brings them back from zero', async (t) => {
+  const m = new Metrics();
+  t.equal(m.requestsOn, true, 'on by default');
+  m.requests.inc({ integration: 'a', method: 'GET', status: '2xx' });
+  t.equal(sample(await m.registry.metrics(), 'credproxy_requests_total', 'integration="a",method="GET",status="2xx"'), 1);
+  m.setRequestMetrics(false);
+  t.equal(m.requestsOn, false);
+  t.same(perRequestLines(await m.registry.metrics()), [], 'absent, HELP and TYPE too: not frozen at 1');
+  t.notOk((await m.registry.getMetricsAsJSON()).some((x) => PER_REQUEST.includes(x.name)), 'absent from the JSON the --workers primary sums');
+  m.setRequestMetrics(false);
+  // A request already in flight when they were turned off may still write a cell.
+  m.requests.inc({ integration: 'a', method: 'GET', status: '2xx' });
+  m.setRequestMetrics(true);
+  m.setRequestMetrics(true);
+  const text = await m.registry.metrics();
+  t.match(text, /# TYPE credproxy_requests_total counter/, 'registered again (once: a second call changes nothing)');
+  t.equal(sample(text, 'credproxy_requests_total', 'integration="a",method="GET",status="2xx"'), undefined, 'from zero: neither the old count nor the stray one');
+  m.upstreamLatency.observe({ integration: 'a' }, 0.01);
+  t.equal(sample(await m.registry.metrics(), 'credproxy_upstream_latency_seconds_count', 'integration="a"'), 1);
+});
+
+t.test('metrics.requests: false leaves the per-request series out of /metrics, the rest stays; a reload turns them on from zero and off again', async (t) => {
+  const up = await startUpstream();
+  const settings = (requests: boolean) => `store: memory\n${LOOPBACK_EGRESS}metrics: { requests: ${requests} }\n`;
+  const dir = configDir(settings(false), { demo: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` });
+  const proxy = await startProxy(dir, { processMetrics: true });
+  t.teardown(async () => {
+    await proxy.close();
+    await up.close();
+  });
+  const scrape = async () => (await fetch(`${proxy.url}/metrics`)).text();
+  const reload = (requests: boolean) => {
+    writeFileSync(join(dir, 'credproxy.yaml'), settings(requests));
+    const outcome = proxy.reload();
+    t.ok(outcome.ok);
+    t.same(outcome.restartNeeded, [], 'metrics.requests applies live');
+  };
+  await proxy.connect('alice', 'demo', { credentials: { token: 'tok-1' } });
+  const send = async (n: number) => {
+    for (let i = 0; i < n; i++) t.equal((await viaProxy(proxy.port, `${up.origin}/x`, { headers: { 'X-Entity-Id': 'alice' } })).status, 200);
+  };
+
+  await send(3);
+  await viaProxy(proxy.port, `${up.origin}/through`, {}); // passthrough: counted in the same series
+  let text = await scrape();
+  t.same(perRequestLines(text), [], 'no line of the per-request series after proxied requests');
+  const m = proxy.runtime.metrics;
+  for (const series of [m.requests, m.upstreamSeconds, m.upstreamLatency]) {
+    t.same((await series.get()).values, [], `${series.name}: not even counted out of sight (the request path checks first)`);
+  }
+  t.match(text, /^process_cpu_user_seconds_total /m, 'process metrics stay');
+  t.match(text, /^nodejs_heap_size_used_bytes /m);
+  t.equal(sample(text, 'credproxy_connections', 'status="active"'), 1, 'connection counts stay');
+  for (const name of ['credproxy_refreshes_total', 'credproxy_replays_total', 'credproxy_open_tunnels', 'credproxy_store_duration_seconds', 'credproxy_config_reloads_total']) {
+    t.match(text, new RegExp(`# TYPE ${name} `), `${name} stays`);
+  }
+
+  reload(true);
+  t.match(proxy.logs.text, /per-request metrics turned on by the reloaded settings/);
+  text = await scrape();
+  t.match(text, /# TYPE credproxy_requests_total counter/, 'back in /metrics');
+  t.equal(sample(text, 'credproxy_requests_total', 'integration="demo",method="GET",status="2xx"'), undefined, 'the requests made while off were not counted');
+  await send(2);
+  text = await scrape();
+  t.equal(sample(text, 'credproxy_requests_total', 'integration="demo",method="GET",status="2xx"'), 2, 'counted from zero');
+  t.equal(sample(text, 'credproxy_request_duration_seconds_count', 'integration="demo"'), 2);
+  t.equal(sample(text, 'credproxy_upstream_latency_seconds_count', 'integration="demo"'), 2);
+
+  reload(false);
+  t.match(proxy.logs.text, /per-request metrics turned off by the reloaded settings \(metrics\.requests: false\)/);
+  await send(1);
+  t.same(perRequestLines(await scrape()), [], 'gone again, not frozen at 2');
+  reload(true);
+  t.equal(sample(await scrape(), 'credproxy_requests_total', 'integration="demo",method="GET",status="2xx"'), undefined, 'on again: from zero, not 2');
 });

@@ -96,7 +96,8 @@ export const OPERATIONS = {
       { name: 'since', description: 'an ISO 8601 time or milliseconds since the epoch', schema: { type: 'string' } },
       { name: 'limit', description: 'at most this many (default 100)', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
     ],
-    ok: [{ status: 200, description: 'the entries', type: S.AuditPage }], errors: [...ADMIN, 'bad_request'],
+    // not_found: the audit log is turned off (audit.enabled: false).
+    ok: [{ status: 200, description: 'the entries', type: S.AuditPage }], errors: [...ADMIN, 'bad_request', 'not_found'],
   }),
   connectCallback: op({
     operationId: 'connectCallback', method: 'GET', path: '/connect/callback', summary: "the OAuth provider's redirect back (browser-facing: errors are a page for browsers, JSON for programs)", tag: 'connect', admin: false,

@@ -1,6 +1,7 @@
 import { appendFileSync } from 'node:fs';
 import { appendFile, mkdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { CredproxyError } from '../errors.js';
 import { flushAtExit, type SyncFlushable } from '../exit-flush.js';
 import { makePrivateDir } from '../store/private-files.js';
 import { readTail } from './tail.js';
@@ -37,6 +38,12 @@ export interface AuditQuery {
   limit: number;
 }
 
+/**
+ * What GET /api/audit, `credproxy audit` and the dashboard say with `audit.enabled: false`:
+ * an empty list would read as "no requests", which is not what happened.
+ */
+export const AUDIT_OFF = 'the audit log is turned off (audit.enabled: false in credproxy.yaml); set audit.enabled: true to record requests again';
+
 /** How many entries the in-memory ring keeps (all the API has without `audit.file`). */
 const RING = 10_000;
 
@@ -64,10 +71,15 @@ const ignoreMissing = (err: unknown) => {
  * the disk: batches are written one after another, each whole and in the order recorded.
  * A query and close() wait for what is pending; the process's exit writes it synchronously
  * (src/exit-flush.ts). A process killed outright loses at most the last AUDIT_FLUSH_MS of lines.
+ *
+ * With `enabled: false` (audit.enabled) it keeps and writes nothing: the request path checks
+ * `enabled` before it builds a record (src/audit/record.ts), and a query is refused with 404.
  */
 export class AuditLog implements SyncFlushable {
-  /** The latest RING entries (without `audit.file`). */
-  private readonly ring = new AuditRing();
+  /** audit.enabled: false records nothing; read by the request path before anything is built. */
+  readonly enabled: boolean;
+  /** The latest RING entries (without `audit.file`); none when the log is off. */
+  private readonly ring: AuditRing | undefined;
   private dirMade = false;
   /** lines recorded and not yet handed to a write */
   private pending = '';
@@ -78,14 +90,21 @@ export class AuditLog implements SyncFlushable {
   private timer: NodeJS.Timeout | undefined;
   private readonly onError: (err: unknown) => void;
 
+  private readonly opts: { file?: string; max_bytes: number; keep: number };
+
   constructor(
-    private readonly opts: { file?: string; max_bytes: number; keep: number },
+    opts: { enabled?: boolean; file?: string; max_bytes: number; keep: number },
     hooks: { onError?: (err: unknown) => void; after?: Promise<void> } = {},
   ) {
+    this.enabled = opts.enabled ?? true;
+    // Off, the writer has no file: nothing can be appended, flushed or rotated, whatever audit.file says.
+    this.opts = { file: this.enabled ? opts.file : undefined, max_bytes: opts.max_bytes, keep: opts.keep };
+    // The ring's columns are 10,000 entries long: not allocated for a log that is off.
+    this.ring = this.enabled && !this.opts.file ? new AuditRing() : undefined;
     this.onError = hooks.onError ?? (() => undefined);
     // The writer this one replaces finishes first: its lines come before ours in the file.
     if (hooks.after) this.tail = hooks.after.catch(() => undefined);
-    if (opts.file) flushAtExit(this);
+    if (this.opts.file) flushAtExit(this);
   }
 
   get file(): string | undefined {
@@ -93,8 +112,8 @@ export class AuditLog implements SyncFlushable {
   }
 
   record(entry: AuditEntry): void {
-    if (!this.opts.file) this.ring.put(Date.parse(entry.time), entry);
-    else this.append(entry);
+    if (this.ring) this.ring.put(Date.parse(entry.time), entry);
+    else if (this.opts.file) this.append(entry);
   }
 
   /**
@@ -103,8 +122,8 @@ export class AuditLog implements SyncFlushable {
    * pays for no date string.
    */
   recordAt(at: number, fields: AuditFields): void {
-    if (!this.opts.file) this.ring.put(at, fields);
-    else this.append({ time: new Date(at).toISOString(), ...fields });
+    if (this.ring) this.ring.put(at, fields);
+    else if (this.opts.file) this.append({ time: new Date(at).toISOString(), ...fields });
   }
 
   private append(entry: AuditEntry): void {
@@ -183,15 +202,18 @@ export class AuditLog implements SyncFlushable {
 
   /**
    * Matching entries, oldest first, the latest `limit` of them: read from the end of the
-   * files backwards until enough match (src/audit/tail.ts), or from the ring.
+   * files backwards until enough match (src/audit/tail.ts), or from the ring. A log that is
+   * off rejects with 404 not_found (AUDIT_OFF) rather than answer an empty list.
    */
   async query(q: AuditQuery): Promise<AuditEntry[]> {
+    if (!this.enabled) throw new CredproxyError('not_found', AUDIT_OFF);
     const since = q.since;
     const matches = (e: AuditEntry) =>
       (q.entity === undefined || e.entity === q.entity) &&
       (q.integration === undefined || e.integration === q.integration) &&
       (since === undefined || Date.parse(e.time) >= since);
-    if (!this.opts.file) return this.ring.inOrder().filter(matches).slice(-q.limit);
+    // On and without a file, there is a ring.
+    if (!this.opts.file) return this.ring!.inOrder().filter(matches).slice(-q.limit);
     await this.flush();
     const files = [this.opts.file, ...Array.from({ length: this.opts.keep }, (_, i) => `${this.opts.file}.${i + 1}`)];
     return readTail(files, { matches, limit: q.limit, since });

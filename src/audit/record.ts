@@ -22,11 +22,14 @@ export function openAudit(settings: Settings['audit'], log: Logger, after?: Prom
 /**
  * Replaces the runtime's audit writer with one for `settings` (a reload changed `audit.*`):
  * the next request is recorded by the new one, and the old one writes what it holds first.
+ * Turned off (`audit.enabled: false`), the new one records nothing and the ring is dropped;
+ * turned on again, it starts empty (or appends to `audit.file`).
  */
 export function swapAudit(rt: AuditOwner, settings: Settings['audit']): void {
   const old = rt.audit;
   rt.audit = openAudit(settings, rt.log, old.close());
-  rt.log.info({ file: settings.file ?? null }, 'audit log reopened with the reloaded settings');
+  if (!settings.enabled) rt.log.info('audit log turned off by the reloaded settings (audit.enabled: false): no request is recorded');
+  else rt.log.info({ file: settings.file ?? null }, old.enabled ? 'audit log reopened with the reloaded settings' : 'audit log turned on by the reloaded settings');
 }
 
 /** Byte counters of the request's connection when its handling starts. */
@@ -39,9 +42,13 @@ export function markBytes(req: IncomingMessage): ByteMark {
   return { read: req.socket?.bytesRead ?? 0, written: req.socket?.bytesWritten ?? 0 };
 }
 
-/** Records a finished request to an integration host; passthrough is not audited. */
+/**
+ * Records a finished request to an integration host; passthrough is not audited. With
+ * `audit.enabled: false` it returns first thing, before any of the record is built: building
+ * it is the cost (about 5.6k instructions and 2k of GC per request, docs/performance.md).
+ */
 export function audit(rt: AuditOwner, info: RequestInfo, method: string | undefined, status: number, ms: number, req?: IncomingMessage, mark?: ByteMark, res?: ServerResponse): void {
-  if (info.integration === 'passthrough') return;
+  if (!rt.audit.enabled || info.integration === 'passthrough') return;
   const socket = res?.socket ?? req?.socket;
   try {
     rt.audit.recordAt(Date.now(), {

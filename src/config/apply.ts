@@ -45,7 +45,9 @@ export const SETTINGS_APPLY = {
   'events.webhook_url': 'live',
   'events.secret': 'live',
   'log.level': 'live', // the reloader sets the logger's level
+  'metrics.requests': 'live', // the reloader turns the per-request series off or on (src/metrics.ts)
   // the reloader swaps the audit writer (src/audit/record.ts)
+  'audit.enabled': 'live',
   'audit.file': 'live',
   'audit.max_bytes': 'live',
   'audit.keep': 'live',

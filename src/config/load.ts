@@ -92,7 +92,8 @@ function defaults(raw: Record<string, unknown>, opts: LoadOptions, env: NodeJS.P
     },
     events: r.events,
     log: { level: r.log?.level ?? 'info' },
-    audit: { file: r.audit?.file, max_bytes: r.audit?.max_bytes ?? 10 * 1024 * 1024, keep: r.audit?.keep ?? 5 },
+    metrics: { requests: r.metrics?.requests ?? true },
+    audit: { enabled: r.audit?.enabled ?? true, file: r.audit?.file, max_bytes: r.audit?.max_bytes ?? 10 * 1024 * 1024, keep: r.audit?.keep ?? 5 },
   };
 }
 

@@ -201,6 +201,8 @@ export const settingsSpec: ObjectSpec = obj({
   }),
   events: obj({ webhook_url: url(), secret: str({ minLength: 1 }) }, ['webhook_url']),
   log: obj({ level: str({ enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] }) }),
-  // One JSON line per request to an integration host (src/audit/); without `file`, an in-memory ring only.
-  audit: obj({ file: str({ minLength: 1 }), max_bytes: int(1024, 1 << 40), keep: int(1, 100) }),
+  // The series updated on every proxied request (src/metrics.ts); false leaves them out of /metrics.
+  metrics: obj({ requests: bool() }),
+  // One JSON line per request to an integration host (src/audit/); without `file`, an in-memory ring only; `enabled: false`, none at all.
+  audit: obj({ enabled: bool(), file: str({ minLength: 1 }), max_bytes: int(1024, 1 << 40), keep: int(1, 100) }),
 });

@@ -134,8 +134,16 @@ export interface Settings {
   };
   events?: { webhook_url: string; secret?: string };
   log: { level: string };
-  /** the audit log: JSON lines in `file`, rotated at `max_bytes` keeping `keep` old files */
-  audit: { file?: string; max_bytes: number; keep: number };
+  /**
+   * requests: false stops the series updated on every proxied request (requests_total,
+   * request_duration_seconds, upstream_latency_seconds) and leaves them out of /metrics
+   */
+  metrics: { requests: boolean };
+  /**
+   * the audit log: JSON lines in `file`, rotated at `max_bytes` keeping `keep` old files;
+   * `enabled: false` records nothing (no ring, no file) and GET /api/audit answers 404
+   */
+  audit: { enabled: boolean; file?: string; max_bytes: number; keep: number };
 }
 
 /** A validated, frozen configuration: what one request sees from start to end. */

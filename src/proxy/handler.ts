@@ -161,7 +161,9 @@ function prepared(
 export function createProxyHandler(rt: Runtime) {
   return async function handleProxyRequest(req: IncomingMessage, res: ServerResponse, tunnel?: TunnelContext): Promise<void> {
     const started = performance.now();
-    const mark = markBytes(req);
+    // The byte counters are for the audit record only: not read when it is off (a request in
+    // flight when a reload turns it on is recorded with bytes_out 0 and its declared bytes_in).
+    const mark = rt.audit.enabled ? markBytes(req) : undefined;
     const settings = rt.current.config.settings;
     const info: RequestInfo = { entity: undefined, integration: 'passthrough', host: '', path: '' };
     let status = 0;
@@ -187,7 +189,8 @@ export function createProxyHandler(rt: Runtime) {
       const ready = body;
       const relay = (up: UpstreamRequest, inj: Injection | undefined, holdBack?: (status: number) => boolean) => {
         const sent = performance.now();
-        const onResponse = () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000);
+        // metrics.requests: false: no latency to observe, and no closure to make for it.
+        const onResponse = rt.metrics.requestsOn ? () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000) : undefined;
         const redact = secretsOf(inj);
         const scrub = prepared.integration?.scrub_responses ? redact : undefined;
         return forward(prepared.dispatcher, up, res, { headersTimeout: limits.upstream_response_timeout_ms, holdBack, onResponse, scrub, redact });
@@ -230,11 +233,15 @@ export function createProxyHandler(rt: Runtime) {
     } finally {
       body?.release?.();
     }
-    logRequest(rt, info, req.method, status, started, { req, res, mark });
+    logRequest(rt, info, req.method, status, started, mark && { req, res, mark });
   };
 }
 
-/** One log line and the metrics for a finished request (or upgrade). */
+/**
+ * The audit record, the metrics and the log line of a finished request (or upgrade). Each
+ * can be turned off (audit.enabled, metrics.requests, log.level: warn); the audit record
+ * and the metrics check one boolean before they build anything.
+ */
 export function logRequest(
   rt: Runtime,
   info: RequestInfo,
@@ -246,8 +253,11 @@ export function logRequest(
   const ms = performance.now() - started;
   audit(rt, info, method, status, ms, bytes?.req, bytes?.mark, bytes?.res);
   const { client, entity, label, integration, host, path, refreshed = false, replayed = false } = info;
-  rt.metrics.requests.inc({ integration, method: methodClass(method), status: statusClass(status) });
-  rt.metrics.upstreamSeconds.observe({ integration }, ms / 1000);
+  const metrics = rt.metrics;
+  if (metrics.requestsOn) {
+    metrics.requests.inc({ integration, method: methodClass(method), status: statusClass(status) });
+    metrics.upstreamSeconds.observe({ integration }, ms / 1000);
+  }
   logRequestLine(rt.log, { client, entity, label, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
 }
 

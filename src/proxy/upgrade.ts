@@ -84,7 +84,7 @@ async function relayWebSocket(rt: Runtime, req: IncomingMessage, socket: Duplex,
     // egress-checked passthrough one, so an upgrade can reach nothing a plain request cannot.
     status = await forward(up.dispatcher, { origin: up.origin, path: up.path, method: req.method ?? 'GET', headers: up.headers, body: null }, res, {
       headersTimeout: limits.upstream_response_timeout_ms,
-      onResponse: () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000),
+      onResponse: rt.metrics.requestsOn ? () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000) : undefined,
       scrub,
       upgrade: {
         protocol: 'websocket',

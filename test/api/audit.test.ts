@@ -70,3 +70,31 @@ t.test('every request to an integration host is audited, with no secret, query v
   t.equal(await following, 0);
   t.equal(out.split('\n').filter((l) => l.includes('/v1/bob"')).length, 1, 'an entry is printed once');
 });
+
+t.test('with audit.enabled: false, GET /api/audit answers 404 saying so, and credproxy audit prints that message', async (t) => {
+  const { up, proxy } = await setup(t, {
+    settings: `store: memory\n${LOOPBACK_EGRESS}audit: { enabled: false }\n`,
+    integrations: (up) => ({ svc: integrationYaml([`127.0.0.1:${up.port}`], '{ type: api_key, fields: [api_key] }') }),
+  });
+  await proxy.connect('alice', 'svc', { credentials: { api_key: 'k-1' } });
+  t.equal((await viaProxy(proxy.port, `${up.origin}/v1/items`, { headers: { 'x-entity-id': 'alice' } })).status, 200);
+
+  const r = await proxy.admin('GET', '/api/audit?entity=alice');
+  t.equal(r.status, 404);
+  t.equal(r.headers.get('x-credproxy-error'), 'not_found');
+  const body = (await r.json()) as { error: { code: string; message: string } };
+  t.same(body, { error: { code: 'not_found', message: 'the audit log is turned off (audit.enabled: false in credproxy.yaml); set audit.enabled: true to record requests again' } });
+  t.equal((await proxy.admin('GET', '/api/audit?limit=0')).status, 404, 'the log being off comes first: no bad_request to fix in vain');
+  t.equal((await fetch(`${proxy.url}/api/audit`)).status, 401, 'still behind the admin token');
+
+  let out = '';
+  let err = '';
+  const io: CliIO = { stdout: (s) => (out += s), stderr: (s) => (err += s), env: { CREDPROXY_ADMIN_TOKEN: ADMIN }, readStdin: async () => '' };
+  t.equal(await runAuditCommand(['audit', '--url', proxy.url], io), 1, 'an API error: exit 1');
+  t.equal(out, '', 'no table, no "no audit entries match"');
+  t.match(err, /^credproxy: not_found \(404\): the audit log is turned off \(audit\.enabled: false in credproxy\.yaml\)/);
+  err = '';
+  const stop = new AbortController();
+  t.equal(await runAuditCommand(['audit', '--url', proxy.url, '--follow'], io, { pollMs: 20, signal: stop.signal }), 1, '--follow stops with the message too');
+  t.match(err, /audit log is turned off/);
+});

@@ -130,3 +130,21 @@ t.test('a reload-style replacement: the new writer waits for the old one, so the
   const paths = readFileSync(file, 'utf8').trim().split('\n').map((l) => Number((JSON.parse(l) as AuditEntry).path.slice(3)));
   t.same(paths, Array.from({ length: 1000 }, (_, i) => i));
 });
+
+t.test('a log that is off (audit.enabled: false) keeps nothing, writes no file, and refuses a query', async (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'audit-off-')), 'audit.log');
+  const log = new AuditLog({ enabled: false, file, max_bytes: 1 << 20, keep: 2 });
+  t.equal(log.enabled, false);
+  t.equal(log.file, undefined, 'no file, whatever audit.file says');
+  log.record(entry(1));
+  log.recordAt(Date.now(), entry(2));
+  await log.flush();
+  log.flushSync();
+  await log.close();
+  t.notOk(existsSync(file), 'nothing written');
+  await t.rejects(log.query({ limit: 10 }), { code: 'not_found', status: 404, message: /audit log is turned off \(audit\.enabled: false in credproxy\.yaml\)/ }, 'not an empty list');
+  const ring = new AuditLog({ enabled: false, max_bytes: 1 << 20, keep: 2 });
+  ring.record(entry(3));
+  await t.rejects(ring.query({ limit: 10 }), { code: 'not_found' }, 'without a file too');
+  t.equal(new AuditLog({ max_bytes: 1 << 20, keep: 2 }).enabled, true, 'on unless told otherwise');
+});

@@ -14,7 +14,7 @@ function keyPaths(spec: ObjectSpec, prefix = ''): string[] {
 t.test('the table says, for every key of credproxy.yaml, whether it applies live or needs a restart', async (t) => {
   t.same(Object.keys(SETTINGS_APPLY).sort(), keyPaths(settingsSpec).sort(), 'exactly the keys of the schema');
   for (const [key, when] of Object.entries(SETTINGS_APPLY)) t.ok(when === 'live' || when === 'restart', key);
-  for (const key of ['audit.file', 'audit.max_bytes', 'audit.keep', 'log.level', 'clients']) t.equal(SETTINGS_APPLY[key as keyof typeof SETTINGS_APPLY], 'live', key);
+  for (const key of ['audit.enabled', 'audit.file', 'audit.max_bytes', 'audit.keep', 'metrics.requests', 'log.level', 'clients']) t.equal(SETTINGS_APPLY[key as keyof typeof SETTINGS_APPLY], 'live', key);
 });
 
 t.test("the reload section of docs/operations.md names exactly the restart-only settings", async (t) => {
@@ -26,7 +26,7 @@ t.test("the reload section of docs/operations.md names exactly the restart-only 
   const [listed, rest] = bullet.split('Changing one') as [string, string];
   const named = [...listed.matchAll(/`([a-z_.]+)`/g)].map((m) => m[1]!);
   t.same(named.sort(), [...RESTART_ONLY].sort());
-  t.match(rest.replace(/\s+/g, ' '), /Every other setting, `audit\.\*` and `log\.level` included, applies at once/);
+  t.match(rest.replace(/\s+/g, ' '), /Every other setting, `audit\.\*`, `metrics\.requests` and `log\.level` included, applies at once/);
 });
 
 t.test('withValuesOf keeps the running value of each key, without touching either settings object', async (t) => {

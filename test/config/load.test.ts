@@ -113,6 +113,27 @@ t.test('defaults, PORT and command-line overrides', async (t) => {
   t.equal(loadConfig(onlyYml, { env: {} }).settings.passthrough, 'deny', 'credproxy.yml is read (no integrations folder is fine)');
 });
 
+t.test('audit.enabled: on unless set to false; anything but a boolean is refused, naming the key', async (t) => {
+  t.equal(loadConfig(configDir(''), { env: {} }).settings.audit.enabled, true, 'on by default');
+  t.equal(loadConfig(configDir('audit: { file: ./a.log }\n'), { env: {} }).settings.audit.enabled, true, 'on when only other audit keys are set');
+  t.equal(loadConfig(configDir('audit: { enabled: false }\n'), { env: {} }).settings.audit.enabled, false);
+  t.equal(loadConfig(configDir('audit:\n  enabled: true\n'), { env: {} }).settings.audit.enabled, true);
+  const p = problemsOf(configDir(['audit:', '  enabled: "no"', '  keep: 2'].join('\n')));
+  t.same(p, ['credproxy.yaml:2: audit.enabled: expected true or false'], 'a quoted "no" is a string, not a boolean');
+  t.same(problemsOf(configDir('audit: { enabled: 0 }\n')), ['credproxy.yaml:1: audit.enabled: expected true or false']);
+  t.match(problemsOf(configDir('audit: { enable: false }\n'))[0], /^credproxy\.yaml:1: audit\.enable: unknown key; allowed here: enabled, file, max_bytes, keep/, 'a typo is named, with the keys allowed');
+});
+
+t.test('metrics.requests: on unless set to false; anything but a boolean is refused, naming the key', async (t) => {
+  t.equal(loadConfig(configDir(''), { env: {} }).settings.metrics.requests, true, 'on by default');
+  t.equal(loadConfig(configDir('metrics: {}\n'), { env: {} }).settings.metrics.requests, true, 'an empty section changes nothing');
+  t.equal(loadConfig(configDir('metrics: { requests: false }\n'), { env: {} }).settings.metrics.requests, false);
+  t.same(problemsOf(configDir('log: { level: info }\nmetrics:\n  requests: off\n')), ['credproxy.yaml:3: metrics.requests: expected true or false'], 'YAML 1.2: `off` is a string');
+  t.same(problemsOf(configDir('metrics: { requests: [false] }\n')), ['credproxy.yaml:1: metrics.requests: expected true or false']);
+  t.same(problemsOf(configDir('metrics: false\n')), ['credproxy.yaml:1: metrics: expected a mapping'], 'the section is a mapping, not the switch');
+  t.match(problemsOf(configDir('metrics: { request: false }\n'))[0], /^credproxy\.yaml:1: metrics\.request: unknown key; allowed here: requests$/);
+});
+
 t.test('a folder that does not exist, or a file, is an error', async (t) => {
   t.throws(() => loadConfig('/nonexistent/credproxy-config', { env: {} }), { name: 'ConfigError', message: /config folder does not exist/ });
   const dir = configDir('');

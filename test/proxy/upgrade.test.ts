@@ -181,3 +181,23 @@ t.test('Upgrade: h2c gets a clean HTTP/1.1 exchange, in absolute form and inside
   t.equal(up.seen.at(-1)!.url, '/three');
   t.equal(up.seen.at(-1)!.body.toString(), 'third');
 });
+
+t.test('with metrics.requests: false and audit.enabled: false, an upgrade counts nothing and records nothing', async (t) => {
+  const up = await startUpstream();
+  const echo = attachEcho(up);
+  const proxy = await startProxy(configDir('store: memory\nmetrics: { requests: false }\naudit: { enabled: false }\n', { chat: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: bearer }\n` }));
+  t.teardown(async () => {
+    await proxy.close();
+    await echo.close();
+    await up.close();
+  });
+  await proxy.connect('alice', 'chat', { credentials: { token: 'ws-secret' } });
+  const r = await absoluteUpgrade(proxy.port, `ws://127.0.0.1:${up.port}/echo`, { 'x-entity-id': 'alice' });
+  t.equal(r.status, 101);
+  sendText(r.socket, 'still works');
+  t.equal(await readText(r.socket, r.head), 'still works');
+  r.socket.destroy();
+  const m = proxy.runtime.metrics;
+  for (const series of [m.requests, m.upstreamSeconds, m.upstreamLatency]) t.same((await series.get()).values, [], `${series.name}: nothing observed`);
+  t.equal((await proxy.admin('GET', '/api/audit')).status, 404, 'the audit log is off');
+});

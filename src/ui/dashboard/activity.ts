@@ -1,4 +1,4 @@
-import type { AuditEntry } from '../../audit/audit-log.js';
+import { AUDIT_OFF, type AuditEntry } from '../../audit/audit-log.js';
 import { h, sendPage, signedIn } from './layout.js';
 
 /**
@@ -66,6 +66,11 @@ function chart(rows: Row[]): string {
 }
 
 export const activityPage = signedIn(async (rt, _req, res, s) => {
+  if (!rt.audit.enabled) {
+    // Drawn from the audit log alone: with it off, say so rather than show an empty hour.
+    sendPage(res, s, { title: 'Activity', bodyHtml: `<p role="status">No activity to show: ${h(AUDIT_OFF)}.</p>` });
+    return;
+  }
   const since = Date.now() - HOUR_MS;
   const entries = await rt.audit.query({ since, limit: MAX_ENTRIES });
   const rows = tally(entries);

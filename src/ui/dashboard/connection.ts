@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { makeConnectLink } from '../../api/connect.js';
+import { AUDIT_OFF } from '../../audit/audit-log.js';
 import { connectionView } from '../../api/views.js';
 import { CredproxyError } from '../../errors.js';
 import { checkEntityId } from '../../proxy/identify.js';
@@ -36,7 +37,9 @@ const dl = (pairs: Array<[string, string]>) => `<dl class="grid">${pairs.map(([k
 export const connectionPage = signedIn(async (rt, req, res, s, [entity, integration]) => {
   const label = labelOf(req);
   const c = await find(rt, entity!, integration!, label);
-  const audit = (await rt.audit.query({ entity: c.entity, integration: c.integration, limit: 50 })).filter((e) => (e.label ?? null) === c.label).slice(-20).reverse();
+  // With the audit log off there are no recent requests to show, and the page says why.
+  const auditLog = rt.audit;
+  const audit = auditLog.enabled ? (await auditLog.query({ entity: c.entity, integration: c.integration, limit: 50 })).filter((e) => (e.label ?? null) === c.label).slice(-20).reverse() : [];
   const params = Object.entries(c.params);
   const rows = audit
     .map((e) => `<tr><td>${h(when(e.time))}</td><td>${h(e.method)}</td><td><code>${h(e.host + e.path)}</code></td><td>${e.status}</td><td>${e.ms} ms</td><td>${e.refreshed ? 'refreshed' : ''}</td></tr>`)
@@ -64,7 +67,7 @@ export const connectionPage = signedIn(async (rt, req, res, s, [entity, integrat
         ? `<form method="post" action="${h(connectionPath(c.entity, c.integration, c.label, '/verify'))}">${csrfField(s)}<p><button type="submit">Check the credentials (verify)</button></p></form>`
         : '') +
       `<p><a href="${h(connectionPath(c.entity, c.integration, c.label, '/delete'))}">Delete this connection…</a></p>` +
-      `<h2>Recent requests</h2>${rows ? `<div class="scroll"><table><thead><tr><th>Time</th><th>Method</th><th>URL</th><th>Status</th><th>Took</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>` : '<p>No request in the audit log yet.</p>'}`,
+      `<h2>Recent requests</h2>${rows ? `<div class="scroll"><table><thead><tr><th>Time</th><th>Method</th><th>URL</th><th>Status</th><th>Took</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>` : auditLog.enabled ? '<p>No request in the audit log yet.</p>' : `<p>Not recorded: ${h(AUDIT_OFF)}.</p>`}`,
   });
 });
 

@@ -35,3 +35,24 @@ t.test("the activity page charts the last hour's requests from the audit log", a
   t.match(page, /<tr><td>svc<\/td><td>3<\/td><td>2<\/td><td>0<\/td><td>1<\/td><td>0<\/td><td>0<\/td><\/tr>/);
   t.notMatch(page, 'k-secret-value');
 });
+
+t.test('with audit.enabled: false, the activity and connection pages say the audit log is off instead of showing none', async (t) => {
+  const up = await startUpstream((_req, res) => void res.writeHead(200).end('ok'));
+  t.teardown(() => up.close());
+  const p = await startProxy(configDir('store: memory\naudit: { enabled: false }\n', { svc: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: api_key }\n` }));
+  t.teardown(() => p.close());
+  const { cookie } = await signIn(p);
+  await p.connect('alice', 'svc', { credentials: { api_key: 'k-secret-value' } });
+  await viaProxy(p.port, `http://127.0.0.1:${up.port}/a`, { headers: { 'x-entity-id': 'alice' } });
+  const off = /the audit log is turned off \(audit\.enabled: false in credproxy\.yaml\); set audit\.enabled: true to record requests again/;
+  const activity = await get(p, '/ui/activity', cookie);
+  t.equal(activity.status, 200);
+  const page = await activity.text();
+  t.match(page, off);
+  t.notMatch(page, 'No proxied request in the last hour', 'not an empty hour');
+  const connection = await get(p, '/ui/entities/alice/connections/svc', cookie);
+  t.equal(connection.status, 200, 'the connection page still shows the connection');
+  const text = await connection.text();
+  t.match(text, /<h2>Recent requests<\/h2><p>Not recorded: the audit log is turned off/);
+  t.notMatch(text, 'No request in the audit log yet');
+});
