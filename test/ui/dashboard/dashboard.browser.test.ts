@@ -125,3 +125,32 @@ t.test('an operator signs in, filters, makes a link, deletes, and signs out', as
   t.equal(new URL(page.url()).pathname, '/ui/sign-in', 'a signed-out cookie opens nothing');
   t.same(problems(said), [], 'no CSP violation or other console problem');
 });
+
+t.test('with the audit log off, Activity and a connection say why they show no requests', async (t) => {
+  const up = await startUpstream((_req, res) => void res.writeHead(200).end('ok'));
+  t.teardown(() => up.close());
+  const proxy = await startProxy(configDir('store: memory\naudit:\n  enabled: false\n', { llm: `hosts: ["127.0.0.1:${up.port}"]\nupstream: http\nauth: { type: api_key }\n` }));
+  t.teardown(() => proxy.close());
+  await proxy.connect(ENTITY, 'llm', { credentials: { api_key: 'never-shown-llm' } });
+  t.equal((await viaProxy(proxy.port, `http://127.0.0.1:${up.port}/a`, { headers: { 'x-entity-id': ENTITY } })).status, 200, 'the request itself goes through');
+  const context = await browser().newContext({ javaScriptEnabled: false, viewport: DESKTOP });
+  t.teardown(() => context.close());
+  const page = await context.newPage();
+  const said = watchConsole(page);
+
+  await page.goto(`${proxy.url}/ui/`);
+  await page.getByLabel('Admin token').fill(ADMIN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Integrations' }).waitFor();
+  await page.getByRole('link', { name: 'Activity' }).click();
+  const status = page.getByRole('status');
+  await status.waitFor();
+  t.match(await status.innerText(), /No activity to show: the audit log is turned off \(audit\.enabled: false in credproxy\.yaml\)/);
+  t.equal(await page.getByRole('img').count(), 0, 'no empty chart');
+  await screenshot(t, page, 'activity-audit-off');
+
+  await page.goto(`${proxy.url}/ui/entities/${encodeURIComponent(ENTITY)}/connections/llm`);
+  await page.getByRole('heading', { name: 'Recent requests' }).waitFor();
+  t.match(await page.locator('body').innerText(), /Recent requests\s+Not recorded: the audit log is turned off/);
+  t.same(problems(said), [], 'no CSP violation or other console problem');
+});
