@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,7 +22,7 @@ import { wrkLoad } from './wrk.js';
  * Some of what is counted is still V8 compiling and collecting garbage; both builds pay it alike.
  */
 
-export const INSTRUCTIONS_USAGE = `npm run bench:instructions -- [--base DIR] [--floor] [--case injection|injection-oauth|passthrough] [--warmup N] [--seconds S] [--out DIR]
+export const INSTRUCTIONS_USAGE = `npm run bench:instructions -- [--base DIR] [--floor] [--case injection|injection-oauth|passthrough] [--warmup N] [--seconds S] [--out DIR [--names]]
   --base DIR        also count another build's dist folder, for a before/after figure
   --floor           also count the bench's floor proxy (node:http + undici dispatch, nothing else)
   --case NAME       injection (bearer, per entity; default), injection-oauth (a cached oauth2 token)
@@ -31,7 +31,10 @@ export const INSTRUCTIONS_USAGE = `npm run bench:instructions -- [--base DIR] [-
                     compiled by then); the counted run's own connections carry 5 s of load first
   --seconds S       seconds counted (default 10)
   --out DIR         keep the callgrind files there (base.callgrind, current.callgrind, floor.callgrind)
-                    for callgrind_annotate or kcachegrind
+                    for callgrind_annotate or kcachegrind, and the requests each counted (current.requests, ...)
+  --names           node runs with --perf-basic-prof and its perf map is kept next to each callgrind file
+                    (current.perf.map, ...), naming the JIT-compiled JS functions callgrind shows as 0x...
+                    addresses: npm run bench:names -- DIR/current.callgrind (needs --out)
 Needs valgrind (Debian package valgrind) and wrk.`;
 
 /** Seconds of load on the counted run's connections before counting starts. */
@@ -49,10 +52,12 @@ export interface InstructionOptions {
   warmup: number;
   seconds: number;
   out: string | undefined;
+  /** keep node's perf map (--perf-basic-prof) of each counted process in `out` */
+  names: boolean;
 }
 
 export function parseInstructionOptions(argv: string[]): InstructionOptions {
-  const { values } = parseArgs({ args: argv, options: { base: { type: 'string' }, floor: { type: 'boolean' }, case: { type: 'string' }, warmup: { type: 'string' }, seconds: { type: 'string' }, out: { type: 'string' } },
+  const { values } = parseArgs({ args: argv, options: { base: { type: 'string' }, floor: { type: 'boolean' }, case: { type: 'string' }, warmup: { type: 'string' }, seconds: { type: 'string' }, out: { type: 'string' }, names: { type: 'boolean' } },
   });
   const kase = values.case ?? 'injection';
   if (!isCase(kase)) throw new Error(`--case: "${kase}" is not injection, injection-oauth or passthrough`);
@@ -62,6 +67,7 @@ export function parseInstructionOptions(argv: string[]): InstructionOptions {
     if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name}: "${v}" is not a positive whole number`);
     return n;
   };
+  if (values.names && values.out === undefined) throw new Error('--names: needs --out DIR (the perf maps are kept there, next to the callgrind files)');
   return {
     base: values.base === undefined ? undefined : resolve(values.base),
     floor: values.floor ?? false,
@@ -69,6 +75,7 @@ export function parseInstructionOptions(argv: string[]): InstructionOptions {
     warmup: whole('warmup', values.warmup, 12000),
     seconds: whole('seconds', values.seconds, 10),
     out: values.out === undefined ? undefined : resolve(values.out),
+    names: values.names ?? false,
   };
 }
 
@@ -145,7 +152,9 @@ export interface InstructionResult {
 /**
  * Counts the instructions per request of one proxy process: `role` credproxy (of the build
  * whose bench child is `childJs`) or floor. `upstream` is the bench's upstream child; `keep`
- * is where to copy the callgrind file.
+ * is where to copy the callgrind file. With `keepMap`, node runs with `--perf-basic-prof` and
+ * its perf map (`/tmp/perf-<pid>.map`: start, size and name of each piece of JIT code, which
+ * callgrind shows as bare addresses) is moved there once the process has exited.
  */
 export async function countInstructions(
   childJs: string,
@@ -153,15 +162,20 @@ export async function countInstructions(
   upstream: Child,
   opts: Pick<InstructionOptions, 'kase' | 'warmup' | 'seconds'>,
   keep?: string,
+  keepMap?: string,
 ): Promise<InstructionResult> {
   const dir = mkdtempSync(join(tmpdir(), 'credproxy-callgrind-'));
   const out = join(dir, 'callgrind.out');
   const execArgv = ['-q', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, process.execPath];
+  if (keepMap !== undefined) execArgv.push('--perf-basic-prof');
   let proxy: Child | undefined;
+  // valgrind runs node in its own process (no exec of a new one), so node's pid, which names the map, is the child's.
+  let perfMap: string | undefined;
   try {
     // fork() runs execPath with execArgv before the script: valgrind, then node under it.
     proxy = await startChild(role, role === 'credproxy' ? [JSON.stringify(upstream.ports)] : [], execArgv, childJs, 'valgrind');
     const pid = proxy.proc.pid!;
+    perfMap = `/tmp/perf-${pid}.map`;
     const upstreamPort = upstream.ports[UPSTREAM_PORT[opts.kase]]!;
     const load = (duration: number) =>
       wrkLoad({
@@ -203,10 +217,16 @@ export async function countInstructions(
       for (const k of ['compile', 'gc', 'rest'] as const) split[k] += part[k] / requests;
     }
     if (keep !== undefined) copyFileSync(out, keep);
+    if (keepMap !== undefined) {
+      // node writes the map as it compiles and flushes it at exit, which close() waited for.
+      if (!existsSync(perfMap)) throw new Error(`${perfMap}: node wrote no perf map (--perf-basic-prof)`);
+      copyFileSync(perfMap, keepMap);
+    }
     return { requests, instructions, perRequest: instructions / requests, split };
   } finally {
     proxy?.proc.kill();
     rmSync(dir, { recursive: true, force: true });
+    if (keepMap !== undefined && perfMap !== undefined) rmSync(perfMap, { force: true });
   }
 }
 
@@ -229,8 +249,12 @@ async function main(): Promise<number> {
     const results: Record<string, InstructionResult> = {};
     for (const [name, childJs, role] of runs) {
       process.stderr.write(`${name}: warm-up of ${opts.warmup} requests under callgrind, then ${opts.seconds} s counted\n`);
-      results[name] = await countInstructions(childJs, role, upstream, opts, opts.out && join(opts.out, `${name}.callgrind`));
+      const keep = opts.out && join(opts.out, `${name}.callgrind`);
+      const keepMap = opts.out && opts.names ? join(opts.out, `${name}.perf.map`) : undefined;
+      results[name] = await countInstructions(childJs, role, upstream, opts, keep, keepMap);
       const r = results[name]!;
+      // for npm run bench:names, which divides by it
+      if (opts.out) writeFileSync(join(opts.out, `${name}.requests`), `${r.requests}\n`);
       const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
       process.stdout.write(
         `${opts.kase}, ${name}: ${k(r.perRequest)} instructions per request (${r.requests} requests counted): ` +

@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { startChild } from '../../bench/children.js';
@@ -17,7 +19,9 @@ function valgrindVersion(): string | undefined {
 }
 
 t.test('options: defaults, and bad values refused', async (t) => {
-  t.match(parseInstructionOptions([]), { base: undefined, floor: false, kase: 'injection', warmup: 12000, seconds: 10, out: undefined });
+  t.match(parseInstructionOptions([]), { base: undefined, floor: false, kase: 'injection', warmup: 12000, seconds: 10, out: undefined, names: false });
+  t.equal(parseInstructionOptions(['--out', 'cg', '--names']).names, true);
+  t.throws(() => parseInstructionOptions(['--names']), /--names: needs --out DIR/);
   const o = parseInstructionOptions(['--base', 'x/dist', '--floor', '--case', 'passthrough', '--warmup', '500', '--seconds', '2', '--out', 'cg']);
   t.match(o, { floor: true, kase: 'passthrough', warmup: 500, seconds: 2 });
   t.ok(o.base?.endsWith('/x/dist') && o.out?.endsWith('/cg'), 'paths made absolute');
@@ -61,12 +65,15 @@ t.test('callgrindSplit: own costs only (a call line is the callee\'s), named by 
 
 const missing = !valgrindVersion() ? 'valgrind is not installed (.ci/run installs it)' : !wrkVersion() ? 'wrk is not installed (.ci/run installs it)' : false;
 
-t.test('a short count under real callgrind: injected requests, and instructions for each', { skip: missing }, async (t) => {
+t.test('a short count under real callgrind: injected requests, and instructions for each; JS functions named', { skip: missing }, async (t) => {
   // npm test builds dist first.
   const upstream = await startChild('upstream', ['50'], [], childJs);
   t.teardown(() => upstream.close());
+  const dir = t.testdir();
+  const keep = join(dir, 'current.callgrind');
+  const keepMap = join(dir, 'current.perf.map');
   const before = (await upstream.stats()).counts!;
-  const r = await countInstructions(childJs, 'credproxy', upstream, { kase: 'injection', warmup: 50, seconds: 1 });
+  const r = await countInstructions(childJs, 'credproxy', upstream, { kase: 'injection', warmup: 50, seconds: 1 }, keep, keepMap);
   const after = (await upstream.stats()).counts!;
   t.ok(r.requests > 0, `${r.requests} requests counted`);
   t.ok(after.withCredential - before.withCredential >= r.requests, 'every counted request reached the upstream with the credential');
@@ -76,4 +83,10 @@ t.test('a short count under real callgrind: injected requests, and instructions 
   const { compile, gc, rest } = r.split;
   t.ok(Math.abs((compile + gc + rest) * r.requests - r.instructions) < 1, 'the split adds up to the total counted');
   t.ok(rest > 0 && compile >= 0 && gc >= 0, `per request: ${Math.round(rest)} rest, ${Math.round(compile)} compiling, ${Math.round(gc)} collecting`);
+
+  // --names: node's perf map, moved next to the callgrind file, names the JIT code bench:names lists
+  t.ok(existsSync(keep) && existsSync(keepMap), 'the callgrind file and the perf map kept');
+  t.match(readFileSync(keepMap, 'utf8'), /^[0-9a-f]+ [0-9a-f]+ JS:/m, 'a perf map of JS functions');
+  const report = execFileSync(process.execPath, [`${root}dist/bench/callgrind-names.js`, keep, '--top', '40'], { encoding: 'utf8' });
+  t.match(report, /^\s+\d+\s+[\d.]+% {2}JS:/m, 'bench:names finds the map next to the file and names JS functions');
 });
