@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { performance } from 'node:perf_hooks';
+import type { LiveIntegration } from '../auth/scheme-set.js';
 import type { SchemeContext } from '../auth/types.js';
-import type { IntegrationConfig } from '../config/types.js';
+import type { IntegrationConfig, Settings } from '../config/types.js';
 import { audit, markBytes, type ByteMark } from '../audit/record.js';
 import { CredproxyError, isCredproxyError, sendError } from '../errors.js';
 import { logRequestLine } from '../log.js';
@@ -14,11 +15,11 @@ import { resolveCredential, type TemplateHost } from './credential.js';
 import { forward } from './forward.js';
 import { injectQuery, upstreamRequestHeaders } from './headers.js';
 import { refuseDotSegments } from './dot-segments.js';
-import { authenticate, resolvePrincipal, type Outgoing, type Principal } from './principal.js';
+import { authenticate, resolvePrincipal, type Caller, type Outgoing, type Principal } from './principal.js';
 import { checkRate } from './rate-limit.js';
 import { secretsOf } from './scrub.js';
 import { guardBody, hasBody } from './body-guard.js';
-import { forwardWithReplay, prepareBody, type PreparedBody } from './replay.js';
+import { forwardWithReplay, prepareBody, type PreparedBody, type ReplayPlan } from './replay.js';
 import { signUpstream } from './sign.js';
 import type { Injection, RequestInfo, UpstreamRequest } from './types.js';
 import { parseTarget, tunnelTarget, type Target, type TunnelContext } from './target.js';
@@ -45,18 +46,15 @@ export interface PreparedRequest {
   refresh(stale: string | undefined): Promise<Injection>;
 }
 
-/** `f` applied to a value that may still be on its way: no promise when it is already here. */
-function then<T, R>(value: T | Promise<T>, f: (v: T) => R | Promise<R>): R | Promise<R> {
-  return value instanceof Promise ? value.then(f) : f(value);
-}
-
 /**
  * Steps authenticate → target → match → principal → credential → headers, shared by plain requests and
  * WebSocket upgrades, whether they came in absolute form or inside a terminated CONNECT
  * tunnel (then `tunnel` gives the target and the proxy credentials). Throws (or rejects
  * with) CredproxyError. A step that has its answer at hand (no entity token to look up, no
  * rate limit, a cached connection and a fresh token) gives it without a promise, so the
- * common request passes the whole pipeline synchronously; any step may wait instead.
+ * common request passes the whole pipeline synchronously; any step may wait instead. The
+ * next step is called directly when a value is at hand and through `.then` only when it is
+ * not, so the synchronous path makes no closure for it.
  */
 export function prepareRequest(
   rt: Runtime,
@@ -65,27 +63,31 @@ export function prepareRequest(
   info: RequestInfo,
   opts: { websocket?: boolean } = {},
 ): PreparedRequest | Promise<PreparedRequest> {
-  return then(authenticate(rt, req, tunnel), (caller) => {
-    info.client = caller.client;
-    const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
-    info.host = target.url.host;
-    info.path = target.url.pathname;
-    const { routes } = rt.current;
-    const route = routes.match(target.hostname, target.port, target.url.pathname);
-    // On a host an integration owns (on any path), a dot segment in any spelling could lead the
-    // upstream outside the path prefix the credential is for (`/v1/..;/admin`): refused.
-    if (route || routes.owns(target.hostname, target.port) || (target.port !== undefined && routes.owns(target.hostname, undefined))) {
-      refuseDotSegments(req.url ?? '', target.hostname);
-    }
-    const principal = resolvePrincipal(rt, req, caller, {
-      integration: route?.integration,
-      pathWithSearch: target.url.pathname + target.url.search,
-      hostname: target.hostname,
-      inTunnel: tunnel !== undefined,
-      info,
-    });
-    return then(principal, (resolved) => afterPrincipal(rt, target, route, resolved));
+  const caller = authenticate(rt, req, tunnel);
+  return caller instanceof Promise ? caller.then((c) => afterCaller(rt, req, tunnel, info, opts, c)) : afterCaller(rt, req, tunnel, info, opts, caller);
+}
+
+/** target → match → principal, once the caller is known. */
+function afterCaller(rt: Runtime, req: IncomingMessage, tunnel: TunnelContext | undefined, info: RequestInfo, opts: { websocket?: boolean }, caller: Caller): PreparedRequest | Promise<PreparedRequest> {
+  info.client = caller.client;
+  const target = tunnel ? tunnelTarget(tunnel, req.url ?? '') : parseTarget(req.url ?? '', opts);
+  info.host = target.url.host;
+  info.path = target.url.pathname;
+  const { routes } = rt.current;
+  const route = routes.match(target.hostname, target.port, target.url.pathname);
+  // On a host an integration owns (on any path), a dot segment in any spelling could lead the
+  // upstream outside the path prefix the credential is for (`/v1/..;/admin`): refused.
+  if (route || routes.owns(target.hostname, target.port) || (target.port !== undefined && routes.owns(target.hostname, undefined))) {
+    refuseDotSegments(req.url ?? '', target.hostname);
+  }
+  const principal = resolvePrincipal(rt, req, caller, {
+    integration: route?.integration,
+    pathWithSearch: target.url.pathname + target.url.search,
+    hostname: target.hostname,
+    inTunnel: tunnel !== undefined,
+    info,
   });
+  return principal instanceof Promise ? principal.then((resolved) => afterPrincipal(rt, target, route, resolved)) : afterPrincipal(rt, target, route, principal);
 }
 
 type Route = NonNullable<ReturnType<Runtime['current']['routes']['match']>>;
@@ -94,12 +96,11 @@ type Route = NonNullable<ReturnType<Runtime['current']['routes']['match']>>;
 function afterPrincipal(rt: Runtime, target: Target, route: Route | undefined, resolved: { principal: Principal; outgoing: Outgoing }): PreparedRequest | Promise<PreparedRequest> {
   const settings = rt.current.config.settings;
   const { principal, outgoing } = resolved;
-  const { entity, label } = principal;
   if (!route) {
     if (settings.passthrough === 'deny') {
       throw new CredproxyError('host_denied', `${target.hostname} belongs to no integration and passthrough is denied`);
     }
-    return prepared(rt, upstreamOrigin(target, target.secure ? 'https' : 'http'), outgoing, undefined, undefined, undefined);
+    return new Prepared(rt, upstreamOrigin(target, target.secure ? 'https' : 'http'), outgoing, undefined, undefined, undefined);
   }
   const ctx: SchemeContext = {
     store: rt.store,
@@ -113,43 +114,76 @@ function afterPrincipal(rt: Runtime, target: Target, route: Route | undefined, r
   };
   // A host template (`{{tenant}}.example.com`) matched: the connection's params must produce exactly this host.
   const templateHost: TemplateHost | undefined = route.hostParams ? { pattern: route.pattern, hostname: target.hostname } : undefined;
-  const origin = upstreamOrigin(target, route.integration.upstream);
-  const refresh = async (stale: string | undefined) => resolveCredential(rt.store, route.integration, entity!, { ctx, stale, host: templateHost, label });
-  const credential = () =>
-    then(resolveCredential(rt.store, route.integration, entity!, { ctx, host: templateHost, label }), (injection) =>
-      prepared(rt, origin, outgoing, route.integration, injection, refresh),
-    );
   // resolvePrincipal made sure an integration's request names its entity.
-  const limited = checkRate(rt.store.rateLimit, settings, route.integration, entity!);
-  return limited ? limited.then(credential) : credential();
+  const source: CredentialSource = { integration: route.integration, entity: principal.entity!, label: principal.label, ctx, host: templateHost };
+  const origin = upstreamOrigin(target, route.integration.upstream);
+  const limited = checkRate(rt.store.rateLimit, settings, route.integration, source.entity);
+  return limited ? limited.then(() => withCredential(rt, origin, outgoing, source)) : withCredential(rt, origin, outgoing, source);
 }
 
-/** Passthrough has no credential: nothing asks it for a refresh (no injection is refreshable). */
-const noRefresh = (): Promise<Injection> => Promise.reject(new CredproxyError('internal_error', 'a passthrough request has no credential to refresh'));
+/** Where an integration's credential comes from, for the first send and for a refresh. */
+interface CredentialSource {
+  integration: LiveIntegration;
+  entity: string;
+  label: string | undefined;
+  ctx: SchemeContext;
+  host: TemplateHost | undefined;
+}
 
-/** The request as it goes upstream: origin, path and headers with the injection applied. */
-function prepared(
-  rt: Runtime,
-  { origin, hostHeader }: { origin: string; hostHeader: string },
-  outgoing: Outgoing,
-  integration: IntegrationConfig | undefined,
-  injection: Injection | undefined,
-  refresh: PreparedRequest['refresh'] | undefined,
-): PreparedRequest {
-  const entityHeader = rt.current.config.settings.entity_header;
-  const withInjection = (inj: Injection | undefined) => ({
-    path: injectQuery(outgoing.pathWithSearch, inj?.query ?? []),
-    headers: upstreamRequestHeaders(outgoing.rawHeaders, hostHeader, entityHeader, integration?.scrub_responses ? [...(inj?.headers ?? []), IDENTITY] : (inj?.headers ?? [])),
-  });
-  return {
-    origin,
-    ...withInjection(injection),
-    integration,
-    dispatcher: integration ? rt.agent : rt.passthrough,
-    injection,
-    withInjection,
-    refresh: refresh ?? noRefresh,
-  };
+function withCredential(rt: Runtime, origin: UpstreamOrigin, outgoing: Outgoing, source: CredentialSource): PreparedRequest | Promise<PreparedRequest> {
+  const injection = resolveCredential(rt.store, source.integration, source.entity, { ctx: source.ctx, host: source.host, label: source.label });
+  return injection instanceof Promise
+    ? injection.then((inj) => new Prepared(rt, origin, outgoing, source.integration, inj, source))
+    : new Prepared(rt, origin, outgoing, source.integration, injection, source);
+}
+
+type UpstreamOrigin = { origin: string; hostHeader: string };
+
+/**
+ * The request as it goes upstream: origin, path and headers with the injection applied. A
+ * class rather than an object of closures: one allocation per request, and `refresh` and
+ * `withInjection` need only what it holds.
+ */
+class Prepared implements PreparedRequest {
+  readonly origin: string;
+  readonly path: string;
+  readonly headers: string[];
+  readonly dispatcher: Dispatcher;
+  private readonly hostHeader: string;
+  private readonly entityHeader: string;
+
+  constructor(
+    rt: Runtime,
+    origin: UpstreamOrigin,
+    private readonly outgoing: Outgoing,
+    readonly integration: IntegrationConfig | undefined,
+    readonly injection: Injection | undefined,
+    /** undefined for passthrough, which has no credential to refresh */
+    private readonly source: CredentialSource | undefined,
+  ) {
+    this.origin = origin.origin;
+    this.hostHeader = origin.hostHeader;
+    this.entityHeader = rt.current.config.settings.entity_header;
+    this.dispatcher = integration ? rt.agent : rt.passthrough;
+    const first = this.withInjection(injection);
+    this.path = first.path;
+    this.headers = first.headers;
+  }
+
+  withInjection(inj: Injection | undefined): { path: string; headers: string[] } {
+    const injected = inj?.headers ?? [];
+    return {
+      path: injectQuery(this.outgoing.pathWithSearch, inj?.query ?? []),
+      headers: upstreamRequestHeaders(this.outgoing.rawHeaders, this.hostHeader, this.entityHeader, this.integration?.scrub_responses ? [...injected, IDENTITY] : injected),
+    };
+  }
+
+  /** A newer credential than `stale`: refreshes unless someone already did. */
+  async refresh(stale: string | undefined): Promise<Injection> {
+    const source = this.source;
+    if (!source) throw new CredproxyError('internal_error', 'a passthrough request has no credential to refresh');
+    return resolveCredential(source.ctx.store, source.integration, source.entity, { ctx: source.ctx, stale, host: source.host, label: source.label });
+  }
 }
 
 /**
@@ -186,36 +220,7 @@ export function createProxyHandler(rt: Runtime) {
         rt.metrics.replayUnbuffered.inc({ integration: info.integration });
         rt.log.warn({ integration: info.integration, entity: info.entity, replay_budget_bytes: limits.replay_budget_bytes }, 'the replay budget is spent: this body streams unbuffered and will not be replayed or signed');
       }
-      const ready = body;
-      const relay = (up: UpstreamRequest, inj: Injection | undefined, holdBack?: (status: number) => boolean) => {
-        const sent = performance.now();
-        // metrics.requests: false: no latency to observe, and no closure to make for it.
-        const onResponse = rt.metrics.requestsOn ? () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000) : undefined;
-        const redact = secretsOf(inj);
-        const scrub = prepared.integration?.scrub_responses ? redact : undefined;
-        return forward(prepared.dispatcher, up, res, { headersTimeout: limits.upstream_response_timeout_ms, holdBack, onResponse, scrub, redact });
-      };
-      const send = (inj: Injection | undefined, holdBack?: (status: number) => boolean): Promise<number> => {
-        // The first send's path and headers were made with the request (prepareRequest).
-        const { path, headers } = inj === prepared.injection ? prepared : prepared.withInjection(inj);
-        const up: UpstreamRequest = { origin: prepared.origin, path, headers, method: req.method ?? 'GET', body: ready.body };
-        if (!inj?.sign) return relay(up, inj, holdBack);
-        // Signed per send, so a replay carries a fresh date and nonce. A body that was not
-        // buffered (too large, or over the replay budget) is not read into memory again here.
-        const signLimit = ready.body === null || Buffer.isBuffer(ready.body) ? limits.replay_body_bytes : 0;
-        return signUpstream(up, prepared.origin, inj.sign, signLimit).then((signed) => relay(signed, inj, holdBack));
-      };
-      const outcome = await forwardWithReplay({
-        refreshOn: prepared.integration?.refresh_on ?? [],
-        injection,
-        replayable: body.replayable,
-        send,
-        refresh: prepared.refresh,
-        markStale: (token) => {
-          injection?.forget?.();
-          markStale(rt.refresh, token);
-        },
-      });
+      const outcome = await forwardWithReplay(new Exchange(rt, req, res, prepared, body, info, limits));
       status = outcome.status;
       info.replayed = outcome.replayed;
       if (outcome.replayed) rt.metrics.replays.inc({ integration: info.integration });
@@ -235,6 +240,64 @@ export function createProxyHandler(rt: Runtime) {
     }
     logRequest(rt, info, req.method, status, started, mark && { req, res, mark });
   };
+}
+
+/**
+ * A prepared request on its way: what forwardWithReplay sends, refreshes and marks stale.
+ * A class for the reason Prepared is one: `send`, `refresh` and `markStale` are methods,
+ * not closures made for every request.
+ */
+class Exchange implements ReplayPlan {
+  readonly refreshOn: readonly number[];
+  readonly injection: Injection | undefined;
+  readonly replayable: boolean;
+
+  constructor(
+    private readonly rt: Runtime,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly prepared: PreparedRequest,
+    private readonly body: PreparedBody,
+    private readonly info: RequestInfo,
+    /** the limits of the config the request started under */
+    private readonly limits: Settings['limits'],
+  ) {
+    this.refreshOn = prepared.integration?.refresh_on ?? [];
+    this.injection = prepared.injection;
+    this.replayable = body.replayable;
+  }
+
+  send(inj: Injection | undefined, holdBack?: (status: number) => boolean): Promise<number> {
+    const prepared = this.prepared;
+    // The first send's path and headers were made with the request (prepareRequest).
+    const { path, headers } = inj === prepared.injection ? prepared : prepared.withInjection(inj);
+    const body = this.body.body;
+    const up: UpstreamRequest = { origin: prepared.origin, path, headers, method: this.req.method ?? 'GET', body };
+    if (!inj?.sign) return this.relay(up, inj, holdBack);
+    // Signed per send, so a replay carries a fresh date and nonce. A body that was not
+    // buffered (too large, or over the replay budget) is not read into memory again here.
+    const limit = body === null || Buffer.isBuffer(body) ? this.limits.replay_body_bytes : 0;
+    return signUpstream(up, prepared.origin, inj.sign, limit).then((signed) => this.relay(signed, inj, holdBack));
+  }
+
+  refresh(stale: string | undefined): Promise<Injection> {
+    return this.prepared.refresh(stale);
+  }
+
+  markStale(token: string | undefined): void {
+    this.injection?.forget?.();
+    markStale(this.rt.refresh, token);
+  }
+
+  private relay(up: UpstreamRequest, inj: Injection | undefined, holdBack: ((status: number) => boolean) | undefined): Promise<number> {
+    const { rt, info } = this;
+    const sent = performance.now();
+    // metrics.requests: false: no latency to observe, and no closure to make for it.
+    const onResponse = rt.metrics.requestsOn ? () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000) : undefined;
+    const redact = secretsOf(inj);
+    const scrub = this.prepared.integration?.scrub_responses ? redact : undefined;
+    return forward(this.prepared.dispatcher, up, this.res, { headersTimeout: this.limits.upstream_response_timeout_ms, holdBack, onResponse, scrub, redact });
+  }
 }
 
 /**
@@ -262,7 +325,7 @@ export function logRequest(
 }
 
 /** Where the request goes: an integration's `upstream: https` upgrades plain http, so a credential never leaves in clear text. */
-function upstreamOrigin(target: Target, scheme: 'http' | 'https'): { origin: string; hostHeader: string } {
+function upstreamOrigin(target: Target, scheme: 'http' | 'https'): UpstreamOrigin {
   const name = target.hostname.includes(':') ? `[${target.hostname}]` : target.hostname;
   const hostHeader = target.port === undefined ? name : `${name}:${target.port}`;
   return { origin: `${scheme}://${hostHeader}`, hostHeader };
