@@ -72,11 +72,22 @@ const RESPONSE_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', '
 /** Connection values that name nothing beyond RESPONSE_DROP. */
 const ONLY_DROPPED = new Set(['keep-alive', 'close']);
 
+const NONE: ReadonlySet<string> = new Set();
+
+/**
+ * The names a response's `Connection` lists, which are hop-by-hop too, lower-cased.
+ * `Connection: keep-alive` (or close), on most answers, lists only what RESPONSE_DROP drops
+ * already: the shared empty set, with no splitting.
+ */
+function responseListed(connection: string | string[] | undefined): ReadonlySet<string> {
+  if (connection === undefined) return NONE;
+  if (typeof connection === 'string' && ONLY_DROPPED.has(connection.toLowerCase())) return NONE;
+  return new Set((typeof connection === 'string' ? connection : connection.join(',')).split(',').map((t) => t.trim().toLowerCase()));
+}
+
 /** The upstream's response headers minus hop-by-hop ones, for node's writeHead. */
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const listed = new Set<string>();
-  const conn = headers.connection;
-  if (conn) for (const t of (Array.isArray(conn) ? conn.join(',') : conn).split(',')) listed.add(t.trim().toLowerCase());
+  const listed = responseListed(headers.connection);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || RESPONSE_DROP.has(name) || listed.has(name)) continue;
@@ -93,20 +104,15 @@ export function clientResponseHeaders(headers: Record<string, string | string[] 
  * instructions (bench:instructions), and the object is made on every response anyway.
  */
 export function clientResponseHeaderList(headers: Readonly<Record<string, string | string[] | undefined>>): string[] {
+  const listed = responseListed(headers.connection);
   const out: string[] = [];
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || RESPONSE_DROP.has(name)) continue;
+    if (value === undefined || RESPONSE_DROP.has(name) || listed.has(name)) continue;
     if (typeof value === 'string') out.push(name, value);
     else for (let j = 0; j < value.length; j++) out.push(name, value[j]!);
   }
-  const connection = headers.connection;
-  // `Connection: keep-alive` (or close), on most answers, lists only what is dropped already.
-  if (connection === undefined || (typeof connection === 'string' && ONLY_DROPPED.has(connection.toLowerCase()))) return out;
-  const listed = new Set((typeof connection === 'string' ? connection : connection.join(',')).split(',').map((t) => t.trim().toLowerCase()));
-  const kept: string[] = [];
-  for (let i = 0; i < out.length; i += 2) if (!listed.has(out[i]!)) kept.push(out[i]!, out[i + 1]!);
-  return kept;
+  return out;
 }
 
 /** Puts the injected query parameters on the path, after removing the client's own copies of them. */
