@@ -290,10 +290,7 @@ class Exchange implements ReplayPlan {
   }
 
   private relay(up: UpstreamRequest, inj: Injection | undefined, holdBack: ((status: number) => boolean) | undefined): Promise<number> {
-    const { rt, info } = this;
-    const sent = performance.now();
-    // metrics.requests: false: no latency to observe, and no closure to make for it.
-    const onResponse = rt.metrics.requestsOn ? () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000) : undefined;
+    const onResponse = upstreamLatency(this.rt, this.info);
     const redact = secretsOf(inj);
     const scrub = this.prepared.integration?.scrub_responses ? redact : undefined;
     return forward(this.prepared.dispatcher, up, this.res, { headersTimeout: this.limits.upstream_response_timeout_ms, holdBack, onResponse, scrub, redact });
@@ -322,6 +319,17 @@ export function logRequest(
     metrics.upstreamSeconds.observe({ integration }, ms / 1000);
   }
   logRequestLine(rt.log, { client, entity, label, integration, method, host, path, status, refreshed, replayed, ms: Math.round(ms * 10) / 10 }, 'proxied');
+}
+
+/**
+ * forward()'s `onResponse` for a request sent now: the upstream latency metric when the
+ * response headers arrive. With `metrics.requests: false` there is nothing to observe, and
+ * no closure is made for it.
+ */
+export function upstreamLatency(rt: Runtime, info: RequestInfo): (() => void) | undefined {
+  if (!rt.metrics.requestsOn) return undefined;
+  const sent = performance.now();
+  return () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000);
 }
 
 /** Where the request goes: an integration's `upstream: https` upgrades plain http, so a credential never leaves in clear text. */

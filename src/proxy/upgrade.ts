@@ -6,7 +6,7 @@ import { CredproxyError, isCredproxyError, sendRawError } from '../errors.js';
 import type { Runtime } from '../runtime.js';
 import { reportStoreFailure } from '../store/failure.js';
 import { forward, upstreamError } from './forward.js';
-import { logRequest, prepareRequest } from './handler.js';
+import { logRequest, prepareRequest, upstreamLatency } from './handler.js';
 import type { RequestInfo } from './types.js';
 import { clientResponseHeaderList } from './headers.js';
 import { scrubHeaderList, secretsOf } from './scrub.js';
@@ -79,12 +79,11 @@ async function relayWebSocket(rt: Runtime, req: IncomingMessage, socket: Duplex,
   try {
     const up = await prepareRequest(rt, req, tunnel, info, { websocket: true });
     const scrub = up.integration?.scrub_responses ? secretsOf(up.injection) : undefined;
-    const sent = performance.now();
     // The same forward path as every other request: the integration's pool or the
     // egress-checked passthrough one, so an upgrade can reach nothing a plain request cannot.
     status = await forward(up.dispatcher, { origin: up.origin, path: up.path, method: req.method ?? 'GET', headers: up.headers, body: null }, res, {
       headersTimeout: limits.upstream_response_timeout_ms,
-      onResponse: rt.metrics.requestsOn ? () => rt.metrics.upstreamLatency.observe({ integration: info.integration }, (performance.now() - sent) / 1000) : undefined,
+      onResponse: upstreamLatency(rt, info),
       scrub,
       upgrade: {
         protocol: 'websocket',
