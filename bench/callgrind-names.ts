@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runMain } from './children.js';
+import { positiveWhole } from './options.js';
 
 /**
  * `npm run bench:names -- DIR/current.callgrind [--map DIR/current.perf.map]`: where the
@@ -37,17 +38,11 @@ export function parseNamesOptions(argv: string[]): NamesOptions {
     options: { map: { type: 'string' }, requests: { type: 'string' }, top: { type: 'string' }, match: { type: 'string' }, callers: { type: 'string' } },
   });
   if (positionals.length !== 1) throw new Error(`one callgrind file expected, ${positionals.length} given`);
-  const whole = (name: string, v: string | undefined) => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name}: "${v}" is not a positive whole number`);
-    return n;
-  };
   return {
     file: positionals[0]!,
     map: values.map,
-    requests: whole('requests', values.requests),
-    top: whole('top', values.top) ?? 30,
+    requests: positiveWhole('requests', values.requests),
+    top: positiveWhole('top', values.top) ?? 30,
     match: values.match,
     callers: (values.callers ?? '').split(',').filter((s) => s !== ''),
   };

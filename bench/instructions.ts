@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { runMain, startChild, type Child } from './children.js';
+import { positiveWhole } from './options.js';
 import { BENCH_ENTITY } from './protocol.js';
 import { wrkLoad } from './wrk.js';
 
@@ -61,19 +62,13 @@ export function parseInstructionOptions(argv: string[]): InstructionOptions {
   });
   const kase = values.case ?? 'injection';
   if (!isCase(kase)) throw new Error(`--case: "${kase}" is not injection, injection-oauth or passthrough`);
-  const whole = (name: string, v: string | undefined, dflt: number) => {
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name}: "${v}" is not a positive whole number`);
-    return n;
-  };
   if (values.names && values.out === undefined) throw new Error('--names: needs --out DIR (the perf maps are kept there, next to the callgrind files)');
   return {
     base: values.base === undefined ? undefined : resolve(values.base),
     floor: values.floor ?? false,
     kase,
-    warmup: whole('warmup', values.warmup, 12000),
-    seconds: whole('seconds', values.seconds, 10),
+    warmup: positiveWhole('warmup', values.warmup) ?? 12000,
+    seconds: positiveWhole('seconds', values.seconds) ?? 10,
     out: values.out === undefined ? undefined : resolve(values.out),
     names: values.names ?? false,
   };

@@ -71,6 +71,14 @@ function positive(name: string, raw: string, integer: boolean): number {
   return n;
 }
 
+/** `--flag N` of the bench's side scripts (bench:instructions, bench:names): undefined when not given. */
+export function positiveWhole(flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${flag}: "${raw}" is not a positive whole number`);
+  return n;
+}
+
 /** A whole number, 0 allowed (0 skips a phase). */
 function count(name: string, raw: string): number {
   return raw === '0' ? 0 : positive(name, raw, true);
